@@ -1,0 +1,62 @@
+//! `tokenizer.json` through the `tokenizers` crate (pure Rust, no network), with BOS/EOS
+//! handling and the Mistral instruct template.
+
+use crate::{
+	config::MistralConfig,
+	error::{InferenceError, Result},
+};
+use std::path::Path;
+
+/// A model's tokenizer with its special tokens.
+pub struct PromptTokenizer {
+	inner: tokenizers::Tokenizer,
+	bos: Option<u32>,
+	eos: Vec<u32>,
+	vocab_size: usize,
+}
+
+impl PromptTokenizer {
+	/// Loads `tokenizer.json`; special ids come from the model's config.
+	pub fn from_file(path: &Path, config: &MistralConfig) -> Result<Self> {
+		if !path.is_file() {
+			return Err(InferenceError::MissingFile(path.to_path_buf()));
+		}
+		let inner = tokenizers::Tokenizer::from_file(path)
+			.map_err(|e| InferenceError::Tokenizer(format!("{}: {e}", path.display())))?;
+		Ok(PromptTokenizer {
+			inner,
+			bos: config.bos_token_id,
+			eos: config.eos_token_ids(),
+			vocab_size: config.vocab_size,
+		})
+	}
+
+	/// Token ids of `prompt`, BOS first. With `chat`, the prompt is wrapped in Mistral's
+	/// instruct template: `<s>[INST] {prompt} [/INST]`.
+	pub fn encode(&self, prompt: &str, chat: bool) -> Result<Vec<u32>> {
+		let text = if chat { format!("[INST] {prompt} [/INST]") } else { prompt.to_string() };
+		let encoding = self
+			.inner
+			.encode(text.as_str(), false)
+			.map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
+		let mut ids: Vec<u32> = self.bos.into_iter().collect();
+		ids.extend_from_slice(encoding.get_ids());
+		if let Some(bad) = ids.iter().find(|id| **id as usize >= self.vocab_size) {
+			return Err(InferenceError::Tokenizer(format!(
+				"tokenizer produced id {bad}, outside the model's vocabulary of {}",
+				self.vocab_size
+			)));
+		}
+		Ok(ids)
+	}
+
+	/// Text of `ids`, without special tokens.
+	pub fn decode(&self, ids: &[u32]) -> Result<String> {
+		self.inner.decode(ids, true).map_err(|e| InferenceError::Tokenizer(e.to_string()))
+	}
+
+	/// End-of-sequence ids.
+	pub fn eos(&self) -> &[u32] {
+		&self.eos
+	}
+}

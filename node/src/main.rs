@@ -1,0 +1,17 @@
+//! dllm-node: a validator, RPC endpoint and (later) GPU miner of the DLLM chain.
+
+#![warn(missing_docs)]
+
+mod chain_spec;
+mod cli;
+mod command;
+mod rpc;
+mod service;
+
+fn main() {
+	// Errors are for people: one line that says what is wrong, no stack trace.
+	if let Err(error) = command::run() {
+		eprintln!("Error: {}", command::describe_error(&error));
+		std::process::exit(1);
+	}
+}

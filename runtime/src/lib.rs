@@ -1,0 +1,196 @@
+//! The DLLM runtime: the DLLM token, Aura + GRANDPA consensus, the community fund
+//! (treasury) and, as later issues land, the LLM market pallets.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+// `construct_runtime` and `impl_runtime_apis` expand to large types.
+#![recursion_limit = "256"]
+
+#[cfg(feature = "std")]
+include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
+
+extern crate alloc;
+
+pub mod apis;
+pub mod configs;
+pub mod genesis_config_presets;
+#[cfg(test)]
+mod tests;
+
+use alloc::vec::Vec;
+use polkadot_sdk::{
+	frame_support::runtime,
+	frame_system, pallet_aura, pallet_balances, pallet_grandpa, pallet_sudo, pallet_timestamp,
+	pallet_transaction_payment, pallet_treasury, pallet_utility,
+	sp_runtime::{generic, impl_opaque_keys, traits::BlakeTwo256, MultiAddress},
+	sp_version::{runtime_version, RuntimeVersion},
+	*,
+};
+
+#[cfg(feature = "std")]
+use polkadot_sdk::sp_version::NativeVersion;
+
+pub use dllm_primitives::{
+	time::*, token, AccountId, Balance, BlockNumber, Hash, Nonce, Signature,
+};
+pub use frame_system::Call as SystemCall;
+pub use pallet_balances::Call as BalancesCall;
+pub use pallet_treasury::Call as TreasuryCall;
+#[cfg(any(feature = "std", test))]
+pub use polkadot_sdk::sp_runtime::BuildStorage;
+
+/// Types the node needs without knowing the runtime's extrinsic format.
+pub mod opaque {
+	use super::*;
+	pub use polkadot_sdk::sp_runtime::OpaqueExtrinsic as UncheckedExtrinsic;
+
+	/// Opaque block header type.
+	pub type Header = generic::Header<BlockNumber, BlakeTwo256>;
+	/// Opaque block type.
+	pub type Block = generic::Block<Header, UncheckedExtrinsic>;
+	/// Opaque block identifier type.
+	pub type BlockId = generic::BlockId<Block>;
+
+	impl_opaque_keys! {
+		/// Keys a validator registers: Aura for authoring, GRANDPA for finality.
+		pub struct SessionKeys {
+			pub aura: Aura,
+			pub grandpa: Grandpa,
+		}
+	}
+}
+
+#[runtime_version]
+pub const VERSION: RuntimeVersion = RuntimeVersion {
+	spec_name: alloc::borrow::Cow::Borrowed("dllm"),
+	impl_name: alloc::borrow::Cow::Borrowed("dllm-node"),
+	authoring_version: 1,
+	// Bump on every change of runtime logic; the node refuses nothing on mismatch, but
+	// clients (polkadot-js) re-read metadata when it changes.
+	spec_version: 100,
+	impl_version: 1,
+	apis: apis::RUNTIME_API_VERSIONS,
+	// Bump when the encoding of existing calls or transaction extensions changes.
+	transaction_version: 1,
+	system_version: 1,
+};
+
+/// The native version, as the node reports it.
+#[cfg(feature = "std")]
+pub fn native_version() -> NativeVersion {
+	NativeVersion { runtime_version: VERSION, can_author_with: Default::default() }
+}
+
+/// The address format for describing accounts.
+pub type Address = MultiAddress<AccountId, ()>;
+/// Block header type as expected by this runtime.
+pub type Header = generic::Header<BlockNumber, BlakeTwo256>;
+/// Block type as expected by this runtime.
+pub type Block = generic::Block<Header, UncheckedExtrinsic>;
+
+/// The transaction extensions, in the order polkadot-js expects the standard ones.
+pub type TxExtension = (
+	frame_system::CheckNonZeroSender<Runtime>,
+	frame_system::CheckSpecVersion<Runtime>,
+	frame_system::CheckTxVersion<Runtime>,
+	frame_system::CheckGenesis<Runtime>,
+	frame_system::CheckEra<Runtime>,
+	frame_system::CheckNonce<Runtime>,
+	frame_system::CheckWeight<Runtime>,
+	pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
+	frame_metadata_hash_extension::CheckMetadataHash<Runtime>,
+	frame_system::WeightReclaim<Runtime>,
+);
+
+/// Unchecked extrinsic type as expected by this runtime.
+pub type UncheckedExtrinsic =
+	generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
+/// The payload being signed in transactions.
+pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
+
+/// Migrations to run on the next runtime upgrade, besides the pallets' own.
+type Migrations = ();
+
+/// Dispatches blocks and transactions to the pallets.
+pub type Executive = frame_executive::Executive<
+	Runtime,
+	Block,
+	frame_system::ChainContext<Runtime>,
+	Runtime,
+	AllPalletsWithSystem,
+	Migrations,
+>;
+
+#[runtime]
+mod runtime {
+	#[runtime::runtime]
+	#[runtime::derive(
+		RuntimeCall,
+		RuntimeEvent,
+		RuntimeError,
+		RuntimeOrigin,
+		RuntimeFreezeReason,
+		RuntimeHoldReason,
+		RuntimeSlashReason,
+		RuntimeLockId,
+		RuntimeTask,
+		RuntimeViewFunction
+	)]
+	pub struct Runtime;
+
+	#[runtime::pallet_index(0)]
+	pub type System = frame_system;
+
+	#[runtime::pallet_index(1)]
+	pub type Timestamp = pallet_timestamp;
+
+	#[runtime::pallet_index(2)]
+	pub type Aura = pallet_aura;
+
+	#[runtime::pallet_index(3)]
+	pub type Grandpa = pallet_grandpa;
+
+	#[runtime::pallet_index(4)]
+	pub type Balances = pallet_balances;
+
+	#[runtime::pallet_index(5)]
+	pub type TransactionPayment = pallet_transaction_payment;
+
+	#[runtime::pallet_index(6)]
+	pub type Sudo = pallet_sudo;
+
+	#[runtime::pallet_index(7)]
+	pub type Treasury = pallet_treasury;
+
+	#[runtime::pallet_index(8)]
+	pub type Utility = pallet_utility;
+}
+
+/// The community fund: the treasury's account. It receives transaction fees now and the
+/// community share of every task fee once the task pallet lands.
+pub fn community_account() -> AccountId {
+	Treasury::account_id()
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benches {
+	pub use crate::{Balances, Runtime, Sudo, Timestamp, Treasury, Utility};
+	pub use polkadot_sdk::{
+		frame_benchmarking::{self, baseline, baseline::Pallet as BaselineBench},
+		frame_system,
+		frame_system_benchmarking::{self, Pallet as SystemBench},
+		pallet_balances, pallet_sudo, pallet_timestamp, pallet_treasury, pallet_utility,
+	};
+
+	impl frame_system_benchmarking::Config for Runtime {}
+	impl baseline::Config for Runtime {}
+
+	frame_benchmarking::define_benchmarks!(
+		[frame_benchmarking, BaselineBench::<Runtime>]
+		[frame_system, SystemBench::<Runtime>]
+		[pallet_balances, Balances]
+		[pallet_timestamp, Timestamp]
+		[pallet_sudo, Sudo]
+		[pallet_utility, Utility]
+		[pallet_treasury, Treasury]
+	);
+}

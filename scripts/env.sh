@@ -1,0 +1,7 @@
+# Sourced by the other scripts: where cargo builds.
+# A target directory outside the checkout survives fresh clones on the same machine.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dllm-target}"
+export DLLM_NODE="${DLLM_NODE:-$CARGO_TARGET_DIR/release/dllm-node}"
+# frame-benchmarking-cli builds a second wasm runtime that only `benchmark storage`
+# uses; dllm-node does not offer that command, so skip the build (minutes on 2 cores).
+export SKIP_FRAME_STORAGE_ACCESS_TEST_RUNTIME_WASM_BUILD=1

@@ -1,0 +1,147 @@
+// Starting a dllm-node for scripts and tests, and connecting @polkadot/api to it.
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { ApiPromise, WsProvider } from '@polkadot/api';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The node binary: $DLLM_NODE, else the release build in $CARGO_TARGET_DIR. */
+export function nodeBinary() {
+  if (process.env.DLLM_NODE) return process.env.DLLM_NODE;
+  const targetDir =
+    process.env.CARGO_TARGET_DIR || join(homedir(), '.cache', 'dllm-target');
+  const candidates = [
+    join(targetDir, 'release', 'dllm-node'),
+    resolve(here, '..', '..', '..', 'target', 'release', 'dllm-node'),
+  ];
+  const found = candidates.find((path) => existsSync(path));
+  if (!found) {
+    throw new Error(
+      `dllm-node not found (looked in ${candidates.join(', ')}); ` +
+        'build it with `cargo build --release -p dllm-node` or set DLLM_NODE',
+    );
+  }
+  return found;
+}
+
+/** A TCP port that is free right now. */
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/**
+ * Starts `dllm-node --dev --tmp` on free ports and connects an ApiPromise to it.
+ * Returns { api, stop, log }.
+ */
+export async function startDevNode() {
+  const rpcPort = await freePort();
+  const p2pPort = await freePort();
+  const child = spawn(
+    nodeBinary(),
+    [
+      '--dev',
+      '--tmp',
+      '--rpc-port',
+      String(rpcPort),
+      '--port',
+      String(p2pPort),
+      '--no-prometheus',
+      '--no-telemetry',
+      '--no-mdns',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const log = [];
+  child.stderr.on('data', (chunk) => log.push(...chunk.toString().split('\n')));
+
+  const exited = new Promise((resolveExit) => child.on('exit', resolveExit));
+  // Rejects if the node dies before the API is ready; handled here so that the normal
+  // exit at `stop()` is not an unhandled rejection.
+  const died = exited.then((code) => {
+    throw new Error(`dllm-node exited with ${code}:\n${log.slice(-30).join('\n')}`);
+  });
+  died.catch(() => {});
+  const provider = new WsProvider(`ws://127.0.0.1:${rpcPort}`, 500);
+  let timer;
+  const tooSlow = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('dllm-node RPC not ready after 120 s')), 120_000);
+  });
+  let api;
+  try {
+    api = await Promise.race([
+      ApiPromise.create({ provider, noInitWarn: true, throwOnConnect: false }),
+      died,
+      tooSlow,
+    ]);
+  } catch (error) {
+    child.kill('SIGKILL');
+    await provider.disconnect().catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+
+  async function stop() {
+    await api.disconnect();
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  return { api, stop, log };
+}
+
+/**
+ * Signs and sends `tx` with `signer`; resolves once its block is finalized with
+ * { blockHash, events, dispatchError }, or rejects if the pool refuses it.
+ */
+export function sendAndFinalize(tx, signer) {
+  return new Promise((resolveTx, reject) => {
+    let unsubscribe = () => {};
+    tx.signAndSend(signer, (result) => {
+      if (result.isError) {
+        unsubscribe();
+        reject(new Error(`transaction failed: ${result.status.type}`));
+      } else if (result.status.isFinalized) {
+        unsubscribe();
+        resolveTx({
+          blockHash: result.status.asFinalized.toHex(),
+          events: result.events,
+          dispatchError: result.dispatchError,
+        });
+      }
+    })
+      .then((unsub) => {
+        unsubscribe = unsub;
+      })
+      .catch(reject);
+  });
+}
+
+/** Names a dispatch error: `pallet.Error` for module errors, `Token.X` and the like otherwise. */
+export function describeDispatchError(api, dispatchError) {
+  if (!dispatchError) return null;
+  if (dispatchError.isModule) {
+    const { section, name } = api.registry.findMetaError(dispatchError.asModule);
+    return `${section}.${name}`;
+  }
+  const kind = dispatchError.type;
+  const inner = dispatchError[`as${kind}`];
+  return inner && inner.type ? `${kind}.${inner.type}` : kind;
+}

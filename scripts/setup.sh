@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine lacks to build and test DLLM:
+# protoc and clang (system packages), the pinned Rust toolchain with the wasm target
+# and rust-src, and the JS client's npm packages. Safe to run again: it only installs
+# what is missing and takes a second when everything is there.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+say() { printf '[setup] %s\n' "$*"; }
+
+# --- system packages -------------------------------------------------------------
+packages=(protobuf-compiler clang libclang-dev pkg-config make)
+missing=()
+for pkg in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+	say "installing ${missing[*]}"
+	sudo_cmd=()
+	[[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+	"${sudo_cmd[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- Rust --------------------------------------------------------------------------
+if ! command -v rustup >/dev/null 2>&1; then
+	say "rustup is missing: install it from https://rustup.rs and run this again" >&2
+	exit 1
+fi
+toolchain="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$root/rust-toolchain.toml")"
+if ! rustup toolchain list | grep -q "^$toolchain"; then
+	say "installing Rust $toolchain"
+	rustup toolchain install "$toolchain" --profile minimal
+fi
+installed_targets="$(rustup target list --installed --toolchain "$toolchain")"
+grep -qx wasm32v1-none <<<"$installed_targets" || rustup target add wasm32v1-none --toolchain "$toolchain"
+installed_components="$(rustup component list --installed --toolchain "$toolchain")"
+for component in rust-src rustfmt clippy; do
+	grep -q "^$component" <<<"$installed_components" || rustup component add "$component" --toolchain "$toolchain"
+done
+
+# --- JS client -----------------------------------------------------------------------
+if ! command -v npm >/dev/null 2>&1; then
+	say "Node.js and npm (>= 20) are missing: install them and run this again" >&2
+	exit 1
+fi
+js="$root/scripts/js"
+stamp="$js/node_modules/.package-lock.json"
+if [[ ! -f "$stamp" || "$js/package-lock.json" -nt "$stamp" ]]; then
+	say "installing JS packages (npm ci)"
+	(cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+say "ready"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: formatting, Rust unit and integration tests (these start
+# real nodes from the release binary), and the polkadot-js tests against a dev node.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source scripts/env.sh
+scripts/setup.sh
+
+step() { printf '\n[test] %s\n' "$*"; }
+step "rustfmt"
+cargo fmt --all -- --check
+step "build dllm-node (release)"
+cargo build --release --locked -p dllm-node
+step "Rust tests (release profile, shares the node's build)"
+cargo test --release --locked --workspace
+step "polkadot-js tests"
+(cd scripts/js && npm test)
+step "all tests passed"
