@@ -225,8 +225,11 @@ mod tests {
 	use candle_core::Device;
 
 	fn hidden(seed: u32) -> Tensor {
-		let data: Vec<f32> = (0..5 * 40)
-			.map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 100.0 - 5.0)
+		let data: Vec<f32> = (0..5 * 40u32)
+			.map(|i: u32| {
+				((i ^ seed.wrapping_mul(0x9E37_79B9)).wrapping_mul(2654435761) % 1000) as f32
+					/ 100.0 - 5.0
+			})
 			.collect();
 		Tensor::from_vec(data, (1, 5, 40), &Device::Cpu).unwrap()
 	}

@@ -225,7 +225,7 @@ pub fn write_tokenizer(path: &Path, vocab: usize) -> Result<()> {
 		models::bpe::BPE,
 		AddedToken, Tokenizer,
 	};
-	let mut entries: HashMap<String, u32> = HashMap::new();
+	let mut entries = tokenizers::models::bpe::Vocab::default();
 	entries.insert("<unk>".into(), UNK);
 	entries.insert("<s>".into(), BOS);
 	entries.insert("</s>".into(), EOS);
@@ -244,11 +244,13 @@ pub fn write_tokenizer(path: &Path, vocab: usize) -> Result<()> {
 	let mut tokenizer = Tokenizer::new(model);
 	let decoders: Vec<DecoderWrapper> = vec![ByteFallback::new().into(), Fuse::new().into()];
 	tokenizer.with_decoder(Some(Sequence::new(decoders)));
-	tokenizer.add_special_tokens(&[
-		AddedToken::from("<unk>", true),
-		AddedToken::from("<s>", true),
-		AddedToken::from("</s>", true),
-	]);
+	tokenizer
+		.add_special_tokens([
+			AddedToken::from("<unk>", true),
+			AddedToken::from("<s>", true),
+			AddedToken::from("</s>", true),
+		])
+		.map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
 	tokenizer
 		.save(path, true)
 		.map_err(|e| InferenceError::Tokenizer(format!("{}: {e}", path.display())))

@@ -107,7 +107,7 @@ pub fn expected_shape(config: &MistralConfig, name: &str) -> Result<Vec<usize>> 
 /// Names of the tensors in one safetensors file (reads only its header).
 pub fn tensor_names_in_file(path: &Path) -> Result<Vec<String>> {
 	let header = read_header(path)?;
-	Ok(header.into_keys().filter(|k| k != "__metadata__").collect())
+	Ok(header.keys().filter(|k| *k != "__metadata__").cloned().collect())
 }
 
 /// The JSON header of a safetensors file, checked against the file's length.

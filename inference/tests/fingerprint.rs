@@ -100,17 +100,20 @@ struct Tally {
 	trials: usize,
 	worst_overlap: f32,
 	worst_error: f32,
+	best_error: f32,
 }
 
 impl Tally {
 	fn add(&mut self, v: Verdict) {
 		if self.trials == 0 {
 			self.worst_overlap = 1.0;
+			self.best_error = f32::INFINITY;
 		}
 		self.trials += 1;
 		self.accepted += v.accepted as usize;
 		self.worst_overlap = self.worst_overlap.min(v.min_overlap);
 		self.worst_error = self.worst_error.max(v.worst_mean_error);
+		self.best_error = self.best_error.min(v.worst_mean_error);
 	}
 
 	fn rate(&self) -> f64 {
@@ -172,11 +175,12 @@ fn verifier_accepts_noise_and_rejects_wrong_work() {
 	}
 	for (name, t) in names.iter().zip(&tallies) {
 		eprintln!(
-			"{name:>16}: accepted {}/{} ({:.0}%), worst overlap {:.2}, worst mean error {:.4}",
+			"{name:>16}: accepted {}/{} ({:.0}%), lowest overlap {:.2}, block mean error {:.4}..{:.4}",
 			t.accepted,
 			t.trials,
 			100.0 * t.rate(),
 			t.worst_overlap,
+			t.best_error,
 			t.worst_error
 		);
 	}

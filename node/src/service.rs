@@ -12,7 +12,7 @@ use futures::{FutureExt, StreamExt};
 use polkadot_sdk::{
 	sc_basic_authorship,
 	sc_chain_spec::ChainType,
-	sc_client_api::{Backend, BlockBackend, HeaderBackend},
+	sc_client_api::{Backend, BlockBackend},
 	sc_consensus,
 	sc_consensus_aura::{self, ImportQueueParams, SlotProportion, StartAuraParams},
 	sc_consensus_grandpa::{self, SharedVoterState},
@@ -21,7 +21,7 @@ use polkadot_sdk::{
 	},
 	sc_executor, sc_network, sc_offchain,
 	sc_service::{self, error::Error as ServiceError, Configuration, TaskManager, WarpSyncConfig},
-	sc_telemetry::{Telemetry, TelemetryWorker},
+	sc_telemetry::{self, Telemetry, TelemetryWorker},
 	sc_transaction_pool,
 	sc_transaction_pool_api::{OffchainTransactionPoolFactory, TransactionPool},
 	sp_consensus_aura::{

@@ -26,9 +26,6 @@ use polkadot_sdk::{
 	*,
 };
 
-#[cfg(feature = "std")]
-use polkadot_sdk::sp_version::NativeVersion;
-
 pub use dllm_primitives::{
 	time::*, token, AccountId, Balance, BlockNumber, Hash, Nonce, Signature,
 };
@@ -73,12 +70,6 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	transaction_version: 1,
 	system_version: 1,
 };
-
-/// The native version, as the node reports it.
-#[cfg(feature = "std")]
-pub fn native_version() -> NativeVersion {
-	NativeVersion { runtime_version: VERSION, can_author_with: Default::default() }
-}
 
 /// The address format for describing accounts.
 pub type Address = MultiAddress<AccountId, ()>;
