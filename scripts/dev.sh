@@ -7,6 +7,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/env.sh
 scripts/setup.sh
-cargo build --release --locked -p dllm-node
+# The whole workspace, like the tests build it, so that both share every artifact
+# (building one package alone unifies dependency features differently).
+cargo build --release --locked --workspace
 echo "[dev] polkadot-js apps: https://polkadot.js.org/apps/?rpc=ws%3A%2F%2F127.0.0.1%3A9944"
 exec "$DLLM_NODE" --dev "$@"

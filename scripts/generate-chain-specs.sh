@@ -5,7 +5,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/env.sh
-cargo build --release --locked -p dllm-node
+# The whole workspace, like the tests build it, so that both share every artifact
+# (building one package alone unifies dependency features differently).
+cargo build --release --locked --workspace
 for chain in dev local; do
 	"$DLLM_NODE" build-spec --chain "$chain" --disable-default-bootnode >"chain-spec/$chain.json" 2>/dev/null
 	echo "chain-spec/$chain.json"

@@ -10,10 +10,11 @@ scripts/setup.sh
 step() { printf '\n[test] %s\n' "$*"; }
 step "rustfmt"
 cargo fmt --all -- --check
-step "build dllm-node (release)"
-cargo build --release --locked -p dllm-node
-step "Rust tests (release profile, shares the node's build)"
-cargo test --release --locked --workspace
+step "build the workspace (release: dllm-node, dllm-infer)"
+# The whole workspace at once, as the tests build it, so both share every artifact.
+cargo build --release --locked --workspace
+step "Rust tests (release profile, shares the build above)"
+cargo test --release --locked --workspace --no-fail-fast
 step "polkadot-js tests"
 (cd scripts/js && npm test)
 step "all tests passed"

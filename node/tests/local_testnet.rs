@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// Node key whose PeerId is well known, so Bob can be told where Alice is.
 const ALICE_NODE_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+/// Authorities must have a stable network key; Bob's is fixed too.
+const BOB_NODE_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000002";
 const ALICE_PEER_ID: &str = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp";
 
 #[test]
@@ -15,7 +17,16 @@ fn alice_and_bob_finalize_together() {
 	let alice =
 		Node::start(&["--chain", "local", "--alice", "--tmp", "--node-key", ALICE_NODE_KEY]);
 	let bootnode = format!("/ip4/127.0.0.1/tcp/{}/p2p/{ALICE_PEER_ID}", alice.p2p_port);
-	let bob = Node::start(&["--chain", "local", "--bob", "--tmp", "--bootnodes", &bootnode]);
+	let bob = Node::start(&[
+		"--chain",
+		"local",
+		"--bob",
+		"--tmp",
+		"--node-key",
+		BOB_NODE_KEY,
+		"--bootnodes",
+		&bootnode,
+	]);
 
 	// 6-second slots: block 4 is final after roughly half a minute.
 	let timeout = Duration::from_secs(180);

@@ -8,9 +8,7 @@ use crate::{
 use codec::Encode;
 use polkadot_sdk::{
 	frame_support::{
-		assert_noop, assert_ok,
-		genesis_builder_helper::build_state,
-		traits::{fungible::Inspect, Get},
+		assert_noop, assert_ok, genesis_builder_helper::build_state, traits::fungible::Inspect,
 	},
 	frame_system, pallet_balances, pallet_sudo, pallet_transaction_payment, pallet_treasury,
 	sp_genesis_builder::{DEV_RUNTIME_PRESET, LOCAL_TESTNET_RUNTIME_PRESET},
@@ -81,10 +79,10 @@ fn signed(who: Sr25519Keyring, call: RuntimeCall) -> UncheckedExtrinsic {
 	UncheckedExtrinsic::new_signed(call, account(who).into(), signature.into(), extension)
 }
 
-/// Starts block 1 so that transactions can be applied.
+/// Starts the next block so that transactions can be applied.
 fn start_block() {
 	let header = Header::new(
-		1,
+		System::block_number() + 1,
 		Default::default(),
 		Default::default(),
 		System::parent_hash(),
@@ -224,10 +222,12 @@ fn community_fund_exists_and_receives_funds() {
 		);
 		// Spends need root: a signed account cannot spend from the fund.
 		assert_noop!(
-			pallet_treasury::Pallet::<Runtime>::spend_local(
+			pallet_treasury::Pallet::<Runtime>::spend(
 				RuntimeOrigin::signed(account(Sr25519Keyring::Charlie)),
+				Box::new(()),
 				token::UNITS,
-				account(Sr25519Keyring::Charlie).into()
+				Box::new(account(Sr25519Keyring::Charlie)),
+				None
 			),
 			DispatchError::BadOrigin
 		);
