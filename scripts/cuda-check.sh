@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compiles dllm-inference's CUDA path (`--features cuda`) on a machine without a GPU.
 #
-# nvcc and the CUDA headers come from NVIDIA's PyPI wheels, CUDA 13.0 to match the GPU
+# nvcc (with its crt headers and the nvvm back end) and the CUDA headers come from
+# NVIDIA's PyPI wheels, CUDA 13.0 to match the GPU
 # machines' driver 580 (PTX from a newer nvcc may not load there). candle-kernels
 # compiles its kernels to PTX for compute capability 9.0 (H100/H200) at build time.
 # Nothing is linked against CUDA at build time (cudarc loads the libraries at run time).
@@ -13,11 +14,12 @@ source scripts/env.sh
 version=13.0
 prefix="${DLLM_CUDA_PREFIX:-$HOME/.cache/dllm-cuda-$version}"
 cuda_root="$prefix/nvidia/cu13"
-if [[ ! -x "$cuda_root/bin/nvcc" ]]; then
+if [[ ! -x "$cuda_root/bin/nvcc" || ! -x "$cuda_root/nvvm/bin/cicc" || ! -f "$cuda_root/include/crt/host_config.h" ]]; then
 	echo "[cuda] fetching nvcc and CUDA $version headers from PyPI into $prefix"
 	wheels="$(mktemp -d)"
 	python3 -m pip download --quiet --no-deps -d "$wheels" \
-		"nvidia-cuda-nvcc==$version.*" "nvidia-cuda-runtime==$version.*" "nvidia-cuda-cccl==$version.*"
+		"nvidia-cuda-nvcc==$version.*" "nvidia-cuda-crt==$version.*" "nvidia-nvvm==$version.*" \
+		"nvidia-cuda-runtime==$version.*" "nvidia-cuda-cccl==$version.*"
 	mkdir -p "$prefix"
 	for wheel in "$wheels"/*.whl; do
 		python3 -m zipfile -e "$wheel" "$prefix"
