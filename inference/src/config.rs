@@ -145,20 +145,20 @@ impl MistralConfig {
 			}
 		}
 		let kv = self.num_kv_heads();
-		if kv == 0 || self.num_attention_heads % kv != 0 {
+		if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
 			return Err(InferenceError::Config(format!(
 				"num_attention_heads ({}) must be a multiple of num_key_value_heads ({kv})",
 				self.num_attention_heads
 			)));
 		}
-		if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+		if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
 			return Err(InferenceError::Config(format!(
 				"hidden_size ({}) is not a multiple of num_attention_heads ({}) and head_dim is unset",
 				self.hidden_size, self.num_attention_heads
 			)));
 		}
 		let head_dim = self.head_dim();
-		if head_dim == 0 || head_dim % 2 != 0 {
+		if head_dim == 0 || !head_dim.is_multiple_of(2) {
 			return Err(InferenceError::Config(format!(
 				"head_dim ({head_dim}) must be even and positive"
 			)));

@@ -94,13 +94,14 @@ impl TinySpec {
 		if self.layers == 0 || self.hidden == 0 || self.heads == 0 || self.intermediate == 0 {
 			return bad("layers, hidden, heads and intermediate must be positive".into());
 		}
-		if self.kv_heads == 0 || self.heads % self.kv_heads != 0 {
+		if self.kv_heads == 0 || !self.heads.is_multiple_of(self.kv_heads) {
 			return bad(format!(
 				"heads ({}) must be a multiple of kv-heads ({})",
 				self.heads, self.kv_heads
 			));
 		}
-		if self.hidden % self.heads != 0 || (self.hidden / self.heads) % 2 != 0 {
+		if !self.hidden.is_multiple_of(self.heads) || !(self.hidden / self.heads).is_multiple_of(2)
+		{
 			return bad(format!(
 				"hidden ({}) / heads ({}) must be an even integer",
 				self.hidden, self.heads
