@@ -223,3 +223,33 @@ fn bad_input_is_a_one_line_error() {
 	]);
 	assert_clean_failure(&out, "unsupported model");
 }
+
+#[test]
+fn thread_count_does_not_change_tokens_or_logits() {
+	let dir = TempDir::new("cli-threads");
+	make_tiny(dir.path());
+	let model = dir.path().to_str().unwrap();
+	let run = |threads: &str| {
+		let logits = dir.path().join(format!("logits-{threads}.safetensors"));
+		let out = Command::new(env!("CARGO_BIN_EXE_dllm-infer"))
+			.env("RAYON_NUM_THREADS", threads)
+			.args([
+				"generate",
+				"--model",
+				model,
+				"--prompt",
+				"thread noise?",
+				"--max-tokens",
+				"8",
+				"--json",
+			])
+			.args(["--shards", "0..2,2..4", "--logits-out", logits.to_str().unwrap()])
+			.output()
+			.expect("dllm-infer runs");
+		(json_of(&out)["tokens"].clone(), std::fs::read(logits).unwrap())
+	};
+	let (tokens_1, logits_1) = run("1");
+	let (tokens_2, logits_2) = run("2");
+	assert_eq!(tokens_1, tokens_2);
+	assert!(logits_1 == logits_2, "logits differ between 1 and 2 threads");
+}
