@@ -10,6 +10,19 @@ fn infer(args: &[&str]) -> std::process::Output {
 	Command::new(env!("CARGO_BIN_EXE_dllm-infer")).args(args).output().expect("dllm-infer runs")
 }
 
+/// `generate` of one token from prompt `[1]` on the model in `dir`.
+fn generate_one(dir: &Path) -> std::process::Output {
+	infer(&[
+		"generate",
+		"--model",
+		dir.to_str().unwrap(),
+		"--prompt-tokens",
+		"1",
+		"--max-tokens",
+		"1",
+	])
+}
+
 fn make_tiny(dir: &Path) {
 	let out = infer(&["make-tiny", "--out", dir.to_str().unwrap(), "--layers", "4", "--seed", "3"]);
 	assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -147,28 +160,12 @@ fn bad_input_is_a_one_line_error() {
 	let file = broken.path().join("model-00002-of-00003.safetensors");
 	let bytes = std::fs::read(&file).unwrap();
 	std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
-	let out = infer(&[
-		"generate",
-		"--model",
-		broken.path().to_str().unwrap(),
-		"--prompt-tokens",
-		"1",
-		"--max-tokens",
-		"1",
-	]);
+	let out = generate_one(broken.path());
 	assert_clean_failure(&out, "weights");
 
 	// A missing weights file.
 	std::fs::remove_file(&file).unwrap();
-	let out = infer(&[
-		"generate",
-		"--model",
-		broken.path().to_str().unwrap(),
-		"--prompt-tokens",
-		"1",
-		"--max-tokens",
-		"1",
-	]);
+	let out = generate_one(broken.path());
 	assert_clean_failure(&out, "missing file");
 
 	// Config and weights disagree.
@@ -179,28 +176,12 @@ fn bad_input_is_a_one_line_error() {
 		.unwrap()
 		.replace("\"intermediate_size\": 128", "\"intermediate_size\": 96");
 	std::fs::write(&config_path, config).unwrap();
-	let out = infer(&[
-		"generate",
-		"--model",
-		mismatch.path().to_str().unwrap(),
-		"--prompt-tokens",
-		"1",
-		"--max-tokens",
-		"1",
-	]);
+	let out = generate_one(mismatch.path());
 	assert_clean_failure(&out, "config.json implies");
 
 	// A corrupt config.
 	std::fs::write(&config_path, "{ not json").unwrap();
-	let out = infer(&[
-		"generate",
-		"--model",
-		mismatch.path().to_str().unwrap(),
-		"--prompt-tokens",
-		"1",
-		"--max-tokens",
-		"1",
-	]);
+	let out = generate_one(mismatch.path());
 	assert_clean_failure(&out, "config.json");
 
 	// Unsupported architecture.
@@ -212,15 +193,7 @@ fn bad_input_is_a_one_line_error() {
 		.replace("MistralForCausalLM", "LlamaForCausalLM")
 		.replace("\"mistral\"", "\"llama\"");
 	std::fs::write(&config_path, config).unwrap();
-	let out = infer(&[
-		"generate",
-		"--model",
-		llama.path().to_str().unwrap(),
-		"--prompt-tokens",
-		"1",
-		"--max-tokens",
-		"1",
-	]);
+	let out = generate_one(llama.path());
 	assert_clean_failure(&out, "unsupported model");
 }
 

@@ -7,12 +7,9 @@ use codec::{Decode, Encode};
 use common::{hex_number, Node};
 use dllm_runtime::{
 	AccountId, Balance, BalancesCall, Hash, Nonce, Runtime, RuntimeCall, SignedPayload,
-	TxExtension, UncheckedExtrinsic,
+	UncheckedExtrinsic,
 };
-use polkadot_sdk::{
-	frame_metadata_hash_extension, frame_system, pallet_balances, pallet_transaction_payment,
-	sp_keyring::Sr25519Keyring, sp_runtime::generic::Era,
-};
+use polkadot_sdk::{frame_system, pallet_balances, sp_keyring::Sr25519Keyring};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -61,18 +58,7 @@ fn signed_transfer(node: &Node, dest: &AccountId, amount: Balance) -> UncheckedE
 		dest: dest.clone().into(),
 		value: amount,
 	});
-	let extension: TxExtension = (
-		frame_system::CheckNonZeroSender::new(),
-		frame_system::CheckSpecVersion::new(),
-		frame_system::CheckTxVersion::new(),
-		frame_system::CheckGenesis::new(),
-		frame_system::CheckEra::from(Era::Immortal),
-		frame_system::CheckNonce::from(nonce),
-		frame_system::CheckWeight::new(),
-		pallet_transaction_payment::ChargeTransactionPayment::from(0),
-		frame_metadata_hash_extension::CheckMetadataHash::new(false),
-		frame_system::WeightReclaim::new(),
-	);
+	let extension = dllm_runtime::tx_extension(nonce);
 	let implicit = ((), spec_version, tx_version, genesis, genesis, (), (), (), None, ());
 	let payload = SignedPayload::from_raw(call.clone(), extension.clone(), implicit);
 	let signature = payload.using_encoded(|bytes| alice.sign(bytes));

@@ -3,7 +3,7 @@
 use crate::{
 	configs::COMMUNITY_FUND_GENESIS, genesis_config_presets, token, AccountId, Balance, Balances,
 	BalancesCall, Executive, Header, Runtime, RuntimeCall, RuntimeGenesisConfig, RuntimeOrigin,
-	SignedPayload, System, TxExtension, UncheckedExtrinsic,
+	SignedPayload, System, UncheckedExtrinsic,
 };
 use codec::Encode;
 use polkadot_sdk::{
@@ -15,8 +15,8 @@ use polkadot_sdk::{
 	sp_io::TestExternalities,
 	sp_keyring::Sr25519Keyring,
 	sp_runtime::{
-		generic::Era, traits::Header as HeaderT, transaction_validity::TransactionValidityError,
-		DispatchError, TokenError,
+		traits::Header as HeaderT, transaction_validity::TransactionValidityError, DispatchError,
+		TokenError,
 	},
 	*,
 };
@@ -55,25 +55,10 @@ fn free(who: &AccountId) -> Balance {
 	pallet_balances::Pallet::<Runtime>::free_balance(who)
 }
 
-fn tx_extension(nonce: u32) -> TxExtension {
-	(
-		frame_system::CheckNonZeroSender::new(),
-		frame_system::CheckSpecVersion::new(),
-		frame_system::CheckTxVersion::new(),
-		frame_system::CheckGenesis::new(),
-		frame_system::CheckEra::from(Era::Immortal),
-		frame_system::CheckNonce::from(nonce),
-		frame_system::CheckWeight::new(),
-		pallet_transaction_payment::ChargeTransactionPayment::from(0),
-		frame_metadata_hash_extension::CheckMetadataHash::new(false),
-		frame_system::WeightReclaim::new(),
-	)
-}
-
 /// A transaction signed by `who`, as a wallet would build it.
 fn signed(who: Sr25519Keyring, call: RuntimeCall) -> UncheckedExtrinsic {
 	let nonce = System::account_nonce(account(who));
-	let extension = tx_extension(nonce);
+	let extension = crate::tx_extension(nonce);
 	let payload = SignedPayload::new(call.clone(), extension.clone()).expect("valid payload");
 	let signature = payload.using_encoded(|bytes| who.sign(bytes));
 	UncheckedExtrinsic::new_signed(call, account(who).into(), signature.into(), extension)
