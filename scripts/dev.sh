@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and starts a development node: one validator (Alice), dev accounts
 # funded, a block on every transaction and at least every 2 s, each finalized at once.
-# Extra arguments go to the node, e.g. `scripts/dev.sh --tmp`.
+# The chain lives in a temporary directory unless a --base-path is given. Extra arguments
+# go to the node, e.g. `scripts/dev.sh --base-path ~/dllm-dev`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
