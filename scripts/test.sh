@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: formatting, Rust unit and integration tests (these start
-# real nodes from the release binary), a compile check of the inference crate's CUDA
-# path, and the polkadot-js tests against a dev node.
+# real nodes from the release binary), a short run of every pallet benchmark, a compile
+# check of the inference crate's CUDA path, and the polkadot-js tests against a dev node.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -16,6 +16,8 @@ step "build the workspace (release: dllm-node, dllm-infer)"
 cargo build --release --locked --workspace
 step "Rust tests (release profile, shares the build above)"
 cargo test --release --locked --workspace --no-fail-fast
+step "pallet benchmarks run (every call, 2 steps, through dllm-node benchmark pallet)"
+scripts/benchmark-pallets.sh --check
 step "CUDA path compiles (cargo check --features cuda, nvcc 13.0 from PyPI)"
 scripts/cuda-check.sh
 step "polkadot-js tests"

@@ -1,10 +1,10 @@
 //! Configuration of every pallet in the runtime.
 
 use crate::{
-	token::{EXISTENTIAL_DEPOSIT, MICRO_UNITS, SS58_PREFIX, UNITS},
-	AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Nonce, OriginCaller, PalletInfo,
-	Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason, RuntimeOrigin,
-	RuntimeTask, System, DAYS, SLOT_DURATION, VERSION,
+	token::{EXISTENTIAL_DEPOSIT, MICRO_UNITS, MILLI_UNITS, SS58_PREFIX, UNITS},
+	AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Models, Nonce, OriginCaller,
+	PalletInfo, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason,
+	RuntimeOrigin, RuntimeTask, System, DAYS, SLOT_DURATION, VERSION,
 };
 use polkadot_sdk::{
 	frame_support::{
@@ -197,3 +197,46 @@ impl pallet_utility::Config for Runtime {
 /// Genesis endowment of the community fund, so it exists (holds more than the existential
 /// deposit) before the first fee arrives.
 pub const COMMUNITY_FUND_GENESIS: Balance = 1_000 * UNITS;
+
+impl pallet_models::Config for Runtime {
+	type RegistrarOrigin = EnsureRoot<AccountId>;
+	type MaxNameLength = ConstU32<64>;
+	type MaxChunks = ConstU32<64>;
+	type MaxDomains = ConstU32<8>;
+	type WeightInfo = pallet_models::weights::SubstrateWeight<Runtime>;
+}
+
+parameter_types! {
+	/// An expert stakes at least 1000 DLLM of its own.
+	pub const MinExpertBond: Balance = 1_000 * UNITS;
+	pub const MinDelegation: Balance = 10 * UNITS;
+	/// Covers an expert's record (profile, delegation bookkeeping).
+	pub const ExpertDeposit: Balance = UNITS;
+	/// Covers one entry in an expert's served chunks and in the chunk's server list.
+	pub const ChunkDeposit: Balance = 100 * MILLI_UNITS;
+	/// Long enough to slash a miner for work found bad after it asked to leave.
+	pub const DefaultUnbondingPeriod: BlockNumber = 7 * DAYS;
+	pub const MaxCommission: Perbill = Perbill::from_percent(50);
+}
+
+impl pallet_experts::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Models = Models;
+	type SlashDestination = TreasuryAccount;
+	type AdminOrigin = EnsureRoot<AccountId>;
+	type MinExpertBond = MinExpertBond;
+	type MinDelegation = MinDelegation;
+	type ExpertDeposit = ExpertDeposit;
+	type ChunkDeposit = ChunkDeposit;
+	type DefaultUnbondingPeriod = DefaultUnbondingPeriod;
+	type MaxCommission = MaxCommission;
+	type MaxDomains = ConstU32<8>;
+	// A libp2p PeerId is 38 bytes for an ed25519 key; room for other key types.
+	type MaxPeerIdLength = ConstU32<64>;
+	type MaxChunksServed = ConstU32<16>;
+	type MaxExpertsPerChunk = ConstU32<64>;
+	type MaxDelegatorsPerExpert = ConstU32<64>;
+	type MaxUnbondingChunks = ConstU32<16>;
+	type WeightInfo = pallet_experts::weights::SubstrateWeight<Runtime>;
+}

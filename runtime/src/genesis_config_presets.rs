@@ -2,28 +2,128 @@
 //! Bob). The node builds its `dev` and `local` chain specs from these.
 
 use crate::{
-	configs::COMMUNITY_FUND_GENESIS, token::UNITS, AccountId, Balance, BalancesConfig,
+	configs::COMMUNITY_FUND_GENESIS,
+	token::{MICRO_UNITS, UNITS},
+	AccountId, Balance, BalancesConfig, BlockNumber, ExpertsConfig, ModelsConfig,
 	RuntimeGenesisConfig, SudoConfig,
 };
 use alloc::{vec, vec::Vec};
+use dllm_primitives::dev_model;
+use pallet_experts::{ChunkRef, GenesisExpert};
+use pallet_models::{Architecture, ChunkSpec, ModelSpec};
 use polkadot_sdk::{
 	frame_support::build_struct_json_patch,
 	pallet_aura, pallet_grandpa,
 	sp_consensus_aura::sr25519::AuthorityId as AuraId,
 	sp_consensus_grandpa::AuthorityId as GrandpaId,
+	sp_core::H256,
 	sp_genesis_builder::{self, PresetId},
 	sp_keyring::{Ed25519Keyring, Sr25519Keyring},
-	sp_runtime::traits::AccountIdConversion,
+	sp_runtime::{traits::AccountIdConversion, BoundedVec, Perbill},
 };
 use serde_json::Value;
 
 /// What each well-known dev account holds at genesis: one million DLLM.
 pub const DEV_ENDOWMENT: Balance = 1_000_000 * UNITS;
+/// Bond of each dev expert.
+pub const DEV_EXPERT_BOND: Balance = 10_000 * UNITS;
+/// Price per token per layer the dev experts ask.
+pub const DEV_EXPERT_PRICE: Balance = 10 * MICRO_UNITS;
+/// Unbonding period of the dev chain, so that unbonding can be tried in a minute.
+pub const DEV_UNBONDING_PERIOD: BlockNumber = 10;
+
+/// The dev experts: who, the libp2p PeerId bytes of the node key `--node-key 0x00…0N`
+/// its node uses, and the chunks of the dev model it serves. Bob and Charlie form one
+/// pipeline, Dave a whole second one.
+fn dev_experts() -> Vec<(Sr25519Keyring, &'static str, Vec<u32>)> {
+	vec![
+		(
+			Sr25519Keyring::Bob,
+			// 12D3KooWHdiAxVd8uMQR1hGWXccidmfCwLqcMpGwR6QcTP6QRMuD (node key …02)
+			"002408011220 7422b9887598068e32c4448a949adb290d0f4e35b9e01b0ee5f1a1e600fe2674",
+			vec![0],
+		),
+		(
+			Sr25519Keyring::Charlie,
+			// 12D3KooWSCufgHzV4fCwRijfH2k3abrpAJxTKxEvN1FDuRXA2U9x (node key …03)
+			"002408011220 f381626e41e7027ea431bfe3009e94bdd25a746beec468948d6c3c7c5dc9a54b",
+			vec![1],
+		),
+		(
+			Sr25519Keyring::Dave,
+			// 12D3KooWSsChzF81YDUKpe9Uk5AHV5oqAaXAcWNSPYgoLauUk4st (node key …04)
+			"002408011220 fd50b8e3b144ea244fbf7737f550bc8dd0c2650bbc1aada833ca17ff8dbf329b",
+			vec![0, 1],
+		),
+	]
+}
+
+/// Bytes of a hex string that may contain spaces.
+fn hex_bytes(hex: &str) -> Vec<u8> {
+	let digits: Vec<u8> = hex.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+	digits
+		.chunks(2)
+		.map(|pair| {
+			let value = |c: u8| (c as char).to_digit(16).unwrap_or_default() as u8;
+			value(pair[0]) * 16 + value(pair.get(1).copied().unwrap_or(b'0'))
+		})
+		.collect()
+}
+
+/// The dev model as the registry stores it.
+pub fn dev_model_spec() -> pallet_models::ModelSpecOf<crate::Runtime> {
+	ModelSpec {
+		name: BoundedVec::truncate_from(dev_model::NAME.to_vec()),
+		version: 1,
+		architecture: Architecture::Mistral,
+		num_layers: dev_model::LAYERS,
+		hidden_size: dev_model::HIDDEN_SIZE,
+		vocab_size: dev_model::VOCAB_SIZE,
+		max_context: dev_model::MAX_CONTEXT,
+		chunks: BoundedVec::truncate_from(
+			dev_model::CHUNKS
+				.iter()
+				.map(|(start, end, hash)| ChunkSpec {
+					start_layer: *start,
+					end_layer: *end,
+					weights_hash: H256(*hash),
+				})
+				.collect(),
+		),
+		tokenizer_hash: H256(dev_model::TOKENIZER_HASH),
+		domains: BoundedVec::new(),
+	}
+}
+
+/// The dev model and experts, or nothing, for `genesis`.
+struct Market {
+	models: Vec<pallet_models::ModelSpecOf<crate::Runtime>>,
+	experts: Vec<GenesisExpert<crate::Runtime>>,
+	unbonding_period: Option<BlockNumber>,
+}
+
+fn dev_market() -> Market {
+	let experts = dev_experts()
+		.into_iter()
+		.map(|(who, peer_id, chunks)| GenesisExpert {
+			account: who.to_account_id(),
+			bond: DEV_EXPERT_BOND,
+			domains: vec![b"general".to_vec()],
+			peer_id: hex_bytes(peer_id),
+			price_per_token_layer: DEV_EXPERT_PRICE,
+			max_concurrent_tasks: 4,
+			commission: Perbill::from_percent(10),
+			serving: chunks.into_iter().map(|chunk| ChunkRef { model: 0, chunk }).collect(),
+		})
+		.collect();
+	Market { models: vec![dev_model_spec()], experts, unbonding_period: Some(DEV_UNBONDING_PERIOD) }
+}
 
 fn genesis(
 	authorities: Vec<(AuraId, GrandpaId)>,
 	endowed: Vec<AccountId>,
 	root: AccountId,
+	market: Market,
 ) -> Value {
 	let community_fund: AccountId =
 		crate::configs::TreasuryPalletId::get().into_account_truncating();
@@ -43,6 +143,11 @@ fn genesis(
 				.collect::<Vec<_>>(),
 		},
 		sudo: SudoConfig { key: Some(root) },
+		models: ModelsConfig { models: market.models },
+		experts: ExpertsConfig {
+			experts: market.experts,
+			unbonding_period: market.unbonding_period
+		},
 	})
 }
 
@@ -56,12 +161,14 @@ fn dev_accounts() -> Vec<AccountId> {
 	Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect()
 }
 
-/// `development`: Alice is the only authority and sudo; all dev accounts are endowed.
+/// `development`: Alice is the only authority and sudo; all dev accounts are endowed;
+/// the tiny dev model is active and Bob, Charlie and Dave serve its chunks.
 pub fn development_config_genesis() -> Value {
 	genesis(
 		vec![authority_keys(Sr25519Keyring::Alice, Ed25519Keyring::Alice)],
 		dev_accounts(),
 		Sr25519Keyring::Alice.to_account_id(),
+		dev_market(),
 	)
 }
 
@@ -74,6 +181,7 @@ pub fn local_config_genesis() -> Value {
 		],
 		dev_accounts(),
 		Sr25519Keyring::Alice.to_account_id(),
+		Market { models: Vec::new(), experts: Vec::new(), unbonding_period: None },
 	)
 }
 

@@ -10,6 +10,11 @@ include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
 
 extern crate alloc;
 
+// Before `apis`: its benchmark API uses the macros `define_benchmarks!` makes here.
+#[cfg(feature = "runtime-benchmarks")]
+#[macro_use]
+mod benchmarks;
+
 pub mod apis;
 pub mod configs;
 pub mod genesis_config_presets;
@@ -172,34 +177,16 @@ mod runtime {
 
 	#[runtime::pallet_index(8)]
 	pub type Utility = pallet_utility;
+
+	#[runtime::pallet_index(9)]
+	pub type Models = pallet_models;
+
+	#[runtime::pallet_index(10)]
+	pub type Experts = pallet_experts;
 }
 
 /// The community fund: the treasury's account. It receives transaction fees now and the
 /// community share of every task fee once the task pallet lands.
 pub fn community_account() -> AccountId {
 	Treasury::account_id()
-}
-
-#[cfg(feature = "runtime-benchmarks")]
-mod benches {
-	pub use crate::{Balances, Runtime, Sudo, Timestamp, Treasury, Utility};
-	pub use polkadot_sdk::{
-		frame_benchmarking::{self, baseline, baseline::Pallet as BaselineBench},
-		frame_system,
-		frame_system_benchmarking::{self, Pallet as SystemBench},
-		pallet_balances, pallet_sudo, pallet_timestamp, pallet_treasury, pallet_utility,
-	};
-
-	impl frame_system_benchmarking::Config for Runtime {}
-	impl baseline::Config for Runtime {}
-
-	frame_benchmarking::define_benchmarks!(
-		[frame_benchmarking, BaselineBench::<Runtime>]
-		[frame_system, SystemBench::<Runtime>]
-		[pallet_balances, Balances]
-		[pallet_timestamp, Timestamp]
-		[pallet_sudo, Sudo]
-		[pallet_utility, Utility]
-		[pallet_treasury, Treasury]
-	);
 }

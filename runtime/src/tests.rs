@@ -83,9 +83,74 @@ fn development_preset_builds() {
 		assert_eq!(pallet_grandpa::Pallet::<Runtime>::grandpa_authorities().len(), 1);
 		assert_eq!(pallet_sudo::Key::<Runtime>::get(), Some(account(Sr25519Keyring::Alice)));
 		for who in Sr25519Keyring::well_known() {
-			assert_eq!(free(&who.to_account_id()), genesis_config_presets::DEV_ENDOWMENT);
+			let total = pallet_balances::Pallet::<Runtime>::total_balance(&who.to_account_id());
+			assert_eq!(total, genesis_config_presets::DEV_ENDOWMENT);
 		}
+		assert_eq!(free(&account(Sr25519Keyring::Alice)), genesis_config_presets::DEV_ENDOWMENT);
 	});
+}
+
+#[test]
+fn development_preset_has_the_tiny_model_and_three_experts() {
+	use pallet_experts::{ChunkRef, ExpertRegistry};
+	use pallet_models::{ModelRegistry, ModelStatus};
+	ext_from_preset(DEV_RUNTIME_PRESET).execute_with(|| {
+		let model = pallet_models::Models::<Runtime>::get(0).expect("dev model registered");
+		assert_eq!(model.status, ModelStatus::Active);
+		assert_eq!(model.spec, genesis_config_presets::dev_model_spec());
+		assert_eq!(model.references, 4);
+		assert_eq!(crate::Models::chunk_count(0), Some(2));
+
+		let (bob, charlie, dave) = (
+			account(Sr25519Keyring::Bob),
+			account(Sr25519Keyring::Charlie),
+			account(Sr25519Keyring::Dave),
+		);
+		let served = |who: &AccountId| {
+			pallet_experts::Experts::<Runtime>::get(who).expect("expert").serving.into_inner()
+		};
+		assert_eq!(served(&bob), vec![ChunkRef { model: 0, chunk: 0 }]);
+		assert_eq!(served(&charlie), vec![ChunkRef { model: 0, chunk: 1 }]);
+		assert_eq!(served(&dave).len(), 2);
+		let offers = |chunk| {
+			crate::Experts::offers(0, chunk).into_iter().map(|o| o.expert).collect::<Vec<_>>()
+		};
+		assert_eq!(offers(0), vec![bob.clone(), dave.clone()]);
+		assert_eq!(offers(1), vec![charlie.clone(), dave.clone()]);
+		let bond = pallet_experts::Experts::<Runtime>::get(&bob).expect("expert").bond;
+		assert_eq!(bond, genesis_config_presets::DEV_EXPERT_BOND);
+		assert_eq!(
+			pallet_experts::UnbondingPeriod::<Runtime>::get(),
+			genesis_config_presets::DEV_UNBONDING_PERIOD
+		);
+		pallet_experts::Pallet::<Runtime>::do_try_state().expect("holds match the records");
+		pallet_models::Pallet::<Runtime>::do_try_state().expect("models are valid");
+	});
+}
+
+/// The dev model's registered hashes are those of the model `dllm-infer make-tiny` writes.
+#[test]
+fn dev_model_hashes_match_the_inference_generator() {
+	use dllm_inference::{
+		tiny::{write_tiny_model, TinySpec},
+		weight_hash::{chunk_hash, tokenizer_hash},
+		LayerRange, ModelDir,
+	};
+	use dllm_primitives::dev_model;
+	let dir = std::env::temp_dir().join(format!("dllm-dev-model-{}", std::process::id()));
+	let spec = TinySpec { seed: dev_model::SEED, ..TinySpec::default() };
+	write_tiny_model(&dir, &spec).expect("tiny model written");
+	let model = ModelDir::open(&dir).expect("model opens");
+	assert_eq!(spec.layers as u32, dev_model::LAYERS);
+	assert_eq!(spec.hidden as u32, dev_model::HIDDEN_SIZE);
+	assert_eq!(spec.vocab as u32, dev_model::VOCAB_SIZE);
+	assert_eq!(spec.max_positions as u32, dev_model::MAX_CONTEXT);
+	for (start, end, hash) in dev_model::CHUNKS {
+		let range = LayerRange::new(start as usize, end as usize).expect("valid range");
+		assert_eq!(chunk_hash(&model, range).expect("hash"), hash, "chunk {start}..{end}");
+	}
+	assert_eq!(tokenizer_hash(&model).expect("hash"), dev_model::TOKENIZER_HASH);
+	let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

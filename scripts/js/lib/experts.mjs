@@ -1,0 +1,115 @@
+// The expert registry from polkadot-js: register, serve chunks, bond, unbond, delegate,
+// withdraw, and read an expert's state. Every action resolves once its block is final,
+// with the decoded error name when the chain refused it.
+
+import { describeDispatchError, sendAndFinalize } from './node.mjs';
+
+/** 1 DLLM in plancks. */
+export const UNIT = 10n ** 12n;
+
+/**
+ * Sends `tx` signed by `signer` and waits for finality.
+ * Resolves { ok, error, events, blockHash }: `error` names a failed dispatch
+ * (e.g. `experts.WeightsHashMismatch`), `ok` is true when there is none.
+ */
+export async function submit(api, tx, signer) {
+  const result = await sendAndFinalize(tx, signer);
+  const error = describeDispatchError(api, result.dispatchError);
+  return { ok: error === null, error, events: result.events, blockHash: result.blockHash };
+}
+
+/** Registers `signer` as an expert. `profile`: { domains, peerId, price, capacity, commissionPercent }. */
+export function registerExpert(api, signer, bond, profile) {
+  const tx = api.tx.experts.registerExpert(
+    bond,
+    profile.domains,
+    profile.peerId,
+    profile.price,
+    profile.capacity,
+    Math.round(profile.commissionPercent * 10_000_000), // Perbill
+  );
+  return submit(api, tx, signer);
+}
+
+/** The registered weight hash of a chunk, as hex. */
+export async function chunkHash(api, model, chunk) {
+  const info = await api.query.models.models(model);
+  if (info.isNone) throw new Error(`model ${model} is not registered`);
+  const chunks = info.unwrap().spec.chunks;
+  if (chunk >= chunks.length) throw new Error(`model ${model} has no chunk ${chunk}`);
+  return chunks[chunk].weightsHash.toHex();
+}
+
+/** Serves a chunk; `weightsHash` defaults to the registered one (what a miner computes). */
+export async function serveChunk(api, signer, model, chunk, weightsHash) {
+  const hash = weightsHash ?? (await chunkHash(api, model, chunk));
+  return submit(api, api.tx.experts.serveChunk(model, chunk, hash), signer);
+}
+
+export function stopServing(api, signer, model, chunk) {
+  return submit(api, api.tx.experts.stopServing(model, chunk), signer);
+}
+
+export function bondExtra(api, signer, amount) {
+  return submit(api, api.tx.experts.bondExtra(amount), signer);
+}
+
+export function unbond(api, signer, amount) {
+  return submit(api, api.tx.experts.unbond(amount), signer);
+}
+
+export function withdrawUnbonded(api, signer) {
+  return submit(api, api.tx.experts.withdrawUnbonded(), signer);
+}
+
+export function delegate(api, signer, expert, amount) {
+  return submit(api, api.tx.experts.delegate(expert, amount), signer);
+}
+
+export function undelegate(api, signer, expert, amount) {
+  return submit(api, api.tx.experts.undelegate(expert, amount), signer);
+}
+
+export function deregister(api, signer) {
+  return submit(api, api.tx.experts.deregister(), signer);
+}
+
+/** An expert's record as plain JSON (`null` if not registered), with its unbonding queue. */
+export async function expertState(api, address) {
+  const [expert, unbonding] = await Promise.all([
+    api.query.experts.experts(address),
+    api.query.experts.unbonding(address),
+  ]);
+  return {
+    expert: expert.isSome ? expert.unwrap().toJSON() : null,
+    unbonding: unbonding.toJSON(),
+  };
+}
+
+/** What the experts pallet holds on `address`, by reason: { ExpertBond, Delegation, ... }. */
+export async function heldByExperts(api, address) {
+  const holds = await api.query.balances.holds(address);
+  const out = {};
+  for (const hold of holds) {
+    if (hold.id.isExperts) out[hold.id.asExperts.type] = hold.amount.toBigInt();
+  }
+  return out;
+}
+
+/** Resolves when the chain's best block is at least `number`. */
+export async function waitForBlock(api, number) {
+  return new Promise((resolveWait, reject) => {
+    let unsubscribe = () => {};
+    api.rpc.chain
+      .subscribeNewHeads((header) => {
+        if (header.number.toNumber() >= number) {
+          unsubscribe();
+          resolveWait();
+        }
+      })
+      .then((unsub) => {
+        unsubscribe = unsub;
+      })
+      .catch(reject);
+  });
+}

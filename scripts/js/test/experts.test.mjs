@@ -1,0 +1,139 @@
+// The expert registry from polkadot-js against a fresh `dllm-node --dev`: the dev model and
+// experts at genesis, then register → serve → bond → unbond → delegate → undelegate →
+// withdraw, checking state and held balances after each step, and refused calls with
+// their decoded error names.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+
+import * as experts from '../lib/experts.mjs';
+import { startDevNode } from '../lib/node.mjs';
+
+const { UNIT } = experts;
+const MIN_BOND = 1000n * UNIT;
+let node;
+let api;
+let eve;
+let ferdie;
+let bob;
+
+before(async () => {
+  await cryptoWaitReady();
+  node = await startDevNode();
+  api = node.api;
+  const keyring = new Keyring({ type: 'sr25519' });
+  eve = keyring.addFromUri('//Eve');
+  ferdie = keyring.addFromUri('//Ferdie');
+  bob = keyring.addFromUri('//Bob');
+});
+
+after(async () => {
+  if (node) assert.equal(await node.stop(), 0, 'the node exits cleanly on SIGTERM');
+});
+
+const profile = {
+  domains: ['code', 'medicine'],
+  peerId: '0x002408011220' + 'ab'.repeat(32),
+  price: 10_000_000n,
+  capacity: 2,
+  commissionPercent: 5,
+};
+
+test('a fresh dev chain has the tiny model and three experts serving it', async () => {
+  const model = (await api.query.models.models(0)).unwrap();
+  assert.equal(model.status.type, 'Active');
+  assert.equal(model.spec.name.toUtf8(), 'dllm-tiny-mistral');
+  assert.equal(model.spec.numLayers.toNumber(), 4);
+  assert.equal(model.spec.chunks.length, 2);
+  const servers = async (chunk) =>
+    (await api.query.experts.chunkServers(0, chunk)).map((a) => a.toString());
+  const [alice, charlie, dave] = ['//Alice', '//Charlie', '//Dave'].map(
+    (uri) => new Keyring({ type: 'sr25519' }).addFromUri(uri).address,
+  );
+  assert.deepEqual(await servers(0), [bob.address, dave]);
+  assert.deepEqual(await servers(1), [charlie, dave]);
+  assert.ok(!(await servers(0)).includes(alice));
+  const held = await experts.heldByExperts(api, bob.address);
+  assert.equal(held.ExpertBond, 10_000n * UNIT);
+  assert.equal((await api.query.experts.unbondingPeriod()).toNumber(), 10);
+});
+
+test('register, serve, bond, unbond, delegate, undelegate and withdraw', async () => {
+  let result = await experts.registerExpert(api, eve, MIN_BOND, profile);
+  assert.ok(result.ok, result.error);
+  let { expert } = await experts.expertState(api, eve.address);
+  assert.equal(BigInt(expert.bond), MIN_BOND);
+  assert.equal(expert.profile.maxConcurrentTasks, 2);
+
+  result = await experts.serveChunk(api, eve, 0, 1);
+  assert.ok(result.ok, result.error);
+  ({ expert } = await experts.expertState(api, eve.address));
+  assert.deepEqual(expert.serving, [{ model: 0, chunk: 1 }]);
+  assert.ok((await api.query.experts.chunkServers(0, 1)).map(String).includes(eve.address));
+
+  result = await experts.bondExtra(api, eve, 500n * UNIT);
+  assert.ok(result.ok, result.error);
+  result = await experts.unbond(api, eve, 200n * UNIT);
+  assert.ok(result.ok, result.error);
+  let state = await experts.expertState(api, eve.address);
+  assert.equal(BigInt(state.expert.bond), MIN_BOND + 300n * UNIT);
+  assert.equal(state.unbonding.length, 1);
+  assert.equal(BigInt(state.unbonding[0].amount), 200n * UNIT);
+
+  result = await experts.delegate(api, ferdie, eve.address, 50n * UNIT);
+  assert.ok(result.ok, result.error);
+  assert.equal(
+    (await api.query.experts.delegations(eve.address, ferdie.address)).unwrap().toBigInt(),
+    50n * UNIT,
+  );
+  result = await experts.undelegate(api, ferdie, eve.address, 50n * UNIT);
+  assert.ok(result.ok, result.error);
+  assert.ok((await api.query.experts.delegations(eve.address, ferdie.address)).isNone);
+
+  let held = await experts.heldByExperts(api, eve.address);
+  assert.equal(held.ExpertBond, MIN_BOND + 300n * UNIT);
+  assert.equal(held.Unbonding, 200n * UNIT);
+  assert.equal((await experts.heldByExperts(api, ferdie.address)).Unbonding, 50n * UNIT);
+
+  // Too early: nothing has finished unbonding.
+  result = await experts.withdrawUnbonded(api, eve);
+  assert.equal(result.error, 'experts.NothingToWithdraw');
+
+  const unlockAt = Math.max(state.unbonding[0].unlockAt, 0);
+  await experts.waitForBlock(api, unlockAt);
+  const freeBefore = (await api.query.system.account(eve.address)).data.free.toBigInt();
+  result = await experts.withdrawUnbonded(api, eve);
+  assert.ok(result.ok, result.error);
+  held = await experts.heldByExperts(api, eve.address);
+  assert.equal(held.Unbonding ?? 0n, 0n);
+  const freeAfter = (await api.query.system.account(eve.address)).data.free.toBigInt();
+  // 200 DLLM back, less the transaction fee.
+  assert.ok(freeAfter - freeBefore > 199n * UNIT, `free grew by ${freeAfter - freeBefore}`);
+  result = await experts.withdrawUnbonded(api, ferdie);
+  assert.ok(result.ok, result.error);
+});
+
+test('refused calls name their error and change nothing', async () => {
+  const before = await experts.expertState(api, ferdie.address);
+  let result = await experts.registerExpert(api, ferdie, MIN_BOND - 1n, profile);
+  assert.equal(result.error, 'experts.BondBelowMinimum');
+  result = await experts.registerExpert(api, ferdie, MIN_BOND, {
+    ...profile,
+    commissionPercent: 90,
+  });
+  assert.equal(result.error, 'experts.CommissionTooHigh');
+  assert.deepEqual(await experts.expertState(api, ferdie.address), before);
+
+  const wrongHash = '0x' + '11'.repeat(32);
+  result = await experts.serveChunk(api, bob, 0, 1, wrongHash);
+  assert.equal(result.error, 'experts.WeightsHashMismatch');
+  result = await experts.serveChunk(api, bob, 0, 7, wrongHash);
+  assert.equal(result.error, 'models.UnknownChunk');
+  result = await experts.registerExpert(api, bob, MIN_BOND, profile);
+  assert.equal(result.error, 'experts.AlreadyRegistered');
+  result = await experts.unbond(api, bob, 100_000n * UNIT);
+  assert.equal(result.error, 'experts.InsufficientBond');
+});
