@@ -588,3 +588,101 @@ fn try_state_catches_a_hold_without_a_record() {
 		));
 	});
 }
+
+/// Thousands of random calls from random accounts with random arguments: none panics, a
+/// refused call changes no storage, and the hold invariants hold after every call.
+#[test]
+fn random_calls_never_panic_and_keep_the_invariants() {
+	use polkadot_sdk::{
+		frame_support::{dispatch::GetDispatchInfo, traits::UnfilteredDispatchable},
+		sp_io::storage::root,
+		sp_runtime::StateVersion,
+	};
+	let mut state = 0x5eed_u64;
+	let mut next = move |bound: u64| {
+		// SplitMix64: enough spread for picking arguments, no dependency.
+		state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+		let mut z = state;
+		z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+		z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+		(z ^ (z >> 31)) % bound
+	};
+	run(|| {
+		let (mut refused, mut done) = (0, 0);
+		for step in 0..3_000u64 {
+			System::set_block_number(1 + step / 20);
+			let who = 1 + next(6);
+			let amounts = [
+				0,
+				1,
+				50,
+				MIN_DELEGATION,
+				MIN_DELEGATION,
+				MIN_BOND,
+				MIN_BOND,
+				3_000,
+				START_BALANCE,
+			];
+			let amount = amounts[next(amounts.len() as u64) as usize];
+			let (model, chunk) = (next(3) as u32, next(5) as u32);
+			let hash = if next(4) == 0 { chunk_hash(9, 9) } else { chunk_hash(model, chunk) };
+			// Mostly valid: distinct non-empty tags; now and then too many or an empty one.
+			let domains =
+				(0..next(5)).map(|i| vec![b'a' + i as u8; (next(12) != 0) as usize]).collect();
+			let call: crate::Call<Test> = match next(11) {
+				0 => crate::Call::register_expert {
+					bond: amount,
+					domains,
+					peer_id: vec![1; next(70) as usize],
+					price_per_token_layer: next(10),
+					max_concurrent_tasks: next(4) as u32,
+					commission: Perbill::from_percent(next(60) as u32),
+				},
+				1 => crate::Call::update_profile {
+					domains,
+					peer_id: peer(),
+					price_per_token_layer: 1,
+					max_concurrent_tasks: next(3) as u32,
+					commission: Perbill::from_percent(next(70) as u32),
+				},
+				2 | 3 => crate::Call::serve_chunk { model, chunk, weights_hash: hash },
+				4 => crate::Call::stop_serving { model, chunk },
+				5 => crate::Call::bond_extra { amount },
+				6 => crate::Call::unbond { amount },
+				7 => crate::Call::withdraw_unbonded {},
+				8 => crate::Call::deregister {},
+				9 => crate::Call::delegate { expert: 1 + next(6), amount },
+				_ => crate::Call::undelegate { expert: 1 + next(6), amount },
+			};
+			let _ = call.get_dispatch_info();
+			let before = root(StateVersion::V1);
+			match call.dispatch_bypass_filter(signed(who)) {
+				Ok(_) => done += 1,
+				Err(_) => {
+					refused += 1;
+					assert_eq!(root(StateVersion::V1), before, "a refused call changed storage");
+				}
+			}
+			if next(10) == 0 {
+				// The task pallet's side: work assigned, finished, paid, slashed.
+				let expert = 1 + next(6);
+				match next(4) {
+					0 => {
+						let _ = Registry::note_assigned(&expert);
+					}
+					1 => Registry::note_finished(&expert),
+					2 => {
+						let _ = Registry::pay(&expert, &(1 + next(9)), next(500));
+					}
+					_ => {
+						Registry::slash(&expert, Perbill::from_percent(next(30) as u32));
+					}
+				}
+			}
+			Registry::do_try_state().expect("invariants hold after every call");
+			pallet_models::Pallet::<Test>::do_try_state().expect("model invariants hold");
+		}
+		// The sequence exercises both outcomes, not just refusals.
+		assert!(done > 300 && refused > 300, "done {done}, refused {refused}");
+	});
+}
