@@ -45,7 +45,7 @@ export function freePort() {
 
 /**
  * Starts `dllm-node --dev --tmp` on free ports and connects an ApiPromise to it.
- * Returns { api, stop, log }.
+ * Returns { api, stop, log, wsUrl }.
  */
 export async function startDevNode() {
   const rpcPort = await freePort();
@@ -104,7 +104,7 @@ export async function startDevNode() {
     return code;
   }
 
-  return { api, stop, log };
+  return { api, stop, log, wsUrl: `ws://127.0.0.1:${rpcPort}` };
 }
 
 /**

@@ -4,6 +4,9 @@
 // their decoded error names.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 
 import { Keyring } from '@polkadot/keyring';
@@ -102,8 +105,7 @@ test('register, serve, bond, unbond, delegate, undelegate and withdraw', async (
   result = await experts.withdrawUnbonded(api, eve);
   assert.equal(result.error, 'experts.NothingToWithdraw');
 
-  const unlockAt = Math.max(state.unbonding[0].unlockAt, 0);
-  await experts.waitForBlock(api, unlockAt);
+  await experts.waitForBlock(api, state.unbonding[0].unlockAt);
   const freeBefore = (await api.query.system.account(eve.address)).data.free.toBigInt();
   result = await experts.withdrawUnbonded(api, eve);
   assert.ok(result.ok, result.error);
@@ -112,8 +114,12 @@ test('register, serve, bond, unbond, delegate, undelegate and withdraw', async (
   const freeAfter = (await api.query.system.account(eve.address)).data.free.toBigInt();
   // 200 DLLM back, less the transaction fee.
   assert.ok(freeAfter - freeBefore > 199n * UNIT, `free grew by ${freeAfter - freeBefore}`);
+  // Ferdie undelegated a block or more after Eve unbonded.
+  const ferdieQueue = (await experts.expertState(api, ferdie.address)).unbonding;
+  await experts.waitForBlock(api, ferdieQueue[0].unlockAt);
   result = await experts.withdrawUnbonded(api, ferdie);
   assert.ok(result.ok, result.error);
+  assert.equal((await experts.heldByExperts(api, ferdie.address)).Unbonding ?? 0n, 0n);
 });
 
 test('refused calls name their error and change nothing', async () => {
@@ -136,4 +142,35 @@ test('refused calls name their error and change nothing', async () => {
   assert.equal(result.error, 'experts.AlreadyRegistered');
   result = await experts.unbond(api, bob, 100_000n * UNIT);
   assert.equal(result.error, 'experts.InsufficientBond');
+});
+
+/** Runs bin/experts.mjs against the test node; resolves { code, stdout, stderr }. */
+function cli(...args) {
+  const script = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'experts.mjs');
+  return new Promise((resolveRun) => {
+    execFile(process.execPath, [script, '--ws', node.wsUrl, ...args], (error, stdout, stderr) => {
+      resolveRun({ code: error ? error.code : 0, stdout, stderr });
+    });
+  });
+}
+
+test('the command-line script registers, refuses with the error name and checks usage', async () => {
+  const peerId = '0x002408011220' + 'cd'.repeat(32);
+  let run = await cli('--suri', '//Ferdie', 'register', '1000.5', peerId, '5', '1', '2.5', 'law');
+  assert.equal(run.code, 0, run.stderr);
+  const { expert } = await experts.expertState(api, ferdie.address);
+  assert.equal(BigInt(expert.bond), 1000n * UNIT + UNIT / 2n);
+  assert.equal(expert.profile.commission, 25_000_000);
+
+  run = await cli('--suri', '//Ferdie', 'serve', '0', '0');
+  assert.equal(run.code, 0, run.stderr);
+  run = await cli('--suri', '//Ferdie', 'register', '1000', peerId, '5', '1', '2.5');
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /refused: experts\.AlreadyRegistered/);
+  run = await cli('--suri', '//Ferdie', 'bond', 'ten');
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /not an amount of DLLM: ten/);
+  run = await cli('show', ferdie.address);
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(JSON.parse(run.stdout).expert.serving, [{ model: 0, chunk: 0 }]);
 });
