@@ -34,18 +34,21 @@ fn cuda_device(ordinal: usize) -> Result<Device> {
 	)))
 }
 
+/// Parses `f32`, `f16` or `bf16` (a dtype to store weights in).
+pub fn dtype_from_name(name: &str) -> Result<DType> {
+	match name {
+		"f32" => Ok(DType::F32),
+		"f16" => Ok(DType::F16),
+		"bf16" => Ok(DType::BF16),
+		other => {
+			Err(InferenceError::Device(format!("unknown dtype {other:?}; use f32, f16 or bf16")))
+		}
+	}
+}
+
 /// Parses `f32`, `f16` or `bf16`, and refuses what the device cannot compute in.
 pub fn parse_dtype(name: &str, device: &Device) -> Result<DType> {
-	let dtype = match name {
-		"f32" => DType::F32,
-		"f16" => DType::F16,
-		"bf16" => DType::BF16,
-		other => {
-			return Err(InferenceError::Device(format!(
-				"unknown dtype {other:?}; use f32, f16 or bf16"
-			)))
-		}
-	};
+	let dtype = dtype_from_name(name)?;
 	if device.is_cpu() && dtype == DType::BF16 {
 		// candle's CPU matmul has no bf16 kernel.
 		return Err(InferenceError::Device("bf16 is not supported on cpu; use f32 or f16".into()));

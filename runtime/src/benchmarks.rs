@@ -3,9 +3,7 @@
 pub use crate::{Balances, Experts, Models, Runtime, Sudo, Timestamp, Treasury, Utility};
 pub use polkadot_sdk::{
 	frame_benchmarking::{self, baseline, baseline::Pallet as BaselineBench},
-	frame_system,
 	frame_system_benchmarking::{self, Pallet as SystemBench},
-	pallet_balances, pallet_sudo, pallet_timestamp, pallet_treasury, pallet_utility,
 };
 
 impl frame_system_benchmarking::Config for Runtime {}

@@ -19,7 +19,7 @@ use polkadot_sdk::{
 	sp_core::H256,
 	sp_genesis_builder::{self, PresetId},
 	sp_keyring::{Ed25519Keyring, Sr25519Keyring},
-	sp_runtime::{traits::AccountIdConversion, BoundedVec, Perbill},
+	sp_runtime::{BoundedVec, Perbill},
 };
 use serde_json::Value;
 
@@ -125,8 +125,7 @@ fn genesis(
 	root: AccountId,
 	market: Market,
 ) -> Value {
-	let community_fund: AccountId =
-		crate::configs::TreasuryPalletId::get().into_account_truncating();
+	let community_fund = crate::community_account();
 	let mut balances: Vec<(AccountId, Balance)> =
 		endowed.into_iter().map(|account| (account, DEV_ENDOWMENT)).collect();
 	balances.push((community_fund, COMMUNITY_FUND_GENESIS));

@@ -188,5 +188,5 @@ mod runtime {
 /// The community fund: the treasury's account. It receives transaction fees now and the
 /// community share of every task fee once the task pallet lands.
 pub fn community_account() -> AccountId {
-	Treasury::account_id()
+	configs::TreasuryAccount::get()
 }

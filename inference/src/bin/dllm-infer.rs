@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 use clap::{Args, Parser, Subcommand};
 use dllm_inference::{
-	device::{parse_device, parse_dtype},
+	device::{dtype_from_name, parse_device, parse_dtype},
 	pipeline::{generate, GenerationRequest, LocalTransport},
 	sampling::SamplingParams,
 	shard::Shard,
@@ -153,14 +153,7 @@ fn main() {
 }
 
 fn make_tiny(args: MakeTiny) -> Result<()> {
-	let dtype = match args.dtype.as_str() {
-		"f32" => DType::F32,
-		"f16" => DType::F16,
-		"bf16" => DType::BF16,
-		other => {
-			return Err(InferenceError::Config(format!("dtype {other:?}: use f32, f16 or bf16")))
-		}
-	};
+	let dtype = dtype_from_name(&args.dtype)?;
 	let spec = TinySpec {
 		layers: args.layers,
 		hidden: args.hidden,

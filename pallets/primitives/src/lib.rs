@@ -76,7 +76,7 @@ mod tests {
 		assert_eq!(UNITS, 1_000_000_000_000);
 		assert_eq!(MILLI_UNITS * 1_000, UNITS);
 		assert_eq!(MICRO_UNITS * 1_000_000, UNITS);
-		assert!(EXISTENTIAL_DEPOSIT > 0);
+		const { assert!(EXISTENTIAL_DEPOSIT > 0) };
 	}
 }
 
