@@ -806,11 +806,9 @@ pub mod pallet {
 			servers.try_push(who.clone()).map_err(|_| Error::<T>::TooManyExpertsOnChunk)?;
 			let deposit = T::ChunkDeposit::get();
 			expert.deposit = expert.deposit.checked_add(&deposit).ok_or(Error::<T>::Overflow)?;
+			// Calls are transactional: a failed acquire undoes the hold.
+			Self::hold(HoldReason::Deposit, who, deposit)?;
 			T::Models::acquire(model)?;
-			if let Err(e) = Self::hold(HoldReason::Deposit, who, deposit) {
-				T::Models::release(model);
-				return Err(e);
-			}
 			ChunkServers::<T>::insert(model, chunk, servers);
 			Experts::<T>::insert(who, expert);
 			Self::deposit_event(Event::ChunkServed { expert: who.clone(), model, chunk });
