@@ -51,6 +51,8 @@ const GRANDPA_JUSTIFICATION_PERIOD: u32 = 512;
 pub const DEV_BLOCK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How blocks are made and finalized on this chain.
+// Built once at start-up and moved a few times; its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Consensus {
 	/// Aura slots and GRANDPA finality: every network with more than one node.
 	AuraGrandpa { block_import: GrandpaBlockImport, link: GrandpaLink },
