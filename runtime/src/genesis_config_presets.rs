@@ -35,39 +35,39 @@ pub const DEV_UNBONDING_PERIOD: BlockNumber = 10;
 /// The dev experts: who, the libp2p PeerId bytes of the node key `--node-key 0x00…0N`
 /// its node uses, and the chunks of the dev model it serves. Bob and Charlie form one
 /// pipeline, Dave a whole second one.
-fn dev_experts() -> Vec<(Sr25519Keyring, &'static str, Vec<u32>)> {
+fn dev_experts() -> Vec<(Sr25519Keyring, [u8; 38], Vec<u32>)> {
 	vec![
 		(
 			Sr25519Keyring::Bob,
 			// 12D3KooWHdiAxVd8uMQR1hGWXccidmfCwLqcMpGwR6QcTP6QRMuD (node key …02)
-			"002408011220 7422b9887598068e32c4448a949adb290d0f4e35b9e01b0ee5f1a1e600fe2674",
+			const {
+				dllm_primitives::hex_array(
+					"0024080112207422b9887598068e32c4448a949adb290d0f4e35b9e01b0ee5f1a1e600fe2674",
+				)
+			},
 			vec![0],
 		),
 		(
 			Sr25519Keyring::Charlie,
 			// 12D3KooWSCufgHzV4fCwRijfH2k3abrpAJxTKxEvN1FDuRXA2U9x (node key …03)
-			"002408011220 f381626e41e7027ea431bfe3009e94bdd25a746beec468948d6c3c7c5dc9a54b",
+			const {
+				dllm_primitives::hex_array(
+					"002408011220f381626e41e7027ea431bfe3009e94bdd25a746beec468948d6c3c7c5dc9a54b",
+				)
+			},
 			vec![1],
 		),
 		(
 			Sr25519Keyring::Dave,
 			// 12D3KooWSsChzF81YDUKpe9Uk5AHV5oqAaXAcWNSPYgoLauUk4st (node key …04)
-			"002408011220 fd50b8e3b144ea244fbf7737f550bc8dd0c2650bbc1aada833ca17ff8dbf329b",
+			const {
+				dllm_primitives::hex_array(
+					"002408011220fd50b8e3b144ea244fbf7737f550bc8dd0c2650bbc1aada833ca17ff8dbf329b",
+				)
+			},
 			vec![0, 1],
 		),
 	]
-}
-
-/// Bytes of a hex string that may contain spaces.
-fn hex_bytes(hex: &str) -> Vec<u8> {
-	let digits: Vec<u8> = hex.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-	digits
-		.chunks(2)
-		.map(|pair| {
-			let value = |c: u8| (c as char).to_digit(16).unwrap_or_default() as u8;
-			value(pair[0]) * 16 + value(pair.get(1).copied().unwrap_or(b'0'))
-		})
-		.collect()
 }
 
 /// The dev model as the registry stores it.
@@ -109,7 +109,7 @@ fn dev_market() -> Market {
 			account: who.to_account_id(),
 			bond: DEV_EXPERT_BOND,
 			domains: vec![b"general".to_vec()],
-			peer_id: hex_bytes(peer_id),
+			peer_id: peer_id.to_vec(),
 			price_per_token_layer: DEV_EXPERT_PRICE,
 			max_concurrent_tasks: 4,
 			commission: Perbill::from_percent(10),

@@ -98,30 +98,39 @@ pub mod dev_model {
 	pub const MAX_CONTEXT: u32 = 512;
 	/// The chunks: layer range and `dllm-infer hash-chunks` hash.
 	pub const CHUNKS: [(u32, u32, [u8; 32]); 2] = [
-		(0, 2, hex32("6dfbcaf29b68c7ffc1a5d2680331bcc793243c1f0f6a5c633aea146b88f88d39")),
-		(2, 4, hex32("95669854d5f4f35dcf04e3b3561175680efd0162ab46917de85ec63c633d8d70")),
+		(
+			0,
+			2,
+			super::hex_array("6dfbcaf29b68c7ffc1a5d2680331bcc793243c1f0f6a5c633aea146b88f88d39"),
+		),
+		(
+			2,
+			4,
+			super::hex_array("95669854d5f4f35dcf04e3b3561175680efd0162ab46917de85ec63c633d8d70"),
+		),
 	];
 	/// SHA-256 of its `tokenizer.json`.
 	pub const TOKENIZER_HASH: [u8; 32] =
-		hex32("d29d502943a8ef708fc913bfe3f23b35f725787ea971f6a585adb00525603cca");
+		super::hex_array("d29d502943a8ef708fc913bfe3f23b35f725787ea971f6a585adb00525603cca");
+}
 
-	/// 64 hex digits to 32 bytes, at compile time (a bad literal fails the build).
-	const fn hex32(hex: &str) -> [u8; 32] {
-		const fn digit(c: u8) -> u8 {
-			match c {
-				b'0'..=b'9' => c - b'0',
-				b'a'..=b'f' => c - b'a' + 10,
-				_ => panic!("not a lowercase hex digit"),
-			}
+/// `2N` lowercase hex digits to `N` bytes, at compile time: use it in a `const`, where a bad
+/// literal fails the build.
+pub const fn hex_array<const N: usize>(hex: &str) -> [u8; N] {
+	const fn digit(c: u8) -> u8 {
+		match c {
+			b'0'..=b'9' => c - b'0',
+			b'a'..=b'f' => c - b'a' + 10,
+			_ => panic!("not a lowercase hex digit"),
 		}
-		let bytes = hex.as_bytes();
-		assert!(bytes.len() == 64, "a 32-byte hash has 64 hex digits");
-		let mut out = [0u8; 32];
-		let mut i = 0;
-		while i < 32 {
-			out[i] = digit(bytes[2 * i]) * 16 + digit(bytes[2 * i + 1]);
-			i += 1;
-		}
-		out
 	}
+	let bytes = hex.as_bytes();
+	assert!(bytes.len() == 2 * N, "wrong number of hex digits");
+	let mut out = [0u8; N];
+	let mut i = 0;
+	while i < N {
+		out[i] = digit(bytes[2 * i]) * 16 + digit(bytes[2 * i + 1]);
+		i += 1;
+	}
+	out
 }
