@@ -23,8 +23,9 @@ use polkadot_sdk::{
 };
 
 use crate::{
-	genesis_config_presets, AccountId, Aura, Balance, Block, Executive, Grandpa, InherentDataExt,
-	Nonce, Runtime, RuntimeCall, RuntimeGenesisConfig, System, TransactionPayment, VERSION,
+	genesis_config_presets, AccountId, Aura, Balance, Block, BlockNumber, Executive, Grandpa,
+	InherentDataExt, Nonce, Runtime, RuntimeCall, RuntimeGenesisConfig, System, TransactionPayment,
+	VERSION,
 };
 
 impl_runtime_apis! {
@@ -147,6 +148,28 @@ impl_runtime_apis! {
 	impl frame_system_rpc_runtime_api::AccountNonceApi<Block, AccountId, Nonce> for Runtime {
 		fn account_nonce(account: AccountId) -> Nonce {
 			System::account_nonce(account)
+		}
+	}
+
+	impl pallet_poaw::runtime_api::PoawApi<Block, AccountId, Balance, BlockNumber> for Runtime {
+		fn assignments(
+			miner: AccountId,
+		) -> Vec<pallet_poaw::MinerAssignment<AccountId, Balance, BlockNumber>> {
+			crate::Poaw::assignments(miner)
+		}
+
+		fn task(
+			task: pallet_poaw::TaskId,
+		) -> Option<pallet_poaw::TaskDetails<AccountId, Balance, BlockNumber>> {
+			crate::Poaw::task_details(task)
+		}
+
+		fn quote(
+			model: pallet_poaw::ModelId,
+			prompt_tokens: u32,
+			max_tokens: u32,
+		) -> Result<pallet_poaw::FeeQuote<Balance>, pallet_poaw::QuoteError> {
+			crate::Poaw::quote(model, prompt_tokens, max_tokens)
 		}
 	}
 

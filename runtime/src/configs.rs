@@ -2,9 +2,9 @@
 
 use crate::{
 	token::{EXISTENTIAL_DEPOSIT, MICRO_UNITS, MILLI_UNITS, SS58_PREFIX, UNITS},
-	AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Models, Nonce, OriginCaller,
-	PalletInfo, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason,
-	RuntimeOrigin, RuntimeTask, System, DAYS, SLOT_DURATION, VERSION,
+	AccountId, Aura, Balance, Balances, Block, BlockNumber, Experts, Hash, Models, Nonce,
+	OriginCaller, PalletInfo, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
+	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, System, DAYS, MINUTES, SLOT_DURATION, VERSION,
 };
 use polkadot_sdk::{
 	frame_support::{
@@ -239,4 +239,44 @@ impl pallet_experts::Config for Runtime {
 	type MaxDelegatorsPerExpert = ConstU32<64>;
 	type MaxUnbondingChunks = ConstU32<16>;
 	type WeightInfo = pallet_experts::weights::SubstrateWeight<Runtime>;
+}
+
+parameter_types! {
+	pub const PoawPalletId: PalletId = PalletId(*b"dllm/poa");
+	pub const MinerShare: Perbill = Perbill::from_percent(85);
+	pub const ThroughputBonus: Perbill = Perbill::from_percent(5);
+	pub const DisputeSlash: Perbill = Perbill::from_percent(10);
+}
+
+impl pallet_poaw::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Models = Models;
+	type Experts = Experts;
+	// Neutral quality for everyone until the reputation pallet lands.
+	type Quality = ();
+	type CommunityAccount = TreasuryAccount;
+	type AdminOrigin = EnsureRoot<AccountId>;
+	type PalletId = PoawPalletId;
+	type MaxPromptBytes = ConstU32<8192>;
+	type MaxGeneratedTokens = ConstU32<2048>;
+	type MaxOutputBytes = ConstU32<16384>;
+	type MaxFingerprintBytes = ConstU32<16384>;
+	type DefaultRedundancy = ConstU8<2>;
+	type MaxRedundancy = ConstU8<3>;
+	type MaxSlots = ConstU32<64>;
+	// The expert registry's `MaxExpertsPerChunk`.
+	type MaxOffersPerChunk = ConstU32<64>;
+	type MinerShare = MinerShare;
+	type ThroughputBonus = ThroughputBonus;
+	type AssignmentTimeout = ConstU32<{ 10 * MINUTES }>;
+	type CommitPeriod = ConstU32<{ 5 * MINUTES }>;
+	type RevealPeriod = ConstU32<{ 2 * MINUTES }>;
+	type MaxReassignments = ConstU32<4>;
+	type ResultRetention = ConstU32<{ 7 * DAYS }>;
+	type MaxQueuedTasks = ConstU32<256>;
+	type MaxAssignmentsPerBlock = ConstU32<8>;
+	type MaxTimeoutsPerBlock = ConstU32<32>;
+	type DisputeSlash = DisputeSlash;
+	type WeightInfo = pallet_poaw::weights::SubstrateWeight<Runtime>;
 }

@@ -183,10 +183,13 @@ mod runtime {
 
 	#[runtime::pallet_index(10)]
 	pub type Experts = pallet_experts;
+
+	#[runtime::pallet_index(11)]
+	pub type Poaw = pallet_poaw;
 }
 
-/// The community fund: the treasury's account. It receives transaction fees now and the
-/// community share of every task fee once the task pallet lands.
+/// The community fund: the treasury's account. It receives transaction fees, the
+/// community share of every task fee and slashed stake.
 pub fn community_account() -> AccountId {
 	configs::TreasuryAccount::get()
 }

@@ -50,6 +50,30 @@ fn serve<T: Config>(expert: &T::AccountId, chunks: u32) -> ModelId {
 	model
 }
 
+/// `who`, funded here, registered with the widest capacity and serving `chunk` of
+/// `model` at `price` (or just adding the chunk when already registered): the task
+/// pallet's benchmarks build their auctions from this.
+pub(crate) fn register_for_benchmark<T: Config>(
+	who: &T::AccountId,
+	model: ModelId,
+	chunk: ChunkIndex,
+	price: BalanceOf<T>,
+) {
+	if !Experts::<T>::contains_key(who) {
+		let amount = T::MinExpertBond::get()
+			.saturating_add(T::ExpertDeposit::get())
+			.saturating_add(T::ChunkDeposit::get().saturating_mul(T::MaxChunksServed::get().into()))
+			.saturating_mul(100u32.into());
+		T::Currency::set_balance(who, amount);
+		let (domains, peer_id) = profile_args::<T>();
+		let profile = Pallet::<T>::profile(domains, peer_id, price, u32::MAX, Perbill::zero())
+			.expect("benchmark profile is valid");
+		Pallet::<T>::do_register(who, T::MinExpertBond::get(), profile).expect("expert registers");
+	}
+	let hash = T::Models::chunk_weights_hash(model, chunk).expect("chunk exists");
+	Pallet::<T>::do_serve_chunk(who, model, chunk, hash).expect("expert serves");
+}
+
 /// `count` delegators of `expert`.
 fn delegators<T: Config>(expert: &T::AccountId, count: u32) -> Vec<T::AccountId> {
 	(0..count)

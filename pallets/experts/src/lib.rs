@@ -1061,5 +1061,15 @@ pub mod pallet {
 				}
 			});
 		}
+
+		#[cfg(feature = "runtime-benchmarks")]
+		fn register_for_benchmark(
+			who: &T::AccountId,
+			model: ModelId,
+			chunk: ChunkIndex,
+			price: BalanceOf<T>,
+		) {
+			benchmarking::register_for_benchmark::<T>(who, model, chunk, price)
+		}
 	}
 }

@@ -417,6 +417,16 @@ pub mod pallet {
 			Ok(chunk.weights_hash)
 		}
 
+		fn chunk_layers(model: ModelId) -> Option<alloc::vec::Vec<u32>> {
+			Models::<T>::get(model).map(|info| {
+				info.spec
+					.chunks
+					.iter()
+					.map(|chunk| chunk.end_layer.saturating_sub(chunk.start_layer))
+					.collect()
+			})
+		}
+
 		fn acquire(model: ModelId) -> DispatchResult {
 			Models::<T>::try_mutate(model, |info| {
 				let info = info.as_mut().ok_or(Error::<T>::UnknownModel)?;

@@ -61,6 +61,8 @@ pub trait ModelRegistry {
 	fn chunk_count(model: ModelId) -> Option<u32>;
 	/// The registered weight hash of one chunk; an error names an unknown model or chunk.
 	fn chunk_weights_hash(model: ModelId, chunk: ChunkIndex) -> Result<H256, DispatchError>;
+	/// Number of layers in each chunk, in chunk order.
+	fn chunk_layers(model: ModelId) -> Option<Vec<u32>>;
 	/// Something (a served chunk, a task) starts referring to the model; a retired model
 	/// cannot be referred to.
 	fn acquire(model: ModelId) -> DispatchResult;
@@ -98,4 +100,41 @@ pub trait ExpertRegistry<AccountId, Balance> {
 	fn note_assigned(expert: &AccountId) -> DispatchResult;
 	/// The expert finished (or lost) a task it had taken.
 	fn note_finished(expert: &AccountId);
+	/// Registers `who` (funded here) as an expert serving `chunk` of `model` at `price`,
+	/// for benchmarks of other pallets.
+	#[cfg(feature = "runtime-benchmarks")]
+	fn register_for_benchmark(who: &AccountId, model: ModelId, chunk: ChunkIndex, price: Balance);
+}
+
+/// How one miner's part in a task ended, as the reputation pallet is told.
+#[derive(Clone, Copy, PartialEq, Eq, Encode, Decode, TypeInfo, Debug)]
+pub enum TaskOutcome {
+	/// Its work was part of the accepted result.
+	Verified,
+	/// It missed a commit or reveal deadline.
+	MissedDeadline,
+	/// Its result lost a vote or a dispute.
+	Outvoted,
+}
+
+/// Quality of experts for the task pallet's auction, and what it reports back.
+pub trait ExpertQuality<AccountId> {
+	/// The expert's quality in (0, 1] (for `domain` when given), or `None` when it must
+	/// not be assigned work now (its reputation is below the threshold).
+	fn quality(expert: &AccountId, domain: Option<&Domain>) -> Option<Perbill>;
+	/// How a task ended for the expert.
+	fn report(expert: &AccountId, domain: Option<&Domain>, outcome: TaskOutcome);
+}
+
+/// Quality of an expert nobody knows anything about: the prior mean of a
+/// beta(1, 1) reputation.
+pub const NEUTRAL_QUALITY: Perbill = Perbill::from_percent(50);
+
+/// Every expert has the neutral quality and reports go nowhere: the runtime's choice
+/// until the reputation pallet exists.
+impl<AccountId> ExpertQuality<AccountId> for () {
+	fn quality(_: &AccountId, _: Option<&Domain>) -> Option<Perbill> {
+		Some(NEUTRAL_QUALITY)
+	}
+	fn report(_: &AccountId, _: Option<&Domain>, _: TaskOutcome) {}
 }

@@ -1,0 +1,24 @@
+//! `PoawApi`: what miners' workers and clients read from the task pallet.
+
+use crate::types::{FeeQuote, MinerAssignment, QuoteError, TaskDetails, TaskId};
+use alloc::vec::Vec;
+use codec::Codec;
+use dllm_primitives::market::ModelId;
+
+polkadot_sdk::sp_api::decl_runtime_apis! {
+	/// The task pallet's read API.
+	pub trait PoawApi<AccountId, Balance, BlockNumber>
+	where
+		AccountId: Codec,
+		Balance: Codec,
+		BlockNumber: Codec,
+	{
+		/// Slots `miner` still has to commit or reveal, with what its worker needs.
+		fn assignments(miner: AccountId) -> Vec<MinerAssignment<AccountId, Balance, BlockNumber>>;
+		/// A task with its prompt, slots and outputs (until the retention ends).
+		fn task(task: TaskId) -> Option<TaskDetails<AccountId, Balance, BlockNumber>>;
+		/// The least `max_fee` for `prompt_tokens` + `max_tokens` tokens on `model` now.
+		/// `submit_task` counts a prompt of `n` bytes as `n + 2` tokens.
+		fn quote(model: ModelId, prompt_tokens: u32, max_tokens: u32) -> Result<FeeQuote<Balance>, QuoteError>;
+	}
+}

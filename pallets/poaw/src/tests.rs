@@ -1,0 +1,1001 @@
+//! Every call's success path and named errors (storage unchanged), the auction's
+//! assignment, every stage's deadline, payouts to the unit, disputes, retention, and a
+//! random-sequence property test of the money flows.
+
+use crate::mock::{Experts, Poaw};
+use crate::{mock::*, *};
+use polkadot_sdk::{
+	frame_support::{
+		assert_noop, assert_ok,
+		traits::{
+			fungible::{Inspect, InspectHold},
+			Hooks,
+		},
+	},
+	frame_system::RawOrigin,
+	sp_runtime::{DispatchError, Perbill},
+};
+
+const REQUESTER: u64 = 7;
+const PROMPT: &[u8] = b"hello world";
+
+/// Runs a test, then checks the pallets' invariants.
+fn run(test: impl FnOnce()) {
+	new_test_ext().execute_with(|| {
+		test();
+		Poaw::do_try_state().expect("task invariants hold");
+		pallet_experts::Pallet::<Test>::do_try_state().expect("expert invariants hold");
+	});
+}
+
+fn signed(who: u64) -> RuntimeOrigin {
+	RawOrigin::Signed(who).into()
+}
+
+fn expert(who: u64, chunks: &[u32], price: u64, capacity: u32) {
+	let peer = vec![0x00, 0x24, who as u8];
+	assert_ok!(Experts::register_expert(
+		signed(who),
+		MIN_BOND,
+		vec![],
+		peer,
+		price,
+		capacity,
+		Perbill::from_percent(10)
+	));
+	for chunk in chunks {
+		assert_ok!(Experts::serve_chunk(signed(who), 0, *chunk, chunk_hash(0, *chunk)));
+	}
+}
+
+/// Chunk 0: 1 (10), 2 (20); chunk 1: 3 (10), 4 (20); both chunks: 5 (30).
+fn standard_experts() {
+	expert(1, &[0], 10, 2);
+	expert(2, &[0], 20, 2);
+	expert(3, &[1], 10, 2);
+	expert(4, &[1], 20, 2);
+	expert(5, &[0, 1], 30, 4);
+}
+
+fn sampling() -> SamplingParams {
+	SamplingParams { temperature_milli: 0, top_k: 0, top_p: Perbill::one(), seed: 42 }
+}
+
+fn submit(max_fee: u64) -> TaskId {
+	assert_ok!(Poaw::submit_task(
+		signed(REQUESTER),
+		0,
+		PROMPT.to_vec(),
+		4,
+		sampling(),
+		max_fee,
+		None
+	));
+	NextTaskId::<Test>::get() - 1
+}
+
+fn next_block() {
+	let now = System::block_number() + 1;
+	System::set_block_number(now);
+	Poaw::on_initialize(now);
+	Poaw::on_idle(now, Weight::MAX);
+}
+
+fn free(who: u64) -> u64 {
+	Balances::balance(&who)
+}
+
+fn total(who: u64) -> u64 {
+	Balances::total_balance(&who)
+}
+
+fn escrow(who: u64) -> u64 {
+	Balances::balance_on_hold(&HoldReason::Escrow.into(), &who)
+}
+
+fn slots(task: TaskId) -> Vec<SlotOf<Test>> {
+	Slots::<Test>::get(task).into_inner()
+}
+
+fn status(task: TaskId) -> TaskStatus {
+	Tasks::<Test>::get(task).unwrap().status
+}
+
+/// A pipeline output: prompt tokens, generated tokens, text.
+type Output = (u32, Vec<u32>, Vec<u8>);
+
+fn good() -> Output {
+	(5, vec![1, 2, 3], b"abc".to_vec())
+}
+
+fn bad() -> Output {
+	(5, vec![9, 9, 9], b"zzz".to_vec())
+}
+
+fn hash_of(output: &Output) -> H256 {
+	output_hash(output.0, &output.1, &output.2)
+}
+
+fn fingerprint(slot: &SlotOf<Test>) -> Vec<u8> {
+	vec![slot.expert as u8, slot.chunk as u8, 1, 2]
+}
+
+fn salt(slot: &SlotOf<Test>) -> [u8; 32] {
+	[slot.expert as u8 ^ slot.pipeline; 32]
+}
+
+fn commit_slot(task: TaskId, slot: &SlotOf<Test>, output: &Output) -> DispatchResult {
+	let hash = commitment(
+		task,
+		slot.pipeline,
+		slot.chunk,
+		&fingerprint(slot),
+		hash_of(output),
+		salt(slot),
+	);
+	Poaw::commit(signed(slot.expert), task, slot.pipeline, slot.chunk, hash)
+}
+
+fn claim(slot: &SlotOf<Test>, output: &Output) -> RevealedOutput {
+	if slot.chunk == 1 {
+		RevealedOutput::Full {
+			prompt_tokens: output.0,
+			tokens: output.1.clone(),
+			text: output.2.clone(),
+		}
+	} else {
+		RevealedOutput::Hash(hash_of(output))
+	}
+}
+
+fn reveal_slot(task: TaskId, slot: &SlotOf<Test>, output: &Output) -> DispatchResult {
+	Poaw::reveal(
+		signed(slot.expert),
+		task,
+		slot.pipeline,
+		slot.chunk,
+		fingerprint(slot),
+		claim(slot, output),
+		salt(slot),
+	)
+}
+
+/// Every slot commits, then every slot reveals, each pipeline with `output(pipeline)`.
+fn work(task: TaskId, output: impl Fn(u8) -> Output) {
+	for slot in slots(task) {
+		assert_ok!(commit_slot(task, &slot, &output(slot.pipeline)));
+	}
+	assert_eq!(status(task), TaskStatus::Committed);
+	for slot in slots(task) {
+		assert_ok!(reveal_slot(task, &slot, &output(slot.pipeline)));
+	}
+}
+
+fn events() -> Vec<Event<Test>> {
+	System::events()
+		.into_iter()
+		.filter_map(|record| match record.event {
+			RuntimeEvent::Poaw(event) => Some(event),
+			_ => None,
+		})
+		.collect()
+}
+
+fn reports() -> Vec<(u64, TaskOutcome)> {
+	REPORTS.with(|r| r.borrow().clone())
+}
+
+fn experts_of(task: TaskId) -> Vec<(u8, u32, u64)> {
+	slots(task).iter().map(|s| (s.pipeline, s.chunk, s.expert)).collect()
+}
+
+// ---------------------------------------------------------------- submit
+
+#[test]
+fn quote_is_the_rth_ask_times_work_grossed_up() {
+	run(|| {
+		standard_experts();
+		let quote = Poaw::quote(0, 13, 4).unwrap();
+		// Second-cheapest ask is 20 in both chunks; 2 pipelines × 4 layers × 17 tokens.
+		assert_eq!(quote.redundancy, 2);
+		assert_eq!(quote.price_per_token_layer, 20);
+		assert_eq!(quote.tokens, 17);
+		assert_eq!(quote.layers, 4);
+		assert_eq!(quote.max_fee, 3200); // ceil(20 × 2 × 4 × 17 / 0.85)
+		assert_eq!(Poaw::quote(9, 1, 1), Err(QuoteError::UnknownModel));
+		assert_eq!(Poaw::quote(1, 1, 1), Err(QuoteError::NoMinersAvailable));
+	});
+}
+
+#[test]
+fn submit_holds_escrow_and_queues() {
+	run(|| {
+		standard_experts();
+		let before = free(REQUESTER);
+		let task = submit(3200);
+		assert_eq!(task, 0);
+		assert_eq!(escrow(REQUESTER), 3200);
+		assert_eq!(free(REQUESTER), before - 3200);
+		assert_eq!(Queue::<Test>::get().into_inner(), vec![0]);
+		assert_eq!(Prompts::<Test>::get(0).unwrap().into_inner(), PROMPT.to_vec());
+		let info = Tasks::<Test>::get(0).unwrap();
+		assert_eq!(info.status, TaskStatus::Queued);
+		assert_eq!(info.deadline, 1 + ASSIGNMENT_TIMEOUT);
+		assert!(events().contains(&Event::TaskSubmitted {
+			task: 0,
+			requester: REQUESTER,
+			model: 0,
+			max_fee: 3200
+		}));
+	});
+}
+
+#[test]
+fn submit_refuses_bad_arguments_and_changes_nothing() {
+	run(|| {
+		standard_experts();
+		let call =
+			|model, prompt: &[u8], max_tokens, sampling, max_fee, domain: Option<Vec<u8>>| {
+				Poaw::submit_task(
+					signed(REQUESTER),
+					model,
+					prompt.to_vec(),
+					max_tokens,
+					sampling,
+					max_fee,
+					domain,
+				)
+			};
+		let fee = 100_000;
+		assert_noop!(call(9, PROMPT, 4, sampling(), fee, None), Error::<Test>::UnknownModel);
+		assert_noop!(call(1, PROMPT, 4, sampling(), fee, None), Error::<Test>::NoMinersAvailable);
+		assert_noop!(call(0, b"", 4, sampling(), fee, None), Error::<Test>::EmptyPrompt);
+		let long = vec![b'x'; MAX_PROMPT as usize + 1];
+		assert_noop!(call(0, &long, 4, sampling(), fee, None), Error::<Test>::PromptTooLong);
+		assert_noop!(call(0, PROMPT, 0, sampling(), fee, None), Error::<Test>::ZeroMaxTokens);
+		assert_noop!(
+			call(0, PROMPT, MAX_TOKENS + 1, sampling(), fee, None),
+			Error::<Test>::TooManyTokens
+		);
+		let hot = SamplingParams { temperature_milli: 10_001, ..sampling() };
+		assert_noop!(call(0, PROMPT, 4, hot, fee, None), Error::<Test>::InvalidSampling);
+		let no_mass = SamplingParams { top_p: Perbill::zero(), ..sampling() };
+		assert_noop!(call(0, PROMPT, 4, no_mass, fee, None), Error::<Test>::InvalidSampling);
+		assert_noop!(
+			call(0, PROMPT, 4, sampling(), fee, Some(vec![])),
+			Error::<Test>::InvalidDomain
+		);
+		assert_noop!(
+			call(0, PROMPT, 4, sampling(), fee, Some(vec![b'd'; 33])),
+			Error::<Test>::InvalidDomain
+		);
+		assert_noop!(call(0, PROMPT, 4, sampling(), 3199, None), Error::<Test>::FeeBelowQuote);
+		assert_noop!(
+			Poaw::submit_task(signed(11), 0, PROMPT.to_vec(), 4, sampling(), START_BALANCE, None),
+			Error::<Test>::InsufficientBalance
+		);
+		assert_ok!(pallet_models::Pallet::<Test>::deprecate_model(RawOrigin::Root.into(), 0, None));
+		assert_noop!(call(0, PROMPT, 4, sampling(), fee, None), Error::<Test>::ModelNotActive);
+	});
+}
+
+#[test]
+fn submit_refuses_when_the_queue_is_full() {
+	run(|| {
+		standard_experts();
+		for _ in 0..8 {
+			submit(3200);
+		}
+		assert_noop!(
+			Poaw::submit_task(signed(REQUESTER), 0, PROMPT.to_vec(), 4, sampling(), 3200, None),
+			Error::<Test>::QueueFull
+		);
+	});
+}
+
+// ---------------------------------------------------------------- assignment
+
+#[test]
+fn auction_forms_disjoint_pipelines_paid_the_best_losing_price() {
+	run(|| {
+		standard_experts();
+		// Cap: 85% of 6000 over 2 pipelines × 4 layers × 17 tokens = 37 ≥ 30: expert 5
+		// can bid, loses, and sets the threshold.
+		let task = submit(6000);
+		next_block();
+		let info = Tasks::<Test>::get(task).unwrap();
+		assert_eq!(info.status, TaskStatus::Assigned);
+		assert_eq!(info.pipelines, 2);
+		assert_eq!(info.price_cap, 37);
+		assert_eq!(info.deadline, 2 + COMMIT_PERIOD);
+		assert_eq!(experts_of(task), vec![(0, 0, 1), (0, 1, 3), (1, 0, 2), (1, 1, 4)]);
+		assert!(slots(task).iter().all(|s| s.threshold == 30));
+		assert!(Queue::<Test>::get().is_empty());
+		for who in [1, 2, 3, 4] {
+			assert!(MinerTasks::<Test>::contains_key(who, task));
+			assert_eq!(pallet_experts::Experts::<Test>::get(who).unwrap().active_tasks, 1);
+		}
+		let assignments = Poaw::assignments(1);
+		assert_eq!(assignments.len(), 1);
+		assert_eq!(assignments[0].pipeline_experts, vec![1, 3]);
+		assert_eq!(assignments[0].prompt, PROMPT.to_vec());
+		assert_eq!(assignments[0].chunks, 2);
+	});
+}
+
+#[test]
+fn without_a_loser_winners_get_the_cap() {
+	run(|| {
+		standard_experts();
+		// Cap 3200 × 0.85 / 136 = 20: only 1 and 2 (3 and 4) are eligible.
+		let task = submit(3200);
+		next_block();
+		assert_eq!(Tasks::<Test>::get(task).unwrap().price_cap, 20);
+		assert!(slots(task).iter().all(|s| s.threshold == 20));
+	});
+}
+
+#[test]
+fn redundancy_falls_to_one_with_too_few_miners() {
+	run(|| {
+		expert(1, &[0], 10, 2);
+		expert(3, &[1], 10, 2);
+		expert(4, &[1], 20, 2);
+		let task = submit(2000);
+		next_block();
+		let info = Tasks::<Test>::get(task).unwrap();
+		assert_eq!(info.pipelines, 1);
+		// Cap 2000 × 0.85 / (1 × 4 × 17) = 25; chunk 1's loser asks 20.
+		assert_eq!(experts_of(task), vec![(0, 0, 1), (0, 1, 3)]);
+		assert_eq!(slots(task).iter().map(|s| s.threshold).collect::<Vec<_>>(), vec![25, 20]);
+	});
+}
+
+#[test]
+fn one_expert_serving_both_chunks_keeps_its_pipeline() {
+	run(|| {
+		// The dev chain's shape: Bob chunk 0, Charlie chunk 1, Dave both.
+		expert(1, &[0], 10, 4);
+		expert(3, &[1], 10, 4);
+		expert(5, &[0, 1], 10, 4);
+		let task = submit(5000);
+		next_block();
+		let pipelines: Vec<Vec<u64>> = (0..2)
+			.map(|p| slots(task).iter().filter(|s| s.pipeline == p).map(|s| s.expert).collect())
+			.collect();
+		assert!(pipelines.contains(&vec![1, 3]) && pipelines.contains(&vec![5, 5]));
+		assert_eq!(pallet_experts::Experts::<Test>::get(5).unwrap().active_tasks, 2);
+	});
+}
+
+#[test]
+fn quality_scales_scores_and_a_barred_expert_is_out() {
+	run(|| {
+		standard_experts();
+		QUALITY.with(|q| {
+			let mut q = q.borrow_mut();
+			q.insert(1, None); // barred
+			q.insert(5, Some(Perbill::from_percent(100))); // twice the neutral quality
+		});
+		let task = submit(6000);
+		next_block();
+		// Chunk 0: 5 (30 / 1.0 = 30) ties 2 (20 / 0.5 = 40)? No: 30 < 40, 5 wins first.
+		assert_eq!(experts_of(task)[0], (0, 0, 5));
+		// No loser in chunk 0 (1 is barred): both get the cap.
+		assert!(slots(task).iter().filter(|s| s.chunk == 0).all(|s| s.threshold == 37));
+	});
+}
+
+#[test]
+fn measured_throughput_decides_between_close_scores() {
+	run(|| {
+		expert(1, &[0], 100, 4);
+		expert(2, &[0], 103, 4);
+		expert(3, &[1], 10, 4);
+		assert_ok!(Poaw::set_redundancy(RawOrigin::Root.into(), 1));
+		let task = submit(20_000);
+		next_block();
+		assert_eq!(experts_of(task)[0].2, 1);
+		// Expert 2 has finished work fast before; 1 has no record.
+		Throughput::<Test>::insert(2, 5_000);
+		let task = submit(20_000);
+		next_block();
+		assert_eq!(experts_of(task)[0].2, 2, "3% dearer, 5% bonus: the fast one wins");
+	});
+}
+
+#[test]
+fn a_task_waits_for_miners_then_expires_with_a_full_refund() {
+	run(|| {
+		standard_experts();
+		// Everyone stops serving chunk 1 after the task is in.
+		let task = submit(3200);
+		for who in [3, 4, 5] {
+			assert_ok!(Experts::stop_serving(signed(who), 0, 1));
+		}
+		let before = total(REQUESTER);
+		for _ in 0..ASSIGNMENT_TIMEOUT - 1 {
+			next_block();
+			assert_eq!(status(task), TaskStatus::Queued);
+		}
+		next_block();
+		assert_eq!(status(task), TaskStatus::Expired);
+		assert_eq!(escrow(REQUESTER), 0);
+		assert_eq!(total(REQUESTER), before);
+		assert!(Queue::<Test>::get().is_empty());
+		assert!(events().contains(&Event::TaskExpired { task, refunded: 3200 }));
+	});
+}
+
+// ---------------------------------------------------------------- commit and reveal
+
+#[test]
+fn completed_task_pays_exactly_as_documented() {
+	run(|| {
+		standard_experts();
+		let task = submit(6000);
+		next_block();
+		let start: Vec<u64> = (1..=5).map(total).collect();
+		let community = total(COMMUNITY);
+		let requester = total(REQUESTER);
+		work(task, |_| good());
+		let info = Tasks::<Test>::get(task).unwrap();
+		assert_eq!(info.status, TaskStatus::Completed);
+		// Tokens 5 + 3 = 8; each slot 2 layers × 8 × 30 = 480; four slots 1920;
+		// fee ceil(1920 / 0.85) = 2259; community 339; refund 6000 − 2259.
+		let settlement = info.settlement.unwrap();
+		assert_eq!(settlement.tokens, 8);
+		assert_eq!(settlement.miners, 1920);
+		assert_eq!(settlement.fee, 2259);
+		assert_eq!(settlement.community, 339);
+		assert_eq!(settlement.refunded, 3741);
+		assert_eq!(settlement.output_hash, Some(hash_of(&good())));
+		for (who, before) in (1..=4).zip(start.iter()) {
+			assert_eq!(total(who), before + 480, "miner {who}");
+		}
+		assert_eq!(total(5), start[4]);
+		assert_eq!(total(COMMUNITY), community + 339);
+		assert_eq!(total(REQUESTER), requester - 2259);
+		assert_eq!(escrow(REQUESTER), 0);
+		assert_eq!(free(Poaw::payout_account()), 1);
+		for who in [1, 2, 3, 4] {
+			assert!(!MinerTasks::<Test>::contains_key(who, task));
+			assert_eq!(pallet_experts::Experts::<Test>::get(who).unwrap().active_tasks, 0);
+			assert!(reports().contains(&(who, TaskOutcome::Verified)));
+			assert!(Throughput::<Test>::get(who) > 0);
+		}
+		let details = Poaw::task_details(task).unwrap();
+		assert_eq!(details.outputs.len(), 2);
+		assert_eq!(details.outputs[0].text, b"abc".to_vec());
+		assert!(Poaw::assignments(1).is_empty());
+	});
+}
+
+#[test]
+fn commit_refuses_wrong_callers_and_stages() {
+	run(|| {
+		standard_experts();
+		let task = submit(6000);
+		let h = H256::repeat_byte(1);
+		assert_noop!(Poaw::commit(signed(1), 9, 0, 0, h), Error::<Test>::UnknownTask);
+		assert_noop!(Poaw::commit(signed(1), task, 0, 0, h), Error::<Test>::WrongStage);
+		next_block();
+		assert_noop!(Poaw::commit(signed(1), task, 2, 0, h), Error::<Test>::UnknownSlot);
+		assert_noop!(Poaw::commit(signed(2), task, 0, 0, h), Error::<Test>::NotYourSlot);
+		assert_ok!(Poaw::commit(signed(1), task, 0, 0, h));
+		assert_noop!(Poaw::commit(signed(1), task, 0, 0, h), Error::<Test>::AlreadyCommitted);
+		assert_noop!(
+			Poaw::reveal(signed(1), task, 0, 0, vec![], RevealedOutput::Hash(h), [0; 32]),
+			Error::<Test>::WrongStage
+		);
+	});
+}
+
+#[test]
+fn reveal_refuses_what_was_not_committed() {
+	run(|| {
+		standard_experts();
+		let task = submit(6000);
+		next_block();
+		for slot in slots(task) {
+			assert_ok!(commit_slot(task, &slot, &good()));
+		}
+		let s = slots(task);
+		let (first, last) = (&s[0], &s[1]);
+		let reveal = |slot: &SlotOf<Test>, fp: Vec<u8>, out: RevealedOutput, salt: [u8; 32]| {
+			Poaw::reveal(signed(slot.expert), task, slot.pipeline, slot.chunk, fp, out, salt)
+		};
+		let g = good();
+		assert_noop!(
+			reveal(first, fingerprint(first), RevealedOutput::Hash(hash_of(&bad())), salt(first)),
+			Error::<Test>::CommitmentMismatch
+		);
+		assert_noop!(
+			reveal(first, vec![0], RevealedOutput::Hash(hash_of(&g)), salt(first)),
+			Error::<Test>::CommitmentMismatch
+		);
+		assert_noop!(
+			reveal(first, fingerprint(first), RevealedOutput::Hash(hash_of(&g)), [0; 32]),
+			Error::<Test>::CommitmentMismatch
+		);
+		assert_noop!(
+			reveal(first, fingerprint(first), claim(last, &g), salt(first)),
+			Error::<Test>::OutputNotExpected
+		);
+		assert_noop!(
+			reveal(last, fingerprint(last), RevealedOutput::Hash(hash_of(&g)), salt(last)),
+			Error::<Test>::OutputRequired
+		);
+		let too_many = RevealedOutput::Full { prompt_tokens: 5, tokens: vec![1; 5], text: vec![] };
+		assert_noop!(
+			reveal(last, fingerprint(last), too_many, salt(last)),
+			Error::<Test>::TooManyTokens
+		);
+		let too_long = RevealedOutput::Full {
+			prompt_tokens: 5,
+			tokens: vec![1],
+			text: vec![b'a'; MAX_OUTPUT as usize + 1],
+		};
+		assert_noop!(
+			reveal(last, fingerprint(last), too_long, salt(last)),
+			Error::<Test>::OutputTooLong
+		);
+		assert_noop!(
+			reveal(last, vec![0; MAX_FINGERPRINT as usize + 1], claim(last, &g), salt(last)),
+			Error::<Test>::FingerprintTooLong
+		);
+		assert_noop!(
+			Poaw::reveal(signed(2), task, 0, 0, fingerprint(first), claim(first, &g), salt(first)),
+			Error::<Test>::NotYourSlot
+		);
+		assert_ok!(reveal_slot(task, first, &g));
+		assert_noop!(reveal_slot(task, first, &g), Error::<Test>::NotCommitted);
+		assert_eq!(Fingerprints::<Test>::get(task, 0).unwrap().into_inner(), fingerprint(first));
+	});
+}
+
+// ---------------------------------------------------------------- deadlines
+
+#[test]
+fn a_missed_commit_is_reassigned_to_the_next_best_and_not_paid() {
+	run(|| {
+		standard_experts();
+		let task = submit(6000);
+		next_block();
+		// Everyone but expert 2 commits.
+		for slot in slots(task).iter().filter(|s| s.expert != 2) {
+			assert_ok!(commit_slot(task, slot, &good()));
+		}
+		for _ in 0..COMMIT_PERIOD {
+			next_block();
+		}
+		assert_eq!(experts_of(task), vec![(0, 0, 1), (0, 1, 3), (1, 0, 5), (1, 1, 4)]);
+		let info = Tasks::<Test>::get(task).unwrap();
+		assert_eq!(info.status, TaskStatus::Assigned);
+		assert_eq!(info.reassignments, 1);
+		assert_eq!(LateMiners::<Test>::get(task).into_inner(), vec![2]);
+		assert!(reports().contains(&(2, TaskOutcome::MissedDeadline)));
+		assert!(!MinerTasks::<Test>::contains_key(2, task));
+		assert_eq!(pallet_experts::Experts::<Test>::get(2).unwrap().active_tasks, 0);
+		// No loser left for the replacement: it gets the cap.
+		assert_eq!(slots(task)[2].threshold, 37);
+		let paid_before = total(2);
+		let five = total(5);
+		let replacement = slots(task)[2].clone();
+		assert_ok!(commit_slot(task, &replacement, &good()));
+		assert_eq!(status(task), TaskStatus::Committed);
+		for slot in slots(task) {
+			assert_ok!(reveal_slot(task, &slot, &good()));
+		}
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert_eq!(total(2), paid_before);
+		assert_eq!(total(5), five + 2 * 8 * 37);
+	});
+}
+
+#[test]
+fn a_pipeline_without_replacement_is_abandoned_and_the_other_completes() {
+	run(|| {
+		expert(1, &[0], 10, 2);
+		expert(2, &[0], 10, 2);
+		expert(3, &[1], 10, 2);
+		expert(4, &[1], 10, 2);
+		let task = submit(6000);
+		next_block();
+		let lazy = slots(task).iter().find(|s| s.pipeline == 1 && s.chunk == 0).unwrap().expert;
+		for slot in slots(task).iter().filter(|s| s.expert != lazy) {
+			assert_ok!(commit_slot(task, slot, &good()));
+		}
+		for _ in 0..COMMIT_PERIOD {
+			next_block();
+		}
+		assert!(events().contains(&Event::PipelineAbandoned { task, pipeline: 1 }));
+		assert_eq!(status(task), TaskStatus::Committed, "pipeline 0 goes on to reveal");
+		let before = total(REQUESTER);
+		for slot in slots(task).iter().filter(|s| s.pipeline == 0) {
+			assert_ok!(reveal_slot(task, slot, &good()));
+		}
+		let settlement = Tasks::<Test>::get(task).unwrap().settlement.unwrap();
+		assert_eq!(settlement.miners, 2 * 2 * 8 * 37);
+		assert_eq!(total(REQUESTER), before - settlement.fee);
+		// The abandoned pipeline's committed miner is freed, unpaid, not blamed.
+		let partner = slots(task).iter().find(|s| s.pipeline == 1 && s.chunk == 1).unwrap().expert;
+		assert_eq!(pallet_experts::Experts::<Test>::get(partner).unwrap().active_tasks, 0);
+		assert!(!reports().iter().any(|(who, o)| *who == partner && *o != TaskOutcome::Verified));
+	});
+}
+
+#[test]
+fn nobody_committing_expires_the_task_with_a_full_refund() {
+	run(|| {
+		expert(1, &[0], 10, 2);
+		expert(3, &[1], 10, 2);
+		let before = total(REQUESTER);
+		let task = submit(2000);
+		next_block();
+		for _ in 0..COMMIT_PERIOD {
+			next_block();
+		}
+		assert_eq!(status(task), TaskStatus::Expired);
+		assert_eq!(total(REQUESTER), before);
+		assert_eq!(escrow(REQUESTER), 0);
+		assert!(reports().contains(&(1, TaskOutcome::MissedDeadline)));
+		assert!(reports().contains(&(3, TaskOutcome::MissedDeadline)));
+		for who in [1, 3] {
+			assert_eq!(pallet_experts::Experts::<Test>::get(who).unwrap().active_tasks, 0);
+		}
+	});
+}
+
+#[test]
+fn a_missed_reveal_concludes_on_the_pipelines_that_revealed() {
+	run(|| {
+		standard_experts();
+		let task = submit(6000);
+		next_block();
+		for slot in slots(task) {
+			assert_ok!(commit_slot(task, &slot, &good()));
+		}
+		// Pipeline 1's last miner never reveals.
+		for slot in slots(task).iter().filter(|s| !(s.pipeline == 1 && s.chunk == 1)) {
+			assert_ok!(reveal_slot(task, slot, &good()));
+		}
+		for _ in 0..REVEAL_PERIOD {
+			next_block();
+		}
+		let info = Tasks::<Test>::get(task).unwrap();
+		assert_eq!(info.status, TaskStatus::Completed);
+		assert_eq!(info.settlement.unwrap().miners, 2 * 480);
+		assert!(reports().contains(&(4, TaskOutcome::MissedDeadline)));
+		assert_eq!(pallet_experts::Experts::<Test>::get(4).unwrap().active_tasks, 0);
+	});
+}
+
+// ---------------------------------------------------------------- disputes
+
+fn disputed_task() -> TaskId {
+	standard_experts();
+	let task = submit(6000);
+	next_block();
+	work(task, |p| if p == 0 { good() } else { bad() });
+	assert_eq!(status(task), TaskStatus::Disputed);
+	task
+}
+
+#[test]
+fn a_split_vote_is_disputed_and_keeps_escrow_and_evidence() {
+	run(|| {
+		let task = disputed_task();
+		assert_eq!(escrow(REQUESTER), 6000);
+		assert_eq!(Outputs::<Test>::iter_prefix(task).count(), 2);
+		// Miners stay assigned (and slashable) until resolution.
+		assert_eq!(pallet_experts::Experts::<Test>::get(1).unwrap().active_tasks, 1);
+		assert!(Poaw::assignments(1).is_empty());
+	});
+}
+
+#[test]
+fn resolving_a_dispute_pays_the_accepted_side_and_slashes_the_other() {
+	run(|| {
+		let task = disputed_task();
+		let community = total(COMMUNITY);
+		let bond = |who| pallet_experts::Experts::<Test>::get(who).unwrap().bond;
+		assert_noop!(
+			Poaw::resolve_dispute(signed(1), task, Some(hash_of(&good()))),
+			DispatchError::BadOrigin
+		);
+		assert_noop!(
+			Poaw::resolve_dispute(RawOrigin::Root.into(), task, Some(H256::zero())),
+			Error::<Test>::UnknownOutput
+		);
+		assert_ok!(Poaw::resolve_dispute(RawOrigin::Root.into(), task, Some(hash_of(&good()))));
+		let settlement = Tasks::<Test>::get(task).unwrap().settlement.unwrap();
+		assert_eq!(settlement.miners, 960);
+		let slash = DISPUTE_SLASH * MIN_BOND;
+		assert_eq!(bond(2), MIN_BOND - slash);
+		assert_eq!(bond(4), MIN_BOND - slash);
+		assert_eq!(bond(1), MIN_BOND);
+		assert_eq!(total(COMMUNITY), community + 2 * slash + settlement.community);
+		assert!(reports().contains(&(2, TaskOutcome::Outvoted)));
+		assert_eq!(pallet_experts::Experts::<Test>::get(2).unwrap().active_tasks, 0);
+		assert_noop!(
+			Poaw::resolve_dispute(RawOrigin::Root.into(), task, None),
+			Error::<Test>::NotDisputed
+		);
+	});
+}
+
+#[test]
+fn rejecting_every_output_refunds_and_slashes_all() {
+	run(|| {
+		let task = disputed_task();
+		let before = total(REQUESTER);
+		assert_ok!(Poaw::resolve_dispute(RawOrigin::Root.into(), task, None));
+		assert_eq!(status(task), TaskStatus::Expired);
+		assert_eq!(total(REQUESTER), before);
+		for who in 1..=4 {
+			assert_eq!(
+				pallet_experts::Experts::<Test>::get(who).unwrap().bond,
+				MIN_BOND - DISPUTE_SLASH * MIN_BOND
+			);
+		}
+	});
+}
+
+#[test]
+fn three_pipelines_outvote_one() {
+	run(|| {
+		standard_experts();
+		expert(6, &[0, 1], 40, 4);
+		assert_ok!(Poaw::set_redundancy(RawOrigin::Root.into(), 3));
+		let task = submit(20_000);
+		next_block();
+		assert_eq!(Tasks::<Test>::get(task).unwrap().pipelines, 3);
+		work(task, |p| if p == 2 { bad() } else { good() });
+		assert_eq!(status(task), TaskStatus::Completed);
+		let losers: Vec<u64> =
+			slots(task).iter().filter(|s| s.pipeline == 2).map(|s| s.expert).collect();
+		for who in losers {
+			assert!(reports().contains(&(who, TaskOutcome::Outvoted)));
+		}
+	});
+}
+
+// ---------------------------------------------------------------- retention, admin
+
+#[test]
+fn results_leave_storage_after_retention_but_the_hash_stays() {
+	run(|| {
+		standard_experts();
+		let task = submit(6000);
+		next_block();
+		work(task, |_| good());
+		for _ in 0..RETENTION - 1 {
+			next_block();
+		}
+		assert!(Prompts::<Test>::contains_key(task));
+		next_block();
+		assert!(!Prompts::<Test>::contains_key(task));
+		assert_eq!(Outputs::<Test>::iter_prefix(task).count(), 0);
+		assert_eq!(Fingerprints::<Test>::iter_prefix(task).count(), 0);
+		assert!(Slots::<Test>::get(task).is_empty());
+		let info = Tasks::<Test>::get(task).unwrap();
+		assert_eq!(info.settlement.unwrap().output_hash, Some(hash_of(&good())));
+		assert!(events().contains(&Event::ResultRemoved { task }));
+	});
+}
+
+#[test]
+fn redundancy_is_set_by_the_admin_within_bounds() {
+	run(|| {
+		assert_noop!(Poaw::set_redundancy(signed(1), 1), DispatchError::BadOrigin);
+		assert_noop!(
+			Poaw::set_redundancy(RawOrigin::Root.into(), 0),
+			Error::<Test>::InvalidRedundancy
+		);
+		assert_noop!(
+			Poaw::set_redundancy(RawOrigin::Root.into(), 4),
+			Error::<Test>::InvalidRedundancy
+		);
+		assert_ok!(Poaw::set_redundancy(RawOrigin::Root.into(), 3));
+		assert_eq!(Redundancy::<Test>::get(), 3);
+	});
+}
+
+#[test]
+fn the_tie_break_seed_comes_from_the_parent_block_and_the_signed_task() {
+	run(|| {
+		expert(1, &[0], 10, 4);
+		expert(2, &[0], 10, 4);
+		expert(3, &[1], 10, 4);
+		assert_ok!(Poaw::set_redundancy(RawOrigin::Root.into(), 1));
+		// Same parent hash, same task content: same winner every time.
+		let winners: Vec<u64> = (0..3)
+			.map(|_| {
+				let task = submit(20_000);
+				let info = Tasks::<Test>::get(task).unwrap();
+				let expected = BlakeTwo256::hash_of(&(
+					System::parent_hash(),
+					REQUESTER,
+					BlakeTwo256::hash(PROMPT),
+					42u64,
+				));
+				assert_eq!(info.tie_seed, expected);
+				info.tie_seed
+			})
+			.map(|seed| {
+				let key = |who: u64| BlakeTwo256::hash_of(&(seed, who)).0;
+				if key(1) < key(2) {
+					1
+				} else {
+					2
+				}
+			})
+			.collect();
+		next_block();
+		for (task, winner) in winners.iter().enumerate() {
+			assert_eq!(experts_of(task as u64)[0].2, *winner);
+		}
+	});
+}
+
+// ---------------------------------------------------------------- property test
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+impl Rng {
+	fn next(&mut self) -> u64 {
+		self.0 ^= self.0 >> 12;
+		self.0 ^= self.0 << 25;
+		self.0 ^= self.0 >> 27;
+		self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+	}
+	fn below(&mut self, n: u64) -> u64 {
+		self.next() % n
+	}
+}
+
+#[test]
+fn random_sequences_move_money_only_as_the_rules_say() {
+	let mut ends: BTreeMap<&'static str, u32> = BTreeMap::new();
+	for seed in 1..=12u64 {
+		new_test_ext().execute_with(|| {
+			let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+			let miners: Vec<u64> = (1..=6).collect();
+			for who in &miners {
+				let chunks: &[u32] = match rng.below(3) {
+					0 => &[0],
+					1 => &[1],
+					_ => &[0, 1],
+				};
+				expert(*who, chunks, 5 + rng.below(30), 1 + rng.below(3) as u32);
+			}
+			let requesters = [7u64, 8, 9];
+			let issuance = Balances::total_issuance();
+			let start: BTreeMap<u64, u64> =
+				(1..=12).chain([COMMUNITY]).map(|who| (who, total(who))).collect();
+			for _step in 0..200 {
+				match rng.below(10) {
+					0 | 1 => {
+						let who = requesters[rng.below(3) as usize];
+						let fee = 1_000 + rng.below(20_000);
+						let max_tokens = 1 + rng.below(MAX_TOKENS as u64) as u32;
+						let _ = Poaw::submit_task(
+							signed(who),
+							0,
+							PROMPT.to_vec(),
+							max_tokens,
+							sampling(),
+							fee,
+							None,
+						);
+					}
+					2 | 3 => next_block(),
+					4 => {
+						let _ =
+							Poaw::set_redundancy(RawOrigin::Root.into(), 1 + rng.below(3) as u8);
+					}
+					5 => {
+						// A dispute settled either way.
+						let disputed: Vec<TaskId> = Tasks::<Test>::iter()
+							.filter(|(_, t)| t.status == TaskStatus::Disputed)
+							.map(|(id, _)| id)
+							.collect();
+						for task in disputed {
+							let outputs = Outputs::<Test>::iter_prefix(task)
+								.map(|(_, o)| output_hash(o.prompt_tokens, &o.tokens, &o.text))
+								.next();
+							let accepted = if rng.below(2) == 0 { outputs } else { None };
+							let _ = Poaw::resolve_dispute(RawOrigin::Root.into(), task, accepted);
+						}
+					}
+					_ => {
+						// The miners of some task act, each pipeline honestly or not, and
+						// some of them stay silent.
+						let open: Vec<TaskId> = Tasks::<Test>::iter()
+							.filter(|(_, t)| {
+								matches!(t.status, TaskStatus::Assigned | TaskStatus::Committed)
+							})
+							.map(|(id, _)| id)
+							.collect();
+						if open.is_empty() {
+							continue;
+						}
+						let task = open[rng.below(open.len() as u64) as usize];
+						let outputs: Vec<Output> = (0..3)
+							.map(|_| match rng.below(10) {
+								0 | 1 => bad(),
+								2 => (3, vec![], vec![]),
+								_ => good(),
+							})
+							.collect();
+						for slot in slots(task) {
+							if rng.below(8) == 0 {
+								continue;
+							}
+							let output = &outputs[slot.pipeline as usize];
+							let _ = if status(task) == TaskStatus::Assigned {
+								commit_slot(task, &slot, output)
+							} else {
+								reveal_slot(task, &slot, output)
+							};
+						}
+					}
+				}
+				Poaw::do_try_state().expect("task invariants");
+				pallet_experts::Pallet::<Test>::do_try_state().expect("expert invariants");
+			}
+			// Money: nothing minted or burnt; each finished task's escrow split exactly.
+			assert_eq!(Balances::total_issuance(), issuance);
+			let mut paid_to: BTreeMap<u64, u64> = BTreeMap::new();
+			let mut slashed: BTreeMap<u64, u64> = BTreeMap::new();
+			let mut community_in = 0u64;
+			let mut charged: BTreeMap<u64, u64> = BTreeMap::new();
+			for event in events() {
+				match event {
+					Event::TaskDisputed { .. } => *ends.entry("disputed").or_default() += 1,
+					Event::MinerPaid { expert, amount, .. } => {
+						*paid_to.entry(expert).or_default() += amount
+					}
+					Event::MinerSlashed { expert, amount, .. } => {
+						*slashed.entry(expert).or_default() += amount;
+						community_in += amount;
+					}
+					_ => {}
+				}
+			}
+			for (_, info) in Tasks::<Test>::iter() {
+				let end = match info.status {
+					TaskStatus::Completed => "completed",
+					TaskStatus::Expired => "expired",
+					TaskStatus::Disputed => "disputed",
+					_ => "open",
+				};
+				*ends.entry(end).or_default() += 1;
+				if let Some(s) = info.settlement {
+					assert_eq!(s.fee, s.miners + s.community, "fee is miners plus community");
+					assert_eq!(s.fee + s.refunded, info.escrow, "escrow fully accounted");
+					assert!(s.fee <= info.escrow);
+					community_in += s.community;
+					*charged.entry(info.requester).or_default() += s.fee;
+				}
+			}
+			for (who, before) in start {
+				let now = total(who);
+				let expected = if requesters.contains(&who) {
+					before - charged.get(&who).copied().unwrap_or(0)
+				} else if who == COMMUNITY {
+					before + community_in
+				} else {
+					before + paid_to.get(&who).copied().unwrap_or(0)
+						- slashed.get(&who).copied().unwrap_or(0)
+				};
+				assert_eq!(now, expected, "seed {seed}: account {who}");
+			}
+		});
+	}
+	// The sequences reach every ending.
+	for end in ["completed", "expired", "disputed"] {
+		assert!(ends.get(end).copied().unwrap_or(0) > 0, "no task {end}: {ends:?}");
+	}
+}

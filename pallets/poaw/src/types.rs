@@ -1,0 +1,319 @@
+//! What the task pallet stores and what its runtime API returns.
+
+use alloc::vec::Vec;
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use dllm_primitives::market::{ChunkIndex, Domain, ModelId};
+use polkadot_sdk::{
+	sp_core::H256,
+	sp_runtime::{
+		traits::{BlakeTwo256, Hash},
+		Perbill,
+	},
+};
+use scale_info::TypeInfo;
+
+/// Index of a task.
+pub type TaskId = u64;
+/// Index of a pipeline within a task (`0..redundancy`).
+pub type PipelineIndex = u8;
+
+/// How the last chunk's miner samples, fixed by the requester so anyone can replay it.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+	Default,
+)]
+pub struct SamplingParams {
+	/// Temperature in thousandths; 0 is greedy.
+	pub temperature_milli: u32,
+	/// Keep only the `top_k` likeliest tokens; 0 keeps all.
+	pub top_k: u32,
+	/// Nucleus sampling mass; 100% keeps all; 0 is refused.
+	pub top_p: Perbill,
+	/// Seed of the sampler's random numbers.
+	pub seed: u64,
+}
+
+/// Where a task stands.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub enum TaskStatus {
+	/// Escrowed, waiting for the auction (no miners free yet).
+	Queued,
+	/// Pipelines assigned; miners compute and commit.
+	Assigned,
+	/// Every live slot committed; miners reveal.
+	Committed,
+	/// A majority of pipelines agreed; paid out.
+	Completed,
+	/// Pipelines disagree; escrow and evidence kept until resolved.
+	Disputed,
+	/// No result; the escrow went back to the requester.
+	Expired,
+}
+
+impl TaskStatus {
+	/// Whether the task still holds its escrow.
+	pub fn is_open(self) -> bool {
+		matches!(self, Self::Queued | Self::Assigned | Self::Committed | Self::Disputed)
+	}
+}
+
+/// Where one miner's part of a task (one chunk of one pipeline) stands.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub enum SlotState {
+	/// Assigned; the miner computes and then commits.
+	Assigned,
+	/// Committed to this hash.
+	Committed(H256),
+	/// Revealed; the pipeline output it attested.
+	Revealed(H256),
+	/// The miner missed its deadline (and was replaced or its pipeline abandoned).
+	Missed,
+	/// Its pipeline was abandoned (no replacement for another slot of it).
+	Abandoned,
+}
+
+impl SlotState {
+	/// Whether the miner still owes a commit or a reveal.
+	pub fn is_pending(self) -> bool {
+		matches!(self, Self::Assigned | Self::Committed(_))
+	}
+}
+
+/// One miner's part of a task: a chunk of a pipeline.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct Slot<AccountId, Balance, BlockNumber> {
+	/// The pipeline.
+	pub pipeline: PipelineIndex,
+	/// The chunk.
+	pub chunk: ChunkIndex,
+	/// The miner.
+	pub expert: AccountId,
+	/// Its threshold price per token per layer.
+	pub threshold: Balance,
+	/// When it was assigned (measures its throughput).
+	pub assigned_at: BlockNumber,
+	/// Its progress.
+	pub state: SlotState,
+}
+
+/// How a finished task was paid.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct Settlement<Balance> {
+	/// The accepted output's hash (`None` when the task ended without one).
+	pub output_hash: Option<H256>,
+	/// Tokens paid for: prompt plus generated.
+	pub tokens: u32,
+	/// What the requester paid: miners plus community.
+	pub fee: Balance,
+	/// Paid to miners (through the expert registry, delegators included).
+	pub miners: Balance,
+	/// Paid to the community fund.
+	pub community: Balance,
+	/// Returned to the requester.
+	pub refunded: Balance,
+}
+
+/// A task: the LLM-Net per-request contract.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct TaskInfo<AccountId, Balance, BlockNumber> {
+	/// Who asked and pays.
+	pub requester: AccountId,
+	/// The model.
+	pub model: ModelId,
+	/// The domain the requester wants an expert in, if any (weights quality).
+	pub domain: Option<Domain>,
+	/// Blake2-256 of the prompt (the prompt itself is stored apart and removed later).
+	pub prompt_hash: H256,
+	/// Prompt length in bytes.
+	pub prompt_bytes: u32,
+	/// Most tokens to generate.
+	pub max_tokens: u32,
+	/// Sampling parameters.
+	pub sampling: SamplingParams,
+	/// Held from the requester: its `max_fee`.
+	pub escrow: Balance,
+	/// Where it stands.
+	pub status: TaskStatus,
+	/// Block of submission.
+	pub submitted_at: BlockNumber,
+	/// End of the current stage (queue, commit or reveal).
+	pub deadline: BlockNumber,
+	/// Highest price per token per layer the escrow pays (set by the auction).
+	pub price_cap: Balance,
+	/// Number of pipelines (the redundancy the auction could reach).
+	pub pipelines: u8,
+	/// Replacements made so far.
+	pub reassignments: u32,
+	/// Tie-break seed: fixed by the block before the one that included the task and by
+	/// the signed task itself, so the including author cannot steer it.
+	pub tie_seed: H256,
+	/// Set when the task is finished.
+	pub settlement: Option<Settlement<Balance>>,
+}
+
+/// What the last chunk of a pipeline reveals as the output (or a non-last chunk as
+/// its hash).
+#[derive(Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo, Debug)]
+pub enum RevealedOutput {
+	/// The hash of the pipeline's output (chunks other than the last).
+	Hash(H256),
+	/// The output itself (the last chunk).
+	Full {
+		/// Prompt tokens as tokenized by the first chunk.
+		prompt_tokens: u32,
+		/// Generated token ids.
+		tokens: Vec<u32>,
+		/// Generated text, UTF-8.
+		text: Vec<u8>,
+	},
+}
+
+/// A pipeline's output as the runtime API returns it.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, TypeInfo, Debug)]
+pub struct OutputView {
+	/// The pipeline that produced it.
+	pub pipeline: PipelineIndex,
+	/// Prompt tokens.
+	pub prompt_tokens: u32,
+	/// Generated token ids.
+	pub tokens: Vec<u32>,
+	/// Generated text.
+	pub text: Vec<u8>,
+	/// Its hash (what miners committed to).
+	pub hash: H256,
+}
+
+/// A task with everything a client needs.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, TypeInfo, Debug)]
+pub struct TaskDetails<AccountId, Balance, BlockNumber> {
+	/// The task's id.
+	pub id: TaskId,
+	/// The record.
+	pub task: TaskInfo<AccountId, Balance, BlockNumber>,
+	/// The prompt, until the result retention ends.
+	pub prompt: Option<Vec<u8>>,
+	/// The miners' slots, until the result retention ends.
+	pub slots: Vec<Slot<AccountId, Balance, BlockNumber>>,
+	/// The revealed outputs, until the result retention ends.
+	pub outputs: Vec<OutputView>,
+}
+
+/// A slot a miner has to act on, with what its worker needs.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, TypeInfo, Debug)]
+pub struct MinerAssignment<AccountId, Balance, BlockNumber> {
+	/// The task.
+	pub task: TaskId,
+	/// The model.
+	pub model: ModelId,
+	/// Its pipeline.
+	pub pipeline: PipelineIndex,
+	/// Its chunk.
+	pub chunk: ChunkIndex,
+	/// Number of chunks of the model (the last one samples).
+	pub chunks: u32,
+	/// Assigned (compute, then commit) or Committed (reveal).
+	pub state: SlotState,
+	/// End of the current stage.
+	pub deadline: BlockNumber,
+	/// The pipeline's miners in chunk order.
+	pub pipeline_experts: Vec<AccountId>,
+	/// The prompt (the first chunk tokenizes it).
+	pub prompt: Vec<u8>,
+	/// Most tokens to generate.
+	pub max_tokens: u32,
+	/// Sampling parameters.
+	pub sampling: SamplingParams,
+	/// What the slot is paid per token per layer.
+	pub threshold: Balance,
+}
+
+/// What a task would cost now.
+#[derive(Clone, PartialEq, Eq, Encode, Decode, TypeInfo, Debug)]
+pub struct FeeQuote<Balance> {
+	/// The least `max_fee` `submit_task` accepts for these sizes now.
+	pub max_fee: Balance,
+	/// Pipelines the auction can form now.
+	pub redundancy: u8,
+	/// Price per token per layer the quote covers in every chunk.
+	pub price_per_token_layer: Balance,
+	/// Tokens the quote pays for (prompt plus most generated).
+	pub tokens: u32,
+	/// Layers of the model.
+	pub layers: u32,
+}
+
+/// Why no quote can be given.
+#[derive(Clone, Copy, PartialEq, Eq, Encode, Decode, TypeInfo, Debug)]
+pub enum QuoteError {
+	/// The model is not registered.
+	UnknownModel,
+	/// The model takes no tasks (not Active).
+	ModelNotActive,
+	/// Some chunk has no expert with free capacity.
+	NoMinersAvailable,
+	/// The sizes overflow the fee arithmetic.
+	Overflow,
+}
+
+/// The tokens a prompt of `bytes` bytes can take at most: the chain cannot tokenize,
+/// so it counts one token per byte (byte-fallback BPE never does worse), plus the BOS
+/// token and SentencePiece's leading-space marker.
+pub fn prompt_token_bound(bytes: u32) -> u32 {
+	bytes.saturating_add(2)
+}
+
+/// The hash a pipeline's miners attest as its output.
+pub fn output_hash(prompt_tokens: u32, tokens: &[u32], text: &[u8]) -> H256 {
+	BlakeTwo256::hash_of(&(prompt_tokens, tokens, text))
+}
+
+/// What a miner commits to: its slot, the hash of its chunk's activation fingerprint,
+/// the pipeline's output hash and a secret salt.
+pub fn commitment(
+	task: TaskId,
+	pipeline: PipelineIndex,
+	chunk: ChunkIndex,
+	fingerprint: &[u8],
+	output_hash: H256,
+	salt: [u8; 32],
+) -> H256 {
+	let fingerprint_hash = BlakeTwo256::hash(fingerprint);
+	BlakeTwo256::hash_of(&(task, pipeline, chunk, fingerprint_hash, output_hash, salt))
+}

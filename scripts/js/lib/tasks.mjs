@@ -1,0 +1,171 @@
+// Proof-of-AI-work tasks from polkadot-js: quote, submit a prompt, follow it to its
+// result; and, for miners (and tests that play them), read assignments, commit and
+// reveal. Everything goes through metadata: runtime API `PoawApi` via `api.call`,
+// calls via `api.tx.poaw`, storage via `api.query.poaw`.
+
+import { blake2AsU8a } from '@polkadot/util-crypto';
+import { u8aConcat, u8aToHex } from '@polkadot/util';
+
+import { submit } from './experts.mjs';
+
+/** Tokens the chain counts for a prompt of `bytes` bytes (it cannot tokenize). */
+export function promptTokenBound(bytes) {
+  return bytes + 2;
+}
+
+/** UTF-8 length of a prompt. */
+export function byteLength(prompt) {
+  return new TextEncoder().encode(prompt).length;
+}
+
+/**
+ * The least `max_fee` `submit_task` accepts now for `prompt` and `maxTokens`:
+ * { maxFee, redundancy, pricePerTokenLayer, tokens, layers } (BigInt amounts), or throws
+ * with the QuoteError name (UnknownModel, ModelNotActive, NoMinersAvailable).
+ */
+export async function quote(api, model, prompt, maxTokens) {
+  const result = await api.call.poawApi.quote(
+    model,
+    promptTokenBound(byteLength(prompt)),
+    maxTokens,
+  );
+  if (result.isErr) throw new Error(`no quote: ${result.asErr.type}`);
+  const q = result.asOk;
+  return {
+    maxFee: q.maxFee.toBigInt(),
+    redundancy: q.redundancy.toNumber(),
+    pricePerTokenLayer: q.pricePerTokenLayer.toBigInt(),
+    tokens: q.tokens.toNumber(),
+    layers: q.layers.toNumber(),
+  };
+}
+
+/** Greedy sampling with a seed: what a test or a first try wants. */
+export const GREEDY = { temperatureMilli: 0, topK: 0, topP: 1_000_000_000, seed: 0 };
+
+/**
+ * Submits a task. `options`: { model, prompt, maxTokens, sampling, maxFee, domain }.
+ * Resolves { ok, error, task, events }: `task` is the new id when accepted.
+ */
+export async function submitTask(api, signer, options) {
+  const sampling = { ...GREEDY, ...(options.sampling ?? {}) };
+  const tx = api.tx.poaw.submitTask(
+    options.model,
+    options.prompt,
+    options.maxTokens,
+    sampling,
+    options.maxFee,
+    options.domain ?? null,
+  );
+  const result = await submit(api, tx, signer);
+  const submitted = result.events.find(({ event }) => api.events.poaw.TaskSubmitted.is(event));
+  return { ...result, task: submitted ? submitted.event.data.task.toNumber() : null };
+}
+
+/** A task with prompt, slots and outputs (text decoded), or null. */
+export async function taskDetails(api, task) {
+  const details = await api.call.poawApi.task(task);
+  if (details.isNone) return null;
+  const d = details.unwrap();
+  return {
+    status: d.task.status.type,
+    task: d.task.toJSON(),
+    settlement: d.task.settlement.isSome ? d.task.settlement.unwrap().toJSON() : null,
+    slots: d.slots.map((slot) => ({
+      pipeline: slot.pipeline.toNumber(),
+      chunk: slot.chunk.toNumber(),
+      expert: slot.expert.toString(),
+      threshold: slot.threshold.toBigInt(),
+      state: slot.state.type,
+    })),
+    outputs: d.outputs.map((out) => ({
+      pipeline: out.pipeline.toNumber(),
+      promptTokens: out.promptTokens.toNumber(),
+      tokens: out.tokens.map((t) => t.toNumber()),
+      text: new TextDecoder().decode(out.text.toU8a(true)),
+      hash: out.hash.toHex(),
+    })),
+  };
+}
+
+const FINAL = new Set(['Completed', 'Expired', 'Disputed']);
+
+/** Waits (following finalized blocks) until the task is Completed, Expired or Disputed. */
+export async function waitForResult(api, task, timeoutMs = 600_000) {
+  return new Promise((resolveResult, reject) => {
+    let unsubscribe = () => {};
+    const timer = setTimeout(() => {
+      unsubscribe();
+      reject(new Error(`task ${task} not finished after ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    api.rpc.chain
+      .subscribeFinalizedHeads(async () => {
+        const details = await taskDetails(api, task);
+        if (details && FINAL.has(details.status)) {
+          clearTimeout(timer);
+          unsubscribe();
+          resolveResult(details);
+        }
+      })
+      .then((unsub) => {
+        unsubscribe = unsub;
+      })
+      .catch(reject);
+  });
+}
+
+/** Slots `address` still has to commit or reveal. */
+export async function assignments(api, address) {
+  const list = await api.call.poawApi.assignments(address);
+  return list.map((a) => ({
+    task: a.task.toNumber(),
+    pipeline: a.pipeline.toNumber(),
+    chunk: a.chunk.toNumber(),
+    chunks: a.chunks.toNumber(),
+    state: a.state.type,
+    prompt: new TextDecoder().decode(a.prompt.toU8a(true)),
+    maxTokens: a.maxTokens.toNumber(),
+    threshold: a.threshold.toBigInt(),
+  }));
+}
+
+/** The hash a pipeline's miners attest: blake2-256 of SCALE (u32, Vec<u32>, Vec<u8>). */
+export function outputHash(api, promptTokens, tokens, text) {
+  const encoded = api.createType('(u32, Vec<u32>, Bytes)', [promptTokens, tokens, text]).toU8a();
+  return u8aToHex(blake2AsU8a(encoded, 256));
+}
+
+/**
+ * A miner's commitment: blake2-256 of SCALE (task u64, pipeline u8, chunk u32,
+ * blake2-256(fingerprint), output hash, salt [u8; 32]).
+ */
+export function commitment(api, task, pipeline, chunk, fingerprint, outputHashHex, salt) {
+  const parts = [
+    api.createType('u64', task).toU8a(),
+    api.createType('u8', pipeline).toU8a(),
+    api.createType('u32', chunk).toU8a(),
+    blake2AsU8a(fingerprint, 256),
+    api.createType('H256', outputHashHex).toU8a(),
+    salt,
+  ];
+  return u8aToHex(blake2AsU8a(u8aConcat(...parts), 256));
+}
+
+/** Bytes (Uint8Array, Buffer or hex) as hex, which polkadot-js encodes unambiguously. */
+function hex(bytes) {
+  return typeof bytes === 'string' ? bytes : u8aToHex(Uint8Array.from(bytes));
+}
+
+export function commit(api, signer, task, pipeline, chunk, hash) {
+  return submit(api, api.tx.poaw.commit(task, pipeline, chunk, hash), signer);
+}
+
+/** Reveals a slot; `output` is { promptTokens, tokens, text } for the last chunk, else a hash. */
+export function reveal(api, signer, slot, fingerprint, output, salt) {
+  const claim =
+    typeof output === 'string'
+      ? { Hash: output }
+      : { Full: { promptTokens: output.promptTokens, tokens: output.tokens, text: output.text } };
+  const tx = api.tx.poaw.reveal(slot.task, slot.pipeline, slot.chunk, hex(fingerprint), claim, hex(salt));
+  return submit(api, tx, signer);
+}

@@ -1,0 +1,272 @@
+// Proof-of-AI-work tasks from polkadot-js against a fresh `dllm-node --dev`: the fee
+// quote, refused submissions with their decoded errors and untouched balances, and a
+// prompt carried to completion by the genesis experts (Bob, Charlie, Dave) played here
+// with signed commit and reveal extrinsics, with every balance moving as
+// docs/protocol.md says.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+
+import { Keyring } from '@polkadot/keyring';
+import { stringToU8a, u8aConcat } from '@polkadot/util';
+import { cryptoWaitReady, encodeAddress } from '@polkadot/util-crypto';
+
+import { UNIT, submit } from '../lib/experts.mjs';
+import { startDevNode } from '../lib/node.mjs';
+import * as tasks from '../lib/tasks.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const PROMPT = 'What is DLLM?';
+const MAX_TOKENS = 8;
+const MINER_SHARE_PARTS = 850_000_000n; // 85% as Perbill parts
+let node;
+let api;
+let keyring;
+
+before(async () => {
+  await cryptoWaitReady();
+  node = await startDevNode();
+  api = node.api;
+  keyring = new Keyring({ type: 'sr25519' });
+});
+
+after(async () => {
+  if (node) assert.equal(await node.stop(), 0, 'the node exits cleanly on SIGTERM');
+});
+
+const account = (uri) => keyring.addFromUri(uri);
+
+async function total(address) {
+  const { data } = await api.query.system.account(address);
+  return data.free.toBigInt() + data.reserved.toBigInt();
+}
+
+async function free(address) {
+  return (await api.query.system.account(address)).data.free.toBigInt();
+}
+
+async function escrowHeld(address) {
+  const holds = await api.query.balances.holds(address);
+  return holds
+    .filter((hold) => hold.id.toJSON().poaw !== undefined)
+    .reduce((sum, hold) => sum + hold.amount.toBigInt(), 0n);
+}
+
+/** Fees paid in a transaction's events, by account. */
+function feesOf(events, into = new Map()) {
+  for (const { event } of events) {
+    if (api.events.transactionPayment.TransactionFeePaid.is(event)) {
+      const who = event.data.who.toString();
+      into.set(who, (into.get(who) ?? 0n) + event.data.actualFee.toBigInt() + event.data.tip.toBigInt());
+    }
+  }
+  return into;
+}
+
+/** The account of a pallet id (`modl` + id, zero-padded), as pallet-treasury derives it. */
+function palletAccount(palletId) {
+  const bytes = new Uint8Array(32);
+  bytes.set(u8aConcat(stringToU8a('modl'), palletId.toU8a()));
+  return encodeAddress(bytes, api.registry.chainSS58);
+}
+
+function ceilDiv(a, b) {
+  return (a + b - 1n) / b;
+}
+
+/** Bob, Charlie and Dave do their slots of `task`: every slot commits, then reveals. */
+async function playMiners(task, output, hash, fees = new Map()) {
+  const miners = Object.fromEntries(['//Bob', '//Charlie', '//Dave'].map((uri) => {
+    const pair = account(uri);
+    return [pair.address, pair];
+  }));
+  const secrets = new Map();
+  const bySigner = new Map();
+  for (const address of Object.keys(miners)) {
+    bySigner.set(address, (await tasks.assignments(api, address)).filter((a) => a.task === task));
+  }
+  await Promise.all([...bySigner].map(async ([address, slots]) => {
+    for (const slot of slots) {
+      const fingerprint = randomBytes(48);
+      const salt = randomBytes(32);
+      secrets.set(`${slot.pipeline}/${slot.chunk}`, { fingerprint, salt });
+      const c = tasks.commitment(api, task, slot.pipeline, slot.chunk, fingerprint, hash, salt);
+      const result = await tasks.commit(api, miners[address], task, slot.pipeline, slot.chunk, c);
+      assert.ok(result.ok, result.error);
+      feesOf(result.events, fees);
+    }
+  }));
+  assert.equal((await tasks.taskDetails(api, task)).status, 'Committed');
+  await Promise.all([...bySigner].map(async ([address, slots]) => {
+    for (const slot of slots) {
+      const { fingerprint, salt } = secrets.get(`${slot.pipeline}/${slot.chunk}`);
+      const last = slot.chunk === slot.chunks - 1;
+      const result = await tasks.reveal(api, miners[address], { ...slot, task }, fingerprint, last ? output : hash, salt);
+      assert.ok(result.ok, result.error);
+      feesOf(result.events, fees);
+    }
+  }));
+}
+
+test('the quote is the second-cheapest ask × 2 pipelines × layers × tokens, over 85%', async () => {
+  const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
+  const tokens = BigInt(tasks.promptTokenBound(PROMPT.length) + MAX_TOKENS);
+  const price = 10n * 10n ** 6n; // the genesis experts ask 10 µDLLM per token per layer
+  assert.equal(q.redundancy, 2);
+  assert.equal(q.pricePerTokenLayer, price);
+  assert.equal(q.layers, 4);
+  assert.equal(BigInt(q.tokens), tokens);
+  assert.equal(q.maxFee, ceilDiv(price * 2n * 4n * tokens * 1_000_000_000n, MINER_SHARE_PARTS));
+  await assert.rejects(tasks.quote(api, 9, PROMPT, MAX_TOKENS), /UnknownModel/);
+});
+
+test('bad submissions are refused with their error names and leave balances alone', async () => {
+  const eve = account('//Eve');
+  const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
+  const poor = account('//DllmPoorRequester');
+  const funded = await submit(api, api.tx.balances.transferKeepAlive(poor.address, UNIT), account('//Alice'));
+  assert.ok(funded.ok);
+  const cases = [
+    ['poaw.UnknownModel', eve, { model: 9, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee }],
+    ['poaw.PromptTooLong', eve, { model: 0, prompt: 'x'.repeat(8193), maxTokens: MAX_TOKENS, maxFee: 10n * UNIT }],
+    ['poaw.ZeroMaxTokens', eve, { model: 0, prompt: PROMPT, maxTokens: 0, maxFee: q.maxFee }],
+    ['poaw.FeeBelowQuote', eve, { model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee - 1n }],
+    ['poaw.InsufficientBalance', poor, { model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: 5n * UNIT }],
+  ];
+  for (const [expected, signer, options] of cases) {
+    const before = await free(signer.address);
+    const result = await tasks.submitTask(api, signer, options);
+    assert.equal(result.error, expected);
+    assert.equal(result.task, null);
+    const fee = feesOf(result.events).get(signer.address) ?? 0n;
+    assert.ok(fee > 0n, 'the transaction fee is paid');
+    assert.equal(await free(signer.address), before - fee, `${expected}: only the fee left`);
+    assert.equal(await escrowHeld(signer.address), 0n, `${expected}: nothing held`);
+  }
+  assert.equal((await api.query.poaw.nextTaskId()).toNumber(), 0, 'no task was created');
+});
+
+test('a prompt is assigned to the genesis experts and completes with exact payouts', async () => {
+  const eve = account('//Eve');
+  const miners = Object.fromEntries(['//Bob', '//Charlie', '//Dave'].map((uri) => {
+    const pair = account(uri);
+    return [pair.address, pair];
+  }));
+  const community = palletAccount(api.consts.treasury.palletId);
+  const payout = palletAccount(api.consts.poaw.palletId);
+  const watched = [eve.address, community, ...Object.keys(miners)];
+  const start = new Map(await Promise.all(watched.map(async (a) => [a, await total(a)])));
+  const fees = new Map();
+
+  const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
+  const submitted = await tasks.submitTask(api, eve, { model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee });
+  assert.ok(submitted.ok, submitted.error);
+  feesOf(submitted.events, fees);
+  const task = submitted.task;
+  assert.equal(await escrowHeld(eve.address), q.maxFee);
+
+  // The next block runs the auction.
+  let details;
+  for (let i = 0; i < 30; i++) {
+    details = await tasks.taskDetails(api, task);
+    if (details.status === 'Assigned') break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.equal(details.status, 'Assigned');
+  const pipelines = [0, 1].map((p) => details.slots.filter((s) => s.pipeline === p).map((s) => s.expert));
+  const [bob, charlie, dave] = ['//Bob', '//Charlie', '//Dave'].map((uri) => account(uri).address);
+  assert.deepEqual(
+    pipelines.map((p) => p.join()).sort(),
+    [[bob, charlie].join(), [dave, dave].join()].sort(),
+    'two disjoint pipelines: Bob → Charlie and Dave → Dave',
+  );
+  const bobsWork = await tasks.assignments(api, bob);
+  assert.equal(bobsWork.length, 1);
+  assert.equal(bobsWork[0].prompt, PROMPT);
+  assert.equal(bobsWork[0].state, 'Assigned');
+
+  // The miners' (simulated) work.
+  const output = { promptTokens: 6, tokens: [11, 12, 13], text: 'abc' };
+  const hash = tasks.outputHash(api, output.promptTokens, output.tokens, output.text);
+  await playMiners(task, output, hash, fees);
+
+  const done = await tasks.waitForResult(api, task, 60_000);
+  assert.ok(done.slots.every((slot) => slot.threshold === 10n * 10n ** 6n), 'paid the asks: the requester sent the quote');
+  assert.equal(done.status, 'Completed');
+  assert.equal(done.outputs[0].text, 'abc');
+
+  // docs/protocol.md: each slot earns layers × (prompt + generated tokens) × its
+  // threshold; the fee is that total over 85% (rounded up); the community gets the
+  // difference; the rest of the escrow returns.
+  const model = (await api.query.models.models(0)).unwrap();
+  const layers = model.spec.chunks.map((c) => BigInt(c.endLayer.toNumber() - c.startLayer.toNumber()));
+  const tokens = BigInt(output.promptTokens + output.tokens.length);
+  const earned = new Map();
+  for (const slot of done.slots) {
+    const amount = layers[slot.chunk] * tokens * slot.threshold;
+    earned.set(slot.expert, (earned.get(slot.expert) ?? 0n) + amount);
+  }
+  const miners_ = [...earned.values()].reduce((a, b) => a + b, 0n);
+  const fee = ceilDiv(miners_ * 1_000_000_000n, MINER_SHARE_PARTS);
+  assert.deepEqual(
+    { fee: BigInt(done.settlement.fee), miners: BigInt(done.settlement.miners), community: BigInt(done.settlement.community), refunded: BigInt(done.settlement.refunded) },
+    { fee, miners: miners_, community: fee - miners_, refunded: q.maxFee - fee },
+  );
+  const allFees = [...fees.values()].reduce((a, b) => a + b, 0n);
+  const expected = new Map([
+    [eve.address, start.get(eve.address) - fee - (fees.get(eve.address) ?? 0n)],
+    [community, start.get(community) + (fee - miners_) + allFees],
+    ...Object.keys(miners).map((a) => [a, start.get(a) + (earned.get(a) ?? 0n) - (fees.get(a) ?? 0n)]),
+  ]);
+  for (const [address, amount] of expected) {
+    assert.equal(await total(address), amount, `balance of ${address}`);
+  }
+  assert.equal(await escrowHeld(eve.address), 0n);
+  assert.equal(await free(payout), api.consts.balances.existentialDeposit.toBigInt(), 'nothing stays in the payout account');
+  assert.deepEqual(await tasks.assignments(api, bob), []);
+});
+
+/** Runs bin/prompt.mjs against the test node; resolves { code, stdout, stderr }. */
+function promptCli(args) {
+  return new Promise((resolveRun) => {
+    execFile(process.execPath, [join(here, '..', 'bin', 'prompt.mjs'), '--ws', node.wsUrl, ...args], (error, stdout, stderr) => {
+      resolveRun({ code: error ? error.code : 0, stdout, stderr });
+    });
+  });
+}
+
+test('bin/prompt.mjs submits at the quote and prints the miners\' answer', async () => {
+  const next = (await api.query.poaw.nextTaskId()).toNumber();
+  const running = promptCli(['--suri', '//Ferdie', '--max-tokens', '8', PROMPT]);
+  let assigned = false;
+  for (let i = 0; i < 60 && !assigned; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const details = await tasks.taskDetails(api, next);
+    assigned = details?.status === 'Assigned';
+  }
+  assert.ok(assigned, 'the CLI\'s task was assigned');
+  const output = { promptTokens: 6, tokens: [21, 22], text: 'DLLM is a chain' };
+  await playMiners(next, output, tasks.outputHash(api, output.promptTokens, output.tokens, output.text));
+  const run = await running;
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, new RegExp(`task ${next} submitted`));
+  assert.match(run.stdout, /^DLLM is a chain$/m);
+  assert.match(run.stdout, /paid \d+ planck \(miners \d+, community \d+\), refunded \d+/);
+});
+
+test('bin/prompt.mjs exits 1 on a refused task and 2 on bad usage', async () => {
+  const refused = await promptCli(['--max-fee', '1', PROMPT]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /refused: poaw\.FeeBelowQuote/);
+  const unknown = await promptCli(['--model', '9', PROMPT]);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /UnknownModel/);
+  const usage = await promptCli(['--max-tokens', 'many', PROMPT]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /--max-tokens must be a whole number/);
+  assert.equal((await promptCli([])).code, 2);
+});
