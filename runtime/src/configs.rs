@@ -264,7 +264,9 @@ impl pallet_poaw::Config for Runtime {
 	type MaxFingerprintBytes = ConstU32<16384>;
 	type DefaultRedundancy = ConstU8<2>;
 	type MaxRedundancy = ConstU8<3>;
-	type MaxSlots = ConstU32<64>;
+	// 16 slots: a model in up to 8 chunks runs with redundancy 2 (Mistral-7B's 32 layers
+	// in 8 chunks of 4), up to 16 chunks without redundancy. The benchmarks cover it all.
+	type MaxSlots = ConstU32<16>;
 	// The expert registry's `MaxExpertsPerChunk`.
 	type MaxOffersPerChunk = ConstU32<64>;
 	type MinerShare = MinerShare;

@@ -178,13 +178,8 @@ mod tests {
 	/// caps, ties), no other ask of any miner ever pays it more than its true cost does.
 	#[test]
 	fn misreporting_never_raises_utility() {
-		let mut state = 0x0DD_BA11u64;
-		let mut next = move || {
-			state ^= state >> 12;
-			state ^= state << 25;
-			state ^= state >> 27;
-			state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-		};
+		let mut rng = crate::mock::Rng(0x0DD_BA11);
+		let mut next = move || rng.next();
 		for _ in 0..2_000 {
 			let miners = 2 + (next() % 6) as usize;
 			let winners = 1 + (next() % 3) as usize;

@@ -438,6 +438,10 @@ pub mod pallet {
 		InvalidRedundancy,
 		/// An amount overflowed.
 		Overflow,
+		/// The slot is closed: its miner missed a deadline or its pipeline was abandoned.
+		SlotClosed,
+		/// The model has more chunks than a task can have slots (`MaxSlots`).
+		ModelTooLarge,
 	}
 
 	#[pallet::hooks]
@@ -471,7 +475,11 @@ pub mod pallet {
 		/// the auction. `max_fee` must cover the current quote for the prompt's length
 		/// (counted as `bytes + 2` tokens) plus `max_tokens`.
 		#[pallet::call_index(0)]
-		#[pallet::weight(T::WeightInfo::submit_task(prompt.len() as u32))]
+		#[pallet::weight(T::WeightInfo::submit_task(
+			(prompt.len() as u32).min(T::MaxPromptBytes::get()),
+			T::MaxSlots::get(),
+			T::MaxOffersPerChunk::get(),
+		))]
 		pub fn submit_task(
 			origin: OriginFor<T>,
 			model: ModelId,
@@ -480,7 +488,7 @@ pub mod pallet {
 			sampling: SamplingParams,
 			max_fee: BalanceOf<T>,
 			domain: Option<Vec<u8>>,
-		) -> DispatchResult {
+		) -> DispatchResultWithPostInfo {
 			let requester = ensure_signed(origin)?;
 			ensure!(!prompt.is_empty(), Error::<T>::EmptyPrompt);
 			let prompt: BoundedVec<u8, T::MaxPromptBytes> =
@@ -545,7 +553,10 @@ pub mod pallet {
 			Prompts::<T>::insert(id, prompt);
 			Timeouts::<T>::insert(deadline, id, ());
 			Self::deposit_event(Event::TaskSubmitted { task: id, requester, model, max_fee });
-			Ok(())
+			// The auction work scales with the model's chunks; offers are charged at most.
+			let chunks = T::Models::chunk_count(model).unwrap_or(T::MaxSlots::get());
+			Ok(Some(T::WeightInfo::submit_task(prompt_bytes, chunks, T::MaxOffersPerChunk::get()))
+				.into())
 		}
 
 		/// Commits the caller's slot to
@@ -565,7 +576,15 @@ pub mod pallet {
 			ensure!(info.status == TaskStatus::Assigned, Error::<T>::WrongStage);
 			let mut slots = Slots::<T>::get(task);
 			let slot = Self::own_slot(slots.as_mut(), &who, pipeline, chunk)?;
-			ensure!(slot.state == SlotState::Assigned, Error::<T>::AlreadyCommitted);
+			match slot.state {
+				SlotState::Assigned => {}
+				SlotState::Committed(_) | SlotState::Revealed(_) => {
+					return Err(Error::<T>::AlreadyCommitted.into())
+				}
+				SlotState::Missed | SlotState::Abandoned => {
+					return Err(Error::<T>::SlotClosed.into())
+				}
+			}
 			slot.state = SlotState::Committed(commitment);
 			let all_committed = !slots.iter().any(|slot| slot.state == SlotState::Assigned);
 			Slots::<T>::insert(task, &slots);
@@ -602,8 +621,14 @@ pub mod pallet {
 			let index = Self::slot_index(&slots, pipeline, chunk)?;
 			let slot = slots.get_mut(index).ok_or(Error::<T>::UnknownSlot)?;
 			ensure!(slot.expert == who, Error::<T>::NotYourSlot);
-			let SlotState::Committed(committed) = slot.state else {
-				return Err(Error::<T>::NotCommitted.into());
+			let committed = match slot.state {
+				SlotState::Committed(committed) => committed,
+				SlotState::Missed | SlotState::Abandoned => {
+					return Err(Error::<T>::SlotClosed.into())
+				}
+				SlotState::Assigned | SlotState::Revealed(_) => {
+					return Err(Error::<T>::NotCommitted.into())
+				}
 			};
 			let fingerprint: BoundedVec<u8, T::MaxFingerprintBytes> =
 				fingerprint.try_into().map_err(|_| Error::<T>::FingerprintTooLong)?;
@@ -713,6 +738,7 @@ pub mod pallet {
 				QuoteError::ModelNotActive => Error::<T>::ModelNotActive,
 				QuoteError::NoMinersAvailable => Error::<T>::NoMinersAvailable,
 				QuoteError::Overflow => Error::<T>::Overflow,
+				QuoteError::ModelTooLarge => Error::<T>::ModelTooLarge,
 			}
 		}
 	}
@@ -738,6 +764,9 @@ pub mod pallet {
 				Some(_) => return Err(QuoteError::ModelNotActive),
 			}
 			let layers = T::Models::chunk_layers(model).ok_or(QuoteError::UnknownModel)?;
+			if layers.len() as u32 > T::MaxSlots::get() {
+				return Err(QuoteError::ModelTooLarge);
+			}
 			let mut asks_per_chunk = Vec::with_capacity(layers.len());
 			for chunk in 0..layers.len() as u32 {
 				let mut asks: Vec<u128> = Self::bids(model, chunk, None, H256::zero(), &[])
@@ -1373,16 +1402,8 @@ pub mod pallet {
 			// below cannot hide a second late miner.
 			for index in missed.iter() {
 				let Some(slot) = slots.get_mut(*index) else { continue };
-				T::Quality::report(&slot.expert, info.domain.as_ref(), TaskOutcome::MissedDeadline);
-				T::Experts::note_finished(&slot.expert);
-				Self::deposit_event(Event::DeadlineMissed {
-					task,
-					pipeline: slot.pipeline,
-					chunk: slot.chunk,
-					expert: slot.expert.clone(),
-				});
+				Self::blame(task, info, slot);
 				let _ = replaced.try_push(slot.expert.clone());
-				slot.state = SlotState::Missed;
 			}
 			let mut dead: Vec<PipelineIndex> = Vec::new();
 			for index in missed {
@@ -1453,6 +1474,20 @@ pub mod pallet {
 			}
 		}
 
+		/// A miner let its slot's deadline pass: it is reported, freed and never paid for
+		/// this task.
+		fn blame(task: TaskId, info: &TaskOf<T>, slot: &mut SlotOf<T>) {
+			T::Quality::report(&slot.expert, info.domain.as_ref(), TaskOutcome::MissedDeadline);
+			T::Experts::note_finished(&slot.expert);
+			Self::deposit_event(Event::DeadlineMissed {
+				task,
+				pipeline: slot.pipeline,
+				chunk: slot.chunk,
+				expert: slot.expert.clone(),
+			});
+			slot.state = SlotState::Missed;
+		}
+
 		/// The next best miner for a missed slot: the chunk's auction again, without the
 		/// task's other pipelines' miners and without those replaced before, at the
 		/// task's price cap. It must have room for one more task.
@@ -1508,19 +1543,7 @@ pub mod pallet {
 		) {
 			for slot in slots.iter_mut() {
 				if let SlotState::Committed(_) = slot.state {
-					T::Quality::report(
-						&slot.expert,
-						info.domain.as_ref(),
-						TaskOutcome::MissedDeadline,
-					);
-					T::Experts::note_finished(&slot.expert);
-					Self::deposit_event(Event::DeadlineMissed {
-						task,
-						pipeline: slot.pipeline,
-						chunk: slot.chunk,
-						expert: slot.expert.clone(),
-					});
-					slot.state = SlotState::Missed;
+					Self::blame(task, &info, slot);
 				}
 			}
 			Slots::<T>::insert(task, &slots);

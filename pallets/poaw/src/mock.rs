@@ -207,7 +207,7 @@ impl pallet_poaw::Config for Test {
 	type MaxFingerprintBytes = ConstU32<MAX_FINGERPRINT>;
 	type DefaultRedundancy = polkadot_sdk::frame_support::traits::ConstU8<2>;
 	type MaxRedundancy = polkadot_sdk::frame_support::traits::ConstU8<3>;
-	type MaxSlots = ConstU32<12>;
+	type MaxSlots = ConstU32<6>;
 	type MaxOffersPerChunk = ConstU32<8>;
 	type MinerShare = MinerShare;
 	type ThroughputBonus = ThroughputBonus;
@@ -221,4 +221,19 @@ impl pallet_poaw::Config for Test {
 	type MaxTimeoutsPerBlock = ConstU32<8>;
 	type DisputeSlash = DisputeSlash;
 	type WeightInfo = ();
+}
+
+/// A small deterministic generator (xorshift64*) for the random tests.
+pub struct Rng(pub u64);
+impl Rng {
+	pub fn next(&mut self) -> u64 {
+		self.0 ^= self.0 >> 12;
+		self.0 ^= self.0 << 25;
+		self.0 ^= self.0 >> 27;
+		self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+	}
+	/// Uniform in `0..n`.
+	pub fn below(&mut self, n: u64) -> u64 {
+		self.next() % n
+	}
 }

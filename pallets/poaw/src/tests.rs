@@ -280,6 +280,32 @@ fn submit_refuses_bad_arguments_and_changes_nothing() {
 }
 
 #[test]
+fn a_model_with_more_chunks_than_slots_is_refused() {
+	run(|| {
+		// 8 one-layer chunks; a task has at most 6 slots here.
+		let mut spec = model_spec(2, 4);
+		spec.num_layers = 8;
+		spec.chunks = BoundedVec::truncate_from(
+			(0..8)
+				.map(|i| pallet_models::ChunkSpec {
+					start_layer: i,
+					end_layer: i + 1,
+					weights_hash: chunk_hash(2, i),
+				})
+				.collect(),
+		);
+		let root = || RuntimeOrigin::from(RawOrigin::Root);
+		assert_ok!(pallet_models::Pallet::<Test>::register_model(root(), spec));
+		assert_ok!(pallet_models::Pallet::<Test>::activate_model(root(), 2));
+		assert_eq!(Poaw::quote(2, 1, 1), Err(QuoteError::ModelTooLarge));
+		assert_noop!(
+			Poaw::submit_task(signed(REQUESTER), 2, PROMPT.to_vec(), 4, sampling(), 9_999, None),
+			Error::<Test>::ModelTooLarge
+		);
+	});
+}
+
+#[test]
 fn submit_refuses_when_the_queue_is_full() {
 	run(|| {
 		standard_experts();
@@ -610,6 +636,14 @@ fn a_pipeline_without_replacement_is_abandoned_and_the_other_completes() {
 			next_block();
 		}
 		assert!(events().contains(&Event::PipelineAbandoned { task, pipeline: 1 }));
+		// The late miner's slot is closed, as is its partner's.
+		let late = slots(task).into_iter().find(|s| s.expert == lazy).unwrap();
+		assert_eq!(late.state, SlotState::Missed);
+		assert_noop!(commit_slot(task, &late, &good()), Error::<Test>::WrongStage);
+		assert_noop!(reveal_slot(task, &late, &good()), Error::<Test>::SlotClosed);
+		let partner = slots(task).into_iter().find(|s| s.pipeline == 1 && s.chunk == 1).unwrap();
+		assert_eq!(partner.state, SlotState::Abandoned);
+		assert_noop!(reveal_slot(task, &partner, &good()), Error::<Test>::SlotClosed);
 		assert_eq!(status(task), TaskStatus::Committed, "pipeline 0 goes on to reveal");
 		let before = total(REQUESTER);
 		for slot in slots(task).iter().filter(|s| s.pipeline == 0) {
@@ -840,20 +874,6 @@ fn the_tie_break_seed_comes_from_the_parent_block_and_the_signed_task() {
 }
 
 // ---------------------------------------------------------------- property test
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-impl Rng {
-	fn next(&mut self) -> u64 {
-		self.0 ^= self.0 >> 12;
-		self.0 ^= self.0 << 25;
-		self.0 ^= self.0 >> 27;
-		self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-	}
-	fn below(&mut self, n: u64) -> u64 {
-		self.next() % n
-	}
-}
 
 #[test]
 fn random_sequences_move_money_only_as_the_rules_say() {

@@ -290,6 +290,8 @@ pub enum QuoteError {
 	NoMinersAvailable,
 	/// The sizes overflow the fee arithmetic.
 	Overflow,
+	/// The model has more chunks than a task can have slots.
+	ModelTooLarge,
 }
 
 /// The tokens a prompt of `bytes` bytes can take at most: the chain cannot tokenize,

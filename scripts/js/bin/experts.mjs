@@ -18,6 +18,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import * as experts from '../lib/experts.mjs';
+import { runCli } from '../lib/node.mjs';
 
 function usage(message) {
   console.error(`error: ${message}\nsee the header of bin/experts.mjs for the commands`);
@@ -116,10 +117,4 @@ async function main() {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    console.error(`error: ${error.message}`);
-    process.exit(1);
-  },
-);
+runCli(main);

@@ -13,6 +13,7 @@ import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
+import { runCli } from '../lib/node.mjs';
 import * as tasks from '../lib/tasks.mjs';
 
 function usage(message) {
@@ -96,10 +97,4 @@ async function main() {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    console.error(`error: ${error.message}`);
-    process.exit(1);
-  },
-);
+runCli(main);

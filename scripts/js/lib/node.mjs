@@ -145,3 +145,17 @@ export function describeDispatchError(api, dispatchError) {
   const inner = dispatchError[`as${kind}`];
   return inner && inner.type ? `${kind}.${inner.type}` : kind;
 }
+
+/**
+ * Runs a command-line `main` (resolving to an exit code) and exits with it; an error
+ * is printed as `error: …` with exit code 1.
+ */
+export function runCli(main) {
+  main().then(
+    (code) => process.exit(code),
+    (error) => {
+      console.error(`error: ${error.message}`);
+      process.exit(1);
+    },
+  );
+}
