@@ -66,6 +66,9 @@ pub type TaskOf<T> =
 pub type SlotOf<T> =
 	Slot<<T as polkadot_sdk::frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
 
+/// A bid in a chunk's auction with its expert's free capacity.
+type BidWithCapacity<AccountId> = (auction::Bid<AccountId>, u32);
+
 /// A pipeline's revealed output.
 #[derive(
 	polkadot_sdk::frame_support::CloneNoBound,
@@ -818,7 +821,7 @@ pub mod pallet {
 			domain: Option<&Domain>,
 			tie_seed: H256,
 			excluded: &[T::AccountId],
-		) -> Vec<(auction::Bid<T::AccountId>, u32)> {
+		) -> Vec<BidWithCapacity<T::AccountId>> {
 			let offers: Vec<_> = T::Experts::offers(model, chunk)
 				.into_iter()
 				.filter(|offer| !excluded.contains(&offer.expert))
@@ -935,7 +938,7 @@ pub mod pallet {
 		/// Every chunk's `r` winners under `cap`, each expert winning at most as many
 		/// slots as its free capacity; `None` when some chunk has fewer.
 		fn award_all(
-			bids: &[Vec<(auction::Bid<T::AccountId>, u32)>],
+			bids: &[Vec<BidWithCapacity<T::AccountId>>],
 			r: u8,
 			cap: u128,
 		) -> Option<Vec<Vec<auction::Award<T::AccountId>>>> {

@@ -158,9 +158,9 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 
 thread_local! {
 	/// Quality per expert the tests set (`None`: barred); unset experts are neutral.
-	pub static QUALITY: RefCell<BTreeMap<u64, Option<Perbill>>> = RefCell::new(BTreeMap::new());
+	pub static QUALITY: RefCell<BTreeMap<u64, Option<Perbill>>> = const { RefCell::new(BTreeMap::new()) };
 	/// Every outcome reported, in order.
-	pub static REPORTS: RefCell<Vec<(u64, TaskOutcome)>> = RefCell::new(Vec::new());
+	pub static REPORTS: RefCell<Vec<(u64, TaskOutcome)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A reputation source the tests steer, recording what it is told.
