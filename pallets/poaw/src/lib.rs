@@ -520,6 +520,9 @@ pub mod pallet {
 			);
 			let id = NextTaskId::<T>::get();
 			Queue::<T>::try_append(id).map_err(|_| Error::<T>::QueueFull)?;
+			// The task refers to its model until it ends, so the model cannot leave the
+			// registry under running work.
+			T::Models::acquire(model)?;
 			T::Currency::hold(&HoldReason::Escrow.into(), &requester, max_fee)
 				.map_err(|_| Error::<T>::InsufficientBalance)?;
 			NextTaskId::<T>::put(id.checked_add(1).ok_or(Error::<T>::Overflow)?);
@@ -1316,6 +1319,7 @@ pub mod pallet {
 		) {
 			let now = polkadot_sdk::frame_system::Pallet::<T>::block_number();
 			Timeouts::<T>::remove(info.deadline, task);
+			T::Models::release(info.model);
 			info.status = status;
 			info.settlement = Some(settlement);
 			info.deadline = now.saturating_add(T::ResultRetention::get());

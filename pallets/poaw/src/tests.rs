@@ -218,6 +218,9 @@ fn submit_holds_escrow_and_queues() {
 		assert_eq!(free(REQUESTER), before - 3200);
 		assert_eq!(Queue::<Test>::get().into_inner(), vec![0]);
 		assert_eq!(Prompts::<Test>::get(0).unwrap().into_inner(), PROMPT.to_vec());
+		let references = |model| pallet_models::Models::<Test>::get(model).unwrap().references;
+		// Experts 1, 2, 5 serve chunk 0 and 3, 4, 5 chunk 1 (6 references), plus the task.
+		assert_eq!(references(0), 7);
 		let info = Tasks::<Test>::get(0).unwrap();
 		assert_eq!(info.status, TaskStatus::Queued);
 		assert_eq!(info.deadline, 1 + ASSIGNMENT_TIMEOUT);
@@ -476,6 +479,8 @@ fn completed_task_pays_exactly_as_documented() {
 		assert_eq!(settlement.community, 339);
 		assert_eq!(settlement.refunded, 3741);
 		assert_eq!(settlement.output_hash, Some(hash_of(&good())));
+		// Only the experts' served chunks refer to the model now.
+		assert_eq!(pallet_models::Models::<Test>::get(0).unwrap().references, 6);
 		for (who, before) in (1..=4).zip(start.iter()) {
 			assert_eq!(total(who), before + 480, "miner {who}");
 		}
