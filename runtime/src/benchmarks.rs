@@ -1,6 +1,8 @@
 //! The pallets `dllm-node benchmark pallet` measures (with the runtime-benchmarks feature).
 
-pub use crate::{Balances, Experts, Models, Poaw, Runtime, Sudo, Timestamp, Treasury, Utility};
+pub use crate::{
+	Balances, Experts, Models, Poaw, Reputation, Runtime, Sudo, Timestamp, Treasury, Utility,
+};
 pub use polkadot_sdk::{
 	frame_benchmarking::{self, baseline, baseline::Pallet as BaselineBench},
 	frame_system_benchmarking::{self, Pallet as SystemBench},
@@ -20,4 +22,5 @@ frame_benchmarking::define_benchmarks!(
 	[pallet_models, Models]
 	[pallet_experts, Experts]
 	[pallet_poaw, Poaw]
+	[pallet_reputation, Reputation]
 );

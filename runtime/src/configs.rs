@@ -3,8 +3,9 @@
 use crate::{
 	token::{EXISTENTIAL_DEPOSIT, MICRO_UNITS, MILLI_UNITS, SS58_PREFIX, UNITS},
 	AccountId, Aura, Balance, Balances, Block, BlockNumber, Experts, Hash, Models, Nonce,
-	OriginCaller, PalletInfo, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
-	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, System, DAYS, MINUTES, SLOT_DURATION, VERSION,
+	OriginCaller, PalletInfo, Poaw, Reputation, Runtime, RuntimeCall, RuntimeEvent,
+	RuntimeFreezeReason, RuntimeHoldReason, RuntimeOrigin, RuntimeTask, System, DAYS, MINUTES,
+	SLOT_DURATION, VERSION,
 };
 use polkadot_sdk::{
 	frame_support::{
@@ -253,8 +254,7 @@ impl pallet_poaw::Config for Runtime {
 	type RuntimeHoldReason = RuntimeHoldReason;
 	type Models = Models;
 	type Experts = Experts;
-	// Neutral quality for everyone until the reputation pallet lands.
-	type Quality = ();
+	type Quality = Reputation;
 	type CommunityAccount = TreasuryAccount;
 	type AdminOrigin = EnsureRoot<AccountId>;
 	type PalletId = PoawPalletId;
@@ -281,4 +281,52 @@ impl pallet_poaw::Config for Runtime {
 	type MaxTimeoutsPerBlock = ConstU32<32>;
 	type DisputeSlash = DisputeSlash;
 	type WeightInfo = pallet_poaw::weights::SubstrateWeight<Runtime>;
+}
+
+parameter_types! {
+	/// The reputation arithmetic (prior, decay, evidence weights, thresholds); the
+	/// simulation in `reputation-sim` runs with the same value.
+	pub const ReputationParams: pallet_reputation::ScoreParams = pallet_reputation::ScoreParams::DLLM;
+	/// A rater stakes at least 100 DLLM: the weight of its ratings.
+	pub const MinRaterBond: Balance = 100 * UNITS;
+}
+
+impl pallet_reputation::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Experts = Experts;
+	type Tasks = Poaw;
+	type Params = ReputationParams;
+	// Rounds of 10 minutes.
+	type RatingPeriod = ConstU32<{ 10 * MINUTES }>;
+	type MinRaterBond = MinRaterBond;
+	type MaxRaters = ConstU32<64>;
+	type MaxSubjectsPerRound = ConstU32<256>;
+	type MaxAggregationsPerBlock = ConstU32<16>;
+	// The task pallet's `MaxSlots`.
+	type MaxRatedMiners = ConstU32<16>;
+	type WeightInfo = pallet_reputation::weights::SubstrateWeight<Runtime>;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = ReputationBenchmarkHelper;
+}
+
+/// Registered experts and completed tasks for the reputation pallet's benchmarks.
+#[cfg(feature = "runtime-benchmarks")]
+pub struct ReputationBenchmarkHelper;
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_reputation::BenchmarkHelper<AccountId> for ReputationBenchmarkHelper {
+	fn make_expert(who: &AccountId) {
+		use dllm_primitives::market::{ExpertRegistry, ModelRegistry};
+		let model = <Models as ModelRegistry>::register_for_benchmark(1);
+		<Experts as ExpertRegistry<AccountId, Balance>>::register_for_benchmark(
+			who, model, 0, UNITS,
+		);
+	}
+	fn completed_task(
+		requester: &AccountId,
+		domain: Option<pallet_reputation::Domain>,
+		miners: &[AccountId],
+	) -> pallet_reputation::TaskId {
+		Poaw::completed_for_benchmark(requester, domain, miners)
+	}
 }

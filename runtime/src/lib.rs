@@ -186,6 +186,9 @@ mod runtime {
 
 	#[runtime::pallet_index(11)]
 	pub type Poaw = pallet_poaw;
+
+	#[runtime::pallet_index(12)]
+	pub type Reputation = pallet_reputation;
 }
 
 /// The community fund: the treasury's account. It receives transaction fees, the

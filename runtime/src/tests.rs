@@ -136,6 +136,14 @@ fn development_preset_has_the_tiny_model_and_three_experts() {
 			crate::token::EXISTENTIAL_DEPOSIT
 		);
 		pallet_poaw::Pallet::<Runtime>::do_try_state().expect("no escrow at genesis");
+
+		// Reputation: the genesis experts are new, on probation at the prior mean.
+		use dllm_primitives::market::{ExpertQuality, NEUTRAL_QUALITY};
+		for who in [&bob, &charlie, &dave] {
+			assert_eq!(crate::Reputation::quality(who, None), Some(NEUTRAL_QUALITY));
+		}
+		assert_eq!(pallet_reputation::RaterCount::<Runtime>::get(), 0);
+		pallet_reputation::Pallet::<Runtime>::do_try_state().expect("no raters at genesis");
 	});
 }
 

@@ -1073,3 +1073,10 @@ pub mod pallet {
 		}
 	}
 }
+
+/// Registered experts (for pallets that only need to know who is one).
+impl<T: Config> polkadot_sdk::frame_support::traits::Contains<T::AccountId> for Pallet<T> {
+	fn contains(who: &T::AccountId) -> bool {
+		Experts::<T>::contains_key(who)
+	}
+}

@@ -33,8 +33,8 @@ pub mod weights;
 
 use alloc::{collections::btree_map::BTreeMap, vec::Vec};
 pub use dllm_primitives::market::{
-	ChunkIndex, Domain, ExpertQuality, ExpertRegistry, ModelId, ModelRegistry, ModelStatus,
-	TaskOutcome,
+	ChunkIndex, CompletedTask, Domain, ExpertQuality, ExpertRegistry, ModelId, ModelRegistry,
+	ModelStatus, TaskLedger, TaskLookupError, TaskOutcome,
 };
 use polkadot_sdk::{
 	frame_support::{
@@ -1042,7 +1042,7 @@ pub mod pallet {
 
 		/// Each pipeline's output: `Some(hash)` when every slot of it revealed the same
 		/// hash and the last chunk's output is stored, else `None`.
-		fn pipeline_outputs(slots: &[SlotOf<T>], pipelines: u8) -> Vec<Option<H256>> {
+		pub(crate) fn pipeline_outputs(slots: &[SlotOf<T>], pipelines: u8) -> Vec<Option<H256>> {
 			(0..pipelines)
 				.map(|p| {
 					let mut hashes = slots.iter().filter(|slot| slot.pipeline == p).map(|slot| {
@@ -1745,5 +1745,85 @@ pub mod pallet {
 			);
 			Ok(())
 		}
+	}
+}
+
+impl<T: Config> TaskLedger<T::AccountId> for Pallet<T> {
+	fn completed_task(task: TaskId) -> Result<CompletedTask<T::AccountId>, TaskLookupError> {
+		let info = Tasks::<T>::get(task).ok_or(TaskLookupError::Unknown)?;
+		let accepted = match (&info.status, &info.settlement) {
+			(TaskStatus::Completed, Some(Settlement { output_hash: Some(hash), .. })) => *hash,
+			_ => return Err(TaskLookupError::NotCompleted),
+		};
+		let slots = Slots::<T>::get(task);
+		if slots.is_empty() {
+			return Err(TaskLookupError::Pruned);
+		}
+		let outputs = Self::pipeline_outputs(&slots, info.pipelines);
+		let mut miners: Vec<T::AccountId> = Vec::new();
+		for slot in slots.iter() {
+			let agreed = outputs.get(slot.pipeline as usize).copied().flatten() == Some(accepted);
+			if agreed && !miners.contains(&slot.expert) {
+				miners.push(slot.expert.clone());
+			}
+		}
+		Ok(CompletedTask { requester: info.requester, domain: info.domain, miners })
+	}
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl<T: Config> Pallet<T> {
+	/// Records a completed task of `requester` whose accepted result came from one
+	/// pipeline of `miners` (one chunk each), its result still on chain: for the
+	/// benchmarks of pallets that read completed tasks.
+	pub fn completed_for_benchmark(
+		requester: &T::AccountId,
+		domain: Option<Domain>,
+		miners: &[T::AccountId],
+	) -> TaskId {
+		let task = NextTaskId::<T>::get();
+		NextTaskId::<T>::put(task.saturating_add(1));
+		let output = H256::repeat_byte(7);
+		let now = polkadot_sdk::frame_system::Pallet::<T>::block_number();
+		let info = TaskInfo {
+			requester: requester.clone(),
+			model: 0,
+			domain,
+			prompt_hash: H256::zero(),
+			prompt_bytes: 1,
+			max_tokens: 1,
+			sampling: SamplingParams::default(),
+			escrow: Zero::zero(),
+			status: TaskStatus::Completed,
+			submitted_at: now,
+			deadline: now,
+			price_cap: Zero::zero(),
+			pipelines: 1,
+			reassignments: 0,
+			tie_seed: H256::zero(),
+			settlement: Some(Settlement {
+				output_hash: Some(output),
+				tokens: 0,
+				fee: Zero::zero(),
+				miners: Zero::zero(),
+				community: Zero::zero(),
+				refunded: Zero::zero(),
+			}),
+		};
+		Tasks::<T>::insert(task, info);
+		let slots: Vec<SlotOf<T>> = miners
+			.iter()
+			.enumerate()
+			.map(|(chunk, expert)| Slot {
+				pipeline: 0,
+				chunk: chunk as ChunkIndex,
+				expert: expert.clone(),
+				threshold: Zero::zero(),
+				assigned_at: now,
+				state: SlotState::Revealed(output),
+			})
+			.collect();
+		Slots::<T>::insert(task, BoundedVec::truncate_from(slots));
+		task
 	}
 }

@@ -12,8 +12,7 @@ use polkadot_sdk::{
 };
 use scale_info::TypeInfo;
 
-/// Index of a task.
-pub type TaskId = u64;
+pub use dllm_primitives::market::TaskId;
 /// Index of a pipeline within a task (`0..redundancy`).
 pub type PipelineIndex = u8;
 

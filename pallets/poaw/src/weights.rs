@@ -3,7 +3,7 @@
 //! (the Substrate benchmark CLI, version 64.0.0).
 //!
 //! DATE: 2026-11-22, STEPS: `20`, REPEAT: `10`
-//! HOSTNAME: `vm`, CPU: `Intel(R) Xeon(R) Processor`
+//! HOSTNAME: `vm`, CPU: `AMD EPYC`
 //! WASM-EXECUTION: `Compiled`
 
 // Executed Command:
@@ -56,12 +56,14 @@ pub trait WeightInfo {
 /// database weights.
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
-	/// Storage: `Models::Models` (r:1 w:0)
+	/// Storage: `Models::Models` (r:1 w:1)
 	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(2968), added: 5443, mode: `MaxEncodedLen`)
 	/// Storage: `Experts::ChunkServers` (r:16 w:0)
 	/// Proof: `Experts::ChunkServers` (`max_values`: None, `max_size`: Some(2074), added: 4549, mode: `MaxEncodedLen`)
 	/// Storage: `Experts::Experts` (r:256 w:0)
 	/// Proof: `Experts::Experts` (`max_values`: None, `max_size`: Some(588), added: 3063, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Scores` (r:256 w:0)
+	/// Proof: `Reputation::Scores` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Throughput` (r:256 w:0)
 	/// Proof: `Poaw::Throughput` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Redundancy` (r:1 w:0)
@@ -69,7 +71,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::NextTaskId` (r:1 w:1)
 	/// Proof: `Poaw::NextTaskId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Queue` (r:1 w:1)
@@ -88,52 +90,54 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_task(_p: u32, c: u32, o: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0 + c * (8241 ±0) + o * (8180 ±0)`
-		//  Estimated: `49998 + c * (28262 ±1_996) + o * (28262 ±1_996)`
-		// Minimum execution time: 471_159_000 picoseconds.
-		Weight::from_parts(511_683_000, 49998)
-			// Standard Error: 5_930_382
-			.saturating_add(Weight::from_parts(185_052_628, 0).saturating_mul(c.into()))
-			// Standard Error: 5_930_382
-			.saturating_add(Weight::from_parts(189_104_040, 0).saturating_mul(o.into()))
-			.saturating_add(T::DbWeight::get().reads(40_u64))
-			.saturating_add(T::DbWeight::get().reads((19_u64).saturating_mul(c.into())))
-			.saturating_add(T::DbWeight::get().reads((18_u64).saturating_mul(o.into())))
-			.saturating_add(T::DbWeight::get().writes(7_u64))
+		//  Estimated: `49998 + c * (28262 ±1_649) + o * (28262 ±1_649)`
+		// Minimum execution time: 304_995_000 picoseconds.
+		Weight::from_parts(312_926_000, 49998)
+			// Standard Error: 3_495_102
+			.saturating_add(Weight::from_parts(121_190_779, 0).saturating_mul(c.into()))
+			// Standard Error: 3_495_102
+			.saturating_add(Weight::from_parts(112_238_122, 0).saturating_mul(o.into()))
+			.saturating_add(T::DbWeight::get().reads(56_u64))
+			.saturating_add(T::DbWeight::get().reads((29_u64).saturating_mul(c.into())))
+			.saturating_add(T::DbWeight::get().reads((28_u64).saturating_mul(o.into())))
+			.saturating_add(T::DbWeight::get().writes(8_u64))
 			.saturating_add(Weight::from_parts(0, 28262).saturating_mul(c.into()))
 			.saturating_add(Weight::from_parts(0, 28262).saturating_mul(o.into()))
 	}
 	/// Storage: `Poaw::Tasks` (r:1 w:1)
 	/// Proof: `Poaw::Tasks` (`max_values`: None, `max_size`: Some(326), added: 2801, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Slots` (r:1 w:1)
-	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(5778), added: 8253, mode: `MaxEncodedLen`)
+	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(1457), added: 3932, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Timeouts` (r:0 w:2)
 	/// Proof: `Poaw::Timeouts` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// The range of component `s` is `[1, 16]`.
 	fn commit(s: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `376 + s * (90 ±0)`
-		//  Estimated: `9243`
-		// Minimum execution time: 44_508_000 picoseconds.
-		Weight::from_parts(88_070_585, 9243)
-			// Standard Error: 107_785
-			.saturating_add(Weight::from_parts(1_183_339, 0).saturating_mul(s.into()))
+		//  Estimated: `4922`
+		// Minimum execution time: 23_935_000 picoseconds.
+		Weight::from_parts(28_203_430, 4922)
+			// Standard Error: 24_298
+			.saturating_add(Weight::from_parts(835_641, 0).saturating_mul(s.into()))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Poaw::Tasks` (r:1 w:1)
 	/// Proof: `Poaw::Tasks` (`max_values`: None, `max_size`: Some(326), added: 2801, mode: `MaxEncodedLen`)
-	/// Storage: `Models::Models` (r:1 w:0)
+	/// Storage: `Models::Models` (r:1 w:1)
 	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(2968), added: 5443, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Slots` (r:1 w:1)
-	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(5778), added: 8253, mode: `MaxEncodedLen`)
+	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(1457), added: 3932, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:19 w:19)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Experts::Experts` (r:16 w:16)
 	/// Proof: `Experts::Experts` (`max_values`: None, `max_size`: Some(588), added: 3063, mode: `MaxEncodedLen`)
 	/// Storage: `Experts::Delegations` (r:16 w:0)
 	/// Proof: `Experts::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Scores` (r:16 w:16)
+	/// Proof: `Reputation::Scores` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Throughput` (r:16 w:16)
 	/// Proof: `Poaw::Throughput` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::MinerTasks` (r:0 w:16)
@@ -148,58 +152,62 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Poaw::RetentionEnds` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// The range of component `s` is `[1, 16]`.
 	/// The range of component `f` is `[0, 16384]`.
-	fn reveal(s: u32, _f: u32, ) -> Weight {
+	fn reveal(s: u32, f: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `1609 + s * (766 ±0)`
-		//  Estimated: `9243 + s * (3063 ±0)`
-		// Minimum execution time: 471_571_000 picoseconds.
-		Weight::from_parts(607_957_795, 9243)
-			// Standard Error: 4_666_217
-			.saturating_add(Weight::from_parts(119_564_774, 0).saturating_mul(s.into()))
+		//  Measured:  `1650 + s * (766 ±0)`
+		//  Estimated: `8799 + s * (3063 ±0)`
+		// Minimum execution time: 325_505_000 picoseconds.
+		Weight::from_parts(191_855_613, 8799)
+			// Standard Error: 496_578
+			.saturating_add(Weight::from_parts(81_644_042, 0).saturating_mul(s.into()))
+			// Standard Error: 468
+			.saturating_add(Weight::from_parts(4_915, 0).saturating_mul(f.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
-			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(s.into())))
-			.saturating_add(T::DbWeight::get().writes(10_u64))
-			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(s.into())))
+			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(s.into())))
+			.saturating_add(T::DbWeight::get().writes(11_u64))
+			.saturating_add(T::DbWeight::get().writes((5_u64).saturating_mul(s.into())))
 			.saturating_add(Weight::from_parts(0, 3063).saturating_mul(s.into()))
 	}
 	/// Storage: `Poaw::Tasks` (r:1 w:1)
 	/// Proof: `Poaw::Tasks` (`max_values`: None, `max_size`: Some(326), added: 2801, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Slots` (r:1 w:0)
-	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(5778), added: 8253, mode: `MaxEncodedLen`)
-	/// Storage: `Experts::Experts` (r:32 w:32)
+	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(1457), added: 3932, mode: `MaxEncodedLen`)
+	/// Storage: `Experts::Experts` (r:16 w:16)
 	/// Proof: `Experts::Experts` (`max_values`: None, `max_size`: Some(588), added: 3063, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:17 w:17)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
-	/// Storage: `System::Account` (r:35 w:35)
+	/// Storage: `Balances::Holds` (r:9 w:9)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:19 w:19)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
-	/// Storage: `Experts::Delegations` (r:32 w:0)
+	/// Storage: `Experts::Delegations` (r:16 w:0)
 	/// Proof: `Experts::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Outputs` (r:1 w:0)
 	/// Proof: `Poaw::Outputs` (`max_values`: None, `max_size`: Some(24611), added: 27086, mode: `MaxEncodedLen`)
-	/// Storage: `Models::Models` (r:1 w:0)
+	/// Storage: `Models::Models` (r:1 w:1)
 	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(2968), added: 5443, mode: `MaxEncodedLen`)
-	/// Storage: `Poaw::Throughput` (r:16 w:16)
+	/// Storage: `Reputation::Scores` (r:16 w:16)
+	/// Proof: `Reputation::Scores` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
+	/// Storage: `Poaw::Throughput` (r:8 w:8)
 	/// Proof: `Poaw::Throughput` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
-	/// Storage: `Poaw::MinerTasks` (r:0 w:32)
+	/// Storage: `Poaw::MinerTasks` (r:0 w:16)
 	/// Proof: `Poaw::MinerTasks` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Timeouts` (r:0 w:1)
 	/// Proof: `Poaw::Timeouts` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::RetentionEnds` (r:0 w:1)
 	/// Proof: `Poaw::RetentionEnds` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
-	/// The range of component `s` is `[2, 32]`.
+	/// The range of component `s` is `[2, 16]`.
 	fn resolve_dispute(s: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `25889 + s * (803 ±0)`
-		//  Estimated: `28076 + s * (2723 ±29)`
-		// Minimum execution time: 693_491_000 picoseconds.
-		Weight::from_parts(437_273_499, 28076)
-			// Standard Error: 2_435_588
-			.saturating_add(Weight::from_parts(141_500_003, 0).saturating_mul(s.into()))
-			.saturating_add(T::DbWeight::get().reads(5_u64))
-			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(s.into())))
-			.saturating_add(T::DbWeight::get().writes(4_u64))
-			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(s.into())))
-			.saturating_add(Weight::from_parts(0, 2723).saturating_mul(s.into()))
+		//  Measured:  `26350 + s * (775 ±0)`
+		//  Estimated: `28076 + s * (2575 ±15)`
+		// Minimum execution time: 303_633_000 picoseconds.
+		Weight::from_parts(152_891_472, 28076)
+			// Standard Error: 434_393
+			.saturating_add(Weight::from_parts(76_274_120, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(s.into())))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
+			.saturating_add(T::DbWeight::get().writes((5_u64).saturating_mul(s.into())))
+			.saturating_add(Weight::from_parts(0, 2575).saturating_mul(s.into()))
 	}
 	/// Storage: `Poaw::Redundancy` (r:0 w:1)
 	/// Proof: `Poaw::Redundancy` (`max_values`: Some(1), `max_size`: Some(1), added: 496, mode: `MaxEncodedLen`)
@@ -207,8 +215,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 7_750_000 picoseconds.
-		Weight::from_parts(16_224_000, 0)
+		// Minimum execution time: 4_246_000 picoseconds.
+		Weight::from_parts(4_687_000, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `Poaw::TimeoutCursor` (r:1 w:1)
@@ -221,8 +229,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `9`
 		//  Estimated: `3535`
-		// Minimum execution time: 9_662_000 picoseconds.
-		Weight::from_parts(16_723_000, 3535)
+		// Minimum execution time: 5_828_000 picoseconds.
+		Weight::from_parts(6_410_000, 3535)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -230,16 +238,18 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(2968), added: 5443, mode: `MaxEncodedLen`)
 	/// Storage: `Experts::ChunkServers` (r:16 w:0)
 	/// Proof: `Experts::ChunkServers` (`max_values`: None, `max_size`: Some(2074), added: 4549, mode: `MaxEncodedLen`)
-	/// Storage: `Experts::Experts` (r:256 w:32)
+	/// Storage: `Experts::Experts` (r:256 w:16)
 	/// Proof: `Experts::Experts` (`max_values`: None, `max_size`: Some(588), added: 3063, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Scores` (r:256 w:0)
+	/// Proof: `Reputation::Scores` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Throughput` (r:256 w:0)
 	/// Proof: `Poaw::Throughput` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Redundancy` (r:1 w:0)
 	/// Proof: `Poaw::Redundancy` (`max_values`: Some(1), `max_size`: Some(1), added: 496, mode: `MaxEncodedLen`)
-	/// Storage: `Poaw::MinerTasks` (r:0 w:32)
+	/// Storage: `Poaw::MinerTasks` (r:0 w:16)
 	/// Proof: `Poaw::MinerTasks` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Slots` (r:0 w:1)
-	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(5778), added: 8253, mode: `MaxEncodedLen`)
+	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(1457), added: 3932, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Timeouts` (r:0 w:2)
 	/// Proof: `Poaw::Timeouts` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// The range of component `c` is `[1, 16]`.
@@ -247,50 +257,54 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn assign_task(c: u32, o: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0 + c * (8199 ±0) + o * (8138 ±0)`
-		//  Estimated: `49998 + c * (17307 ±0) + o * (14394 ±2_895)`
-		// Minimum execution time: 439_882_000 picoseconds.
-		Weight::from_parts(462_518_000, 49998)
-			// Standard Error: 8_100_987
-			.saturating_add(Weight::from_parts(153_392_333, 0).saturating_mul(c.into()))
-			// Standard Error: 7_999_515
-			.saturating_add(Weight::from_parts(99_021_958, 0).saturating_mul(o.into()))
-			.saturating_add(T::DbWeight::get().reads(35_u64))
-			.saturating_add(T::DbWeight::get().reads((12_u64).saturating_mul(c.into())))
-			.saturating_add(T::DbWeight::get().reads((9_u64).saturating_mul(o.into())))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
-			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(c.into())))
+		//  Estimated: `49998 + c * (17307 ±2_412) + o * (14394 ±2_392)`
+		// Minimum execution time: 227_269_000 picoseconds.
+		Weight::from_parts(230_374_000, 49998)
+			// Standard Error: 4_977_871
+			.saturating_add(Weight::from_parts(85_196_668, 0).saturating_mul(c.into()))
+			// Standard Error: 4_915_519
+			.saturating_add(Weight::from_parts(58_484_369, 0).saturating_mul(o.into()))
+			.saturating_add(T::DbWeight::get().reads(51_u64))
+			.saturating_add(T::DbWeight::get().reads((18_u64).saturating_mul(c.into())))
+			.saturating_add(T::DbWeight::get().reads((14_u64).saturating_mul(o.into())))
+			.saturating_add(T::DbWeight::get().writes(12_u64))
+			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(c.into())))
 			.saturating_add(Weight::from_parts(0, 17307).saturating_mul(c.into()))
 			.saturating_add(Weight::from_parts(0, 14394).saturating_mul(o.into()))
 	}
 	/// Storage: `Poaw::Tasks` (r:1 w:1)
 	/// Proof: `Poaw::Tasks` (`max_values`: None, `max_size`: Some(326), added: 2801, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Slots` (r:1 w:0)
-	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(5778), added: 8253, mode: `MaxEncodedLen`)
+	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(1457), added: 3932, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Queue` (r:1 w:1)
 	/// Proof: `Poaw::Queue` (`max_values`: Some(1), `max_size`: Some(2050), added: 2545, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `Models::Models` (r:1 w:1)
+	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(2968), added: 5443, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Timeouts` (r:0 w:1)
 	/// Proof: `Poaw::Timeouts` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::RetentionEnds` (r:0 w:1)
 	/// Proof: `Poaw::RetentionEnds` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	fn expire_queued() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `688`
-		//  Estimated: `9243`
-		// Minimum execution time: 87_503_000 picoseconds.
-		Weight::from_parts(129_082_000, 9243)
-			.saturating_add(T::DbWeight::get().reads(5_u64))
-			.saturating_add(T::DbWeight::get().writes(6_u64))
+		//  Measured:  `1223`
+		//  Estimated: `6433`
+		// Minimum execution time: 59_348_000 picoseconds.
+		Weight::from_parts(64_036_000, 6433)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
 	/// Storage: `Poaw::Tasks` (r:1 w:1)
 	/// Proof: `Poaw::Tasks` (`max_values`: None, `max_size`: Some(326), added: 2801, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Slots` (r:1 w:1)
-	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(5778), added: 8253, mode: `MaxEncodedLen`)
+	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(1457), added: 3932, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::LateMiners` (r:1 w:1)
-	/// Proof: `Poaw::LateMiners` (`max_values`: None, `max_size`: Some(2194), added: 4669, mode: `MaxEncodedLen`)
+	/// Proof: `Poaw::LateMiners` (`max_values`: None, `max_size`: Some(657), added: 3132, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Scores` (r:20 w:16)
+	/// Proof: `Reputation::Scores` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
 	/// Storage: `Experts::Experts` (r:20 w:20)
 	/// Proof: `Experts::Experts` (`max_values`: None, `max_size`: Some(588), added: 3063, mode: `MaxEncodedLen`)
 	/// Storage: `Experts::ChunkServers` (r:4 w:0)
@@ -300,7 +314,9 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `Models::Models` (r:1 w:1)
+	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(2968), added: 5443, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::MinerTasks` (r:0 w:20)
 	/// Proof: `Poaw::MinerTasks` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Timeouts` (r:0 w:1)
@@ -310,56 +326,58 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `s` is `[1, 16]`.
 	fn end_commit_stage(s: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `2417 + s * (666 ±0)`
-		//  Estimated: `12016 + s * (3492 ±94)`
-		// Minimum execution time: 118_460_000 picoseconds.
-		Weight::from_parts(182_588_469, 12016)
-			// Standard Error: 648_923
-			.saturating_add(Weight::from_parts(50_474_068, 0).saturating_mul(s.into()))
-			.saturating_add(T::DbWeight::get().reads(10_u64))
-			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(s.into())))
+		//  Measured:  `2278 + s * (762 ±0)`
+		//  Estimated: `12016 + s * (3492 ±40)`
+		// Minimum execution time: 66_519_000 picoseconds.
+		Weight::from_parts(91_638_515, 12016)
+			// Standard Error: 343_235
+			.saturating_add(Weight::from_parts(35_004_895, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(13_u64))
+			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(s.into())))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
-			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(s.into())))
+			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(s.into())))
 			.saturating_add(Weight::from_parts(0, 3492).saturating_mul(s.into()))
 	}
 	/// Storage: `Poaw::Tasks` (r:1 w:1)
 	/// Proof: `Poaw::Tasks` (`max_values`: None, `max_size`: Some(326), added: 2801, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Slots` (r:1 w:1)
-	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(5778), added: 8253, mode: `MaxEncodedLen`)
-	/// Storage: `Experts::Experts` (r:32 w:32)
+	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(1457), added: 3932, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Scores` (r:9 w:9)
+	/// Proof: `Reputation::Scores` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
+	/// Storage: `Experts::Experts` (r:16 w:16)
 	/// Proof: `Experts::Experts` (`max_values`: None, `max_size`: Some(588), added: 3063, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Outputs` (r:1 w:0)
 	/// Proof: `Poaw::Outputs` (`max_values`: None, `max_size`: Some(24611), added: 27086, mode: `MaxEncodedLen`)
-	/// Storage: `Models::Models` (r:1 w:0)
+	/// Storage: `Models::Models` (r:1 w:1)
 	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(2968), added: 5443, mode: `MaxEncodedLen`)
-	/// Storage: `System::Account` (r:19 w:19)
+	/// Storage: `System::Account` (r:11 w:11)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
-	/// Storage: `Experts::Delegations` (r:16 w:0)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `Experts::Delegations` (r:8 w:0)
 	/// Proof: `Experts::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
-	/// Storage: `Poaw::Throughput` (r:16 w:16)
+	/// Storage: `Poaw::Throughput` (r:8 w:8)
 	/// Proof: `Poaw::Throughput` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
-	/// Storage: `Poaw::MinerTasks` (r:0 w:32)
+	/// Storage: `Poaw::MinerTasks` (r:0 w:16)
 	/// Proof: `Poaw::MinerTasks` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Timeouts` (r:0 w:1)
 	/// Proof: `Poaw::Timeouts` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::RetentionEnds` (r:0 w:1)
 	/// Proof: `Poaw::RetentionEnds` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
-	/// The range of component `s` is `[2, 32]`.
+	/// The range of component `s` is `[2, 16]`.
 	fn end_reveal_stage(s: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `26054 + s * (706 ±0)`
-		//  Estimated: `28076 + s * (2723 ±10)`
-		// Minimum execution time: 494_983_000 picoseconds.
-		Weight::from_parts(349_666_653, 28076)
-			// Standard Error: 754_800
-			.saturating_add(Weight::from_parts(81_465_288, 0).saturating_mul(s.into()))
-			.saturating_add(T::DbWeight::get().reads(6_u64))
+		//  Measured:  `26342 + s * (688 ±0)`
+		//  Estimated: `28076 + s * (2363 ±38)`
+		// Minimum execution time: 254_230_000 picoseconds.
+		Weight::from_parts(164_622_735, 28076)
+			// Standard Error: 212_895
+			.saturating_add(Weight::from_parts(44_881_021, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(s.into())))
-			.saturating_add(T::DbWeight::get().writes(6_u64))
+			.saturating_add(T::DbWeight::get().writes(9_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(s.into())))
-			.saturating_add(Weight::from_parts(0, 2723).saturating_mul(s.into()))
+			.saturating_add(Weight::from_parts(0, 2363).saturating_mul(s.into()))
 	}
 	/// Storage: `Poaw::RetentionCursor` (r:1 w:1)
 	/// Proof: `Poaw::RetentionCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
@@ -370,9 +388,9 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Poaw::Outputs` (r:1 w:1)
 	/// Proof: `Poaw::Outputs` (`max_values`: None, `max_size`: Some(24611), added: 27086, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::LateMiners` (r:0 w:1)
-	/// Proof: `Poaw::LateMiners` (`max_values`: None, `max_size`: Some(2194), added: 4669, mode: `MaxEncodedLen`)
+	/// Proof: `Poaw::LateMiners` (`max_values`: None, `max_size`: Some(657), added: 3132, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Slots` (r:0 w:1)
-	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(5778), added: 8253, mode: `MaxEncodedLen`)
+	/// Proof: `Poaw::Slots` (`max_values`: None, `max_size`: Some(1457), added: 3932, mode: `MaxEncodedLen`)
 	/// Storage: `Poaw::Prompts` (r:0 w:1)
 	/// Proof: `Poaw::Prompts` (`max_values`: None, `max_size`: Some(8210), added: 10685, mode: `MaxEncodedLen`)
 	/// The range of component `s` is `[1, 16]`.
@@ -380,10 +398,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `405 + s * (47 ±0)`
 		//  Estimated: `28076 + s * (18891 ±0)`
-		// Minimum execution time: 69_439_000 picoseconds.
-		Weight::from_parts(80_677_076, 28076)
-			// Standard Error: 53_800
-			.saturating_add(Weight::from_parts(3_436_219, 0).saturating_mul(s.into()))
+		// Minimum execution time: 29_384_000 picoseconds.
+		Weight::from_parts(30_811_047, 28076)
+			// Standard Error: 22_873
+			.saturating_add(Weight::from_parts(2_566_791, 0).saturating_mul(s.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(s.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -395,87 +413,88 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with ParityDB's read and write costs, for tests and mocks.
 impl WeightInfo for () {
 	fn submit_task(_p: u32, c: u32, o: u32, ) -> Weight {
-		Weight::from_parts(511_683_000, 49998)
-			.saturating_add(Weight::from_parts(185_052_628, 0).saturating_mul(c.into()))
-			.saturating_add(Weight::from_parts(189_104_040, 0).saturating_mul(o.into()))
-			.saturating_add(ParityDbWeight::get().reads(40_u64))
-			.saturating_add(ParityDbWeight::get().reads((19_u64).saturating_mul(c.into())))
-			.saturating_add(ParityDbWeight::get().reads((18_u64).saturating_mul(o.into())))
-			.saturating_add(ParityDbWeight::get().writes(7_u64))
+		Weight::from_parts(312_926_000, 49998)
+			.saturating_add(Weight::from_parts(121_190_779, 0).saturating_mul(c.into()))
+			.saturating_add(Weight::from_parts(112_238_122, 0).saturating_mul(o.into()))
+			.saturating_add(ParityDbWeight::get().reads(56_u64))
+			.saturating_add(ParityDbWeight::get().reads((29_u64).saturating_mul(c.into())))
+			.saturating_add(ParityDbWeight::get().reads((28_u64).saturating_mul(o.into())))
+			.saturating_add(ParityDbWeight::get().writes(8_u64))
 			.saturating_add(Weight::from_parts(0, 28262).saturating_mul(c.into()))
 			.saturating_add(Weight::from_parts(0, 28262).saturating_mul(o.into()))
 	}
 	fn commit(s: u32, ) -> Weight {
-		Weight::from_parts(88_070_585, 9243)
-			.saturating_add(Weight::from_parts(1_183_339, 0).saturating_mul(s.into()))
+		Weight::from_parts(28_203_430, 4922)
+			.saturating_add(Weight::from_parts(835_641, 0).saturating_mul(s.into()))
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
 	}
-	fn reveal(s: u32, _f: u32, ) -> Weight {
-		Weight::from_parts(607_957_795, 9243)
-			.saturating_add(Weight::from_parts(119_564_774, 0).saturating_mul(s.into()))
+	fn reveal(s: u32, f: u32, ) -> Weight {
+		Weight::from_parts(191_855_613, 8799)
+			.saturating_add(Weight::from_parts(81_644_042, 0).saturating_mul(s.into()))
+			.saturating_add(Weight::from_parts(4_915, 0).saturating_mul(f.into()))
 			.saturating_add(ParityDbWeight::get().reads(7_u64))
-			.saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(s.into())))
-			.saturating_add(ParityDbWeight::get().writes(10_u64))
-			.saturating_add(ParityDbWeight::get().writes((4_u64).saturating_mul(s.into())))
+			.saturating_add(ParityDbWeight::get().reads((5_u64).saturating_mul(s.into())))
+			.saturating_add(ParityDbWeight::get().writes(11_u64))
+			.saturating_add(ParityDbWeight::get().writes((5_u64).saturating_mul(s.into())))
 			.saturating_add(Weight::from_parts(0, 3063).saturating_mul(s.into()))
 	}
 	fn resolve_dispute(s: u32, ) -> Weight {
-		Weight::from_parts(437_273_499, 28076)
-			.saturating_add(Weight::from_parts(141_500_003, 0).saturating_mul(s.into()))
-			.saturating_add(ParityDbWeight::get().reads(5_u64))
-			.saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(s.into())))
-			.saturating_add(ParityDbWeight::get().writes(4_u64))
-			.saturating_add(ParityDbWeight::get().writes((4_u64).saturating_mul(s.into())))
-			.saturating_add(Weight::from_parts(0, 2723).saturating_mul(s.into()))
+		Weight::from_parts(152_891_472, 28076)
+			.saturating_add(Weight::from_parts(76_274_120, 0).saturating_mul(s.into()))
+			.saturating_add(ParityDbWeight::get().reads(6_u64))
+			.saturating_add(ParityDbWeight::get().reads((5_u64).saturating_mul(s.into())))
+			.saturating_add(ParityDbWeight::get().writes(6_u64))
+			.saturating_add(ParityDbWeight::get().writes((5_u64).saturating_mul(s.into())))
+			.saturating_add(Weight::from_parts(0, 2575).saturating_mul(s.into()))
 	}
 	fn set_redundancy() -> Weight {
-		Weight::from_parts(16_224_000, 0)
+		Weight::from_parts(4_687_000, 0)
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn hooks_base() -> Weight {
-		Weight::from_parts(16_723_000, 3535)
+		Weight::from_parts(6_410_000, 3535)
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn assign_task(c: u32, o: u32, ) -> Weight {
-		Weight::from_parts(462_518_000, 49998)
-			.saturating_add(Weight::from_parts(153_392_333, 0).saturating_mul(c.into()))
-			.saturating_add(Weight::from_parts(99_021_958, 0).saturating_mul(o.into()))
-			.saturating_add(ParityDbWeight::get().reads(35_u64))
-			.saturating_add(ParityDbWeight::get().reads((12_u64).saturating_mul(c.into())))
-			.saturating_add(ParityDbWeight::get().reads((9_u64).saturating_mul(o.into())))
-			.saturating_add(ParityDbWeight::get().writes(3_u64))
-			.saturating_add(ParityDbWeight::get().writes((4_u64).saturating_mul(c.into())))
+		Weight::from_parts(230_374_000, 49998)
+			.saturating_add(Weight::from_parts(85_196_668, 0).saturating_mul(c.into()))
+			.saturating_add(Weight::from_parts(58_484_369, 0).saturating_mul(o.into()))
+			.saturating_add(ParityDbWeight::get().reads(51_u64))
+			.saturating_add(ParityDbWeight::get().reads((18_u64).saturating_mul(c.into())))
+			.saturating_add(ParityDbWeight::get().reads((14_u64).saturating_mul(o.into())))
+			.saturating_add(ParityDbWeight::get().writes(12_u64))
+			.saturating_add(ParityDbWeight::get().writes((1_u64).saturating_mul(c.into())))
 			.saturating_add(Weight::from_parts(0, 17307).saturating_mul(c.into()))
 			.saturating_add(Weight::from_parts(0, 14394).saturating_mul(o.into()))
 	}
 	fn expire_queued() -> Weight {
-		Weight::from_parts(129_082_000, 9243)
-			.saturating_add(ParityDbWeight::get().reads(5_u64))
-			.saturating_add(ParityDbWeight::get().writes(6_u64))
+		Weight::from_parts(64_036_000, 6433)
+			.saturating_add(ParityDbWeight::get().reads(6_u64))
+			.saturating_add(ParityDbWeight::get().writes(7_u64))
 	}
 	fn end_commit_stage(s: u32, ) -> Weight {
-		Weight::from_parts(182_588_469, 12016)
-			.saturating_add(Weight::from_parts(50_474_068, 0).saturating_mul(s.into()))
-			.saturating_add(ParityDbWeight::get().reads(10_u64))
-			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(s.into())))
+		Weight::from_parts(91_638_515, 12016)
+			.saturating_add(Weight::from_parts(35_004_895, 0).saturating_mul(s.into()))
+			.saturating_add(ParityDbWeight::get().reads(13_u64))
+			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(s.into())))
 			.saturating_add(ParityDbWeight::get().writes(9_u64))
-			.saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(s.into())))
+			.saturating_add(ParityDbWeight::get().writes((4_u64).saturating_mul(s.into())))
 			.saturating_add(Weight::from_parts(0, 3492).saturating_mul(s.into()))
 	}
 	fn end_reveal_stage(s: u32, ) -> Weight {
-		Weight::from_parts(349_666_653, 28076)
-			.saturating_add(Weight::from_parts(81_465_288, 0).saturating_mul(s.into()))
-			.saturating_add(ParityDbWeight::get().reads(6_u64))
+		Weight::from_parts(164_622_735, 28076)
+			.saturating_add(Weight::from_parts(44_881_021, 0).saturating_mul(s.into()))
+			.saturating_add(ParityDbWeight::get().reads(8_u64))
 			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(s.into())))
-			.saturating_add(ParityDbWeight::get().writes(6_u64))
+			.saturating_add(ParityDbWeight::get().writes(9_u64))
 			.saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(s.into())))
-			.saturating_add(Weight::from_parts(0, 2723).saturating_mul(s.into()))
+			.saturating_add(Weight::from_parts(0, 2363).saturating_mul(s.into()))
 	}
 	fn remove_result(s: u32, ) -> Weight {
-		Weight::from_parts(80_677_076, 28076)
-			.saturating_add(Weight::from_parts(3_436_219, 0).saturating_mul(s.into()))
+		Weight::from_parts(30_811_047, 28076)
+			.saturating_add(Weight::from_parts(2_566_791, 0).saturating_mul(s.into()))
 			.saturating_add(ParityDbWeight::get().reads(4_u64))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(s.into())))
 			.saturating_add(ParityDbWeight::get().writes(6_u64))

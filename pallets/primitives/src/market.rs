@@ -14,6 +14,8 @@ use scale_info::TypeInfo;
 pub type ModelId = u32;
 /// Index of a chunk (a contiguous layer range) within its model's chunking.
 pub type ChunkIndex = u32;
+/// Index of a task in the task pallet.
+pub type TaskId = u64;
 
 /// Longest domain tag, in bytes (e.g. `medicine`, `code/rust`).
 pub const MAX_DOMAIN_LEN: u32 = 32;
@@ -107,7 +109,18 @@ pub trait ExpertRegistry<AccountId, Balance> {
 }
 
 /// How one miner's part in a task ended, as the reputation pallet is told.
-#[derive(Clone, Copy, PartialEq, Eq, Encode, Decode, TypeInfo, Debug)]
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
 pub enum TaskOutcome {
 	/// Its work was part of the accepted result.
 	Verified,
@@ -137,4 +150,32 @@ impl<AccountId> ExpertQuality<AccountId> for () {
 		Some(NEUTRAL_QUALITY)
 	}
 	fn report(_: &AccountId, _: Option<&Domain>, _: TaskOutcome) {}
+}
+
+/// A completed task as the reputation pallet sees it when its requester rates it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CompletedTask<AccountId> {
+	/// Who asked and paid.
+	pub requester: AccountId,
+	/// The domain it asked for, if any.
+	pub domain: Option<Domain>,
+	/// The miners whose work the accepted result contains, each once.
+	pub miners: Vec<AccountId>,
+}
+
+/// Why a task has no completed result to rate.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TaskLookupError {
+	/// No such task.
+	Unknown,
+	/// The task is open, disputed or expired.
+	NotCompleted,
+	/// Its result was removed after the retention period.
+	Pruned,
+}
+
+/// The task pallet, as the reputation pallet uses it.
+pub trait TaskLedger<AccountId> {
+	/// A completed task whose result is still on chain.
+	fn completed_task(task: TaskId) -> Result<CompletedTask<AccountId>, TaskLookupError>;
 }

@@ -2,7 +2,7 @@
 // quote, refused submissions with their decoded errors and untouched balances, and a
 // prompt carried to completion by the genesis experts (Bob, Charlie, Dave) played here
 // with signed commit and reveal extrinsics, with every balance moving as
-// docs/protocol.md says.
+// docs/protocol.md says, then rated by its requester (the reputation pallet).
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -26,6 +26,8 @@ const MINER_SHARE_PARTS = 850_000_000n; // 85% as Perbill parts
 let node;
 let api;
 let keyring;
+/** The task the genesis experts complete below; its requester rates it afterwards. */
+let completedTask;
 
 before(async () => {
   await cryptoWaitReady();
@@ -228,6 +230,37 @@ test('a prompt is assigned to the genesis experts and completes with exact payou
   assert.equal(await escrowHeld(eve.address), 0n);
   assert.equal(await free(payout), api.consts.balances.existentialDeposit.toBigInt(), 'nothing stays in the payout account');
   assert.deepEqual(await tasks.assignments(api, bob), []);
+  completedTask = task;
+});
+
+test('the requester rates its completed task once, and the miners\' reputation moves', async () => {
+  assert.notEqual(completedTask, undefined, 'the task of the previous test completed');
+  const eve = account('//Eve');
+  const bob = account('//Bob');
+  const before = await api.query.reputation.scores(bob.address);
+  assert.ok(before.isSome, 'the task pallet reported Bob\'s verified work');
+  assert.ok(before.unwrap().verified.toNumber() >= 1);
+
+  const notMine = await submit(api, api.tx.reputation.rateTask(completedTask, 5), bob);
+  assert.equal(notMine.error, 'reputation.NotRequester');
+  const badStars = await submit(api, api.tx.reputation.rateTask(completedTask, 6), eve);
+  assert.equal(badStars.error, 'reputation.InvalidStars');
+  const unknown = await submit(api, api.tx.reputation.rateTask(9_999, 5), eve);
+  assert.equal(unknown.error, 'reputation.UnknownTask');
+  assert.deepEqual(await api.query.reputation.scores(bob.address).then((s) => s.toJSON()), before.toJSON(), 'refusals change nothing');
+
+  const rated = await submit(api, api.tx.reputation.rateTask(completedTask, 5), eve);
+  assert.ok(rated.ok, rated.error);
+  assert.ok(rated.events.some(({ event }) => api.events.reputation.TaskRated.is(event) && event.data.stars.toNumber() === 5));
+  assert.equal((await api.query.reputation.taskRatings(completedTask)).unwrap().toNumber(), 5);
+  // docs/protocol.md: 5 stars add 2 observations of good evidence to every miner of the
+  // accepted result (no decay within the first hour of the chain).
+  const after = (await api.query.reputation.scores(bob.address)).unwrap();
+  assert.equal(after.positive.toBigInt(), before.unwrap().positive.toBigInt() + 2_000_000n);
+  assert.equal(after.negative.toBigInt(), before.unwrap().negative.toBigInt());
+
+  const again = await submit(api, api.tx.reputation.rateTask(completedTask, 1), eve);
+  assert.equal(again.error, 'reputation.AlreadyRated');
 });
 
 /** Runs bin/prompt.mjs against the test node; resolves { code, stdout, stderr }. */
