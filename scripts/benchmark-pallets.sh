@@ -7,7 +7,8 @@
 # polkadot-sdk a second time): only the wasm runtime is built again with the feature, from
 # the project substrate-wasm-builder generated, and given to the node with `--runtime`.
 #
-# PALLETS="poaw" limits the run to some of the pallets (default: models experts poaw).
+# PALLETS="poaw" limits the run to some of the pallets (default: models experts poaw
+# reputation).
 #
 # `--check` (what scripts/test.sh runs): every benchmark once with 2 steps, weights
 # written to a temporary directory, the committed files untouched.
@@ -46,7 +47,7 @@ RUSTFLAGS="-C link-arg=--export-table -C link-arg=--export=__heap_base -C link-a
 	cargo rustc --target=wasm32v1-none --manifest-path "$bench/Cargo.toml" --profile release
 wasm="$bench/target/wasm32v1-none/release/dllm_runtime.wasm"
 
-for pallet in ${PALLETS:-models experts poaw}; do
+for pallet in ${PALLETS:-models experts poaw reputation}; do
 	output="pallets/$pallet/src/weights.rs"
 	[[ -n "$out_dir" ]] && output="$out_dir/$pallet.rs"
 	"$DLLM_NODE" benchmark pallet \
@@ -60,4 +61,4 @@ for pallet in ${PALLETS:-models experts poaw}; do
 		--template scripts/frame-weight-template.hbs \
 		--output "$output"
 done
-echo "benchmarked ${PALLETS:-models experts poaw} (steps $steps, repeat $repeat)"
+echo "benchmarked ${PALLETS:-models experts poaw reputation} (steps $steps, repeat $repeat)"

@@ -123,6 +123,9 @@ fn simulate(args: &Args) -> Result<(), Box<dyn Error>> {
 	Ok(())
 }
 
+/// A measurement of one round, as plotted.
+type Measure = fn(&RoundStats) -> f64;
+
 /// Delivered quality over the first 10 rounds.
 fn early_mean(stats: &[RoundStats]) -> f64 {
 	let early = &stats[..10.min(stats.len())];
@@ -146,7 +149,7 @@ fn plot(
 	let rounds = series.first().map_or(0, |(_, stats)| stats.len());
 	let (top, bottom) = root.split_vertically(450);
 	let colors = [RGBColor(0, 114, 178), RGBColor(213, 94, 0), RGBColor(0, 158, 115)];
-	let panels: [(&DrawingArea<_, _>, &str, &str, fn(&RoundStats) -> f64); 2] = [
+	let panels: [(&DrawingArea<_, _>, &str, &str, Measure); 2] = [
 		(
 			&top,
 			"Delivered quality per round (30% bad experts, incl. a colluding group)",
