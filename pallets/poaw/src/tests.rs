@@ -1024,3 +1024,37 @@ fn random_sequences_move_money_only_as_the_rules_say() {
 		assert!(ends.get(end).copied().unwrap_or(0) > 0, "no task {end}: {ends:?}");
 	}
 }
+
+// ---------------------------------------------------------------- task ledger (reputation)
+
+#[test]
+fn the_ledger_names_the_agreeing_miners_of_a_completed_task_while_its_result_is_kept() {
+	run(|| {
+		standard_experts();
+		assert_eq!(Poaw::completed_task(99), Err(TaskLookupError::Unknown));
+		let task = submit(6000);
+		assert_eq!(Poaw::completed_task(task), Err(TaskLookupError::NotCompleted));
+		next_block();
+		// The pipelines disagree: disputed, not completed.
+		work(task, |pipeline| if pipeline == 0 { good() } else { bad() });
+		assert_eq!(status(task), TaskStatus::Disputed);
+		assert_eq!(Poaw::completed_task(task), Err(TaskLookupError::NotCompleted));
+		assert_ok!(Poaw::resolve_dispute(RawOrigin::Root.into(), task, Some(hash_of(&good()))));
+		// Only the miners of the pipeline that revealed the accepted output, each once.
+		let mut agreeing: Vec<u64> = Vec::new();
+		for slot in slots(task).iter().filter(|slot| slot.pipeline == 0) {
+			if !agreeing.contains(&slot.expert) {
+				agreeing.push(slot.expert);
+			}
+		}
+		assert!(!agreeing.is_empty());
+		assert_eq!(
+			Poaw::completed_task(task),
+			Ok(CompletedTask { requester: REQUESTER, domain: None, miners: agreeing })
+		);
+		for _ in 0..RETENTION {
+			next_block();
+		}
+		assert_eq!(Poaw::completed_task(task), Err(TaskLookupError::Pruned));
+	});
+}
