@@ -14,6 +14,8 @@ use candle_core::{DType, Tensor};
 
 const MAGIC: &[u8; 4] = b"DLFP";
 const VERSION: u8 = 1;
+/// Magic, version, hidden, positions, block, k.
+const HEADER_BYTES: usize = 17;
 
 /// How a fingerprint is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +154,7 @@ impl Fingerprint {
 	/// Parses and checks an encoded fingerprint.
 	pub fn decode(bytes: &[u8]) -> Result<Self> {
 		let err = |m: &str| InferenceError::Fingerprint(m.to_string());
-		if bytes.len() < 17 || &bytes[..4] != MAGIC {
+		if bytes.len() < HEADER_BYTES || &bytes[..4] != MAGIC {
 			return Err(err("not a fingerprint"));
 		}
 		if bytes[4] != VERSION {
@@ -167,12 +169,12 @@ impl Fingerprint {
 			return Err(err("bad fingerprint header"));
 		}
 		let count = (positions as usize).div_ceil(block as usize);
-		let expected = count.checked_mul(k * 6).and_then(|n| n.checked_add(17));
+		let expected = count.checked_mul(k * 6).and_then(|n| n.checked_add(HEADER_BYTES));
 		if expected != Some(bytes.len()) {
 			return Err(err("fingerprint length does not match its header"));
 		}
 		let mut blocks = Vec::with_capacity(count);
-		let mut at = 17;
+		let mut at = HEADER_BYTES;
 		for _ in 0..count {
 			let indices: Vec<u32> = (0..k).map(|j| u32_at(at + 4 * j)).collect();
 			at += 4 * k;
@@ -185,6 +187,124 @@ impl Fingerprint {
 			blocks.push(BlockEntry { indices, values });
 		}
 		Ok(Fingerprint { hidden, positions, block, blocks })
+	}
+}
+
+/// Builds the fingerprint of a chunk's output as it is produced, one pass at a time
+/// (the prompt, then one position per generated token), keeping only the rows that end
+/// a block and the latest row: memory stays at `positions / block` rows.
+///
+/// The result equals [`Fingerprint::compute`] over all rows at once with the same
+/// `block` and the `top_k` that [`FingerprintBuilder::finish`] settles on.
+#[derive(Debug, Clone)]
+pub struct FingerprintBuilder {
+	block: usize,
+	top_k: usize,
+	width: usize,
+	positions: usize,
+	/// Rows at positions `block - 1`, `2 * block - 1`, ...
+	block_rows: Vec<Vec<f32>>,
+	/// The latest row, when it does not end a block.
+	tail: Option<Vec<f32>>,
+}
+
+impl FingerprintBuilder {
+	/// A builder for `params`.
+	pub fn new(params: FingerprintParams) -> Result<Self> {
+		if params.block == 0 || params.top_k == 0 || params.block > u16::MAX as usize {
+			return Err(InferenceError::Fingerprint("block and top_k must be positive".into()));
+		}
+		Ok(FingerprintBuilder {
+			block: params.block,
+			top_k: params.top_k,
+			width: 0,
+			positions: 0,
+			block_rows: Vec::new(),
+			tail: None,
+		})
+	}
+
+	/// Positions seen so far.
+	pub fn positions(&self) -> usize {
+		self.positions
+	}
+
+	/// Appends the rows of `hidden` ([1, n, width] or [n, width]).
+	pub fn push(&mut self, hidden: &Tensor) -> Result<()> {
+		let hidden = match hidden.rank() {
+			3 => hidden.squeeze(0)?,
+			2 => hidden.clone(),
+			r => return Err(InferenceError::Fingerprint(format!("hidden states of rank {r}"))),
+		};
+		let (n, _) = hidden.dims2()?;
+		for start in 0..n {
+			let position = self.positions + start;
+			// Only rows that end a block, and the very last row, are kept.
+			if (position + 1) % self.block == 0 || start + 1 == n {
+				let row = hidden.get(start)?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+				self.push_row_at(position, row)?;
+			}
+		}
+		self.positions += n;
+		Ok(())
+	}
+
+	/// Appends one row (e.g. the logits a token was sampled from).
+	pub fn push_row(&mut self, row: &[f32]) -> Result<()> {
+		self.push_row_at(self.positions, row.to_vec())?;
+		self.positions += 1;
+		Ok(())
+	}
+
+	fn push_row_at(&mut self, position: usize, row: Vec<f32>) -> Result<()> {
+		if row.is_empty() || (self.width != 0 && row.len() != self.width) {
+			return Err(InferenceError::Fingerprint(format!(
+				"row of width {} after rows of width {}",
+				row.len(),
+				self.width
+			)));
+		}
+		self.width = row.len();
+		if (position + 1) % self.block == 0 {
+			self.block_rows.push(row);
+			self.tail = None;
+		} else {
+			self.tail = Some(row);
+		}
+		Ok(())
+	}
+
+	/// The fingerprint, with `top_k` lowered as far as needed (to 1 at least) for its
+	/// encoding to fit in `max_bytes`; an error when even that does not fit.
+	pub fn finish(&self, max_bytes: usize) -> Result<Fingerprint> {
+		if self.positions == 0 {
+			return Err(InferenceError::Fingerprint("no hidden states".into()));
+		}
+		let rows: Vec<&Vec<f32>> = self.block_rows.iter().chain(self.tail.iter()).collect();
+		let per_entry = rows.len() * 6;
+		let fits = max_bytes.saturating_sub(HEADER_BYTES) / per_entry;
+		let k = self.top_k.min(self.width).min(fits);
+		if k == 0 {
+			return Err(InferenceError::Fingerprint(format!(
+				"{} blocks do not fit in {max_bytes} bytes even with one entry each",
+				rows.len()
+			)));
+		}
+		let blocks = rows
+			.iter()
+			.map(|row| {
+				let indices = top_k(row, k);
+				let values =
+					indices.iter().map(|&i| half::f16::from_f32(row[i as usize])).collect();
+				BlockEntry { indices, values }
+			})
+			.collect();
+		Ok(Fingerprint {
+			hidden: self.width as u32,
+			positions: self.positions as u32,
+			block: self.block as u16,
+			blocks,
+		})
 	}
 }
 
@@ -245,6 +365,36 @@ mod tests {
 		assert_eq!(Fingerprint::decode(&bytes).unwrap(), fp);
 		assert!(verify(&fp, &hidden(1), Tolerance::default()).unwrap().accepted);
 		assert!(!verify(&fp, &hidden(2), Tolerance::default()).unwrap().accepted);
+	}
+
+	#[test]
+	fn builder_matches_compute_and_fits_the_budget() {
+		let all = hidden(3);
+		let params = FingerprintParams { block: 2, top_k: 8 };
+		// A prompt of 3 positions, then two single positions, as a pipeline produces them.
+		let mut builder = FingerprintBuilder::new(params).unwrap();
+		builder.push(&all.narrow(1, 0, 3).unwrap()).unwrap();
+		builder.push(&all.narrow(1, 3, 1).unwrap()).unwrap();
+		builder.push(&all.narrow(1, 4, 1).unwrap()).unwrap();
+		assert_eq!(builder.positions(), 5);
+		let expected = Fingerprint::compute(&all, params).unwrap();
+		assert_eq!(builder.finish(usize::MAX).unwrap(), expected);
+		// Row by row gives the same.
+		let rows = all.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+		let mut by_row = FingerprintBuilder::new(params).unwrap();
+		rows.iter().for_each(|row| by_row.push_row(row).unwrap());
+		assert_eq!(by_row.finish(usize::MAX).unwrap(), expected);
+		// A tight budget lowers k: 3 blocks of k entries take 17 + 18k bytes.
+		let small = builder.finish(17 + 18 * 3).unwrap();
+		assert_eq!(small.blocks[0].indices.len(), 3);
+		assert!(small.encode().len() <= 17 + 18 * 3);
+		assert_eq!(
+			small,
+			Fingerprint::compute(&all, FingerprintParams { block: 2, top_k: 3 }).unwrap()
+		);
+		assert!(builder.finish(17 + 17).is_err());
+		assert!(FingerprintBuilder::new(params).unwrap().finish(1000).is_err());
+		assert!(by_row.push_row(&[1.0]).is_err(), "width changes are refused");
 	}
 
 	#[test]

@@ -12,6 +12,10 @@ pub struct Cli {
 	/// Options of a running node (`--dev`, `--chain`, `--validator`, ports, ...).
 	#[clap(flatten)]
 	pub run: sc_cli::RunCmd,
+
+	/// Miner options (`--miner --model-dir DIR ...`).
+	#[clap(flatten)]
+	pub miner: crate::miner::MinerCmd,
 }
 
 /// Maintenance and tooling subcommands.

@@ -1,4 +1,4 @@
-//! dllm-node: a validator, RPC endpoint and (later) GPU miner of the DLLM chain.
+//! dllm-node: a validator, RPC endpoint and (with `--miner`) GPU miner of the DLLM chain.
 
 #![warn(missing_docs)]
 // The errors returned here are sc_cli's and sc_service's own, as their APIs require;
@@ -8,6 +8,7 @@
 mod chain_spec;
 mod cli;
 mod command;
+mod miner;
 mod rpc;
 mod service;
 

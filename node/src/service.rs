@@ -24,12 +24,18 @@ use polkadot_sdk::{
 	sc_telemetry::{self, Telemetry, TelemetryWorker},
 	sc_transaction_pool,
 	sc_transaction_pool_api::{OffchainTransactionPoolFactory, TransactionPool},
+	sp_api::ProvideRuntimeApi,
+	sp_blockchain::HeaderBackend,
+	sp_consensus_aura::AuraApi,
 	sp_consensus_aura::{
 		self,
 		sr25519::{AuthorityPair as AuraPair, AuthoritySignature as AuraSignature},
 		Slot, SlotDuration,
 	},
-	sp_io, sp_runtime, sp_timestamp,
+	sp_core::{self, crypto::ByteArray},
+	sp_io,
+	sp_keystore::KeystorePtr,
+	sp_runtime, sp_timestamp,
 };
 
 /// The client of a full node.
@@ -183,6 +189,7 @@ pub fn new_full<
 	N: sc_network::NetworkBackend<Block, <Block as sp_runtime::traits::Block>::Hash>,
 >(
 	config: Configuration,
+	miner: Option<crate::miner::MinerCmd>,
 ) -> Result<TaskManager, ServiceError> {
 	let sc_service::PartialComponents {
 		client,
@@ -201,6 +208,22 @@ pub fn new_full<
 		N,
 	>::new(&config.network, config.prometheus_registry().cloned());
 	let metrics = N::register_notification_metrics(config.prometheus_registry());
+
+	// The miner worker checks its key and weights before anything starts, and brings
+	// its activations protocol to the network.
+	let miner = match &miner {
+		Some(cmd) => {
+			let (prepared, protocol) = crate::miner::prepare::<Block, N>(
+				&config,
+				&client,
+				&keystore_container.keystore(),
+				cmd,
+			)?;
+			net_config.add_request_response_protocol(protocol);
+			Some(prepared)
+		}
+		None => None,
+	};
 	let peer_store_handle = net_config.peer_store_handle();
 
 	let genesis_hash = client
@@ -271,6 +294,21 @@ pub fn new_full<
 		);
 	}
 
+	if let Some(prepared) = miner {
+		crate::miner::start(
+			prepared,
+			crate::miner::NodeParts {
+				client: client.clone(),
+				pool: transaction_pool.clone(),
+				keystore: keystore_container.keystore(),
+				network: network.clone(),
+				spawner: task_manager.spawn_handle(),
+				registry: config.prometheus_registry().cloned(),
+				data_path: config.data_path.clone(),
+			},
+		)?;
+	}
+
 	let role = config.role;
 	let force_authoring = config.force_authoring;
 	let name = config.network.node_name.clone();
@@ -312,6 +350,15 @@ pub fn new_full<
 	let slot_duration = sc_consensus_aura::slot_duration(&*client)?;
 
 	match consensus {
+		// On a dev chain only the authority's node seals; the others (miners joining
+		// with `--chain dev`) follow it.
+		Consensus::DevSeal
+			if !holds_aura_authority_key(&client, &keystore_container.keystore()) =>
+		{
+			log::info!(
+				"dev chain: no Aura authority key in the keystore, following the sealing node"
+			);
+		}
 		Consensus::DevSeal => {
 			start_dev_seal(
 				&task_manager,
@@ -399,6 +446,15 @@ pub fn new_full<
 	}
 
 	Ok(task_manager)
+}
+
+/// Whether the keystore holds the key of one of the best block's Aura authorities.
+fn holds_aura_authority_key(client: &FullClient, keystore: &KeystorePtr) -> bool {
+	let best = client.info().best_hash;
+	let Ok(authorities) = client.runtime_api().authorities(best) else { return false };
+	authorities.iter().any(|authority| {
+		keystore.has_keys(&[(authority.to_raw_vec(), sp_core::crypto::key_types::AURA)])
+	})
 }
 
 /// Starts manual seal for `--dev`: a block whenever a transaction enters the pool and at

@@ -1,0 +1,179 @@
+//! What the worker reads from the chain (runtime API and registry storage) and how it
+//! signs and submits its extrinsics.
+
+use super::KEY_TYPE;
+use crate::service::FullClient;
+use codec::{Decode, Encode};
+use dllm_primitives::market::{ModelId, TaskId};
+use dllm_runtime::{
+	opaque::Block, AccountId, Balance, BlockNumber, Nonce, Runtime, RuntimeCall, SignedPayload,
+	UncheckedExtrinsic,
+};
+use pallet_poaw::{runtime_api::PoawApi, MinerAssignment, TaskStatus};
+use polkadot_sdk::{
+	frame_system_rpc_runtime_api::AccountNonceApi,
+	sc_client_api::StorageProvider,
+	sc_transaction_pool,
+	sc_transaction_pool_api::{TransactionPool, TransactionSource},
+	sp_api::{Core, ProvideRuntimeApi},
+	sp_blockchain::HeaderBackend,
+	sp_core::{sr25519, storage::StorageKey, H256},
+	sp_keystore::KeystorePtr,
+	sp_runtime::{MultiAddress, MultiSignature, OpaqueExtrinsic},
+};
+use std::sync::{Arc, Mutex};
+
+/// A slot as the runtime API lists it.
+pub type Assignment = MinerAssignment<AccountId, Balance, BlockNumber>;
+/// An expert's registry record.
+pub type ExpertRecord = pallet_experts::ExpertInfo<Runtime>;
+/// A model's registry record.
+pub type ModelRecord = pallet_models::ModelInfo<Runtime>;
+type Pool = sc_transaction_pool::TransactionPoolHandle<Block, FullClient>;
+
+/// Reads the chain at the best block.
+#[derive(Clone)]
+pub struct ChainView {
+	client: Arc<FullClient>,
+}
+
+impl ChainView {
+	pub fn new(client: Arc<FullClient>) -> Self {
+		ChainView { client }
+	}
+
+	/// The best block's hash and number.
+	pub fn best(&self) -> (H256, BlockNumber) {
+		let info = self.client.info();
+		(info.best_hash, info.best_number)
+	}
+
+	/// The miner's open slots at `at`.
+	pub fn assignments(&self, at: H256, miner: &AccountId) -> Result<Vec<Assignment>, String> {
+		self.client
+			.runtime_api()
+			.assignments(at, miner.clone())
+			.map_err(|e| format!("runtime API `assignments` failed: {e}"))
+	}
+
+	/// A task's status at `at` (`None`: unknown task).
+	pub fn task_status(&self, at: H256, task: TaskId) -> Result<Option<TaskStatus>, String> {
+		self.client
+			.runtime_api()
+			.task(at, task)
+			.map(|details| details.map(|details| details.task.status))
+			.map_err(|e| format!("runtime API `task` failed: {e}"))
+	}
+
+	/// An expert's registry record at `at`.
+	pub fn expert(&self, at: H256, who: &AccountId) -> Result<Option<ExpertRecord>, String> {
+		self.read(at, pallet_experts::Experts::<Runtime>::hashed_key_for(who), "expert")
+	}
+
+	/// A model's registry record at `at`.
+	pub fn model(&self, at: H256, model: ModelId) -> Result<Option<ModelRecord>, String> {
+		self.read(at, pallet_models::Models::<Runtime>::hashed_key_for(model), "model")
+	}
+
+	fn read<T: Decode>(&self, at: H256, key: Vec<u8>, what: &str) -> Result<Option<T>, String> {
+		let Some(data) = self
+			.client
+			.storage(at, &StorageKey(key))
+			.map_err(|e| format!("reading the {what} record failed: {e}"))?
+		else {
+			return Ok(None);
+		};
+		T::decode(&mut &data.0[..])
+			.map(Some)
+			.map_err(|e| format!("the {what} record does not decode: {e}"))
+	}
+}
+
+/// Signs extrinsics with the miner key and submits them to the node's pool.
+pub struct Submitter {
+	client: Arc<FullClient>,
+	pool: Arc<Pool>,
+	keystore: KeystorePtr,
+	public: sr25519::Public,
+	/// The next nonce to use, when known ahead of the chain (several in one block).
+	next_nonce: Mutex<Option<Nonce>>,
+}
+
+impl Submitter {
+	pub fn new(
+		client: Arc<FullClient>,
+		pool: Arc<Pool>,
+		keystore: KeystorePtr,
+		public: sr25519::Public,
+	) -> Self {
+		Submitter { client, pool, keystore, public, next_nonce: Mutex::new(None) }
+	}
+
+	/// The miner's account.
+	pub fn account(&self) -> AccountId {
+		AccountId::from(self.public)
+	}
+
+	/// Signs `call` at the best block's runtime and nonce and submits it.
+	pub async fn submit(&self, call: RuntimeCall) -> Result<H256, String> {
+		let (xt, nonce) = self.sign(call)?;
+		let best = self.client.info().best_hash;
+		match self.pool.submit_one(best, TransactionSource::Local, xt).await {
+			Ok(hash) => Ok(hash),
+			Err(e) => {
+				// The pool refused it (e.g. a stale nonce after a dropped transaction):
+				// read the nonce from the chain next time.
+				if let Ok(mut next) = self.next_nonce.lock() {
+					*next = None;
+				}
+				Err(format!("the transaction pool refused the extrinsic (nonce {nonce}): {e}"))
+			}
+		}
+	}
+
+	fn sign(&self, call: RuntimeCall) -> Result<(OpaqueExtrinsic, Nonce), String> {
+		let info = self.client.info();
+		let api = self.client.runtime_api();
+		let version = api
+			.version(info.best_hash)
+			.map_err(|e| format!("reading the runtime version failed: {e}"))?;
+		let account = self.account();
+		let chain_nonce = api
+			.account_nonce(info.best_hash, account.clone())
+			.map_err(|e| format!("reading the account nonce failed: {e}"))?;
+		let nonce = {
+			let mut next = self.next_nonce.lock().map_err(|_| "nonce lock poisoned".to_string())?;
+			let nonce = next.map_or(chain_nonce, |local| local.max(chain_nonce));
+			*next = Some(nonce.saturating_add(1));
+			nonce
+		};
+		let extension = dllm_runtime::tx_extension(nonce);
+		let genesis = info.genesis_hash;
+		let implicit = (
+			(),
+			version.spec_version,
+			version.transaction_version,
+			genesis,
+			genesis,
+			(),
+			(),
+			(),
+			None,
+			(),
+		);
+		let payload = SignedPayload::from_raw(call.clone(), extension.clone(), implicit);
+		let signature = payload
+			.using_encoded(|bytes| self.keystore.sr25519_sign(KEY_TYPE, &self.public, bytes))
+			.map_err(|e| format!("signing failed: {e}"))?
+			.ok_or_else(|| "the miner key left the keystore".to_string())?;
+		let xt = UncheckedExtrinsic::new_signed(
+			call,
+			MultiAddress::Id(account),
+			MultiSignature::Sr25519(signature),
+			extension,
+		);
+		let opaque = OpaqueExtrinsic::try_from_encoded_extrinsic(&xt.encode()[..])
+			.map_err(|e| format!("encoding the extrinsic failed: {e}"))?;
+		Ok((opaque, nonce))
+	}
+}

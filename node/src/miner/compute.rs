@@ -1,0 +1,202 @@
+//! The model side of the worker: the chunks this miner serves, loaded once, and one
+//! pipeline pass of one session through one of them.
+
+use super::chain::Assignment;
+use dllm_inference::{
+	fingerprint::{FingerprintBuilder, FingerprintParams},
+	sampling::SamplingParams,
+	shard::{LogitsMode, SessionId},
+	tokenizer::PromptTokenizer,
+	wire::{ActivationMessage, Payload},
+	MistralConfig, Shard, ShardInput, ShardOutput,
+};
+use dllm_primitives::market::{ChunkIndex, ModelId, TaskId};
+use pallet_poaw::PipelineIndex;
+use polkadot_sdk::sp_runtime::Perbill;
+use std::{
+	collections::BTreeMap,
+	sync::{Arc, Mutex},
+};
+
+/// The model this miner serves: its tokenizer and the chunks it holds.
+pub struct ServedModel {
+	/// The registry's id.
+	pub model: ModelId,
+	/// The checkpoint's config.
+	pub config: MistralConfig,
+	/// Its tokenizer (every stage decodes the output to attest its hash).
+	pub tokenizer: PromptTokenizer,
+	/// Loaded chunks by index.
+	pub shards: BTreeMap<ChunkIndex, Arc<Mutex<Shard>>>,
+	/// Test only: distort every activation this miner outputs.
+	pub perturb: bool,
+}
+
+impl ServedModel {
+	/// The loaded chunk for a slot, if this miner serves it.
+	pub fn shard(&self, model: ModelId, chunk: ChunkIndex) -> Option<Arc<Mutex<Shard>>> {
+		(model == self.model).then(|| self.shards.get(&chunk).cloned()).flatten()
+	}
+}
+
+/// The session id all stages of a task's pipeline use for their KV caches.
+pub fn session_id(task: TaskId, pipeline: PipelineIndex) -> SessionId {
+	task.wrapping_mul(256).wrapping_add(pipeline as u64)
+}
+
+/// The chain's sampling parameters as the inference crate takes them. `dllm-infer
+/// generate --temperature T --top-k K --top-p P --seed S` with T = milli / 1000 and
+/// P = parts per billion / 10⁹ replays a task exactly.
+pub fn sampling(params: &pallet_poaw::SamplingParams) -> SamplingParams {
+	SamplingParams {
+		temperature: params.temperature_milli as f32 / 1000.0,
+		top_k: (params.top_k > 0).then_some(params.top_k as usize),
+		top_p: (params.top_p < Perbill::one())
+			.then(|| params.top_p.deconstruct() as f32 / 1_000_000_000.0),
+		seed: params.seed,
+	}
+}
+
+/// Fingerprint blocks: one top-k entry set per 32 positions (TOPLOC's block size).
+pub const FINGERPRINT_PARAMS: FingerprintParams = FingerprintParams { block: 32, top_k: 128 };
+
+/// What one stage keeps about one pipeline of one task while it generates.
+pub struct Session {
+	/// This miner's slot.
+	pub assignment: Assignment,
+	/// Position the next pass starts at.
+	pub next_offset: usize,
+	/// Prompt tokens (learned from the first pass).
+	pub prompt_tokens: Option<u32>,
+	/// Most tokens this generation can reach: `max_tokens`, less when the context fills.
+	pub max_new: usize,
+	/// Tokens generated so far (every stage sees them come back up the pipeline).
+	pub tokens: Vec<u32>,
+	/// The fingerprint of this chunk's outputs.
+	pub fingerprint: FingerprintBuilder,
+	/// The last step answered, for retried requests.
+	pub last_reply: Option<(u32, u32)>,
+}
+
+impl Session {
+	pub fn new(assignment: Assignment) -> Result<Self, String> {
+		Ok(Session {
+			max_new: assignment.max_tokens as usize,
+			assignment,
+			next_offset: 0,
+			prompt_tokens: None,
+			tokens: Vec::new(),
+			fingerprint: FingerprintBuilder::new(FINGERPRINT_PARAMS).map_err(|e| e.to_string())?,
+			last_reply: None,
+		})
+	}
+
+	/// Whether generation is over after the tokens so far.
+	pub fn is_done(&self, stop_tokens: &[u32]) -> bool {
+		self.tokens.len() >= self.max_new
+			|| self.tokens.last().is_some_and(|token| stop_tokens.contains(token))
+	}
+}
+
+/// What a pass through this miner's chunk produced.
+pub enum PassOutput {
+	/// Hidden states for the next chunk, encoded in the wire format.
+	Hidden(Vec<u8>),
+	/// The last position's logits (last chunk).
+	Logits(Vec<f32>),
+}
+
+/// Runs one encoded activation message through `shard` for `session` (blocking: call it
+/// on a blocking thread).
+pub fn run_pass(
+	shard: &Mutex<Shard>,
+	session: &Mutex<Session>,
+	message: &[u8],
+	max_positions: usize,
+	perturb: bool,
+) -> Result<PassOutput, String> {
+	let mut shard = shard.lock().map_err(|_| "shard lock poisoned".to_string())?;
+	let mut session = session.lock().map_err(|_| "session lock poisoned".to_string())?;
+	let id = session_id(session.assignment.task, session.assignment.pipeline);
+	let message = ActivationMessage::decode(message, shard.device()).map_err(|e| e.to_string())?;
+	message.expect(id, session.next_offset).map_err(|e| e.to_string())?;
+	let positions = message.num_positions as usize;
+	if session.next_offset == 0 {
+		session.prompt_tokens = Some(message.num_positions);
+		// Positions 0..prompt + generated - 1 are run; the context bounds them.
+		let room = (max_positions + 1).saturating_sub(positions);
+		session.max_new = session.max_new.min(room);
+	}
+	let input = match message.payload {
+		Payload::Tokens(tokens) => ShardInput::Tokens(tokens),
+		Payload::Hidden(hidden) => ShardInput::Hidden(hidden),
+		Payload::Logits(_) => return Err("a chunk cannot take logits".into()),
+	};
+	let offset = session.next_offset;
+	let output = shard.forward(id, offset, input, LogitsMode::Last).map_err(|e| e.to_string())?;
+	session.next_offset += positions;
+	match output {
+		ShardOutput::Hidden(hidden) => {
+			// Test only: a dishonest miner's wrong activations.
+			let hidden = if perturb { hidden.affine(-2.0, 0.5) } else { Ok(hidden) }
+				.map_err(|e| e.to_string())?;
+			session.fingerprint.push(&hidden).map_err(|e| e.to_string())?;
+			let reply = ActivationMessage::hidden(id, offset, hidden).map_err(|e| e.to_string())?;
+			Ok(PassOutput::Hidden(reply.encode().map_err(|e| e.to_string())?))
+		}
+		ShardOutput::Logits(logits) => {
+			let logits = match logits.rank() {
+				3 => logits.squeeze(0),
+				1 => logits.unsqueeze(0),
+				_ => Ok(logits),
+			}
+			.map_err(|e| e.to_string())?;
+			let rows = logits.dim(0).map_err(|e| e.to_string())?;
+			let mut last: Vec<f32> = logits
+				.get(rows.saturating_sub(1))
+				.and_then(|row| row.to_dtype(candle_core::DType::F32))
+				.and_then(|row| row.to_vec1::<f32>())
+				.map_err(|e| e.to_string())?;
+			if perturb {
+				last.iter_mut().for_each(|logit| *logit = -*logit);
+			}
+			session.fingerprint.push_row(&last).map_err(|e| e.to_string())?;
+			Ok(PassOutput::Logits(last))
+		}
+	}
+}
+
+/// Frees a session's KV cache in its shard.
+pub fn end_session(shard: &Mutex<Shard>, task: TaskId, pipeline: PipelineIndex) {
+	if let Ok(mut shard) = shard.lock() {
+		shard.end_session(session_id(task, pipeline));
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn chain_sampling_maps_to_what_dllm_infer_takes() {
+		let chain = pallet_poaw::SamplingParams {
+			temperature_milli: 700,
+			top_k: 40,
+			top_p: Perbill::from_percent(90),
+			seed: 5,
+		};
+		let params = sampling(&chain);
+		assert_eq!(params.temperature, "0.7".parse::<f32>().unwrap());
+		assert_eq!(params.top_k, Some(40));
+		assert_eq!(params.top_p, Some("0.9".parse::<f32>().unwrap()));
+		assert_eq!(params.seed, 5);
+		let greedy = sampling(&pallet_poaw::SamplingParams {
+			temperature_milli: 0,
+			top_k: 0,
+			top_p: Perbill::one(),
+			seed: 0,
+		});
+		assert_eq!(greedy, SamplingParams::greedy());
+		assert_ne!(session_id(1, 0), session_id(1, 1));
+	}
+}

@@ -1,0 +1,131 @@
+//! The miners' request-response protocol: activations travel down a pipeline, sampled
+//! tokens come back up.
+//!
+//! A stage that receives [`StageRequest::Activations`] runs its chunk on the message
+//! (the inference crate's wire format), forwards the result to the next chunk's miner
+//! and answers with the token the last chunk sampled; so every miner of the pipeline
+//! sees every generated token and can attest the pipeline's output.
+
+use codec::{Decode, Encode};
+use dllm_primitives::market::{ChunkIndex, TaskId};
+use pallet_poaw::PipelineIndex;
+use polkadot_sdk::sc_network::ProtocolName;
+use std::time::Duration;
+
+/// The protocol's name.
+pub const PROTOCOL_NAME: &str = "/dllm/activations/1";
+
+/// How long a requester waits for a reply. A reply waits for every later stage, so this
+/// bounds a whole pipeline pass (a prefill of a long prompt through every chunk).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Replies are tokens or short errors.
+pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+
+/// Bytes of a request's own fields around the activation message.
+const REQUEST_OVERHEAD: u64 = 1024;
+
+/// The largest request a miner accepts for a model: a prefill of its whole context in
+/// f32 hidden states, plus the wire header.
+pub fn max_request_bytes(max_positions: usize, hidden_size: usize) -> u64 {
+	(max_positions as u64)
+		.saturating_mul(hidden_size as u64)
+		.saturating_mul(4)
+		.saturating_add(REQUEST_OVERHEAD)
+}
+
+/// The protocol's name as sc-network takes it.
+pub fn protocol_name() -> ProtocolName {
+	ProtocolName::from(PROTOCOL_NAME)
+}
+
+/// What one miner asks the next one in its pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum StageRequest {
+	/// Run `message` through your chunk of `task`'s `pipeline` (generation step `step`:
+	/// 0 is the prompt) and reply with the next token.
+	Activations {
+		/// The task.
+		task: TaskId,
+		/// Its pipeline.
+		pipeline: PipelineIndex,
+		/// The receiver's chunk.
+		chunk: ChunkIndex,
+		/// Generation step.
+		step: u32,
+		/// An encoded `dllm_inference::wire::ActivationMessage`.
+		message: Vec<u8>,
+	},
+	/// The pipeline stopped early (a later stage failed): free the session.
+	Abort {
+		/// The task.
+		task: TaskId,
+		/// Its pipeline.
+		pipeline: PipelineIndex,
+		/// The receiver's chunk.
+		chunk: ChunkIndex,
+	},
+}
+
+/// Why a stage did not run a request.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum Refusal {
+	/// The receiver does not (yet) hold this slot on chain; the sender may retry after
+	/// the next block.
+	NotAssigned,
+	/// The sender is not the previous chunk's miner of this pipeline.
+	WrongSender,
+	/// The request does not fit the session (wrong step, malformed message).
+	BadRequest(Vec<u8>),
+	/// A later stage failed.
+	Downstream(Vec<u8>),
+	/// The receiver's computation failed.
+	Failed(Vec<u8>),
+}
+
+impl std::fmt::Display for Refusal {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+		match self {
+			Refusal::NotAssigned => write!(f, "the receiver does not hold this slot"),
+			Refusal::WrongSender => write!(f, "the sender is not the previous chunk's miner"),
+			Refusal::BadRequest(why) => write!(f, "bad request: {}", text(why)),
+			Refusal::Downstream(why) => write!(f, "a later stage failed: {}", text(why)),
+			Refusal::Failed(why) => write!(f, "the stage failed: {}", text(why)),
+		}
+	}
+}
+
+/// A stage's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum StageResponse {
+	/// The token the last chunk sampled at this step.
+	Token(u32),
+	/// The session was freed.
+	Aborted,
+	/// Not run.
+	Refused(Refusal),
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn messages_round_trip_and_garbage_is_an_error() {
+		let request = StageRequest::Activations {
+			task: 7,
+			pipeline: 1,
+			chunk: 2,
+			step: 3,
+			message: vec![1, 2, 3],
+		};
+		assert_eq!(StageRequest::decode(&mut &request.encode()[..]).unwrap(), request);
+		let response = StageResponse::Refused(Refusal::BadRequest(b"step".to_vec()));
+		assert_eq!(StageResponse::decode(&mut &response.encode()[..]).unwrap(), response);
+		for garbage in [&[][..], &[9][..], &[0, 1][..]] {
+			assert!(StageRequest::decode(&mut &garbage[..]).is_err());
+		}
+		assert_eq!(max_request_bytes(32_768, 4096), 32_768 * 4096 * 4 + 1024);
+	}
+}

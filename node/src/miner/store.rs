@@ -1,0 +1,139 @@
+//! Slot results kept on disk between computing and revealing, so that a restarted miner
+//! commits what it computed (once) and can still reveal it: the salt exists nowhere else.
+
+use codec::{Decode, Encode};
+use dllm_primitives::market::{ChunkIndex, TaskId};
+use pallet_poaw::{PipelineIndex, RevealedOutput};
+use polkadot_sdk::sp_core::H256;
+use std::{
+	fs,
+	path::{Path, PathBuf},
+};
+
+/// A slot's attested result.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct SlotResult {
+	/// The task.
+	pub task: TaskId,
+	/// The pipeline.
+	pub pipeline: PipelineIndex,
+	/// The chunk.
+	pub chunk: ChunkIndex,
+	/// The chunk's activation fingerprint (encoded).
+	pub fingerprint: Vec<u8>,
+	/// What the reveal carries as the output.
+	pub output: RevealedOutput,
+	/// The pipeline's output hash.
+	pub output_hash: H256,
+	/// The commitment's secret.
+	pub salt: [u8; 32],
+	/// What is committed on chain.
+	pub commitment: H256,
+}
+
+/// Which slot a result is for.
+pub type SlotKey = (TaskId, PipelineIndex, ChunkIndex);
+
+impl SlotResult {
+	pub fn key(&self) -> SlotKey {
+		(self.task, self.pipeline, self.chunk)
+	}
+}
+
+/// A directory of [`SlotResult`]s, one file per slot.
+pub struct ResultStore {
+	dir: PathBuf,
+}
+
+impl ResultStore {
+	/// Opens (creating) `dir`.
+	pub fn open(dir: &Path) -> Result<Self, String> {
+		fs::create_dir_all(dir)
+			.map_err(|e| format!("cannot create the miner's directory {}: {e}", dir.display()))?;
+		Ok(ResultStore { dir: dir.to_path_buf() })
+	}
+
+	fn path(&self, (task, pipeline, chunk): SlotKey) -> PathBuf {
+		self.dir.join(format!("slot-{task}-{pipeline}-{chunk}.scale"))
+	}
+
+	/// Writes `result` (write then rename: a crash leaves the old file or the new one).
+	pub fn save(&self, result: &SlotResult) -> Result<(), String> {
+		let path = self.path(result.key());
+		let partial = path.with_extension("partial");
+		fs::write(&partial, result.encode())
+			.and_then(|()| fs::rename(&partial, &path))
+			.map_err(|e| format!("cannot write {}: {e}", path.display()))
+	}
+
+	/// The result kept for `key`, if any. A file that does not decode is an error.
+	pub fn load(&self, key: SlotKey) -> Result<Option<SlotResult>, String> {
+		let path = self.path(key);
+		match fs::read(&path) {
+			Ok(bytes) => SlotResult::decode(&mut &bytes[..])
+				.map(Some)
+				.map_err(|e| format!("{} is corrupt: {e}", path.display())),
+			Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+			Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+		}
+	}
+
+	/// Every kept result's slot.
+	pub fn keys(&self) -> Vec<SlotKey> {
+		let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
+		entries
+			.filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+			.filter_map(|name| {
+				let inner = name.strip_prefix("slot-")?.strip_suffix(".scale")?;
+				let mut parts = inner.split('-');
+				let key = (
+					parts.next()?.parse().ok()?,
+					parts.next()?.parse().ok()?,
+					parts.next()?.parse().ok()?,
+				);
+				parts.next().is_none().then_some(key)
+			})
+			.collect()
+	}
+
+	/// Forgets `key`'s result (revealed, or the slot closed).
+	pub fn remove(&self, key: SlotKey) {
+		let _ = fs::remove_file(self.path(key));
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn results_survive_a_restart_and_corruption_is_reported() {
+		let dir = std::env::temp_dir().join(format!("dllm-store-{}", std::process::id()));
+		let _ = fs::remove_dir_all(&dir);
+		let result = SlotResult {
+			task: 3,
+			pipeline: 1,
+			chunk: 0,
+			fingerprint: vec![1, 2, 3],
+			output: RevealedOutput::Hash(H256::repeat_byte(7)),
+			output_hash: H256::repeat_byte(7),
+			salt: [9; 32],
+			commitment: H256::repeat_byte(1),
+		};
+		{
+			let store = ResultStore::open(&dir).unwrap();
+			store.save(&result).unwrap();
+		}
+		let store = ResultStore::open(&dir).unwrap();
+		assert_eq!(store.keys(), vec![(3, 1, 0)]);
+		assert_eq!(store.load((3, 1, 0)).unwrap(), Some(result));
+		assert_eq!(store.load((4, 0, 0)).unwrap(), None);
+		fs::write(dir.join("slot-5-0-0.scale"), [1, 2]).unwrap();
+		assert!(store.load((5, 0, 0)).unwrap_err().contains("corrupt"));
+		fs::write(dir.join("unrelated.txt"), b"x").unwrap();
+		store.remove((3, 1, 0));
+		store.remove((5, 0, 0));
+		assert!(store.keys().is_empty());
+		let _ = fs::remove_dir_all(&dir);
+	}
+}

@@ -1,0 +1,670 @@
+//! The worker: follows best blocks, drives the pipelines whose first chunk it holds,
+//! serves the requests of the miners before it, and commits and reveals its results.
+
+use super::{
+	chain::{Assignment, ChainView, Submitter},
+	compute::{self, PassOutput, ServedModel, Session},
+	metrics::Metrics,
+	protocol::{protocol_name, Refusal, StageRequest, StageResponse},
+	store::{ResultStore, SlotKey, SlotResult},
+	LOG_TARGET,
+};
+use codec::{Decode, Encode};
+use dllm_inference::{sampling::sample, wire::ActivationMessage};
+use dllm_primitives::market::TaskId;
+use dllm_runtime::{AccountId, BlockNumber, Runtime, RuntimeCall};
+use futures::{future::BoxFuture, FutureExt, StreamExt};
+use pallet_poaw::{PipelineIndex, RevealedOutput, SlotState, TaskStatus};
+use polkadot_sdk::{
+	sc_client_api::BlockchainEvents,
+	sc_network::{
+		request_responses::{IncomingRequest, OutgoingResponse},
+		service::traits::NetworkService,
+		IfDisconnected, PeerId,
+	},
+	sc_service::SpawnTaskHandle,
+	sp_core::Get,
+};
+use std::{
+	collections::{HashMap, HashSet},
+	sync::{Arc, Mutex},
+	time::{Duration, Instant},
+};
+
+/// How often a request to the next miner is tried before the pass fails.
+const SEND_ATTEMPTS: u32 = 5;
+/// A submitted commit or reveal that has not landed after this many blocks is sent again.
+const RESUBMIT_AFTER: BlockNumber = 10;
+/// A pipeline this miner drives and that failed is tried again after this many blocks,
+/// at most [`DRIVE_ATTEMPTS`] times, while the slot is still open.
+const RETRY_DRIVE_AFTER: BlockNumber = 3;
+const DRIVE_ATTEMPTS: u32 = 3;
+/// How long a stage waits for a slot to appear in its own best block (the sender may
+/// have imported the assigning block a little earlier).
+const ASSIGNMENT_WAIT: Duration = Duration::from_secs(10);
+
+pub(super) enum Drive {
+	Running,
+	Failed { at: BlockNumber, attempts: u32 },
+}
+
+/// The miner worker.
+pub struct Worker {
+	pub(super) chain: ChainView,
+	pub(super) submitter: Submitter,
+	pub(super) account: AccountId,
+	pub(super) network: Arc<dyn NetworkService>,
+	pub(super) model: ServedModel,
+	pub(super) store: ResultStore,
+	pub(super) metrics: Metrics,
+	pub(super) spawner: SpawnTaskHandle,
+	pub(super) sessions: Mutex<HashMap<SlotKey, Arc<Mutex<Session>>>>,
+	pub(super) drives: Mutex<HashMap<(TaskId, PipelineIndex), Drive>>,
+	pub(super) submitted: Mutex<HashMap<(SlotKey, bool), BlockNumber>>,
+	pub(super) peers: Mutex<HashMap<AccountId, PeerId>>,
+	pub(super) warned: Mutex<HashSet<SlotKey>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+	// A panic while holding one of these maps cannot leave it inconsistent (single
+	// inserts and removes), so a poisoned lock is used as is.
+	mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Worker {
+	/// Follows best blocks until the node stops.
+	pub async fn follow_blocks(self: Arc<Self>, client: Arc<crate::service::FullClient>) {
+		let mut imports = client.import_notification_stream();
+		self.on_best_block().await;
+		while let Some(notification) = imports.next().await {
+			if notification.is_new_best {
+				self.on_best_block().await;
+			}
+		}
+	}
+
+	/// Answers the previous miners' requests until the node stops.
+	pub async fn serve(self: Arc<Self>, requests: async_channel::Receiver<IncomingRequest>) {
+		while let Ok(request) = requests.recv().await {
+			let worker = self.clone();
+			self.spawner.spawn("dllm-miner-request", Some("dllm-miner"), async move {
+				worker.handle(request).await;
+			});
+		}
+	}
+
+	async fn on_best_block(self: &Arc<Self>) {
+		let (best, number) = self.chain.best();
+		let assignments = match self.chain.assignments(best, &self.account) {
+			Ok(assignments) => assignments,
+			Err(e) => {
+				log::warn!(target: LOG_TARGET, "block #{number}: {e}");
+				return;
+			}
+		};
+		let open: HashSet<SlotKey> =
+			assignments.iter().map(|a| (a.task, a.pipeline, a.chunk)).collect();
+		// Slots that closed (revealed, missed, abandoned): forget their results and caches.
+		for key in self.store.keys().into_iter().filter(|key| !open.contains(key)) {
+			self.store.remove(key);
+		}
+		let closed: Vec<SlotKey> =
+			lock(&self.sessions).keys().filter(|key| !open.contains(key)).copied().collect();
+		closed.into_iter().for_each(|key| self.drop_session(key));
+		lock(&self.submitted).retain(|(key, _), _| open.contains(key));
+		lock(&self.drives)
+			.retain(|(task, pipeline), _| open.iter().any(|(t, p, _)| t == task && p == pipeline));
+
+		for assignment in assignments {
+			let key = (assignment.task, assignment.pipeline, assignment.chunk);
+			if self.model.shard(assignment.model, assignment.chunk).is_none() {
+				if lock(&self.warned).insert(key) {
+					log::warn!(
+						target: LOG_TARGET,
+						"task {} assigns chunk {} of model {} to this miner, which does not \
+						 serve it from its --model-dir/--serve-chunks",
+						assignment.task, assignment.chunk, assignment.model,
+					);
+				}
+				continue;
+			}
+			let kept = match self.store.load(key) {
+				Ok(kept) => kept,
+				Err(e) => {
+					log::error!(target: LOG_TARGET, "{e}");
+					continue;
+				}
+			};
+			match (assignment.state, kept) {
+				(SlotState::Assigned, Some(result)) => {
+					let call = commit_call(&result);
+					self.submit_once(key, false, number, call).await;
+				}
+				(SlotState::Assigned, None) if assignment.chunk == 0 => {
+					self.start_drive(assignment, number);
+				}
+				(SlotState::Committed(committed), Some(result))
+					if committed == result.commitment =>
+				{
+					match self.chain.task_status(best, assignment.task) {
+						Ok(Some(TaskStatus::Committed)) => {
+							self.submit_once(key, true, number, reveal_call(result)).await;
+						}
+						Ok(_) => {}
+						Err(e) => log::warn!(target: LOG_TARGET, "{e}"),
+					}
+				}
+				(SlotState::Committed(_), _) => {
+					if lock(&self.warned).insert(key) {
+						log::error!(
+							target: LOG_TARGET,
+							"task {} pipeline {} chunk {}: committed, but the result to reveal \
+							 is not in {:?}; the slot will miss its reveal",
+							key.0, key.1, key.2, "the miner directory",
+						);
+					}
+				}
+				_ => {}
+			}
+		}
+	}
+
+	/// Submits a commit (`reveal == false`) or reveal unless one was sent recently.
+	async fn submit_once(&self, key: SlotKey, reveal: bool, now: BlockNumber, call: RuntimeCall) {
+		{
+			let mut submitted = lock(&self.submitted);
+			if submitted.get(&(key, reveal)).is_some_and(|at| now < at + RESUBMIT_AFTER) {
+				return;
+			}
+			submitted.insert((key, reveal), now);
+		}
+		let what = if reveal { "reveal" } else { "commit" };
+		match self.submitter.submit(call).await {
+			Ok(hash) => log::info!(
+				target: LOG_TARGET,
+				"task {} pipeline {} chunk {}: {what} submitted ({hash:?})",
+				key.0, key.1, key.2,
+			),
+			Err(e) => {
+				self.metrics.failure();
+				log::warn!(
+					target: LOG_TARGET,
+					"task {} pipeline {} chunk {}: {what} not submitted: {e}",
+					key.0, key.1, key.2,
+				);
+			}
+		}
+	}
+
+	fn start_drive(self: &Arc<Self>, assignment: Assignment, now: BlockNumber) {
+		let id = (assignment.task, assignment.pipeline);
+		{
+			let mut drives = lock(&self.drives);
+			let attempts = match drives.get(&id) {
+				Some(Drive::Running) => return,
+				Some(Drive::Failed { at, attempts }) => {
+					if *attempts >= DRIVE_ATTEMPTS || now < at + RETRY_DRIVE_AFTER {
+						return;
+					}
+					*attempts
+				}
+				None => 0,
+			};
+			drives.insert(id, Drive::Running);
+			drop(drives);
+			let worker = self.clone();
+			self.spawner.spawn("dllm-miner-pipeline", Some("dllm-miner"), async move {
+				worker.metrics.task_started();
+				let result = worker.generate(assignment).await;
+				worker.metrics.task_ended();
+				let mut drives = lock(&worker.drives);
+				match result {
+					Ok(()) => {
+						drives.remove(&id);
+					}
+					Err(e) => {
+						worker.metrics.failure();
+						log::warn!(
+							target: LOG_TARGET,
+							"task {} pipeline {}: generation failed (attempt {} of {DRIVE_ATTEMPTS}): \
+							 {e}; the chain reassigns the slots that miss their deadline",
+							id.0, id.1, attempts + 1,
+						);
+						let at = worker.chain.best().1;
+						drives.insert(id, Drive::Failed { at, attempts: attempts + 1 });
+					}
+				}
+			});
+		}
+	}
+
+	/// Drives a pipeline from its first chunk: tokenizes the prompt, then runs one pass
+	/// per generated token until the last chunk's token ends it.
+	async fn generate(self: &Arc<Self>, assignment: Assignment) -> Result<(), String> {
+		let started = Instant::now();
+		let key = (assignment.task, assignment.pipeline, assignment.chunk);
+		let prompt = String::from_utf8_lossy(&assignment.prompt).into_owned();
+		let mut input = self.model.tokenizer.encode(&prompt, false).map_err(|e| e.to_string())?;
+		let prompt_len = input.len();
+		let session_id = compute::session_id(assignment.task, assignment.pipeline);
+		lock(&self.sessions).insert(key, Arc::new(Mutex::new(Session::new(assignment.clone())?)));
+		let mut offset = 0usize;
+		let mut first_token = None;
+		for step in 0u32.. {
+			let message = ActivationMessage::tokens(session_id, offset, input.clone())
+				.and_then(|message| message.encode())
+				.map_err(|e| e.to_string())?;
+			let (token, done) = self.advance(key, step, message).await.map_err(|refusal| {
+				self.abort_downstream(&assignment);
+				refusal.to_string()
+			})?;
+			first_token.get_or_insert_with(|| started.elapsed());
+			if done {
+				let generated = step as usize + 1;
+				let first = first_token.unwrap_or_default();
+				let decode = started.elapsed().saturating_sub(first);
+				let speed = if generated > 1 && !decode.is_zero() {
+					(generated - 1) as f64 / decode.as_secs_f64()
+				} else {
+					0.0
+				};
+				self.metrics.decode_speed(speed);
+				log::info!(
+					target: LOG_TARGET,
+					"task {} pipeline {}: {prompt_len} prompt tokens, {generated} generated; \
+					 first token after {first:?}, decode {speed:.1} tokens/s",
+					assignment.task, assignment.pipeline,
+				);
+				return Ok(());
+			}
+			offset += input.len();
+			input = vec![token];
+		}
+		Ok(())
+	}
+
+	/// Runs one pass of `key`'s session through this miner's chunk and the rest of the
+	/// pipeline; returns the sampled token and whether generation is over.
+	fn advance(
+		self: &Arc<Self>,
+		key: SlotKey,
+		step: u32,
+		message: Vec<u8>,
+	) -> BoxFuture<'static, Result<(u32, bool), Refusal>> {
+		let worker = self.clone();
+		async move {
+			let result = worker.advance_inner(key, step, message).await;
+			if result.is_err() {
+				worker.drop_session(key);
+			}
+			result
+		}
+		.boxed()
+	}
+
+	async fn advance_inner(
+		self: &Arc<Self>,
+		key: SlotKey,
+		step: u32,
+		message: Vec<u8>,
+	) -> Result<(u32, bool), Refusal> {
+		let stop = self.model.config.eos_token_ids();
+		let session = lock(&self.sessions).get(&key).cloned().ok_or_else(|| {
+			Refusal::BadRequest(b"no session here: restart the pipeline at step 0".to_vec())
+		})?;
+		let assignment = {
+			let session = lock(&session);
+			match session.last_reply {
+				// A retried request: answer it again.
+				Some((last, token)) if last == step => return Ok((token, session.is_done(&stop))),
+				_ => {}
+			}
+			if step as usize != session.tokens.len() {
+				return Err(Refusal::BadRequest(
+					format!("step {step}, expected {}", session.tokens.len()).into_bytes(),
+				));
+			}
+			session.assignment.clone()
+		};
+		let shard = self
+			.model
+			.shard(assignment.model, assignment.chunk)
+			.ok_or_else(|| Refusal::Failed(b"this miner does not serve the chunk".to_vec()))?;
+		let max_positions = self.model.config.max_position_embeddings;
+		let perturb = self.model.perturb;
+		let pass_session = session.clone();
+		let output = tokio::task::spawn_blocking(move || {
+			compute::run_pass(&shard, &pass_session, &message, max_positions, perturb)
+		})
+		.await
+		.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}").into_bytes()))?
+		.map_err(|e| Refusal::Failed(e.into_bytes()))?;
+
+		let token = match output {
+			PassOutput::Logits(logits) => {
+				let params = compute::sampling(&assignment.sampling);
+				sample(&logits, &params, step as u64)
+					.map_err(|e| Refusal::Failed(e.to_string().into_bytes()))?
+			}
+			PassOutput::Hidden(hidden) => self.forward(&assignment, step, hidden).await?,
+		};
+		let done = {
+			let mut session = lock(&session);
+			session.tokens.push(token);
+			session.last_reply = Some((step, token));
+			session.is_done(&stop)
+		};
+		self.metrics.token();
+		if done {
+			self.finish(key).await;
+		}
+		Ok((token, done))
+	}
+
+	/// Hands a pass's hidden states to the next chunk's miner (this one, or a peer).
+	async fn forward(
+		self: &Arc<Self>,
+		assignment: &Assignment,
+		step: u32,
+		message: Vec<u8>,
+	) -> Result<u32, Refusal> {
+		let next_chunk = assignment.chunk + 1;
+		let next = assignment
+			.pipeline_experts
+			.get(next_chunk as usize)
+			.ok_or_else(|| Refusal::Failed(b"the pipeline has no next miner".to_vec()))?;
+		if *next == self.account {
+			let key = (assignment.task, assignment.pipeline, next_chunk);
+			self.open_session(key, step).await?;
+			return self.advance(key, step, message).await.map(|(token, _)| token);
+		}
+		let request = StageRequest::Activations {
+			task: assignment.task,
+			pipeline: assignment.pipeline,
+			chunk: next_chunk,
+			step,
+			message,
+		};
+		self.send(next, request).await
+	}
+
+	/// Sends `request` to `miner`, retrying unreachable peers and slots not yet
+	/// assigned on the receiver's side.
+	async fn send(&self, miner: &AccountId, request: StageRequest) -> Result<u32, Refusal> {
+		let peer = self.peer_of(miner, false).map_err(|e| Refusal::Downstream(e.into_bytes()))?;
+		let bytes = request.encode();
+		let mut last_error = String::new();
+		for attempt in 0..SEND_ATTEMPTS {
+			if attempt > 0 {
+				tokio::time::sleep(Duration::from_millis(500 << (attempt - 1))).await;
+			}
+			self.metrics.sent(bytes.len());
+			let reply = self
+				.network
+				.request(peer, protocol_name(), bytes.clone(), None, IfDisconnected::TryConnect)
+				.await;
+			match reply.map(|(reply, _)| StageResponse::decode(&mut &reply[..])) {
+				Ok(Ok(StageResponse::Token(token))) => return Ok(token),
+				Ok(Ok(StageResponse::Refused(Refusal::NotAssigned))) => {
+					last_error = "the slot is not assigned there (yet)".into();
+				}
+				Ok(Ok(StageResponse::Refused(refusal))) => {
+					return Err(Refusal::Downstream(refusal.to_string().into_bytes()))
+				}
+				Ok(Ok(StageResponse::Aborted)) | Ok(Err(_)) => {
+					return Err(Refusal::Downstream(b"malformed reply".to_vec()))
+				}
+				Err(e) => last_error = e.to_string(),
+			}
+			log::debug!(target: LOG_TARGET, "request to {miner} (peer {peer}) failed: {last_error}");
+		}
+		self.metrics.failure();
+		Err(Refusal::Downstream(
+			format!("miner {miner} (peer {peer}) unreachable after {SEND_ATTEMPTS} attempts: {last_error}")
+				.into_bytes(),
+		))
+	}
+
+	/// The generation of `key` ended: attest the result, keep it, commit to it.
+	async fn finish(&self, key: SlotKey) {
+		let Some(session) = lock(&self.sessions).remove(&key) else { return };
+		let result = {
+			let session = lock(&session);
+			self.attest(&session)
+		};
+		if let Some(shard) = self.model.shard(self.model.model, key.2) {
+			compute::end_session(&shard, key.0, key.1);
+		}
+		let result = match result {
+			Ok(result) => result,
+			Err(e) => {
+				self.metrics.failure();
+				log::error!(
+					target: LOG_TARGET,
+					"task {} pipeline {} chunk {}: cannot attest the output: {e}",
+					key.0, key.1, key.2,
+				);
+				return;
+			}
+		};
+		if let Err(e) = self.store.save(&result) {
+			self.metrics.failure();
+			log::error!(target: LOG_TARGET, "{e}");
+			return;
+		}
+		let now = self.chain.best().1;
+		self.submit_once(key, false, now, commit_call(&result)).await;
+	}
+
+	fn attest(&self, session: &Session) -> Result<SlotResult, String> {
+		let assignment = &session.assignment;
+		let prompt_tokens = session.prompt_tokens.ok_or("no prompt was run")?;
+		let tokens = session.tokens.clone();
+		let text = self.model.tokenizer.decode(&tokens).map_err(|e| e.to_string())?.into_bytes();
+		let output_hash = pallet_poaw::output_hash(prompt_tokens, &tokens, &text);
+		let max_fingerprint =
+			<<Runtime as pallet_poaw::Config>::MaxFingerprintBytes as Get<u32>>::get() as usize;
+		let fingerprint =
+			session.fingerprint.finish(max_fingerprint).map_err(|e| e.to_string())?.encode();
+		let output = if assignment.chunk + 1 == assignment.chunks {
+			RevealedOutput::Full { prompt_tokens, tokens, text }
+		} else {
+			RevealedOutput::Hash(output_hash)
+		};
+		let salt: [u8; 32] = rand::random();
+		let commitment = pallet_poaw::commitment(
+			assignment.task,
+			assignment.pipeline,
+			assignment.chunk,
+			&fingerprint,
+			output_hash,
+			salt,
+		);
+		Ok(SlotResult {
+			task: assignment.task,
+			pipeline: assignment.pipeline,
+			chunk: assignment.chunk,
+			fingerprint,
+			output,
+			output_hash,
+			salt,
+			commitment,
+		})
+	}
+
+	async fn handle(self: Arc<Self>, request: IncomingRequest) {
+		self.metrics.received(request.payload.len());
+		let response = match StageRequest::decode(&mut &request.payload[..]) {
+			Err(e) => StageResponse::Refused(Refusal::BadRequest(e.to_string().into_bytes())),
+			Ok(StageRequest::Activations { task, pipeline, chunk, step, message }) => {
+				let key = (task, pipeline, chunk);
+				match self.accept(key, step, request.peer).await {
+					Err(refusal) => StageResponse::Refused(refusal),
+					Ok(()) => match self.advance(key, step, message).await {
+						Ok((token, _)) => StageResponse::Token(token),
+						Err(refusal) => StageResponse::Refused(refusal),
+					},
+				}
+			}
+			Ok(StageRequest::Abort { task, pipeline, chunk }) => {
+				let key = (task, pipeline, chunk);
+				let assignment = lock(&self.sessions).get(&key).map(|s| lock(s).assignment.clone());
+				if let Some(assignment) = assignment {
+					if self.is_previous_miner(&assignment, request.peer) {
+						self.drop_session(key);
+						self.abort_downstream(&assignment);
+					}
+				}
+				StageResponse::Aborted
+			}
+		};
+		let _ = request.pending_response.send(OutgoingResponse {
+			result: Ok(response.encode()),
+			reputation_changes: Vec::new(),
+			sent_feedback: None,
+		});
+	}
+
+	/// Checks an incoming pass is for a slot of this miner and comes from the previous
+	/// chunk's miner, opening the session at step 0.
+	async fn accept(
+		self: &Arc<Self>,
+		key: SlotKey,
+		step: u32,
+		peer: PeerId,
+	) -> Result<(), Refusal> {
+		let existing = lock(&self.sessions).get(&key).map(|s| lock(s).assignment.clone());
+		let assignment = match existing {
+			Some(assignment) => assignment,
+			None if step == 0 => self.wait_for_assignment(key).await?,
+			None => {
+				return Err(Refusal::BadRequest(
+					b"no session here: restart the pipeline at step 0".to_vec(),
+				))
+			}
+		};
+		if !self.is_previous_miner(&assignment, peer) {
+			return Err(Refusal::WrongSender);
+		}
+		self.open_session(key, step).await
+	}
+
+	fn is_previous_miner(&self, assignment: &Assignment, peer: PeerId) -> bool {
+		let Some(previous) = assignment
+			.chunk
+			.checked_sub(1)
+			.and_then(|chunk| assignment.pipeline_experts.get(chunk as usize))
+		else {
+			return false;
+		};
+		// A profile may have changed since the peer was cached: look once more.
+		self.peer_of(previous, false).is_ok_and(|p| p == peer)
+			|| self.peer_of(previous, true).is_ok_and(|p| p == peer)
+	}
+
+	/// Opens `key`'s session for `step` 0 (kept when a retried step 0 finds it running).
+	async fn open_session(self: &Arc<Self>, key: SlotKey, step: u32) -> Result<(), Refusal> {
+		let exists = lock(&self.sessions).contains_key(&key);
+		if exists {
+			return Ok(());
+		}
+		if step != 0 {
+			return Err(Refusal::BadRequest(
+				b"no session here: restart the pipeline at step 0".to_vec(),
+			));
+		}
+		let assignment = self.wait_for_assignment(key).await?;
+		let session = Session::new(assignment).map_err(|e| Refusal::Failed(e.into_bytes()))?;
+		lock(&self.sessions).entry(key).or_insert_with(|| Arc::new(Mutex::new(session)));
+		Ok(())
+	}
+
+	/// This miner's slot `key` in its best block, waiting for new blocks for a while.
+	async fn wait_for_assignment(&self, key: SlotKey) -> Result<Assignment, Refusal> {
+		let deadline = Instant::now() + ASSIGNMENT_WAIT;
+		loop {
+			let (best, _) = self.chain.best();
+			let found = self.chain.assignments(best, &self.account).ok().and_then(|list| {
+				list.into_iter().find(|a| {
+					(a.task, a.pipeline, a.chunk) == key && a.state == SlotState::Assigned
+				})
+			});
+			if let Some(assignment) = found {
+				return Ok(assignment);
+			}
+			if Instant::now() >= deadline {
+				return Err(Refusal::NotAssigned);
+			}
+			tokio::time::sleep(Duration::from_millis(250)).await;
+		}
+	}
+
+	/// The libp2p peer an expert registered.
+	fn peer_of(&self, miner: &AccountId, refresh: bool) -> Result<PeerId, String> {
+		if !refresh {
+			if let Some(peer) = lock(&self.peers).get(miner) {
+				return Ok(*peer);
+			}
+		}
+		let (best, _) = self.chain.best();
+		let record =
+			self.chain.expert(best, miner)?.ok_or(format!("{miner} is not a registered expert"))?;
+		let peer = PeerId::from_bytes(&record.profile.peer_id)
+			.map_err(|e| format!("{miner}'s registered peer id is invalid: {e}"))?;
+		lock(&self.peers).insert(miner.clone(), peer);
+		Ok(peer)
+	}
+
+	fn drop_session(&self, key: SlotKey) {
+		if lock(&self.sessions).remove(&key).is_some() {
+			if let Some(shard) = self.model.shard(self.model.model, key.2) {
+				compute::end_session(&shard, key.0, key.1);
+			}
+		}
+	}
+
+	/// Tells the next miner (best effort, in the background) to free its session.
+	fn abort_downstream(self: &Arc<Self>, assignment: &Assignment) {
+		let next_chunk = assignment.chunk + 1;
+		let Some(next) = assignment.pipeline_experts.get(next_chunk as usize).cloned() else {
+			return;
+		};
+		let key = (assignment.task, assignment.pipeline, next_chunk);
+		if next == self.account {
+			let assignment = lock(&self.sessions).get(&key).map(|s| lock(s).assignment.clone());
+			self.drop_session(key);
+			if let Some(assignment) = assignment {
+				self.abort_downstream(&assignment);
+			}
+			return;
+		}
+		let Ok(peer) = self.peer_of(&next, false) else { return };
+		let request = StageRequest::Abort { task: key.0, pipeline: key.1, chunk: key.2 }.encode();
+		let network = self.network.clone();
+		self.spawner.spawn("dllm-miner-abort", Some("dllm-miner"), async move {
+			let _ = network
+				.request(peer, protocol_name(), request, None, IfDisconnected::ImmediateError)
+				.await;
+		});
+	}
+}
+
+fn commit_call(result: &SlotResult) -> RuntimeCall {
+	RuntimeCall::Poaw(pallet_poaw::Call::commit {
+		task: result.task,
+		pipeline: result.pipeline,
+		chunk: result.chunk,
+		commitment: result.commitment,
+	})
+}
+
+fn reveal_call(result: SlotResult) -> RuntimeCall {
+	RuntimeCall::Poaw(pallet_poaw::Call::reveal {
+		task: result.task,
+		pipeline: result.pipeline,
+		chunk: result.chunk,
+		fingerprint: result.fingerprint,
+		output: result.output,
+		salt: result.salt,
+	})
+}
