@@ -48,21 +48,24 @@ export function freePort() {
  * Returns { api, stop, log, wsUrl }.
  */
 export async function startDevNode() {
-  const rpcPort = await freePort();
-  const p2pPort = await freePort();
+  return startNode(['--dev', '--tmp', '--no-mdns']);
+}
+
+/**
+ * Starts `dllm-node` with `args` plus free RPC and p2p ports (or the given ones), no
+ * telemetry and no Prometheus endpoint unless `prometheusPort` is given, and connects
+ * an ApiPromise to it once its RPC answers. Returns { api, stop, kill, log, wsUrl,
+ * p2pPort, exited }.
+ */
+export async function startNode(args, { rpcPort, p2pPort, prometheusPort } = {}) {
+  rpcPort = rpcPort ?? (await freePort());
+  p2pPort = p2pPort ?? (await freePort());
+  const metrics = prometheusPort
+    ? ['--prometheus-port', String(prometheusPort)]
+    : ['--no-prometheus'];
   const child = spawn(
     nodeBinary(),
-    [
-      '--dev',
-      '--tmp',
-      '--rpc-port',
-      String(rpcPort),
-      '--port',
-      String(p2pPort),
-      '--no-prometheus',
-      '--no-telemetry',
-      '--no-mdns',
-    ],
+    [...args, '--rpc-port', String(rpcPort), '--port', String(p2pPort), '--no-telemetry', ...metrics],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const log = [];
@@ -104,7 +107,14 @@ export async function startDevNode() {
     return code;
   }
 
-  return { api, stop, log, wsUrl: `ws://127.0.0.1:${rpcPort}` };
+  /** Kills the node at once (a crash), without waiting for a clean exit. */
+  async function kill() {
+    await api.disconnect().catch(() => {});
+    child.kill('SIGKILL');
+    return exited;
+  }
+
+  return { api, stop, kill, log, exited, p2pPort, wsUrl: `ws://127.0.0.1:${rpcPort}` };
 }
 
 /**

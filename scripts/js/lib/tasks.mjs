@@ -83,7 +83,8 @@ export async function taskDetails(api, task) {
       promptTokens: out.promptTokens.toNumber(),
       tokens: out.tokens.map((t) => t.toNumber()),
       text: new TextDecoder().decode(out.text.toU8a(true)),
-      hash: out.hash.toHex(),
+      // `out.hash` would be the codec's own hash of the whole struct, not the field.
+      hash: out.toJSON().hash,
     })),
   };
 }

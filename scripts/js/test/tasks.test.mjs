@@ -12,17 +12,16 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 
 import { Keyring } from '@polkadot/keyring';
-import { stringToU8a, u8aConcat } from '@polkadot/util';
-import { cryptoWaitReady, encodeAddress } from '@polkadot/util-crypto';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import { UNIT, submit } from '../lib/experts.mjs';
+import { MINER_SHARE_PARTS, ceilDiv, feesOf as feesIn, palletAccount as palletAccountOf } from '../lib/settlement.mjs';
 import { startDevNode } from '../lib/node.mjs';
 import * as tasks from '../lib/tasks.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PROMPT = 'What is DLLM?';
 const MAX_TOKENS = 8;
-const MINER_SHARE_PARTS = 850_000_000n; // 85% as Perbill parts
 let node;
 let api;
 let keyring;
@@ -42,6 +41,9 @@ after(async () => {
 
 const account = (uri) => keyring.addFromUri(uri);
 
+const feesOf = (events, into) => feesIn(api, events, into);
+const palletAccount = (palletId) => palletAccountOf(api, palletId);
+
 async function total(address) {
   const { data } = await api.query.system.account(address);
   return data.free.toBigInt() + data.reserved.toBigInt();
@@ -56,28 +58,6 @@ async function escrowHeld(address) {
   return holds
     .filter((hold) => hold.id.toJSON().poaw !== undefined)
     .reduce((sum, hold) => sum + hold.amount.toBigInt(), 0n);
-}
-
-/** Fees paid in a transaction's events, by account. */
-function feesOf(events, into = new Map()) {
-  for (const { event } of events) {
-    if (api.events.transactionPayment.TransactionFeePaid.is(event)) {
-      const who = event.data.who.toString();
-      into.set(who, (into.get(who) ?? 0n) + event.data.actualFee.toBigInt() + event.data.tip.toBigInt());
-    }
-  }
-  return into;
-}
-
-/** The account of a pallet id (`modl` + id, zero-padded), as pallet-treasury derives it. */
-function palletAccount(palletId) {
-  const bytes = new Uint8Array(32);
-  bytes.set(u8aConcat(stringToU8a('modl'), palletId.toU8a()));
-  return encodeAddress(bytes, api.registry.chainSS58);
-}
-
-function ceilDiv(a, b) {
-  return (a + b - 1n) / b;
 }
 
 /** Bob, Charlie and Dave do their slots of `task`: every slot commits, then reveals. */

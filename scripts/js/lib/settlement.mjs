@@ -1,0 +1,67 @@
+// Balances around a task: transaction fees, pallet accounts and the payout that
+// docs/protocol.md specifies, for tests and benchmarks that check money moved exactly.
+
+import { stringToU8a, u8aConcat } from '@polkadot/util';
+import { encodeAddress } from '@polkadot/util-crypto';
+
+/** The task pallet's miner share: 85% as Perbill parts. */
+export const MINER_SHARE_PARTS = 850_000_000n;
+
+export function ceilDiv(a, b) {
+  return (a + b - 1n) / b;
+}
+
+/** Free plus reserved (held) balance. */
+export async function total(api, address) {
+  const { data } = await api.query.system.account(address);
+  return data.free.toBigInt() + data.reserved.toBigInt();
+}
+
+/** Adds the transaction fees paid in `events`, by account, to `into`. */
+export function feesOf(api, events, into = new Map()) {
+  for (const { event } of events) {
+    if (api.events.transactionPayment.TransactionFeePaid.is(event)) {
+      const who = event.data.who.toString();
+      into.set(who, (into.get(who) ?? 0n) + event.data.actualFee.toBigInt() + event.data.tip.toBigInt());
+    }
+  }
+  return into;
+}
+
+/** Transaction fees paid in blocks `from..=to`, by account. */
+export async function feesInBlocks(api, from, to) {
+  const fees = new Map();
+  for (let number = from; number <= to; number++) {
+    const hash = await api.rpc.chain.getBlockHash(number);
+    feesOf(api, await api.query.system.events.at(hash), fees);
+  }
+  return fees;
+}
+
+/** The account of a pallet id (`modl` + id, zero-padded), as pallet-treasury derives it. */
+export function palletAccount(api, palletId) {
+  const bytes = new Uint8Array(32);
+  bytes.set(u8aConcat(stringToU8a('modl'), palletId.toU8a()));
+  return encodeAddress(bytes, api.registry.chainSS58);
+}
+
+/**
+ * What docs/protocol.md says a completed task pays: each slot of an agreeing pipeline
+ * earns its chunk's layers × (prompt + generated tokens) × its threshold; the fee is
+ * the miners' total over 85% (rounded up); the community gets the difference.
+ * Returns { earned: Map(address → amount), miners, fee, community }.
+ */
+export async function expectedPayout(api, details, agreeingPipelines) {
+  const model = (await api.query.models.models(details.task.model)).unwrap();
+  const layers = model.spec.chunks.map((c) => BigInt(c.endLayer.toNumber() - c.startLayer.toNumber()));
+  const output = details.outputs.find((out) => agreeingPipelines.includes(out.pipeline));
+  const tokens = BigInt(output.promptTokens + output.tokens.length);
+  const earned = new Map();
+  for (const slot of details.slots.filter((s) => agreeingPipelines.includes(s.pipeline))) {
+    const amount = layers[slot.chunk] * tokens * slot.threshold;
+    earned.set(slot.expert, (earned.get(slot.expert) ?? 0n) + amount);
+  }
+  const miners = [...earned.values()].reduce((a, b) => a + b, 0n);
+  const fee = ceilDiv(miners * 1_000_000_000n, MINER_SHARE_PARTS);
+  return { earned, miners, fee, community: fee - miners };
+}

@@ -1,0 +1,91 @@
+// A local testnet on loopback: the dev chain's validator (Alice) and miner nodes for the
+// genesis experts (Bob, Charlie, Dave, ...), each running `dllm-node --miner` on a tiny
+// model generated on the spot with `dllm-infer make-tiny` (the dev model's weights).
+
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { nodeBinary, startNode } from './node.mjs';
+
+const run = promisify(execFile);
+
+/** The node key of each dev account's node: `0x00…0N`, as the dev genesis registers. */
+export const NODE_KEY_INDEX = { alice: 1, bob: 2, charlie: 3, dave: 4, eve: 5, ferdie: 6 };
+
+/** The PeerId of node key `0x00…01` (the validator's). */
+const VALIDATOR_PEER = '12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp';
+
+export function nodeKey(name) {
+  return NODE_KEY_INDEX[name].toString(16).padStart(64, '0');
+}
+
+/** `dllm-infer`, next to the node binary. */
+export function inferBinary() {
+  const path = join(dirname(nodeBinary()), 'dllm-infer');
+  if (!existsSync(path)) {
+    throw new Error(`dllm-infer not found at ${path}; build it with \`cargo build --release --workspace\``);
+  }
+  return path;
+}
+
+/** Writes the dev chain's tiny model into `dir` (deterministic: its chunk hashes are registered). */
+export async function makeTinyModel(dir) {
+  await run(inferBinary(), ['make-tiny', '--out', dir]);
+  return dir;
+}
+
+/** What `dllm-infer generate` prints (JSON) for the same model, prompt and sampling. */
+export async function referenceGeneration(modelDir, prompt, maxTokens, sampling = {}) {
+  const args = ['generate', '--model', modelDir, '--prompt', prompt, '--max-tokens', String(maxTokens), '--json'];
+  if (sampling.temperature !== undefined) args.push('--temperature', String(sampling.temperature));
+  if (sampling.topK) args.push('--top-k', String(sampling.topK));
+  if (sampling.topP !== undefined && sampling.topP < 1) args.push('--top-p', String(sampling.topP));
+  if (sampling.seed !== undefined) args.push('--seed', String(sampling.seed));
+  const { stdout } = await run(inferBinary(), args);
+  return JSON.parse(stdout);
+}
+
+/**
+ * Starts the validator and one miner node per name in `miners` (perturbing ones in
+ * `perturb`); resolves once all answer RPC. Returns { api, validator, miners, modelDir,
+ * startMiner, stop }.
+ */
+export async function startTestnet({ miners = ['bob', 'charlie', 'dave'], perturb = [], dir } = {}) {
+  const root = dir ?? mkdtempSync(join(tmpdir(), 'dllm-testnet-'));
+  const modelDir = await makeTinyModel(join(root, 'model'));
+  const validator = await startNode(['--dev', '--tmp', '--no-mdns', '--node-key', nodeKey('alice')]);
+  const bootnode = `/ip4/127.0.0.1/tcp/${validator.p2pPort}/p2p/${VALIDATOR_PEER}`;
+  const running = {};
+
+  async function startMiner(name, { prometheusPort } = {}) {
+    const args = [
+      '--chain', 'dev', `--${name}`, '--tmp', '--no-mdns',
+      '--node-key', nodeKey(name),
+      '--bootnodes', bootnode,
+      '--miner', '--model-dir', modelDir,
+    ];
+    if (perturb.includes(name)) args.push('--miner-perturb-activations');
+    running[name] = await startNode(args, { prometheusPort });
+    return running[name];
+  }
+
+  try {
+    await Promise.all(miners.map((name) => startMiner(name)));
+  } catch (error) {
+    await Promise.all(Object.values(running).map((node) => node.kill()));
+    await validator.kill();
+    throw error;
+  }
+
+  async function stop() {
+    await Promise.all(Object.values(running).map((node) => node.stop().catch(() => node.kill())));
+    const code = await validator.stop();
+    if (!dir) rmSync(root, { recursive: true, force: true });
+    return code;
+  }
+
+  return { api: validator.api, validator, miners: running, modelDir, startMiner, stop };
+}

@@ -1,0 +1,190 @@
+// End to end on loopback: a validator and miner nodes (`dllm-node --miner`) answer
+// prompts submitted from polkadot-js. The answer must be what `dllm-infer generate`
+// prints for the same model, prompt and sampling, and every balance must move as
+// docs/protocol.md says: with all miners up, with one miner down, and with one miner
+// that returns wrong activations.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { test } from 'node:test';
+
+import { Keyring } from '@polkadot/keyring';
+import { base58Decode, cryptoWaitReady } from '@polkadot/util-crypto';
+import { u8aToHex } from '@polkadot/util';
+
+import * as experts from '../lib/experts.mjs';
+import { nodeBinary, sendAndFinalize } from '../lib/node.mjs';
+import { expectedPayout, feesInBlocks, palletAccount } from '../lib/settlement.mjs';
+import * as tasks from '../lib/tasks.mjs';
+import { nodeKey, referenceGeneration, startTestnet } from '../lib/testnet.mjs';
+
+const PROMPT = 'What is DLLM?';
+const MAX_TOKENS = 12;
+// Seeded temperature sampling: the last chunk's miner must replay dllm-infer exactly.
+const SAMPLING = { temperatureMilli: 800, topK: 40, topP: 950_000_000, seed: 42 };
+const REFERENCE_SAMPLING = { temperature: 0.8, topK: 40, topP: 0.95, seed: 42 };
+
+await cryptoWaitReady();
+const keyring = new Keyring({ type: 'sr25519' });
+const account = (name) => keyring.addFromUri(`//${name[0].toUpperCase()}${name.slice(1)}`);
+
+/** Free plus held balance of each address at block `hash`. */
+async function balancesAt(api, hash, addresses) {
+  const at = await api.at(hash);
+  const entries = await Promise.all(addresses.map(async (address) => {
+    const { data } = await at.query.system.account(address);
+    return [address, data.free.toBigInt() + data.reserved.toBigInt()];
+  }));
+  return new Map(entries);
+}
+
+async function bestBlock(api) {
+  const header = await api.rpc.chain.getHeader();
+  return { number: header.number.toNumber(), hash: header.hash.toHex() };
+}
+
+/**
+ * Submits PROMPT from Ferdie, waits for the task to end and checks the balances of
+ * the requester, the community fund and `watched` miners against docs/protocol.md,
+ * paying the pipelines in `agreeing(details)`. Returns the task's details.
+ */
+async function runTask(net, watchedMiners, { timeoutMs = 120_000, agreeing } = {}) {
+  const { api } = net;
+  const requester = account('ferdie');
+  const community = palletAccount(api, api.consts.treasury.palletId);
+  const minerAddresses = watchedMiners.map((name) => account(name).address);
+  const watched = [requester.address, community, ...minerAddresses];
+  const start = await bestBlock(api);
+  const before = await balancesAt(api, start.hash, watched);
+
+  const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
+  const submitted = await tasks.submitTask(api, requester, {
+    model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee, sampling: SAMPLING,
+  });
+  assert.ok(submitted.ok, submitted.error);
+  const details = await tasks.waitForResult(api, submitted.task, timeoutMs);
+  const end = await bestBlock(api);
+  const after = await balancesAt(api, end.hash, watched);
+  const fees = await feesInBlocks(api, start.number + 1, end.number);
+  const allFees = [...fees.values()].reduce((a, b) => a + b, 0n);
+
+  assert.equal(details.status, 'Completed', details.slots.map((s) => `${s.pipeline}/${s.chunk} ${s.expert}: ${s.state}`).join('; '));
+  const pipelines = agreeing(details);
+  const payout = await expectedPayout(api, details, pipelines);
+  assert.deepEqual(
+    {
+      fee: BigInt(details.settlement.fee),
+      miners: BigInt(details.settlement.miners),
+      community: BigInt(details.settlement.community),
+      refunded: BigInt(details.settlement.refunded),
+    },
+    { fee: payout.fee, miners: payout.miners, community: payout.community, refunded: q.maxFee - payout.fee },
+  );
+  const expected = new Map([
+    [requester.address, before.get(requester.address) - payout.fee - (fees.get(requester.address) ?? 0n)],
+    // Transaction fees go to the community fund too (the runtime's fee destination).
+    [community, before.get(community) + payout.community + allFees],
+    ...minerAddresses.map((a) => [a, before.get(a) + (payout.earned.get(a) ?? 0n) - (fees.get(a) ?? 0n)]),
+  ]);
+  for (const [address, amount] of expected) {
+    assert.equal(after.get(address), amount, `balance of ${address}`);
+  }
+  return { details, payout };
+}
+
+/** The pipelines that revealed the accepted output (the majority). */
+function majority(details) {
+  const counts = new Map();
+  for (const out of details.outputs) counts.set(out.hash, (counts.get(out.hash) ?? 0) + 1);
+  const [hash] = [...counts].sort((a, b) => b[1] - a[1])[0];
+  return details.outputs.filter((out) => out.hash === hash).map((out) => out.pipeline);
+}
+
+test('miners answer a prompt with what dllm-infer generates, and are paid as docs/protocol.md says', async () => {
+  const net = await startTestnet();
+  try {
+    const { details } = await runTask(net, ['bob', 'charlie', 'dave'], { agreeing: majority });
+    const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
+    assert.equal(details.outputs.length, 2, 'both pipelines revealed');
+    for (const out of details.outputs) {
+      assert.equal(out.promptTokens, reference.prompt_tokens.length);
+      assert.deepEqual(out.tokens, reference.tokens, `pipeline ${out.pipeline}'s tokens`);
+      assert.equal(out.text, reference.text);
+    }
+    const slots = details.slots.map((s) => `${s.pipeline}/${s.chunk}:${s.state}`).sort();
+    assert.deepEqual(slots, ['0/0:Revealed', '0/1:Revealed', '1/0:Revealed', '1/1:Revealed']);
+  } finally {
+    await net.stop();
+  }
+});
+
+test('a miner that is down when its slot comes is not paid; the task completes without it', async () => {
+  const net = await startTestnet();
+  try {
+    // Charlie's node crashes after the chain registered it: the auction still gives it
+    // chunk 1 of the Bob → Charlie pipeline. Bob cannot reach it, neither commits, and
+    // at the commit deadline the chain finds no free replacement (Dave is in the other
+    // pipeline) and abandons that pipeline; Dave's completes the task.
+    await net.miners.charlie.kill();
+    const { details, payout } = await runTask(net, ['bob', 'charlie', 'dave'], {
+      timeoutMs: 300_000,
+      agreeing: majority,
+    });
+    const charlie = account('charlie').address;
+    const bob = account('bob').address;
+    assert.equal(payout.earned.get(charlie), undefined, 'Charlie earned nothing');
+    assert.equal(payout.earned.get(bob), undefined, 'Bob, whose pipeline could not finish, earned nothing');
+    assert.ok(payout.earned.get(account('dave').address) > 0n, 'Dave was paid');
+    const charlieSlot = details.slots.find((s) => s.expert === charlie);
+    assert.equal(charlieSlot.state, 'Missed');
+    const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
+    assert.deepEqual(details.outputs.map((o) => o.tokens), [reference.tokens]);
+    assert.match(net.miners.bob.log.join('\n'), /unreachable after 5 attempts/);
+  } finally {
+    await net.stop();
+  }
+});
+
+test('a miner that returns wrong activations is outvoted (redundancy 3) and not paid', async () => {
+  const net = await startTestnet({ perturb: ['dave'] });
+  const keyDir = mkdtempSync(join(tmpdir(), 'dllm-key-'));
+  try {
+    const { api } = net;
+    // A third disjoint pipeline: Eve registers for both chunks with her node's peer id.
+    writeFileSync(join(keyDir, 'eve'), nodeKey('eve'));
+    const { stdout } = await promisify(execFile)(nodeBinary(), ['key', 'inspect-node-key', '--file', join(keyDir, 'eve')]);
+    const eve = account('eve');
+    const profile = { domains: ['general'], peerId: u8aToHex(base58Decode(stdout.trim())), price: 10n * 10n ** 6n, capacity: 4, commissionPercent: 10 };
+    let result = await experts.registerExpert(api, eve, 10_000n * experts.UNIT, profile);
+    assert.ok(result.ok, result.error);
+    for (const chunk of [0, 1]) {
+      result = await experts.serveChunk(api, eve, 0, chunk);
+      assert.ok(result.ok, result.error);
+    }
+    const { dispatchError } = await sendAndFinalize(api.tx.sudo.sudo(api.tx.poaw.setRedundancy(3)), account('alice'));
+    assert.equal(dispatchError, undefined);
+    await net.startMiner('eve');
+
+    const { details, payout } = await runTask(net, ['bob', 'charlie', 'dave', 'eve'], { agreeing: majority });
+    const dave = account('dave').address;
+    assert.equal(details.outputs.length, 3, 'three pipelines revealed');
+    const davesPipeline = details.slots.find((s) => s.expert === dave).pipeline;
+    const davesOutput = details.outputs.find((o) => o.pipeline === davesPipeline);
+    const others = details.outputs.filter((o) => o.pipeline !== davesPipeline);
+    assert.equal(others[0].hash, others[1].hash, 'the honest pipelines agree');
+    assert.notEqual(davesOutput.hash, others[0].hash, 'the perturbed pipeline disagrees');
+    const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
+    assert.deepEqual(others[0].tokens, reference.tokens);
+    assert.equal(payout.earned.get(dave), undefined, 'Dave earned nothing');
+    for (const name of ['bob', 'charlie', 'eve']) {
+      assert.ok(payout.earned.get(account(name).address) > 0n, `${name} was paid`);
+    }
+  } finally {
+    rmSync(keyDir, { recursive: true, force: true });
+    await net.stop();
+  }
+});
