@@ -213,12 +213,8 @@ pub fn new_full<
 	// its activations protocol to the network.
 	let miner = match &miner {
 		Some(cmd) => {
-			let (prepared, protocol) = crate::miner::prepare::<Block, N>(
-				&config,
-				&client,
-				&keystore_container.keystore(),
-				cmd,
-			)?;
+			let (prepared, protocol) =
+				crate::miner::prepare::<Block, N>(&config, &keystore_container.keystore(), cmd)?;
 			net_config.add_request_response_protocol(protocol);
 			Some(prepared)
 		}
@@ -303,6 +299,7 @@ pub fn new_full<
 				keystore: keystore_container.keystore(),
 				network: network.clone(),
 				spawner: task_manager.spawn_handle(),
+				essential: task_manager.spawn_essential_handle(),
 				registry: config.prometheus_registry().cloned(),
 				data_path: config.data_path.clone(),
 			},

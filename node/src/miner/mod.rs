@@ -17,6 +17,7 @@ pub mod store;
 pub mod worker;
 
 use crate::service::FullClient;
+use candle_core::{DType, Device};
 use chain::{ChainView, Submitter};
 use compute::ServedModel;
 use dllm_inference::{
@@ -26,11 +27,13 @@ use dllm_inference::{
 };
 use dllm_primitives::market::{ChunkIndex, ModelId};
 use dllm_runtime::AccountId;
+use futures::StreamExt;
 use polkadot_sdk::{
+	sc_client_api::BlockchainEvents,
 	sc_network::{
-		request_responses::IncomingRequest, service::traits::NetworkService, NetworkBackend,
+		request_responses::IncomingRequest, service::traits::NetworkService, NetworkBackend, PeerId,
 	},
-	sc_service::{Configuration, SpawnTaskHandle},
+	sc_service::{Configuration, SpawnEssentialTaskHandle, SpawnTaskHandle},
 	sc_transaction_pool,
 	sp_core::{crypto::KeyTypeId, sr25519},
 	sp_keystore::KeystorePtr,
@@ -112,13 +115,26 @@ impl std::str::FromStr for ServeChunks {
 	}
 }
 
-/// What `prepare` found and loaded before the network starts.
+/// What `prepare` found before the network starts: the keys, the model directory and
+/// the compute settings. The chain-dependent checks wait for [`resolve`].
 pub struct Prepared {
+	keys: Vec<sr25519::Public>,
+	dir: ModelDir,
+	dir_path: PathBuf,
+	tokenizer_hash: [u8; 32],
+	serve: ServeChunks,
+	device: Device,
+	dtype: DType,
+	perturb: bool,
+	requests: async_channel::Receiver<IncomingRequest>,
+}
+
+/// The expert this node mines as, and its loaded chunks.
+struct Resolved {
 	public: sr25519::Public,
 	account: AccountId,
 	model: ServedModel,
 	registered_peer: Vec<u8>,
-	requests: async_channel::Receiver<IncomingRequest>,
 }
 
 type Error = polkadot_sdk::sc_service::Error;
@@ -127,18 +143,15 @@ fn fail(message: impl Into<String>) -> Error {
 	Error::Other(message.into())
 }
 
-/// Finds the miner key, checks the model directory against the registry and loads the
-/// served chunks; returns the request-response protocol to register with the network.
+/// Finds the miner key and opens the model directory; returns the request-response
+/// protocol to register with the network.
 pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 	config: &Configuration,
-	client: &Arc<FullClient>,
 	keystore: &KeystorePtr,
 	cmd: &MinerCmd,
 ) -> Result<(Prepared, N::RequestResponseProtocolConfig), Error> {
 	let dir_path = cmd.model_dir.clone().ok_or_else(|| fail("--miner needs --model-dir DIR"))?;
 	let serve: ServeChunks = cmd.serve_chunks.parse().map_err(fail)?;
-	let chain = ChainView::new(client.clone());
-	let (best, number) = chain.best();
 
 	// The key: one in the keystore, or the dev account's on a dev chain.
 	let mut keys = keystore.sr25519_public_keys(KEY_TYPE);
@@ -158,88 +171,111 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 			 such as --bob",
 		));
 	}
+
+	let dir = ModelDir::open(&dir_path)
+		.map_err(|e| fail(format!("--model-dir {}: {e}", dir_path.display())))?;
+	let tokenizer_hash = weight_hash::tokenizer_hash(&dir)
+		.map_err(|e| fail(format!("--model-dir {}: {e}", dir_path.display())))?;
+	let device = parse_device(&cmd.device).map_err(|e| fail(format!("--device: {e}")))?;
+	let dtype = parse_dtype(&cmd.dtype, &device).map_err(|e| fail(format!("--dtype: {e}")))?;
+
+	let (sender, requests) = async_channel::bounded(64);
+	let protocol = N::request_response_config(
+		protocol::protocol_name(),
+		Vec::new(),
+		protocol::max_request_bytes(dir.config().max_position_embeddings, dir.config().hidden_size),
+		protocol::MAX_RESPONSE_BYTES,
+		protocol::REQUEST_TIMEOUT,
+		Some(sender),
+	);
+	let prepared = Prepared {
+		keys,
+		dir,
+		dir_path,
+		tokenizer_hash,
+		serve,
+		device,
+		dtype,
+		perturb: cmd.miner_perturb_activations,
+		requests,
+	};
+	Ok((prepared, protocol))
+}
+
+/// The registered expert among the keys at the best block, with its chunks checked
+/// against the registry and loaded; `None` while none of the keys is registered.
+fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Option<Resolved>, String> {
+	let (best, _) = chain.best();
 	let mut found = None;
-	for public in &keys {
+	for public in &prepared.keys {
 		let account = AccountId::from(*public);
-		if let Some(record) = chain.expert(best, &account).map_err(fail)? {
+		if let Some(record) = chain.expert(best, &account)? {
 			found = Some((*public, account, record));
 			break;
 		}
 	}
-	let Some((public, account, expert)) = found else {
-		let accounts: Vec<String> = keys.iter().map(|k| AccountId::from(*k).to_string()).collect();
-		return Err(fail(format!(
-			"--miner: no miner key in the keystore ({}) is a registered expert at block \
-			 #{number}; register the expert first (docs/experts.md), or let the node sync",
-			accounts.join(", ")
-		)));
-	};
+	let Some((public, account, expert)) = found else { return Ok(None) };
+	let dir_path = prepared.dir_path.display();
+	let config = prepared.dir.config();
 
-	// The model: the directory must hold one the expert serves, chunk hashes matching.
-	let dir = ModelDir::open(&dir_path)
-		.map_err(|e| fail(format!("--model-dir {}: {e}", dir_path.display())))?;
-	let config_of_dir = dir.config().clone();
-	let tokenizer_hash = weight_hash::tokenizer_hash(&dir)
-		.map_err(|e| fail(format!("--model-dir {}: {e}", dir_path.display())))?;
+	// The directory must hold one of the models the expert serves, hashes matching.
 	let mut served: BTreeMap<ModelId, Vec<ChunkIndex>> = BTreeMap::new();
 	for chunk_ref in expert.serving.iter() {
 		served.entry(chunk_ref.model).or_default().push(chunk_ref.chunk);
 	}
 	let mut model_match = None;
 	for (model, chunks) in &served {
-		let Some(record) = chain.model(best, *model).map_err(fail)? else { continue };
+		let Some(record) = chain.model(best, *model)? else { continue };
 		let spec = &record.spec;
-		if spec.num_layers as usize == config_of_dir.num_hidden_layers
-			&& spec.hidden_size as usize == config_of_dir.hidden_size
-			&& spec.tokenizer_hash.0 == tokenizer_hash
+		if spec.num_layers as usize == config.num_hidden_layers
+			&& spec.hidden_size as usize == config.hidden_size
+			&& spec.tokenizer_hash.0 == prepared.tokenizer_hash
 		{
 			model_match = Some((*model, record, chunks.clone()));
 			break;
 		}
 	}
 	let Some((model, record, registered)) = model_match else {
-		return Err(fail(format!(
-			"--model-dir {}: the checkpoint (its layers, width and tokenizer) is none of the \
-			 models {account} serves ({:?})",
-			dir_path.display(),
+		return Err(format!(
+			"--model-dir {dir_path}: the checkpoint (its layers, width and tokenizer) is none \
+			 of the models {account} serves ({:?})",
 			served.keys().collect::<Vec<_>>()
-		)));
+		));
 	};
-	let chunks = match serve {
+	let chunks = match &prepared.serve {
 		ServeChunks::Auto => registered.clone(),
 		ServeChunks::Only(list) => {
 			if let Some(missing) = list.iter().find(|c| !registered.contains(c)) {
-				return Err(fail(format!(
+				return Err(format!(
 					"--serve-chunks: {account} does not serve chunk {missing} of model {model} \
 					 on chain (it serves {registered:?}); register it with `serve_chunk` first"
-				)));
+				));
 			}
-			list
+			list.clone()
 		}
 	};
-	let device = parse_device(&cmd.device).map_err(|e| fail(format!("--device: {e}")))?;
-	let dtype = parse_dtype(&cmd.dtype, &device).map_err(|e| fail(format!("--dtype: {e}")))?;
 	let mut shards = BTreeMap::new();
 	for chunk in chunks {
-		let spec =
-			record.spec.chunks.get(chunk as usize).ok_or_else(|| {
-				fail(format!("model {model} has no chunk {chunk} in the registry"))
-			})?;
+		let spec = record
+			.spec
+			.chunks
+			.get(chunk as usize)
+			.ok_or_else(|| format!("model {model} has no chunk {chunk} in the registry"))?;
 		let range = LayerRange::new(spec.start_layer as usize, spec.end_layer as usize)
-			.map_err(|e| fail(format!("model {model} chunk {chunk}: {e}")))?;
-		let hash = weight_hash::chunk_hash(&dir, range)
-			.map_err(|e| fail(format!("--model-dir {}: {e}", dir_path.display())))?;
+			.map_err(|e| format!("model {model} chunk {chunk}: {e}"))?;
+		let hash = weight_hash::chunk_hash(&prepared.dir, range)
+			.map_err(|e| format!("--model-dir {dir_path}: {e}"))?;
 		if hash != spec.weights_hash.0 {
-			return Err(fail(format!(
-				"--model-dir {}: the weights of chunk {chunk} (layers {range}) hash to 0x{}, \
-				 but the registry has 0x{} for model {model}; refusing to serve other weights",
-				dir_path.display(),
+			return Err(format!(
+				"--model-dir {dir_path}: the weights of chunk {chunk} (layers {range}) hash to \
+				 0x{}, but the registry has 0x{} for model {model}; refusing to serve other \
+				 weights",
 				weight_hash::to_hex(&hash),
 				weight_hash::to_hex(&spec.weights_hash.0),
-			)));
+			));
 		}
-		let shard = Shard::load(&dir, range, &device, dtype)
-			.map_err(|e| fail(format!("loading chunk {chunk} (layers {range}): {e}")))?;
+		let shard = Shard::load(&prepared.dir, range, &prepared.device, prepared.dtype)
+			.map_err(|e| format!("loading chunk {chunk} (layers {range}): {e}"))?;
 		log::info!(
 			target: LOG_TARGET,
 			"serving chunk {chunk} (layers {range}) of model {model} as {account}: weights \
@@ -247,35 +283,36 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 		);
 		shards.insert(chunk, Arc::new(Mutex::new(shard)));
 	}
-	let tokenizer = PromptTokenizer::from_file(&dir.tokenizer_path(), &config_of_dir)
-		.map_err(|e| fail(format!("--model-dir {}: {e}", dir_path.display())))?;
-
-	let (sender, requests) = async_channel::bounded(64);
-	let protocol = N::request_response_config(
-		protocol::protocol_name(),
-		Vec::new(),
-		protocol::max_request_bytes(
-			config_of_dir.max_position_embeddings,
-			config_of_dir.hidden_size,
-		),
-		protocol::MAX_RESPONSE_BYTES,
-		protocol::REQUEST_TIMEOUT,
-		Some(sender),
-	);
-	let prepared = Prepared {
+	let tokenizer = PromptTokenizer::from_file(&prepared.dir.tokenizer_path(), config)
+		.map_err(|e| format!("--model-dir {dir_path}: {e}"))?;
+	Ok(Some(Resolved {
 		public,
 		account,
 		registered_peer: expert.profile.peer_id.to_vec(),
 		model: ServedModel {
 			model,
-			config: config_of_dir,
+			config: config.clone(),
 			tokenizer,
 			shards,
-			perturb: cmd.miner_perturb_activations,
+			perturb: prepared.perturb,
 		},
-		requests,
-	};
-	Ok((prepared, protocol))
+	}))
+}
+
+/// Refuses to mine under a peer id other than the registered one: the previous
+/// miners would send their activations elsewhere.
+fn check_peer(resolved: &Resolved, local_peer: PeerId) -> Result<(), String> {
+	if local_peer.to_bytes() == resolved.registered_peer {
+		return Ok(());
+	}
+	let registered = PeerId::from_bytes(&resolved.registered_peer)
+		.map(|p| p.to_string())
+		.unwrap_or_else(|_| "an invalid peer id".into());
+	Err(format!(
+		"--miner: {} registered the peer id {registered}, but this node is {local_peer}; \
+		 start it with that peer's node key (--node-key-file) or update the expert's profile",
+		resolved.account
+	))
 }
 
 /// What the worker needs from the running node.
@@ -286,48 +323,81 @@ pub struct NodeParts {
 	pub keystore: KeystorePtr,
 	pub network: Arc<dyn NetworkService>,
 	pub spawner: SpawnTaskHandle,
+	pub essential: SpawnEssentialTaskHandle,
 	pub registry: Option<Registry>,
 	pub data_path: PathBuf,
 }
 
-/// Starts the worker's tasks.
+/// Starts the worker. Errors found now (wrong weights, wrong peer id) stop the node at
+/// once; if no key is a registered expert yet, the worker waits for one, and an error
+/// found then stops the node too (the worker is an essential task).
 pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
+	let chain = ChainView::new(node.client.clone());
 	let local_peer = node.network.local_peer_id();
-	if local_peer.to_bytes() != prepared.registered_peer {
-		let registered = polkadot_sdk::sc_network::PeerId::from_bytes(&prepared.registered_peer)
-			.map(|p| p.to_string())
-			.unwrap_or_else(|_| "an invalid peer id".into());
-		return Err(fail(format!(
-			"--miner: {} registered the peer id {registered}, but this node is {local_peer}; \
-			 start it with that peer's node key (--node-key-file) or update the expert's \
-			 profile",
-			prepared.account
-		)));
+	let resolved = resolve(&prepared, &chain).map_err(fail)?;
+	if let Some(resolved) = &resolved {
+		check_peer(resolved, local_peer).map_err(fail)?;
+	} else {
+		let accounts: Vec<String> =
+			prepared.keys.iter().map(|k| AccountId::from(*k).to_string()).collect();
+		log::warn!(
+			target: LOG_TARGET,
+			"no miner key ({}) is a registered expert at block #{}; waiting for the \
+			 registration (docs/experts.md) or for the node to sync",
+			accounts.join(", "),
+			chain.best().1,
+		);
 	}
 	let store = store::ResultStore::open(&node.data_path.join("miner")).map_err(fail)?;
 	let metrics = metrics::Metrics::register(node.registry.as_ref())
 		.map_err(|e| fail(format!("registering the miner metrics failed: {e}")))?;
-	let worker = Arc::new(worker::Worker {
-		chain: ChainView::new(node.client.clone()),
-		submitter: Submitter::new(node.client.clone(), node.pool, node.keystore, prepared.public),
-		account: prepared.account,
-		network: node.network,
-		model: prepared.model,
-		store,
-		metrics,
-		spawner: node.spawner.clone(),
-		sessions: Default::default(),
-		drives: Default::default(),
-		submitted: Default::default(),
-		peers: Default::default(),
-		warned: Default::default(),
-	});
-	node.spawner.spawn(
-		"dllm-miner-requests",
-		Some("dllm-miner"),
-		worker.clone().serve(prepared.requests),
-	);
-	node.spawner.spawn("dllm-miner-blocks", Some("dllm-miner"), worker.follow_blocks(node.client));
+	let run = async move {
+		let mut imports = node.client.import_notification_stream();
+		let mut resolved = resolved;
+		while resolved.is_none() {
+			if imports.next().await.is_none() {
+				return;
+			}
+			match resolve(&prepared, &chain).and_then(|r| match r {
+				Some(r) => check_peer(&r, local_peer).map(|()| Some(r)),
+				None => Ok(None),
+			}) {
+				Ok(found) => resolved = found,
+				Err(e) => {
+					log::error!(target: LOG_TARGET, "{e}; the miner stops");
+					return;
+				}
+			}
+		}
+		let Some(resolved) = resolved else { return };
+		let worker = Arc::new(worker::Worker {
+			chain,
+			submitter: Submitter::new(
+				node.client.clone(),
+				node.pool,
+				node.keystore,
+				resolved.public,
+			),
+			account: resolved.account,
+			network: node.network,
+			model: resolved.model,
+			store,
+			metrics,
+			spawner: node.spawner.clone(),
+			sessions: Default::default(),
+			drives: Default::default(),
+			submitted: Default::default(),
+			peers: Default::default(),
+			warned: Default::default(),
+		});
+		node.spawner.spawn(
+			"dllm-miner-requests",
+			Some("dllm-miner"),
+			worker.clone().serve(prepared.requests),
+		);
+		worker.follow_blocks(node.client).await;
+	};
+	node.essential.spawn("dllm-miner", Some("dllm-miner"), run);
 	Ok(())
 }
 

@@ -1,7 +1,7 @@
 // Starting a dllm-node for scripts and tests, and connecting @polkadot/api to it.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -54,10 +54,10 @@ export async function startDevNode() {
 /**
  * Starts `dllm-node` with `args` plus free RPC and p2p ports (or the given ones), no
  * telemetry and no Prometheus endpoint unless `prometheusPort` is given, and connects
- * an ApiPromise to it once its RPC answers. Returns { api, stop, kill, log, wsUrl,
+ * an ApiPromise to it once its RPC answers. Its log goes to `logFile` too, if given. Returns { api, stop, kill, log, wsUrl,
  * p2pPort, exited }.
  */
-export async function startNode(args, { rpcPort, p2pPort, prometheusPort } = {}) {
+export async function startNode(args, { rpcPort, p2pPort, prometheusPort, logFile } = {}) {
   rpcPort = rpcPort ?? (await freePort());
   p2pPort = p2pPort ?? (await freePort());
   const metrics = prometheusPort
@@ -68,8 +68,13 @@ export async function startNode(args, { rpcPort, p2pPort, prometheusPort } = {})
     [...args, '--rpc-port', String(rpcPort), '--port', String(p2pPort), '--no-telemetry', ...metrics],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
+  // The last lines in memory (for errors and tests), all of them in `logFile` if given.
   const log = [];
-  child.stderr.on('data', (chunk) => log.push(...chunk.toString().split('\n')));
+  child.stderr.on('data', (chunk) => {
+    log.push(...chunk.toString().split('\n'));
+    if (log.length > 5000) log.splice(0, log.length - 2500);
+  });
+  if (logFile) child.stderr.pipe(createWriteStream(logFile));
 
   const exited = new Promise((resolveExit) => child.on('exit', resolveExit));
   // Rejects if the node dies before the API is ready; handled here so that the normal

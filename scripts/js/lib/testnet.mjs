@@ -3,7 +3,7 @@
 // model generated on the spot with `dllm-infer make-tiny` (the dev model's weights).
 
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,17 +50,31 @@ export async function referenceGeneration(modelDir, prompt, maxTokens, sampling 
 
 /**
  * Starts the validator and one miner node per name in `miners` (perturbing ones in
- * `perturb`); resolves once all answer RPC. Returns { api, validator, miners, modelDir,
- * startMiner, stop }.
+ * `perturb`); resolves once all answer RPC. With `dir`, the model and the nodes' logs
+ * (`<name>.log`) stay there; `modelDir` serves another registered model than the dev
+ * one; `rpcPort` fixes the validator's RPC port. Returns { api, validator, miners,
+ * modelDir, startMiner, stop }.
  */
-export async function startTestnet({ miners = ['bob', 'charlie', 'dave'], perturb = [], dir } = {}) {
+export async function startTestnet({
+  miners = ['bob', 'charlie', 'dave'],
+  perturb = [],
+  dir,
+  modelDir,
+  rpcPort,
+  prometheus = {},
+} = {}) {
   const root = dir ?? mkdtempSync(join(tmpdir(), 'dllm-testnet-'));
-  const modelDir = await makeTinyModel(join(root, 'model'));
-  const validator = await startNode(['--dev', '--tmp', '--no-mdns', '--node-key', nodeKey('alice')]);
+  mkdirSync(root, { recursive: true });
+  modelDir = modelDir ?? (await makeTinyModel(join(root, 'model')));
+  const logFile = (name) => (dir ? join(dir, `${name}.log`) : undefined);
+  const validator = await startNode(['--dev', '--tmp', '--no-mdns', '--node-key', nodeKey('alice')], {
+    rpcPort,
+    logFile: logFile('alice'),
+  });
   const bootnode = `/ip4/127.0.0.1/tcp/${validator.p2pPort}/p2p/${VALIDATOR_PEER}`;
   const running = {};
 
-  async function startMiner(name, { prometheusPort } = {}) {
+  async function startMiner(name, { prometheusPort = prometheus[name] } = {}) {
     const args = [
       '--chain', 'dev', `--${name}`, '--tmp', '--no-mdns',
       '--node-key', nodeKey(name),
@@ -68,7 +82,7 @@ export async function startTestnet({ miners = ['bob', 'charlie', 'dave'], pertur
       '--miner', '--model-dir', modelDir,
     ];
     if (perturb.includes(name)) args.push('--miner-perturb-activations');
-    running[name] = await startNode(args, { prometheusPort });
+    running[name] = await startNode(args, { prometheusPort, logFile: logFile(name) });
     return running[name];
   }
 

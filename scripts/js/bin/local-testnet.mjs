@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// Starts a local testnet on loopback and keeps it running until Ctrl-C:
+//
+//   node bin/local-testnet.mjs [--dir DIR] [--rpc-port 9944] [--miners bob,charlie,dave]
+//
+// The validator is the dev chain's authority (Alice) with RPC on --rpc-port; each miner
+// is a `dllm-node --miner` for a genesis expert (Bob: chunk 0, Charlie: chunk 1, Dave:
+// both) with the node key the dev genesis registered for it, serving a tiny model
+// generated on the spot (`dllm-infer make-tiny`, the dev model's weights). Logs and the
+// model go to --dir (a new temporary directory by default). Exit codes: 0 after Ctrl-C,
+// 1 when a node fails to start, 2 on bad usage.
+
+import { runCli } from '../lib/node.mjs';
+import { NODE_KEY_INDEX, startTestnet } from '../lib/testnet.mjs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+function usage(message) {
+  console.error(`error: ${message}\nsee the header of bin/local-testnet.mjs for the options`);
+  process.exit(2);
+}
+
+function parse(argv) {
+  const options = { dir: null, rpcPort: 9944, miners: ['bob', 'charlie', 'dave'] };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) usage(`${flag} needs a value`);
+      return argv[++i];
+    };
+    switch (flag) {
+      case '--dir': options.dir = value(); break;
+      case '--rpc-port': {
+        const port = value();
+        if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) usage(`--rpc-port must be a port number, got ${port}`);
+        options.rpcPort = Number(port);
+        break;
+      }
+      case '--miners': {
+        options.miners = value().split(',').map((name) => name.trim().toLowerCase());
+        const bad = options.miners.find((name) => !NODE_KEY_INDEX[name] || name === 'alice');
+        if (bad !== undefined) usage(`--miners: ${bad} is not one of bob, charlie, dave, eve, ferdie`);
+        break;
+      }
+      default: usage(`unknown option ${flag}`);
+    }
+  }
+  return options;
+}
+
+runCli(async () => {
+  const options = parse(process.argv.slice(2));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'dllm-testnet-'));
+  console.log(`starting the validator and miners (${options.miners.join(', ')}); logs in ${dir}`);
+  const net = await startTestnet({ miners: options.miners, dir, rpcPort: options.rpcPort });
+  console.log(`validator RPC: ws://127.0.0.1:${options.rpcPort}`);
+  console.log(`model: ${net.modelDir}`);
+  console.log('submit a prompt:  (cd scripts/js && node bin/prompt.mjs --ws ' +
+    `ws://127.0.0.1:${options.rpcPort} "What is DLLM?")`);
+  console.log('Ctrl-C stops every node');
+  await new Promise((resolveStop) => {
+    process.once('SIGINT', resolveStop);
+    process.once('SIGTERM', resolveStop);
+  });
+  console.log('stopping…');
+  await net.stop();
+  return 0;
+});
