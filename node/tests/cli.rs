@@ -32,3 +32,134 @@ fn version_names_the_node() {
 	assert!(output.status.success());
 	assert!(String::from_utf8_lossy(&output.stdout).starts_with("dllm-node"));
 }
+
+/// `dllm-node` with `args` plus free ports; waits for it to exit (60 s at most).
+fn run_node(args: &[&str]) -> (bool, String) {
+	let (p2p, rpc) = (common::free_port().to_string(), common::free_port().to_string());
+	let mut child = Command::new(common::node_binary())
+		.args(args)
+		.args(["--port", &p2p, "--rpc-port", &rpc, "--no-prometheus", "--no-telemetry"])
+		.stdout(std::process::Stdio::null())
+		.stderr(std::process::Stdio::piped())
+		.spawn()
+		.expect("dllm-node runs");
+	let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+	while child.try_wait().expect("wait").is_none() {
+		if std::time::Instant::now() > deadline {
+			let _ = child.kill();
+			panic!("dllm-node {args:?} kept running; expected an error exit");
+		}
+		std::thread::sleep(std::time::Duration::from_millis(100));
+	}
+	let output = child.wait_with_output().expect("output");
+	(output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn miner_refuses_bad_options_weights_and_keys_with_a_clear_error() {
+	let dir = std::env::temp_dir().join(format!("dllm-miner-cli-{}", std::process::id()));
+	let _ = std::fs::remove_dir_all(&dir);
+	let good = dir.join("dev-model");
+	let other = dir.join("other-weights");
+	dllm_inference::tiny::write_tiny_model(&good, &Default::default()).expect("dev model");
+	let reseeded = dllm_inference::tiny::TinySpec { seed: 7, ..Default::default() };
+	dllm_inference::tiny::write_tiny_model(&other, &reseeded).expect("other model");
+	let (good, other) = (good.to_str().expect("utf-8"), other.to_str().expect("utf-8"));
+	// Bob's registered peer id is the one of node key 0x00…02.
+	let bob_key = format!("{:064x}", 2);
+	let other_key = format!("{:064x}", 9);
+
+	let cases: Vec<(Vec<&str>, &str)> = vec![
+		(vec!["--dev", "--tmp", "--miner"], "--model-dir"),
+		(vec!["--dev", "--tmp", "--model-dir", good], "--miner"),
+		(
+			vec!["--dev", "--tmp", "--miner", "--model-dir", "/nonexistent/model"],
+			"/nonexistent/model",
+		),
+		(vec!["--chain", "dev", "--tmp", "--miner", "--model-dir", good], "no miner key"),
+		(
+			vec![
+				"--chain",
+				"dev",
+				"--bob",
+				"--tmp",
+				"--miner",
+				"--model-dir",
+				good,
+				"--serve-chunks",
+				"x",
+			],
+			"--serve-chunks",
+		),
+		(
+			vec![
+				"--chain",
+				"dev",
+				"--bob",
+				"--tmp",
+				"--node-key",
+				&bob_key,
+				"--miner",
+				"--model-dir",
+				good,
+				"--serve-chunks",
+				"1",
+			],
+			"does not serve chunk 1",
+		),
+		(
+			vec![
+				"--chain",
+				"dev",
+				"--bob",
+				"--tmp",
+				"--node-key",
+				&bob_key,
+				"--miner",
+				"--model-dir",
+				other,
+			],
+			"refusing to serve other weights",
+		),
+		(
+			vec![
+				"--chain",
+				"dev",
+				"--bob",
+				"--tmp",
+				"--node-key",
+				&other_key,
+				"--miner",
+				"--model-dir",
+				good,
+			],
+			"registered the peer id 12D3KooWHdiAxVd8uMQR1hGWXccidmfCwLqcMpGwR6QcTP6QRMuD",
+		),
+		(
+			vec![
+				"--chain",
+				"dev",
+				"--bob",
+				"--tmp",
+				"--node-key",
+				&bob_key,
+				"--miner",
+				"--model-dir",
+				good,
+				"--device",
+				"tpu",
+			],
+			"--device",
+		),
+	];
+	for (args, expected) in cases {
+		let (success, stderr) = run_node(&args);
+		assert!(!success, "{args:?} must fail");
+		assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in:\n{stderr}");
+		assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+		let error_lines = stderr.lines().filter(|line| line.starts_with("Error:")).count();
+		let usage_error = stderr.lines().any(|line| line.starts_with("error:"));
+		assert!(error_lines == 1 || usage_error, "{args:?}: one error line:\n{stderr}");
+	}
+	let _ = std::fs::remove_dir_all(&dir);
+}

@@ -68,7 +68,7 @@ pub struct MinerCmd {
 
 	/// Chunks to serve: `auto` (every chunk the expert registered) or indices (`0,2`).
 	#[arg(long, value_name = "auto|LIST", default_value = "auto", requires = "miner")]
-	pub serve_chunks: String,
+	pub serve_chunks: ServeChunks,
 
 	/// Where the chunks run: `cpu` or `cuda:N` (a build with `--features cuda`).
 	#[arg(long, value_name = "cpu|cuda:N", default_value = "cpu", requires = "miner")]
@@ -151,7 +151,7 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 	cmd: &MinerCmd,
 ) -> Result<(Prepared, N::RequestResponseProtocolConfig), Error> {
 	let dir_path = cmd.model_dir.clone().ok_or_else(|| fail("--miner needs --model-dir DIR"))?;
-	let serve: ServeChunks = cmd.serve_chunks.parse().map_err(fail)?;
+	let serve = cmd.serve_chunks.clone();
 
 	// The key: one in the keystore, or the dev account's on a dev chain.
 	let mut keys = keystore.sr25519_public_keys(KEY_TYPE);

@@ -269,10 +269,17 @@ impl Worker {
 					0.0
 				};
 				self.metrics.decode_speed(speed);
+				// Wall-clock time of the first token, for benchmarks that compare it
+				// with the submission's inclusion (scripts/js/bin/bench-miners.mjs).
+				let first_at = std::time::SystemTime::now()
+					.checked_sub(started.elapsed().saturating_sub(first))
+					.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+					.map_or(0, |t| t.as_millis());
 				log::info!(
 					target: LOG_TARGET,
 					"task {} pipeline {}: {prompt_len} prompt tokens, {generated} generated; \
-					 first token after {first:?}, decode {speed:.1} tokens/s",
+					 first token after {first:?} (unix ms {first_at}), decode {speed:.1} \
+					 tokens/s",
 					assignment.task, assignment.pipeline,
 				);
 				return Ok(());

@@ -1,0 +1,181 @@
+#!/usr/bin/env node
+// Measures prompts answered by miner nodes on loopback against one dllm-infer process:
+//
+//   node bin/bench-miners.mjs [--size tiny|mid] [--tasks 3] [--max-tokens 32] [--dir DIR]
+//
+// `tiny` is the dev chain's model 0 (4 layers, hidden 64). `mid` is a random Mistral of
+// 8 layers, hidden 1024, vocabulary 32000 (175 M parameters, docs/benchmarks.md),
+// written to DIR/mid once and registered here as model 1 in chunks 0..4 and 4..8.
+// Redundancy is set to 1 and Dave stops serving, so every task runs in one pipeline of
+// two miners, Bob (chunk 0) → Charlie (chunk 1), on loopback.
+//
+// Per task: inclusion of submit_task → first token (the driver logs the first token's
+// wall-clock time), inclusion → result on chain (seen by this client), decode tokens/s
+// through the two miners, activation bytes Bob sent per generated token (Prometheus).
+// Then `dllm-infer bench` on the same model, prompt length and token count in one
+// process, and the ratio. Prints a Markdown table.
+
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+
+import * as experts from '../lib/experts.mjs';
+import { freePort, runCli, sendAndFinalize } from '../lib/node.mjs';
+import * as tasks from '../lib/tasks.mjs';
+import { inferBinary, startTestnet } from '../lib/testnet.mjs';
+
+const run = promisify(execFile);
+const PROMPT = 'The quick brown fox jumps over the lazy dog. What does the fox do next?';
+
+function usage(message) {
+  console.error(`error: ${message}\nsee the header of bin/bench-miners.mjs for the options`);
+  process.exit(2);
+}
+
+function parse(argv) {
+  const options = { size: 'tiny', tasks: 3, maxTokens: 32, dir: null };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) usage(`${flag} needs a value`);
+      return argv[++i];
+    };
+    const count = (text) => {
+      if (!/^\d+$/.test(text) || Number(text) < 1) usage(`${flag} must be a positive whole number, got ${text}`);
+      return Number(text);
+    };
+    switch (flag) {
+      case '--size': options.size = value(); if (!['tiny', 'mid'].includes(options.size)) usage('--size is tiny or mid'); break;
+      case '--tasks': options.tasks = count(value()); break;
+      case '--max-tokens': options.maxTokens = count(value()); break;
+      case '--dir': options.dir = value(); break;
+      default: usage(`unknown option ${flag}`);
+    }
+  }
+  return options;
+}
+
+const MID = ['--layers', '8', '--hidden', '1024', '--heads', '16', '--kv-heads', '4', '--intermediate', '3584',
+  '--vocab', '32000', '--sliding-window', '4096', '--max-positions', '4096', '--files', '4', '--seed', '1'];
+
+/** Writes the mid model once; returns its directory and chunk hashes. */
+async function midModel(dir) {
+  const modelDir = join(dir, 'mid');
+  if (!existsSync(join(modelDir, 'config.json'))) {
+    await run(inferBinary(), ['make-tiny', '--out', modelDir, ...MID], { maxBuffer: 1 << 24 });
+  }
+  const { stdout } = await run(inferBinary(), ['hash-chunks', '--model', modelDir, '--shards', '0..4,4..8']);
+  return { modelDir, hashes: stdout };
+}
+
+/** Registers the mid model as model 1 (root), activates it, Bob serves chunk 0 and Charlie chunk 1. */
+async function registerMid(api, hashText, keyring) {
+  const hex = (label) => {
+    const line = hashText.split('\n').find((l) => l.includes(label));
+    const match = line && line.match(/[0-9a-f]{64}/);
+    if (!match) throw new Error(`no hash for ${label} in:\n${hashText}`);
+    return `0x${match[0]}`;
+  };
+  const spec = {
+    name: 'bench-mid', version: 1, architecture: 'Mistral', numLayers: 8, hiddenSize: 1024,
+    vocabSize: 32000, maxContext: 4096,
+    chunks: [
+      { startLayer: 0, endLayer: 4, weightsHash: hex('0..4') },
+      { startLayer: 4, endLayer: 8, weightsHash: hex('4..8') },
+    ],
+    tokenizerHash: hex('tokenizer'), domains: [],
+  };
+  const alice = keyring.addFromUri('//Alice');
+  for (const call of [api.tx.models.registerModel(spec), api.tx.models.activateModel(1)]) {
+    const { events } = await sendAndFinalize(api.tx.sudo.sudo(call), alice);
+    const sudid = events.find(({ event }) => api.events.sudo.Sudid.is(event));
+    if (!sudid || sudid.event.data[0].isErr) throw new Error(`sudo ${call.method.method} failed`);
+  }
+  for (const [who, chunk] of [['//Bob', 0], ['//Charlie', 1]]) {
+    const result = await experts.serveChunk(api, keyring.addFromUri(who), 1, chunk);
+    if (!result.ok) throw new Error(`serve_chunk(1, ${chunk}) by ${who}: ${result.error}`);
+  }
+}
+
+async function scrape(port, metric) {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${metric} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+runCli(async () => {
+  const options = parse(process.argv.slice(2));
+  await cryptoWaitReady();
+  const keyring = new Keyring({ type: 'sr25519' });
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'dllm-bench-'));
+  const mid = options.size === 'mid' ? await midModel(dir) : null;
+  const prometheus = { bob: await freePort() };
+
+  // Miners start after the model is registered (a miner refuses unknown weights).
+  const net = await startTestnet({ miners: [], dir, modelDir: mid?.modelDir });
+  try {
+    const { api } = net;
+    const alice = keyring.addFromUri('//Alice');
+    const dave = keyring.addFromUri('//Dave');
+    for (const chunk of [0, 1]) await experts.stopServing(api, dave, 0, chunk);
+    await sendAndFinalize(api.tx.sudo.sudo(api.tx.poaw.setRedundancy(1)), alice);
+    const model = mid ? 1 : 0;
+    if (mid) await registerMid(api, mid.hashes, keyring);
+    await net.startMiner('bob', { prometheusPort: prometheus.bob });
+    await net.startMiner('charlie');
+
+    const ferdie = keyring.addFromUri('//Ferdie');
+    const rows = [];
+    for (let i = 0; i < options.tasks; i++) {
+      const bytesBefore = await scrape(prometheus.bob, 'dllm_miner_activation_bytes_sent_total');
+      const q = await tasks.quote(api, model, PROMPT, options.maxTokens);
+      let included;
+      const submitted = await new Promise((resolveTx, reject) => {
+        api.tx.poaw.submitTask(model, PROMPT, options.maxTokens, tasks.GREEDY, q.maxFee, null)
+          .signAndSend(ferdie, ({ status, events }) => {
+            if (status.isInBlock && included === undefined) {
+              included = Date.now();
+              const event = events.find(({ event: e }) => api.events.poaw.TaskSubmitted.is(e));
+              if (event) resolveTx(event.event.data.task.toNumber());
+              else reject(new Error('submit_task was refused'));
+            }
+          })
+          .catch(reject);
+      });
+      const details = await tasks.waitForResult(api, submitted, 600_000);
+      const done = Date.now();
+      if (details.status !== 'Completed') throw new Error(`task ${submitted} ended ${details.status}`);
+      const line = net.miners.bob.log.find((l) => l.includes(`task ${submitted} pipeline 0:`) && l.includes('unix ms'));
+      const match = line?.match(/(\d+) prompt tokens, (\d+) generated; .*unix ms (\d+)\), decode ([\d.]+) tokens\/s/);
+      if (!match) throw new Error(`no driver log line for task ${submitted}`);
+      const [, promptTokens, generated, firstAt, decode] = match.map(Number);
+      const bytes = (await scrape(prometheus.bob, 'dllm_miner_activation_bytes_sent_total')) - bytesBefore;
+      rows.push({ promptTokens, generated, firstToken: firstAt - included, result: done - included, decode, bytesPerToken: bytes / generated });
+    }
+
+    // The same work in one process: prompt length and generated tokens as the miners ran.
+    const { promptTokens, generated } = rows[0];
+    const { stdout } = await run(inferBinary(), ['bench', '--model', net.modelDir, '--prompt-len', String(promptTokens), '--gen', String(generated)]);
+    const reference = Number(stdout.match(/\| decode \(\d+ tokens\) \| ([\d.]+) tokens\/s/)[1]);
+
+    const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+    const range = (key, digits) => `${median(rows.map((r) => r[key])).toFixed(digits)} [${Math.min(...rows.map((r) => r[key])).toFixed(digits)}–${Math.max(...rows.map((r) => r[key])).toFixed(digits)}]`;
+    console.log(`\nmodel: ${options.size} (${net.modelDir}), ${rows.length} tasks, prompt ${promptTokens} tokens, ${generated} generated, greedy\n`);
+    console.log('| measure | median [min–max] |');
+    console.log('| --- | --- |');
+    console.log(`| inclusion of submit_task → first token (ms) | ${range('firstToken', 0)} |`);
+    console.log(`| inclusion of submit_task → result on chain (ms) | ${range('result', 0)} |`);
+    console.log(`| decode tokens/s, Bob → Charlie on loopback | ${range('decode', 1)} |`);
+    console.log(`| decode tokens/s, dllm-infer bench, one process | ${reference.toFixed(1)} |`);
+    console.log(`| ratio miners / one process | ${(median(rows.map((r) => r.decode)) / reference).toFixed(2)} |`);
+    console.log(`| activation bytes sent per generated token | ${range('bytesPerToken', 0)} |`);
+    return 0;
+  } finally {
+    await net.stop();
+  }
+});
