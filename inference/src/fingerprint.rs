@@ -240,7 +240,7 @@ impl FingerprintBuilder {
 		for start in 0..n {
 			let position = self.positions + start;
 			// Only rows that end a block, and the very last row, are kept.
-			if (position + 1) % self.block == 0 || start + 1 == n {
+			if (position + 1).is_multiple_of(self.block) || start + 1 == n {
 				let row = hidden.get(start)?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
 				self.push_row_at(position, row)?;
 			}
@@ -265,7 +265,7 @@ impl FingerprintBuilder {
 			)));
 		}
 		self.width = row.len();
-		if (position + 1) % self.block == 0 {
+		if (position + 1).is_multiple_of(self.block) {
 			self.block_rows.push(row);
 			self.tail = None;
 		} else {

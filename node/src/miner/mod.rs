@@ -129,6 +129,15 @@ pub struct Prepared {
 	requests: async_channel::Receiver<IncomingRequest>,
 }
 
+/// Whether the worker can start.
+enum Resolution {
+	/// It can: the expert and its loaded chunks (boxed: the model is large).
+	Ready(Box<Resolved>),
+	/// Not yet (why): no key is a registered expert, or the expert serves no chunk of
+	/// the directory's model, at the best block (registration pending, or not synced).
+	Waiting(String),
+}
+
 /// The expert this node mines as, and its loaded chunks.
 struct Resolved {
 	public: sr25519::Public,
@@ -203,9 +212,10 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 }
 
 /// The registered expert among the keys at the best block, with its chunks checked
-/// against the registry and loaded; `None` while none of the keys is registered.
-fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Option<Resolved>, String> {
-	let (best, _) = chain.best();
+/// against the registry and loaded. Errors are fatal: weights that differ from the
+/// registry's, chunks asked for that the expert does not serve.
+fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Resolution, String> {
+	let (best, number) = chain.best();
 	let mut found = None;
 	for public in &prepared.keys {
 		let account = AccountId::from(*public);
@@ -214,7 +224,14 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Option<Resolved>, S
 			break;
 		}
 	}
-	let Some((public, account, expert)) = found else { return Ok(None) };
+	let Some((public, account, expert)) = found else {
+		let accounts: Vec<String> =
+			prepared.keys.iter().map(|k| AccountId::from(*k).to_string()).collect();
+		return Ok(Resolution::Waiting(format!(
+			"no miner key ({}) is a registered expert at block #{number}",
+			accounts.join(", ")
+		)));
+	};
 	let dir_path = prepared.dir_path.display();
 	let config = prepared.dir.config();
 
@@ -236,11 +253,11 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Option<Resolved>, S
 		}
 	}
 	let Some((model, record, registered)) = model_match else {
-		return Err(format!(
-			"--model-dir {dir_path}: the checkpoint (its layers, width and tokenizer) is none \
-			 of the models {account} serves ({:?})",
+		return Ok(Resolution::Waiting(format!(
+			"at block #{number}, the checkpoint in --model-dir {dir_path} (its layers, width \
+			 and tokenizer) is none of the models {account} serves ({:?})",
 			served.keys().collect::<Vec<_>>()
-		));
+		)));
 	};
 	let chunks = match &prepared.serve {
 		ServeChunks::Auto => registered.clone(),
@@ -285,7 +302,7 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Option<Resolved>, S
 	}
 	let tokenizer = PromptTokenizer::from_file(&prepared.dir.tokenizer_path(), config)
 		.map_err(|e| format!("--model-dir {dir_path}: {e}"))?;
-	Ok(Some(Resolved {
+	Ok(Resolution::Ready(Box::new(Resolved {
 		public,
 		account,
 		registered_peer: expert.profile.peer_id.to_vec(),
@@ -296,7 +313,7 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Option<Resolved>, S
 			shards,
 			perturb: prepared.perturb,
 		},
-	}))
+	})))
 }
 
 /// Refuses to mine under a peer id other than the registered one: the previous
@@ -334,20 +351,20 @@ pub struct NodeParts {
 pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 	let chain = ChainView::new(node.client.clone());
 	let local_peer = node.network.local_peer_id();
-	let resolved = resolve(&prepared, &chain).map_err(fail)?;
-	if let Some(resolved) = &resolved {
-		check_peer(resolved, local_peer).map_err(fail)?;
-	} else {
-		let accounts: Vec<String> =
-			prepared.keys.iter().map(|k| AccountId::from(*k).to_string()).collect();
-		log::warn!(
-			target: LOG_TARGET,
-			"no miner key ({}) is a registered expert at block #{}; waiting for the \
-			 registration (docs/experts.md) or for the node to sync",
-			accounts.join(", "),
-			chain.best().1,
-		);
-	}
+	let resolved = match resolve(&prepared, &chain).map_err(fail)? {
+		Resolution::Ready(resolved) => {
+			check_peer(&resolved, local_peer).map_err(fail)?;
+			Some(resolved)
+		}
+		Resolution::Waiting(why) => {
+			log::warn!(
+				target: LOG_TARGET,
+				"{why}; the miner waits for the registration (docs/operators.md) or for the \
+				 node to sync",
+			);
+			None
+		}
+	};
 	let store = store::ResultStore::open(&node.data_path.join("miner")).map_err(fail)?;
 	let metrics = metrics::Metrics::register(node.registry.as_ref())
 		.map_err(|e| fail(format!("registering the miner metrics failed: {e}")))?;
@@ -358,10 +375,11 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			if imports.next().await.is_none() {
 				return;
 			}
-			match resolve(&prepared, &chain).and_then(|r| match r {
-				Some(r) => check_peer(&r, local_peer).map(|()| Some(r)),
-				None => Ok(None),
-			}) {
+			let resolution = resolve(&prepared, &chain).and_then(|resolution| match resolution {
+				Resolution::Ready(r) => check_peer(&r, local_peer).map(|()| Some(r)),
+				Resolution::Waiting(_) => Ok(None),
+			});
+			match resolution {
 				Ok(found) => resolved = found,
 				Err(e) => {
 					log::error!(target: LOG_TARGET, "{e}; the miner stops");

@@ -154,15 +154,13 @@ impl Worker {
 						Err(e) => log::warn!(target: LOG_TARGET, "{e}"),
 					}
 				}
-				(SlotState::Committed(_), _) => {
-					if lock(&self.warned).insert(key) {
-						log::error!(
-							target: LOG_TARGET,
-							"task {} pipeline {} chunk {}: committed, but the result to reveal \
-							 is not in {:?}; the slot will miss its reveal",
-							key.0, key.1, key.2, "the miner directory",
-						);
-					}
+				(SlotState::Committed(_), _) if lock(&self.warned).insert(key) => {
+					log::error!(
+						target: LOG_TARGET,
+						"task {} pipeline {} chunk {}: committed, but the result to reveal is \
+						 not in the miner's directory; the slot will miss its reveal",
+						key.0, key.1, key.2,
+					);
 				}
 				_ => {}
 			}

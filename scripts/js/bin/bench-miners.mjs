@@ -104,8 +104,10 @@ async function registerMid(api, hashText, keyring) {
 
 async function scrape(port, metric) {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${metric} `));
-  return line ? Number(line.split(' ')[1]) : 0;
+  // The node's registry labels every metric with the chain: `<metric>{chain="dllm_dev"} <value>`.
+  const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `));
+  if (!line) throw new Error(`metric ${metric} not found on port ${port}`);
+  return Number(line.split(' ').pop());
 }
 
 runCli(async () => {
@@ -122,10 +124,13 @@ runCli(async () => {
     const { api } = net;
     const alice = keyring.addFromUri('//Alice');
     const dave = keyring.addFromUri('//Dave');
+    const step = (text) => console.error(`[bench] ${text}`);
+    step('Dave stops serving; redundancy 1');
     for (const chunk of [0, 1]) await experts.stopServing(api, dave, 0, chunk);
     await sendAndFinalize(api.tx.sudo.sudo(api.tx.poaw.setRedundancy(1)), alice);
     const model = mid ? 1 : 0;
     if (mid) await registerMid(api, mid.hashes, keyring);
+    step('starting the miners');
     await net.startMiner('bob', { prometheusPort: prometheus.bob });
     await net.startMiner('charlie');
 
@@ -138,7 +143,7 @@ runCli(async () => {
       const submitted = await new Promise((resolveTx, reject) => {
         api.tx.poaw.submitTask(model, PROMPT, options.maxTokens, tasks.GREEDY, q.maxFee, null)
           .signAndSend(ferdie, ({ status, events }) => {
-            if (status.isInBlock && included === undefined) {
+            if ((status.isInBlock || status.isFinalized) && included === undefined) {
               included = Date.now();
               const event = events.find(({ event: e }) => api.events.poaw.TaskSubmitted.is(e));
               if (event) resolveTx(event.event.data.task.toNumber());
@@ -147,6 +152,7 @@ runCli(async () => {
           })
           .catch(reject);
       });
+      step(`task ${submitted} included`);
       const details = await tasks.waitForResult(api, submitted, 600_000);
       const done = Date.now();
       if (details.status !== 'Completed') throw new Error(`task ${submitted} ended ${details.status}`);
