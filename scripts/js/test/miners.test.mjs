@@ -188,3 +188,35 @@ test('a miner that returns wrong activations is outvoted (redundancy 3) and not 
     await net.stop();
   }
 });
+
+test('miners run several tasks at once, each with its own answer', async () => {
+  const net = await startTestnet();
+  try {
+    const { api } = net;
+    const prompts = [['ferdie', 'What is DLLM?'], ['eve', 'Tell me about GPUs.'], ['charlie', 'Why pipelines?']];
+    // Three requesters in parallel: their tasks are assigned in the same blocks, so each
+    // miner holds several pipelines at once (capacity 4).
+    const submitted = await Promise.all(prompts.map(async ([who, prompt]) => {
+      const q = await tasks.quote(api, 0, prompt, MAX_TOKENS);
+      const result = await tasks.submitTask(api, account(who), {
+        model: 0, prompt, maxTokens: MAX_TOKENS, maxFee: q.maxFee, sampling: SAMPLING,
+      });
+      assert.ok(result.ok, result.error);
+      return { prompt, task: result.task };
+    }));
+    const pipelines = [];
+    for (const { prompt, task } of submitted) {
+      const details = await tasks.waitForResult(api, task, 120_000);
+      pipelines.push(details.task.pipelines);
+      assert.equal(details.status, 'Completed');
+      const reference = await referenceGeneration(net.modelDir, prompt, MAX_TOKENS, REFERENCE_SAMPLING);
+      // The auction forms fewer pipelines when the experts' capacity runs out (Dave's
+      // two slots per task count twice against his 4).
+      assert.equal(details.outputs.length, details.task.pipelines, `${prompt}: every pipeline revealed`);
+      for (const out of details.outputs) assert.deepEqual(out.tokens, reference.tokens, `${prompt}`);
+    }
+    assert.ok(pipelines.reduce((a, b) => a + b, 0) >= 4, `pipelines per task: ${pipelines}`);
+  } finally {
+    await net.stop();
+  }
+});
