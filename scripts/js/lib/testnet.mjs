@@ -75,8 +75,10 @@ export async function startTestnet({
   const running = {};
 
   async function startMiner(name, { prometheusPort = prometheus[name] } = {}) {
+    // A base path of its own (not --tmp), so that a restarted miner finds its keystore,
+    // its database and the results it has not revealed yet.
     const args = [
-      '--chain', 'dev', `--${name}`, '--tmp', '--no-mdns',
+      '--chain', 'dev', `--${name}`, '--base-path', join(root, name), '--no-mdns',
       '--node-key', nodeKey(name),
       '--bootnodes', bootnode,
       '--miner', '--model-dir', modelDir,

@@ -52,7 +52,7 @@ async function bestBlock(api) {
  * the requester, the community fund and `watched` miners against docs/protocol.md,
  * paying the pipelines in `agreeing(details)`. Returns the task's details.
  */
-async function runTask(net, watchedMiners, { timeoutMs = 120_000, agreeing } = {}) {
+async function runTask(net, watchedMiners, { timeoutMs = 120_000, agreeing, afterSubmit } = {}) {
   const { api } = net;
   const requester = account('ferdie');
   const community = palletAccount(api, api.consts.treasury.palletId);
@@ -66,6 +66,7 @@ async function runTask(net, watchedMiners, { timeoutMs = 120_000, agreeing } = {
     model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee, sampling: SAMPLING,
   });
   assert.ok(submitted.ok, submitted.error);
+  if (afterSubmit) await afterSubmit(submitted.task);
   const details = await tasks.waitForResult(api, submitted.task, timeoutMs);
   const end = await bestBlock(api);
   const after = await balancesAt(api, end.hash, watched);
@@ -93,7 +94,21 @@ async function runTask(net, watchedMiners, { timeoutMs = 120_000, agreeing } = {
   for (const [address, amount] of expected) {
     assert.equal(after.get(address), amount, `balance of ${address}`);
   }
-  return { details, payout };
+  return { details, payout, start, end };
+}
+
+/** The task pallet's events about `expert` in blocks `from..=to`, by name. */
+async function poawEventsOf(api, expert, from, to) {
+  const counts = {};
+  for (let number = from; number <= to; number++) {
+    const events = await api.query.system.events.at(await api.rpc.chain.getBlockHash(number));
+    for (const { event } of events) {
+      if (event.section === 'poaw' && event.data.expert?.toString() === expert) {
+        counts[event.method] = (counts[event.method] ?? 0) + 1;
+      }
+    }
+  }
+  return counts;
 }
 
 /** The pipelines that revealed the accepted output (the majority). */
@@ -122,28 +137,47 @@ test('miners answer a prompt with what dllm-infer generates, and are paid as doc
   }
 });
 
-test('a miner that is down when its slot comes is not paid; the task completes without it', async () => {
+test('a miner that is down when its slot comes is not paid; a restarted miner reveals once; the task completes', async () => {
   const net = await startTestnet();
   try {
+    const { api } = net;
+    const dave = account('dave').address;
     // Charlie's node crashes after the chain registered it: the auction still gives it
     // chunk 1 of the Bob → Charlie pipeline. Bob cannot reach it, neither commits, and
     // at the commit deadline the chain finds no free replacement (Dave is in the other
     // pipeline) and abandons that pipeline; Dave's completes the task.
     await net.miners.charlie.kill();
-    const { details, payout } = await runTask(net, ['bob', 'charlie', 'dave'], {
+    // Dave commits both his slots, then his node is killed and restarted on the same
+    // base path while the reveals wait for the commit deadline: it must reveal what it
+    // committed (the salt is only in its miner directory) and commit nothing twice.
+    const restartDave = async (task) => {
+      for (let i = 0; ; i++) {
+        const slots = (await tasks.assignments(api, dave)).filter((a) => a.task === task);
+        if (slots.length === 2 && slots.every((a) => a.state === 'Committed')) break;
+        assert.ok(i < 120, 'Dave commits within a minute');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      await net.miners.dave.kill();
+      await net.startMiner('dave');
+    };
+    const { details, payout, start, end } = await runTask(net, ['bob', 'charlie', 'dave'], {
       timeoutMs: 300_000,
       agreeing: majority,
+      afterSubmit: restartDave,
     });
     const charlie = account('charlie').address;
     const bob = account('bob').address;
     assert.equal(payout.earned.get(charlie), undefined, 'Charlie earned nothing');
     assert.equal(payout.earned.get(bob), undefined, 'Bob, whose pipeline could not finish, earned nothing');
-    assert.ok(payout.earned.get(account('dave').address) > 0n, 'Dave was paid');
+    assert.ok(payout.earned.get(dave) > 0n, 'Dave was paid');
     const charlieSlot = details.slots.find((s) => s.expert === charlie);
     assert.equal(charlieSlot.state, 'Missed');
     const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
     assert.deepEqual(details.outputs.map((o) => o.tokens), [reference.tokens]);
     assert.match(net.miners.bob.log.join('\n'), /unreachable after 5 attempts/);
+    const daves = await poawEventsOf(api, dave, start.number + 1, end.number);
+    assert.equal(daves.Committed, 2, 'Dave committed each slot once');
+    assert.equal(daves.Revealed, 2, 'Dave revealed each slot once, after his restart');
   } finally {
     await net.stop();
   }
