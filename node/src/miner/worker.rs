@@ -513,7 +513,7 @@ impl Worker {
 			}
 			Ok(StageRequest::Abort { task, pipeline, chunk }) => {
 				let key = (task, pipeline, chunk);
-				let assignment = lock(&self.sessions).get(&key).map(|s| lock(s).assignment.clone());
+				let assignment = self.session_assignment(key);
 				if let Some(assignment) = assignment {
 					if self.is_previous_miner(&assignment, request.peer) {
 						self.drop_session(key);
@@ -538,7 +538,7 @@ impl Worker {
 		step: u32,
 		peer: PeerId,
 	) -> Result<(), Refusal> {
-		let existing = lock(&self.sessions).get(&key).map(|s| lock(s).assignment.clone());
+		let existing = self.session_assignment(key);
 		let assignment = match existing {
 			Some(assignment) => assignment,
 			None if step == 0 => self.wait_for_assignment(key).await?,
@@ -620,6 +620,13 @@ impl Worker {
 		Ok(peer)
 	}
 
+	/// The slot of `key`'s open session. The map's lock is released before the session's
+	/// is taken: a session stays locked for a whole pass.
+	fn session_assignment(&self, key: SlotKey) -> Option<Assignment> {
+		let session = lock(&self.sessions).get(&key).cloned();
+		session.map(|session| lock(&session).assignment.clone())
+	}
+
 	fn drop_session(&self, key: SlotKey) {
 		if lock(&self.sessions).remove(&key).is_some() {
 			if let Some(shard) = self.model.shard(self.model.model, key.2) {
@@ -636,7 +643,7 @@ impl Worker {
 		};
 		let key = (assignment.task, assignment.pipeline, next_chunk);
 		if next == self.account {
-			let assignment = lock(&self.sessions).get(&key).map(|s| lock(s).assignment.clone());
+			let assignment = self.session_assignment(key);
 			self.drop_session(key);
 			if let Some(assignment) = assignment {
 				self.abort_downstream(&assignment);
