@@ -128,4 +128,28 @@ mod tests {
 		}
 		assert_eq!(max_request_bytes(32_768, 4096), 32_768 * 4096 * 4 + 1024);
 	}
+
+	#[test]
+	fn random_and_truncated_requests_decode_to_errors_never_panics() {
+		use rand::{rngs::StdRng, Rng, SeedableRng};
+		let mut rng = StdRng::seed_from_u64(7);
+		let valid = StageRequest::Activations {
+			task: 1,
+			pipeline: 0,
+			chunk: 1,
+			step: 0,
+			message: vec![5; 100],
+		}
+		.encode();
+		for cut in 0..valid.len() {
+			assert!(StageRequest::decode(&mut &valid[..cut]).is_err(), "cut at {cut}");
+		}
+		for _ in 0..20_000 {
+			let len = rng.gen_range(0..64);
+			let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+			// Any outcome but a panic; a huge claimed length must not allocate it.
+			let _ = StageRequest::decode(&mut &bytes[..]);
+			let _ = StageResponse::decode(&mut &bytes[..]);
+		}
+	}
 }
