@@ -437,9 +437,7 @@ impl Worker {
 			let session = lock(&session);
 			self.attest(&session)
 		};
-		if let Some(shard) = self.model.shard(self.model.model, key.2) {
-			compute::end_session(&shard, key.0, key.1);
-		}
+		self.free_cache(key);
 		let result = match result {
 			Ok(result) => result,
 			Err(e) => {
@@ -627,11 +625,16 @@ impl Worker {
 		session.map(|session| lock(&session).assignment.clone())
 	}
 
+	/// Frees `key`'s KV cache in its chunk.
+	fn free_cache(&self, key: SlotKey) {
+		if let Some(shard) = self.model.shard(self.model.model, key.2) {
+			compute::end_session(&shard, key.0, key.1);
+		}
+	}
+
 	fn drop_session(&self, key: SlotKey) {
 		if lock(&self.sessions).remove(&key).is_some() {
-			if let Some(shard) = self.model.shard(self.model.model, key.2) {
-				compute::end_session(&shard, key.0, key.1);
-			}
+			self.free_cache(key);
 		}
 	}
 
