@@ -69,90 +69,32 @@ fn miner_refuses_bad_options_weights_and_keys_with_a_clear_error() {
 	let bob_key = format!("{:064x}", 2);
 	let other_key = format!("{:064x}", 9);
 
-	let cases: Vec<(Vec<&str>, &str)> = vec![
-		(vec!["--dev", "--tmp", "--miner"], "--model-dir"),
-		(vec!["--dev", "--tmp", "--model-dir", good], "--miner"),
+	let owned = |args: &[&str]| args.iter().map(|arg| arg.to_string()).collect::<Vec<_>>();
+	// Bob's node on the dev chain as a miner with `node_key` and `model`, plus `extra`.
+	let bob_miner = |node_key: &str, model: &str, extra: &[&str]| {
+		let base = ["--chain", "dev", "--bob", "--tmp", "--node-key", node_key, "--miner"];
+		owned(&[&base[..], &["--model-dir", model], extra].concat())
+	};
+
+	let cases: Vec<(Vec<String>, &str)> = vec![
+		(owned(&["--dev", "--tmp", "--miner"]), "--model-dir"),
+		(owned(&["--dev", "--tmp", "--model-dir", good]), "--miner"),
 		(
-			vec!["--dev", "--tmp", "--miner", "--model-dir", "/nonexistent/model"],
+			owned(&["--dev", "--tmp", "--miner", "--model-dir", "/nonexistent/model"]),
 			"/nonexistent/model",
 		),
-		(vec!["--chain", "dev", "--tmp", "--miner", "--model-dir", good], "no miner key"),
+		(owned(&["--chain", "dev", "--tmp", "--miner", "--model-dir", good]), "no miner key"),
+		(bob_miner(&bob_key, good, &["--serve-chunks", "x"]), "--serve-chunks"),
+		(bob_miner(&bob_key, good, &["--serve-chunks", "1"]), "does not serve chunk 1"),
+		(bob_miner(&bob_key, other, &[]), "refusing to serve other weights"),
 		(
-			vec![
-				"--chain",
-				"dev",
-				"--bob",
-				"--tmp",
-				"--miner",
-				"--model-dir",
-				good,
-				"--serve-chunks",
-				"x",
-			],
-			"--serve-chunks",
-		),
-		(
-			vec![
-				"--chain",
-				"dev",
-				"--bob",
-				"--tmp",
-				"--node-key",
-				&bob_key,
-				"--miner",
-				"--model-dir",
-				good,
-				"--serve-chunks",
-				"1",
-			],
-			"does not serve chunk 1",
-		),
-		(
-			vec![
-				"--chain",
-				"dev",
-				"--bob",
-				"--tmp",
-				"--node-key",
-				&bob_key,
-				"--miner",
-				"--model-dir",
-				other,
-			],
-			"refusing to serve other weights",
-		),
-		(
-			vec![
-				"--chain",
-				"dev",
-				"--bob",
-				"--tmp",
-				"--node-key",
-				&other_key,
-				"--miner",
-				"--model-dir",
-				good,
-			],
+			bob_miner(&other_key, good, &[]),
 			"registered the peer id 12D3KooWHdiAxVd8uMQR1hGWXccidmfCwLqcMpGwR6QcTP6QRMuD",
 		),
-		(
-			vec![
-				"--chain",
-				"dev",
-				"--bob",
-				"--tmp",
-				"--node-key",
-				&bob_key,
-				"--miner",
-				"--model-dir",
-				good,
-				"--device",
-				"tpu",
-			],
-			"--device",
-		),
+		(bob_miner(&bob_key, good, &["--device", "tpu"]), "--device"),
 	];
 	for (args, expected) in cases {
+		let args: Vec<&str> = args.iter().map(String::as_str).collect();
 		let (success, stderr) = run_node(&args);
 		assert!(!success, "{args:?} must fail");
 		assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in:\n{stderr}");

@@ -314,9 +314,7 @@ impl Worker {
 		message: Vec<u8>,
 	) -> Result<(u32, bool), Refusal> {
 		let stop = self.model.config.eos_token_ids();
-		let session = lock(&self.sessions).get(&key).cloned().ok_or_else(|| {
-			Refusal::BadRequest(b"no session here: restart the pipeline at step 0".to_vec())
-		})?;
+		let session = lock(&self.sessions).get(&key).cloned().ok_or_else(no_session)?;
 		let assignment = {
 			let session = lock(&session);
 			match session.last_reply {
@@ -540,11 +538,7 @@ impl Worker {
 		let assignment = match existing {
 			Some(assignment) => assignment,
 			None if step == 0 => self.wait_for_assignment(key).await?,
-			None => {
-				return Err(Refusal::BadRequest(
-					b"no session here: restart the pipeline at step 0".to_vec(),
-				))
-			}
+			None => return Err(no_session()),
 		};
 		if !self.is_previous_miner(&assignment, peer) {
 			return Err(Refusal::WrongSender);
@@ -572,9 +566,7 @@ impl Worker {
 			return Ok(());
 		}
 		if step != 0 {
-			return Err(Refusal::BadRequest(
-				b"no session here: restart the pipeline at step 0".to_vec(),
-			));
+			return Err(no_session());
 		}
 		let assignment = self.wait_for_assignment(key).await?;
 		let session = Session::new(assignment).map_err(|e| Refusal::Failed(e.into_bytes()))?;
@@ -662,6 +654,11 @@ impl Worker {
 				.await;
 		});
 	}
+}
+
+/// A pass for a session this stage does not hold (never opened, ended or freed).
+fn no_session() -> Refusal {
+	Refusal::BadRequest(b"no session here: restart the pipeline at step 0".to_vec())
 }
 
 fn commit_call(result: &SlotResult) -> RuntimeCall {
