@@ -16,6 +16,8 @@ step "build the workspace (release: dllm-node, dllm-infer)"
 cargo build --release --locked --workspace
 step "Rust tests (release profile, shares the build above)"
 cargo test --release --locked --workspace --no-fail-fast
+step "dllm-fingerprint builds for the runtime's target (wasm32v1-none, no_std)"
+cargo build --release --locked -p dllm-fingerprint --no-default-features --target wasm32v1-none
 step "pallet benchmarks run (every call, 2 steps, through dllm-node benchmark pallet)"
 scripts/benchmark-pallets.sh --check
 step "CUDA path compiles (cargo check --features cuda, nvcc 13.0 from PyPI)"

@@ -50,6 +50,9 @@ pub enum InferenceError {
 	/// A fingerprint is malformed.
 	#[error("fingerprint: {0}")]
 	Fingerprint(String),
+	/// A generation record is malformed, or does not fit the model or the shards.
+	#[error("record: {0}")]
+	Record(String),
 	/// The requested device is unknown or unavailable in this build.
 	#[error("device: {0}")]
 	Device(String),

@@ -1,344 +1,331 @@
-//! Fingerprints: compact commitments to a chunk's output activations, in the spirit of
-//! TOPLOC. For every block of `block` positions, the hidden state of the block's last
-//! position is reduced to its `k` largest-magnitude entries (index and f16 value).
+//! Fingerprints of a chunk's activations, the float side: sketching rows (hidden states
+//! or logits) as they are produced, and quantizing the sketch into the integer
+//! [`Fingerprint`] of the `dllm-fingerprint` crate, whose [`compare`] the runtime runs.
 //!
-//! A verifier recomputes the chunk and accepts when, in every block, enough of the
-//! claimed top-k indices are also among its own top-k and the claimed values are close
-//! to its own values at those indices. Float noise (thread counts, f16 vs f32) moves
-//! values a little and swaps a few near-equal indices; wrong work (other weights, a
-//! skipped or swapped layer, another model) changes both wholesale. The thresholds in
-//! [`Tolerance::default`] were calibrated by the tests in `tests/fingerprint.rs`.
+//! Per position the sketch keeps the row's RMS and its projections on
+//! `params.projections` fixed ±1 directions (divided by `sqrt(width) * rms`, so about
+//! N(0, 1)); per block of `params.block` positions the top-k largest-magnitude entries of
+//! the block's last row (divided by the RMS). [`compare_float`] is the same comparison
+//! on the unquantized sketches: the reference the integer comparison is checked against.
 
 use crate::error::{InferenceError, Result};
 use candle_core::{DType, Tensor};
+pub use dllm_fingerprint::{
+	compare, projection_sign, BlockScore, Comparison, Fingerprint, FingerprintParams, Mismatch,
+	RowKind, Tolerance, VerificationParams, HEADER_BYTES, LOG_RMS_SCALE, PROJECTION_SCALE,
+	VALUE_SCALE,
+};
 
-const MAGIC: &[u8; 4] = b"DLFP";
-const VERSION: u8 = 1;
-/// Magic, version, hidden, positions, block, k.
-const HEADER_BYTES: usize = 17;
-
-/// How a fingerprint is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FingerprintParams {
-	/// Positions per block.
-	pub block: usize,
-	/// Entries kept per block.
-	pub top_k: usize,
+/// The unquantized sketch of a sequence of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloatSketch {
+	/// What the rows are.
+	pub kind: RowKind,
+	/// Row width.
+	pub width: usize,
+	/// Block size and projections; `top_k` as kept (at most the width).
+	pub params: FingerprintParams,
+	/// Per position, the row's RMS.
+	pub rms: Vec<f64>,
+	/// Per position, `params.projections` normalized projections.
+	pub projections: Vec<f64>,
+	/// Per block, the top-k `(index, value / rms)` of its last row, largest first.
+	pub top: Vec<Vec<(u32, f64)>>,
 }
 
-impl Default for FingerprintParams {
-	fn default() -> Self {
-		FingerprintParams { block: 32, top_k: 32 }
+/// The sketch of one row.
+fn sketch_row(row: &[f32], signs: &[Vec<f32>], projections: &mut Vec<f64>) -> Result<f64> {
+	if let Some(i) = row.iter().position(|v| !v.is_finite()) {
+		return Err(InferenceError::Fingerprint(format!(
+			"entry {i} of an activation row is {}",
+			row[i]
+		)));
 	}
-}
-
-/// Thresholds of [`verify`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Tolerance {
-	/// Least share of claimed indices found in the verifier's own top-k, per block.
-	pub min_overlap: f32,
-	/// Largest mean relative error of the claimed values, per block.
-	pub max_mean_error: f32,
-}
-
-impl Default for Tolerance {
-	fn default() -> Self {
-		// Calibrated in tests/fingerprint.rs: honest f16-vs-f32 work stays below 0.0005,
-		// a 5% perturbation of one weight matrix above 0.0045, a skipped layer above 0.1.
-		Tolerance { min_overlap: 0.8, max_mean_error: 0.0025 }
+	let sum_sq: f64 = row.iter().map(|v| (*v as f64) * (*v as f64)).sum();
+	let width = row.len() as f64;
+	let rms = libm::sqrt(sum_sq / width);
+	let norm = libm::sqrt(width) * rms;
+	for direction in signs {
+		let dot: f64 = row.iter().zip(direction).map(|(v, s)| (*v * *s) as f64).sum();
+		projections.push(if norm > 0.0 { dot / norm } else { 0.0 });
 	}
+	Ok(rms)
 }
 
-/// The top-k of one block.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BlockEntry {
-	/// Indices into the hidden dimension, largest magnitude first.
-	pub indices: Vec<u32>,
-	/// Values at those indices, rounded to f16.
-	pub values: Vec<half::f16>,
-}
-
-/// A commitment to hidden states [positions, hidden].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fingerprint {
-	/// Width of the hidden states.
-	pub hidden: u32,
-	/// Positions covered.
-	pub positions: u32,
-	/// Positions per block.
-	pub block: u16,
-	/// One entry per block.
-	pub blocks: Vec<BlockEntry>,
-}
-
-/// Result of a verification, with the numbers behind it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-	/// Whether the fingerprint matches the recomputation within the tolerance.
-	pub accepted: bool,
-	/// Lowest index overlap over blocks.
-	pub min_overlap: f32,
-	/// Highest per-block mean relative error.
-	pub worst_mean_error: f32,
-}
-
-/// Rows of `hidden` ([1, positions, hidden] or [positions, hidden]) as f32.
-fn rows(hidden: &Tensor) -> Result<Vec<Vec<f32>>> {
-	let hidden = match hidden.rank() {
-		3 => hidden.squeeze(0)?,
-		2 => hidden.clone(),
-		r => return Err(InferenceError::Fingerprint(format!("hidden states of rank {r}"))),
-	};
-	Ok(hidden.to_dtype(DType::F32)?.to_vec2::<f32>()?)
-}
-
-/// The `k` largest-magnitude entries (ties: lower index first).
-fn top_k(row: &[f32], k: usize) -> Vec<u32> {
+/// The `k` largest-magnitude entries of `row` (ties: lower index first), divided by `rms`.
+fn top_entries(row: &[f32], k: usize, rms: f64) -> Vec<(u32, f64)> {
 	let mut order: Vec<u32> = (0..row.len() as u32).collect();
-	order.sort_by(|&a, &b| row[b as usize].abs().total_cmp(&row[a as usize].abs()).then(a.cmp(&b)));
-	order.truncate(k);
-	order
+	let by_magnitude =
+		|a: &u32, b: &u32| row[*b as usize].abs().total_cmp(&row[*a as usize].abs()).then(a.cmp(b));
+	if k < order.len() {
+		order.select_nth_unstable_by(k, by_magnitude);
+		order.truncate(k);
+	}
+	order.sort_unstable_by(by_magnitude);
+	let scale = if rms > 0.0 { 1.0 / rms } else { 0.0 };
+	order.into_iter().map(|i| (i, row[i as usize] as f64 * scale)).collect()
 }
 
-/// Last position of each block.
-fn block_ends(positions: usize, block: usize) -> impl Iterator<Item = usize> {
-	(0..positions.div_ceil(block)).map(move |b| ((b + 1) * block).min(positions) - 1)
-}
-
-impl Fingerprint {
-	/// Fingerprints hidden states [1, positions, hidden].
-	pub fn compute(hidden: &Tensor, params: FingerprintParams) -> Result<Self> {
-		if params.block == 0 || params.top_k == 0 || params.block > u16::MAX as usize {
-			return Err(InferenceError::Fingerprint("block and top_k must be positive".into()));
-		}
-		let rows = rows(hidden)?;
-		let width = rows.first().map_or(0, Vec::len);
-		if rows.is_empty() || width == 0 {
-			return Err(InferenceError::Fingerprint("no hidden states".into()));
-		}
-		let k = params.top_k.min(width);
-		let blocks = block_ends(rows.len(), params.block)
-			.map(|end| {
-				let indices = top_k(&rows[end], k);
-				let values =
-					indices.iter().map(|&i| half::f16::from_f32(rows[end][i as usize])).collect();
-				BlockEntry { indices, values }
-			})
-			.collect();
-		Ok(Fingerprint {
-			hidden: width as u32,
-			positions: rows.len() as u32,
-			block: params.block as u16,
-			blocks,
-		})
-	}
-
-	/// Serializes: magic, version, hidden, positions, block, k, then per block k u32
-	/// indices and k f16 values (little-endian).
-	pub fn encode(&self) -> Vec<u8> {
-		let k = self.blocks.first().map_or(0, |b| b.indices.len());
-		let mut out = Vec::with_capacity(16 + self.blocks.len() * k * 6);
-		out.extend_from_slice(MAGIC);
-		out.push(VERSION);
-		out.extend_from_slice(&self.hidden.to_le_bytes());
-		out.extend_from_slice(&self.positions.to_le_bytes());
-		out.extend_from_slice(&self.block.to_le_bytes());
-		out.extend_from_slice(&(k as u16).to_le_bytes());
-		for entry in &self.blocks {
-			entry.indices.iter().for_each(|i| out.extend_from_slice(&i.to_le_bytes()));
-			entry.values.iter().for_each(|v| out.extend_from_slice(&v.to_bits().to_le_bytes()));
-		}
-		out
-	}
-
-	/// Parses and checks an encoded fingerprint.
-	pub fn decode(bytes: &[u8]) -> Result<Self> {
-		let err = |m: &str| InferenceError::Fingerprint(m.to_string());
-		if bytes.len() < HEADER_BYTES || &bytes[..4] != MAGIC {
-			return Err(err("not a fingerprint"));
-		}
-		if bytes[4] != VERSION {
-			return Err(err("unsupported fingerprint version"));
-		}
-		let u32_at = |at: usize| {
-			u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-		};
-		let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
-		let (hidden, positions, block, k) = (u32_at(5), u32_at(9), u16_at(13), u16_at(15) as usize);
-		if block == 0 || k == 0 || positions == 0 || k > hidden as usize {
-			return Err(err("bad fingerprint header"));
-		}
-		let count = (positions as usize).div_ceil(block as usize);
-		let expected = count.checked_mul(k * 6).and_then(|n| n.checked_add(HEADER_BYTES));
-		if expected != Some(bytes.len()) {
-			return Err(err("fingerprint length does not match its header"));
-		}
-		let mut blocks = Vec::with_capacity(count);
-		let mut at = HEADER_BYTES;
-		for _ in 0..count {
-			let indices: Vec<u32> = (0..k).map(|j| u32_at(at + 4 * j)).collect();
-			at += 4 * k;
-			let values: Vec<half::f16> =
-				(0..k).map(|j| half::f16::from_bits(u16_at(at + 2 * j))).collect();
-			at += 2 * k;
-			if indices.iter().any(|i| *i >= hidden) {
-				return Err(err("index outside the hidden width"));
-			}
-			blocks.push(BlockEntry { indices, values });
-		}
-		Ok(Fingerprint { hidden, positions, block, blocks })
-	}
-}
-
-/// Builds the fingerprint of a chunk's output as it is produced, one pass at a time
-/// (the prompt, then one position per generated token), keeping only the rows that end
-/// a block and the latest row: memory stays at `positions / block` rows.
-///
-/// The result equals [`Fingerprint::compute`] over all rows at once with the same
-/// `block` and the `top_k` that [`FingerprintBuilder::finish`] settles on.
+/// Builds the fingerprint of a chunk's rows as they are produced, one pass at a time (a
+/// prompt, then one position per generated token, or a verifier's prefill in pieces).
+/// Memory: a few numbers per position, plus the top-k of each block.
 #[derive(Debug, Clone)]
 pub struct FingerprintBuilder {
-	block: usize,
-	top_k: usize,
-	width: usize,
-	positions: usize,
-	/// Rows at positions `block - 1`, `2 * block - 1`, ...
-	block_rows: Vec<Vec<f32>>,
-	/// The latest row, when it does not end a block.
+	params: FingerprintParams,
+	signs: Vec<Vec<f32>>,
+	sketch: FloatSketch,
+	/// The latest row, when it does not end a block: its top-k is taken at the end.
 	tail: Option<Vec<f32>>,
 }
 
 impl FingerprintBuilder {
-	/// A builder for `params`.
+	/// A builder of hidden-state fingerprints.
 	pub fn new(params: FingerprintParams) -> Result<Self> {
-		if params.block == 0 || params.top_k == 0 || params.block > u16::MAX as usize {
-			return Err(InferenceError::Fingerprint("block and top_k must be positive".into()));
-		}
+		Self::for_rows(params, RowKind::Hidden)
+	}
+
+	/// A builder for rows of `kind`.
+	pub fn for_rows(params: FingerprintParams, kind: RowKind) -> Result<Self> {
+		params.validate().map_err(|e| InferenceError::Fingerprint(e.to_string()))?;
 		Ok(FingerprintBuilder {
-			block: params.block,
-			top_k: params.top_k,
-			width: 0,
-			positions: 0,
-			block_rows: Vec::new(),
+			params,
+			signs: Vec::new(),
+			sketch: FloatSketch {
+				kind,
+				width: 0,
+				params,
+				rms: Vec::new(),
+				projections: Vec::new(),
+				top: Vec::new(),
+			},
 			tail: None,
 		})
 	}
 
 	/// Positions seen so far.
 	pub fn positions(&self) -> usize {
-		self.positions
+		self.sketch.rms.len()
 	}
 
-	/// Appends the rows of `hidden` ([1, n, width] or [n, width]).
-	pub fn push(&mut self, hidden: &Tensor) -> Result<()> {
-		let hidden = match hidden.rank() {
-			3 => hidden.squeeze(0)?,
-			2 => hidden.clone(),
-			r => return Err(InferenceError::Fingerprint(format!("hidden states of rank {r}"))),
+	/// Appends the rows of `rows` ([1, n, width] or [n, width], any float dtype).
+	pub fn push(&mut self, rows: &Tensor) -> Result<()> {
+		let rows = match rows.rank() {
+			3 => rows.squeeze(0)?,
+			2 => rows.clone(),
+			r => return Err(InferenceError::Fingerprint(format!("rows of rank {r}"))),
 		};
-		let (n, _) = hidden.dims2()?;
-		for start in 0..n {
-			let position = self.positions + start;
-			// Only rows that end a block, and the very last row, are kept.
-			if (position + 1).is_multiple_of(self.block) || start + 1 == n {
-				let row = hidden.get(start)?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-				self.push_row_at(position, row)?;
-			}
+		for row in rows.to_dtype(DType::F32)?.to_vec2::<f32>()? {
+			self.push_row(&row)?;
 		}
-		self.positions += n;
 		Ok(())
 	}
 
-	/// Appends one row (e.g. the logits a token was sampled from).
+	/// Appends one row.
 	pub fn push_row(&mut self, row: &[f32]) -> Result<()> {
-		self.push_row_at(self.positions, row.to_vec())?;
-		self.positions += 1;
-		Ok(())
-	}
-
-	fn push_row_at(&mut self, position: usize, row: Vec<f32>) -> Result<()> {
-		if row.is_empty() || (self.width != 0 && row.len() != self.width) {
+		if row.is_empty() || (self.sketch.width != 0 && row.len() != self.sketch.width) {
 			return Err(InferenceError::Fingerprint(format!(
 				"row of width {} after rows of width {}",
 				row.len(),
-				self.width
+				self.sketch.width
 			)));
 		}
-		self.width = row.len();
-		if (position + 1).is_multiple_of(self.block) {
-			self.block_rows.push(row);
+		if self.sketch.width == 0 {
+			self.start(row.len());
+		}
+		let rms = sketch_row(row, &self.signs, &mut self.sketch.projections)?;
+		self.sketch.rms.push(rms);
+		if self.positions().is_multiple_of(self.params.block as usize) {
+			let k = self.sketch.params.top_k as usize;
+			self.sketch.top.push(top_entries(row, k, rms));
 			self.tail = None;
 		} else {
-			self.tail = Some(row);
+			self.tail = Some(row.to_vec());
 		}
 		Ok(())
 	}
 
-	/// The fingerprint, with `top_k` lowered as far as needed (to 1 at least) for its
-	/// encoding to fit in `max_bytes`; an error when even that does not fit.
-	pub fn finish(&self, max_bytes: usize) -> Result<Fingerprint> {
-		if self.positions == 0 {
-			return Err(InferenceError::Fingerprint("no hidden states".into()));
-		}
-		let rows: Vec<&Vec<f32>> = self.block_rows.iter().chain(self.tail.iter()).collect();
-		let per_entry = rows.len() * 6;
-		let fits = max_bytes.saturating_sub(HEADER_BYTES) / per_entry;
-		let k = self.top_k.min(self.width).min(fits);
-		if k == 0 {
-			return Err(InferenceError::Fingerprint(format!(
-				"{} blocks do not fit in {max_bytes} bytes even with one entry each",
-				rows.len()
-			)));
-		}
-		let blocks = rows
-			.iter()
-			.map(|row| {
-				let indices = top_k(row, k);
-				let values =
-					indices.iter().map(|&i| half::f16::from_f32(row[i as usize])).collect();
-				BlockEntry { indices, values }
+	fn start(&mut self, width: usize) {
+		self.sketch.width = width;
+		self.sketch.params.top_k = self.params.top_k_for(width as u32);
+		self.signs = (0..self.params.projections)
+			.map(|j| {
+				(0..width as u32).map(|i| if projection_sign(j, i) { 1.0 } else { -1.0 }).collect()
 			})
 			.collect();
-		Ok(Fingerprint {
-			hidden: self.width as u32,
-			positions: self.positions as u32,
-			block: self.block as u16,
-			blocks,
-		})
+	}
+
+	/// The float sketch of every row so far.
+	pub fn sketch(&self) -> Result<FloatSketch> {
+		if self.positions() == 0 {
+			return Err(InferenceError::Fingerprint("no rows to fingerprint".into()));
+		}
+		let mut sketch = self.sketch.clone();
+		if let Some(row) = &self.tail {
+			let rms = sketch.rms.last().copied().unwrap_or(0.0);
+			sketch.top.push(top_entries(row, sketch.params.top_k as usize, rms));
+		}
+		Ok(sketch)
+	}
+
+	/// The fingerprint, with `top_k` and then `projections` lowered as far as needed for
+	/// its encoding to fit in `max_bytes` (`usize::MAX`: the full parameters); an error
+	/// when even one projection and no top-k do not fit.
+	pub fn finish(&self, max_bytes: usize) -> Result<Fingerprint> {
+		let sketch = self.sketch()?;
+		let (positions, width) = (sketch.rms.len() as u32, sketch.width as u32);
+		let mut params = sketch.params;
+		while params.encoded_len(positions, width) > max_bytes {
+			if params.top_k > 0 {
+				params.top_k -= 1;
+			} else if params.projections > 1 {
+				params.projections -= 1;
+			} else {
+				return Err(InferenceError::Fingerprint(format!(
+					"{positions} positions do not fit in {max_bytes} bytes"
+				)));
+			}
+		}
+		Ok(quantize(&sketch, params))
 	}
 }
 
-/// Checks `claimed` against hidden states the verifier computed itself.
-pub fn verify(claimed: &Fingerprint, recomputed: &Tensor, tolerance: Tolerance) -> Result<Verdict> {
-	let rows = rows(recomputed)?;
-	let width = rows.first().map_or(0, Vec::len);
-	if rows.len() != claimed.positions as usize || width != claimed.hidden as usize {
-		return Ok(Verdict { accepted: false, min_overlap: 0.0, worst_mean_error: f32::INFINITY });
+fn clamp_i16(value: f64) -> i16 {
+	libm::round(value).clamp(i16::MIN as f64, i16::MAX as f64) as i16
+}
+
+fn log_rms_code(rms: f64) -> i16 {
+	if rms > 0.0 {
+		clamp_i16(libm::log2(rms) * LOG_RMS_SCALE)
+	} else {
+		i16::MIN
 	}
-	let mut min_overlap = 1f32;
-	let mut worst = 0f32;
-	for (entry, end) in claimed.blocks.iter().zip(block_ends(rows.len(), claimed.block as usize)) {
-		let row = &rows[end];
-		let k = entry.indices.len();
-		let ours = top_k(row, k);
-		let overlap = entry.indices.iter().filter(|i| ours.contains(i)).count() as f32 / k as f32;
-		// Relative to the row's scale, so entries near zero do not blow the error up.
-		let scale = ours.first().map_or(1.0, |&i| row[i as usize].abs()).max(1e-6);
-		let mean_error = entry
-			.indices
+}
+
+/// The integer fingerprint of `sketch` under `params` (its projections and top-k may
+/// be fewer than the sketch's: the first ones are kept).
+fn quantize(sketch: &FloatSketch, params: FingerprintParams) -> Fingerprint {
+	let m_all = sketch.params.projections as usize;
+	let m = params.projections as usize;
+	let k = params.top_k as usize;
+	Fingerprint {
+		kind: sketch.kind,
+		width: sketch.width as u32,
+		positions: sketch.rms.len() as u32,
+		params,
+		log_rms: sketch.rms.iter().map(|r| log_rms_code(*r)).collect(),
+		projections: sketch
+			.projections
+			.chunks(m_all)
+			.flat_map(|p| p[..m].iter().map(|v| clamp_i16(v * PROJECTION_SCALE)))
+			.collect(),
+		top_indices: sketch.top.iter().flat_map(|t| t[..k].iter().map(|(i, _)| *i)).collect(),
+		top_values: sketch
+			.top
 			.iter()
-			.zip(&entry.values)
-			.map(|(&i, v)| (v.to_f32() - row[i as usize]).abs() / scale)
-			.sum::<f32>()
-			/ k as f32;
-		min_overlap = min_overlap.min(overlap);
-		worst = worst.max(mean_error);
+			.flat_map(|t| t[..k].iter().map(|(_, v)| clamp_i16(v * VALUE_SCALE)))
+			.collect(),
 	}
-	Ok(Verdict {
-		accepted: min_overlap >= tolerance.min_overlap && worst <= tolerance.max_mean_error,
-		min_overlap,
-		worst_mean_error: worst,
-	})
+}
+
+impl FloatSketch {
+	/// Sketches all rows of `rows` ([1, n, width] or [n, width]) at once.
+	pub fn compute(rows: &Tensor, params: FingerprintParams, kind: RowKind) -> Result<Self> {
+		let mut builder = FingerprintBuilder::for_rows(params, kind)?;
+		builder.push(rows)?;
+		builder.sketch()
+	}
+}
+
+impl FloatSketch {
+	/// The sketch a fingerprint stands for (its codes back in float units).
+	pub fn dequantize(fp: &Fingerprint) -> FloatSketch {
+		let k = fp.params.top_k as usize;
+		FloatSketch {
+			kind: fp.kind,
+			width: fp.width as usize,
+			params: fp.params,
+			rms: fp
+				.log_rms
+				.iter()
+				.map(|c| if *c == i16::MIN { 0.0 } else { libm::exp2(*c as f64 / LOG_RMS_SCALE) })
+				.collect(),
+			projections: fp.projections.iter().map(|c| *c as f64 / PROJECTION_SCALE).collect(),
+			top: (0..fp.blocks())
+				.map(|b| {
+					(b * k..(b + 1) * k)
+						.map(|e| (fp.top_indices[e], fp.top_values[e] as f64 / VALUE_SCALE))
+						.collect()
+				})
+				.collect(),
+		}
+	}
+}
+
+/// The verdict of [`compare_float`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FloatComparison {
+	/// Whether every block is within the tolerance.
+	pub accepted: bool,
+	/// The first block outside it.
+	pub first_bad_block: Option<usize>,
+}
+
+/// The comparison of [`compare`] on unquantized sketches, thresholds converted to
+/// floats: the reference that the integer comparison must agree with.
+pub fn compare_float(
+	claimed: &FloatSketch,
+	recomputed: &FloatSketch,
+	tolerance: &Tolerance,
+) -> FloatComparison {
+	let rejected = FloatComparison { accepted: false, first_bad_block: Some(0) };
+	if claimed.kind != recomputed.kind
+		|| claimed.width != recomputed.width
+		|| claimed.params != recomputed.params
+		|| claimed.rms.len() != recomputed.rms.len()
+	{
+		return rejected;
+	}
+	let block = claimed.params.block as usize;
+	let m = claimed.params.projections as usize;
+	let k = claimed.params.top_k as usize;
+	let log2 = |r: f64| if r > 0.0 { libm::log2(r) } else { f64::NEG_INFINITY };
+	for (b, (top_a, top_b)) in claimed.top.iter().zip(&recomputed.top).enumerate() {
+		let range = b * block..((b + 1) * block).min(claimed.rms.len());
+		let mut within = true;
+		let mut block_sum = 0.0;
+		let mut log_sum = 0.0;
+		for p in range.clone() {
+			let signed = (log2(claimed.rms[p]) - log2(recomputed.rms[p])) * LOG_RMS_SCALE;
+			log_sum += signed;
+			within &= signed.abs() <= tolerance.max_log_rms_error as f64;
+			let sum: f64 = (p * m..(p + 1) * m)
+				.map(|j| {
+					(claimed.projections[j] - recomputed.projections[j]).abs() * PROJECTION_SCALE
+				})
+				.sum();
+			block_sum += sum;
+			within &= sum / m as f64 <= tolerance.max_position_error as f64;
+		}
+		within &= block_sum / (range.len() * m) as f64 <= tolerance.max_block_error as f64;
+		within &= (log_sum / range.len() as f64).abs() <= tolerance.max_log_rms_bias as f64;
+		if k > 0 {
+			let shared: Vec<(f64, f64)> = top_a
+				.iter()
+				.filter_map(|(i, a)| top_b.iter().find(|(j, _)| j == i).map(|(_, b)| (*a, *b)))
+				.collect();
+			within &= shared.len() as f64 * 1000.0 / k as f64 >= tolerance.min_top_k_overlap as f64;
+			if !shared.is_empty() {
+				let error: f64 =
+					shared.iter().map(|(a, b)| (a - b).abs() * VALUE_SCALE).sum::<f64>()
+						/ shared.len() as f64;
+				within &= error <= tolerance.max_top_k_error as f64;
+			}
+		}
+		if !within {
+			return FloatComparison { accepted: false, first_bad_block: Some(b) };
+		}
+	}
+	FloatComparison { accepted: true, first_bad_block: None }
 }
 
 #[cfg(test)]
@@ -346,67 +333,82 @@ mod tests {
 	use super::*;
 	use candle_core::Device;
 
-	fn hidden(seed: u32) -> Tensor {
-		let data: Vec<f32> = (0..5 * 40u32)
-			.map(|i: u32| {
-				((i ^ seed.wrapping_mul(0x9E37_79B9)).wrapping_mul(2654435761) % 1000) as f32
+	fn rows(seed: u32, positions: usize, width: usize) -> Tensor {
+		let data: Vec<f32> = (0..(positions * width) as u32)
+			.map(|i| {
+				((i ^ seed.wrapping_mul(0x9E37_79B9)).wrapping_mul(2_654_435_761) % 1000) as f32
 					/ 100.0 - 5.0
 			})
 			.collect();
-		Tensor::from_vec(data, (1, 5, 40), &Device::Cpu).unwrap()
+		Tensor::from_vec(data, (1, positions, width), &Device::Cpu).unwrap()
 	}
 
-	#[test]
-	fn round_trip_and_self_verification() {
-		let params = FingerprintParams { block: 2, top_k: 8 };
-		let fp = Fingerprint::compute(&hidden(1), params).unwrap();
-		assert_eq!(fp.blocks.len(), 3);
-		let bytes = fp.encode();
-		assert_eq!(Fingerprint::decode(&bytes).unwrap(), fp);
-		assert!(verify(&fp, &hidden(1), Tolerance::default()).unwrap().accepted);
-		assert!(!verify(&fp, &hidden(2), Tolerance::default()).unwrap().accepted);
-	}
+	const PARAMS: FingerprintParams = FingerprintParams { block: 4, top_k: 8, projections: 3 };
 
 	#[test]
-	fn builder_matches_compute_and_fits_the_budget() {
-		let all = hidden(3);
-		let params = FingerprintParams { block: 2, top_k: 8 };
-		// A prompt of 3 positions, then two single positions, as a pipeline produces them.
-		let mut builder = FingerprintBuilder::new(params).unwrap();
+	fn incremental_equals_all_at_once_and_round_trips() {
+		let all = rows(3, 10, 40);
+		let mut builder = FingerprintBuilder::new(PARAMS).unwrap();
 		builder.push(&all.narrow(1, 0, 3).unwrap()).unwrap();
-		builder.push(&all.narrow(1, 3, 1).unwrap()).unwrap();
-		builder.push(&all.narrow(1, 4, 1).unwrap()).unwrap();
-		assert_eq!(builder.positions(), 5);
-		let expected = Fingerprint::compute(&all, params).unwrap();
-		assert_eq!(builder.finish(usize::MAX).unwrap(), expected);
-		// Row by row gives the same.
-		let rows = all.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
-		let mut by_row = FingerprintBuilder::new(params).unwrap();
-		rows.iter().for_each(|row| by_row.push_row(row).unwrap());
-		assert_eq!(by_row.finish(usize::MAX).unwrap(), expected);
-		// A tight budget lowers k: 3 blocks of k entries take 17 + 18k bytes.
-		let small = builder.finish(17 + 18 * 3).unwrap();
-		assert_eq!(small.blocks[0].indices.len(), 3);
-		assert!(small.encode().len() <= 17 + 18 * 3);
-		assert_eq!(
-			small,
-			Fingerprint::compute(&all, FingerprintParams { block: 2, top_k: 3 }).unwrap()
-		);
-		assert!(builder.finish(17 + 17).is_err());
-		assert!(FingerprintBuilder::new(params).unwrap().finish(1000).is_err());
-		assert!(by_row.push_row(&[1.0]).is_err(), "width changes are refused");
+		for p in 3..10 {
+			builder.push(&all.narrow(1, p, 1).unwrap()).unwrap();
+		}
+		let whole = FloatSketch::compute(&all, PARAMS, RowKind::Hidden).unwrap();
+		assert_eq!(builder.sketch().unwrap(), whole);
+		assert_eq!(whole.top.len(), 3);
+		let fp = builder.finish(usize::MAX).unwrap();
+		assert_eq!(Fingerprint::decode(&fp.encode()).unwrap(), fp);
+		let same = compare(&fp, &fp, &Tolerance::BF16).unwrap();
+		assert!(same.accepted);
+		assert!(compare_float(&whole, &whole, &Tolerance::BF16).accepted);
 	}
 
 	#[test]
-	fn malformed_fingerprints_are_errors() {
-		let bytes = Fingerprint::compute(&hidden(1), FingerprintParams { block: 2, top_k: 8 })
-			.unwrap()
-			.encode();
-		for cut in 0..bytes.len() {
-			assert!(Fingerprint::decode(&bytes[..cut]).is_err());
-		}
-		let mut bad = bytes.clone();
-		bad[4] = 2;
-		assert!(Fingerprint::decode(&bad).is_err());
+	fn other_rows_are_rejected_by_both_comparisons() {
+		let a =
+			FingerprintBuilder::new(PARAMS).and_then(|mut b| b.push(&rows(1, 9, 40)).map(|_| b));
+		let b =
+			FingerprintBuilder::new(PARAMS).and_then(|mut b| b.push(&rows(2, 9, 40)).map(|_| b));
+		let (a, b) = (a.unwrap(), b.unwrap());
+		let verdict = compare(
+			&a.finish(usize::MAX).unwrap(),
+			&b.finish(usize::MAX).unwrap(),
+			&Tolerance::BF16,
+		)
+		.unwrap();
+		assert_eq!(verdict.first_bad_block, Some(0));
+		let float = compare_float(&a.sketch().unwrap(), &b.sketch().unwrap(), &Tolerance::BF16);
+		assert_eq!(float.first_bad_block, Some(0));
+	}
+
+	#[test]
+	fn a_scaled_row_shows_in_its_log_rms_only() {
+		let base = rows(5, 4, 64);
+		let scaled = (&base * 1.01).unwrap();
+		let a = FloatSketch::compute(&base, PARAMS, RowKind::Hidden).unwrap();
+		let b = FloatSketch::compute(&scaled, PARAMS, RowKind::Hidden).unwrap();
+		let fa = quantize(&a, a.params);
+		let fb = quantize(&b, b.params);
+		let verdict = compare(&fa, &fb, &Tolerance::BF16).unwrap();
+		assert!(!verdict.accepted);
+		// log2(1.01) * 2048 = 29.4, rounded on each side.
+		assert!((29..=30).contains(&verdict.worst.log_rms_error));
+		assert!(verdict.worst.block_error <= 1);
+	}
+
+	#[test]
+	fn budget_lowers_top_k_then_projections() {
+		let mut builder = FingerprintBuilder::new(PARAMS).unwrap();
+		builder.push(&rows(7, 8, 40)).unwrap();
+		let full = builder.finish(usize::MAX).unwrap();
+		assert_eq!(full.encode().len(), 20 + 8 * 8 + 2 * 8 * 4);
+		let no_top = builder.finish(20 + 64).unwrap();
+		assert_eq!((no_top.params.top_k, no_top.params.projections), (0, 3));
+		let one = builder.finish(20 + 8 * 4).unwrap();
+		assert_eq!((one.params.top_k, one.params.projections), (0, 1));
+		assert!(builder.finish(20 + 8 * 4 - 1).is_err());
+		assert!(FingerprintBuilder::new(PARAMS).unwrap().finish(1000).is_err());
+		assert!(builder.push_row(&[1.0]).is_err(), "width changes are refused");
+		assert!(builder.push_row(&[f32::NAN; 40]).is_err(), "non-finite rows are refused");
 	}
 }

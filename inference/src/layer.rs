@@ -1,7 +1,10 @@
 //! One Mistral decoder layer built from candle-nn parts: RMSNorm, grouped-query
 //! attention with RoPE, a KV cache and sliding-window masking, and the SwiGLU MLP.
 
-use crate::{config::MistralConfig, error::Result, rope::RotaryEmbedding, weights::ShardTensors};
+use crate::{
+	config::MistralConfig, device::round_through, error::Result, rope::RotaryEmbedding,
+	weights::ShardTensors,
+};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, RmsNorm};
 
@@ -32,13 +35,15 @@ struct Mlp {
 	gate_proj: Linear,
 	up_proj: Linear,
 	down_proj: Linear,
+	round: Option<DType>,
 }
 
-impl Module for Mlp {
-	fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-		let gate = candle_nn::ops::silu(&self.gate_proj.forward(xs)?)?;
-		let up = self.up_proj.forward(xs)?;
-		self.down_proj.forward(&(gate * up)?)
+impl Mlp {
+	fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+		let r = |t| round_through(t, self.round);
+		let gate = r(candle_nn::ops::silu(&r(self.gate_proj.forward(xs)?)?)?)?;
+		let up = r(self.up_proj.forward(xs)?)?;
+		r(self.down_proj.forward(&r((gate * up)?)?)?)
 	}
 }
 
@@ -53,6 +58,8 @@ struct Attention {
 	num_kv_heads: usize,
 	head_dim: usize,
 	sliding_window: Option<usize>,
+	/// Emulated storage dtype of every intermediate result (see `ComputeFormat`).
+	round: Option<DType>,
 }
 
 impl Attention {
@@ -64,15 +71,20 @@ impl Attention {
 		rope: &RotaryEmbedding,
 		cache: &mut LayerKvCache,
 	) -> Result<Tensor> {
+		let r = |t| round_through(t, self.round);
 		let (batch, seq, _) = xs.dims3()?;
-		let q = self.q_proj.forward(xs)?.reshape((batch, seq, self.num_heads, self.head_dim))?;
-		let k = self.k_proj.forward(xs)?.reshape((batch, seq, self.num_kv_heads, self.head_dim))?;
-		let v = self.v_proj.forward(xs)?.reshape((batch, seq, self.num_kv_heads, self.head_dim))?;
+		let q =
+			r(self.q_proj.forward(xs)?)?.reshape((batch, seq, self.num_heads, self.head_dim))?;
+		let k =
+			r(self.k_proj.forward(xs)?)?.reshape((batch, seq, self.num_kv_heads, self.head_dim))?;
+		let v =
+			r(self.v_proj.forward(xs)?)?.reshape((batch, seq, self.num_kv_heads, self.head_dim))?;
 		// [1, heads, seq, head_dim]
 		let q = q.transpose(1, 2)?.contiguous()?;
 		let k = k.transpose(1, 2)?.contiguous()?;
 		let v = v.transpose(1, 2)?.contiguous()?;
 		let (q, k) = rope.apply(&q, &k, offset)?;
+		let (q, k) = (r(q)?, r(k)?);
 
 		let (keys, values, key_start) = match cache.kv.take() {
 			Some((prev_k, prev_v)) => {
@@ -99,15 +111,15 @@ impl Attention {
 
 		let scale = 1f64 / (self.head_dim as f64).sqrt();
 		// [1, heads, seq, keys]
-		let scores = (q.matmul(&keys_rep.t()?)? * scale)?;
+		let scores = r((r(q.matmul(&keys_rep.t()?)?)? * scale)?)?;
 		let scores = match mask {
-			Some(mask) => scores.broadcast_add(&mask)?,
+			Some(mask) => r(scores.broadcast_add(&mask)?)?,
 			None => scores,
 		};
-		let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-		let out = weights.matmul(&values_rep)?; // [1, heads, seq, head_dim]
+		let weights = r(candle_nn::ops::softmax_last_dim(&scores)?)?;
+		let out = r(weights.matmul(&values_rep)?)?; // [1, heads, seq, head_dim]
 		let out = out.transpose(1, 2)?.reshape((batch, seq, self.num_heads * self.head_dim))?;
-		Ok(self.o_proj.forward(&out)?)
+		r(self.o_proj.forward(&out)?)
 	}
 }
 
@@ -186,11 +198,18 @@ pub struct DecoderLayer {
 	self_attn: Attention,
 	post_attention_layernorm: RmsNorm,
 	mlp: Mlp,
+	round: Option<DType>,
 }
 
 impl DecoderLayer {
-	/// Builds layer `index` from loaded tensors.
-	pub fn new(config: &MistralConfig, index: usize, tensors: &mut ShardTensors) -> Result<Self> {
+	/// Builds layer `index` from loaded tensors; with `round`, every intermediate result
+	/// is rounded to that dtype (emulating a device that stores it).
+	pub fn new(
+		config: &MistralConfig,
+		index: usize,
+		tensors: &mut ShardTensors,
+		round: Option<DType>,
+	) -> Result<Self> {
 		let prefix = format!("model.layers.{index}");
 		let mut linear = |name: &str| -> Result<Linear> {
 			Ok(Linear::new(tensors.take(&format!("{prefix}.{name}.weight"))?, None))
@@ -204,11 +223,13 @@ impl DecoderLayer {
 			num_kv_heads: config.num_kv_heads(),
 			head_dim: config.head_dim(),
 			sliding_window: config.sliding_window,
+			round,
 		};
 		let mlp = Mlp {
 			gate_proj: linear("mlp.gate_proj")?,
 			up_proj: linear("mlp.up_proj")?,
 			down_proj: linear("mlp.down_proj")?,
+			round,
 		};
 		let eps = config.rms_norm_eps;
 		Ok(DecoderLayer {
@@ -222,6 +243,7 @@ impl DecoderLayer {
 				eps,
 			),
 			mlp,
+			round,
 		})
 	}
 
@@ -233,13 +255,14 @@ impl DecoderLayer {
 		rope: &RotaryEmbedding,
 		cache: &mut LayerKvCache,
 	) -> Result<Tensor> {
+		let r = |t| round_through(t, self.round);
 		let residual = xs;
-		let h = self.input_layernorm.forward(xs)?;
+		let h = r(self.input_layernorm.forward(xs)?)?;
 		let h = self.self_attn.forward(&h, offset, rope, cache)?;
-		let h = (h + residual)?;
+		let h = r((h + residual)?)?;
 		let residual = &h;
-		let out = self.mlp.forward(&self.post_attention_layernorm.forward(&h)?)?;
-		Ok((residual + out)?)
+		let out = self.mlp.forward(&r(self.post_attention_layernorm.forward(&h)?)?)?;
+		r((residual + out)?)
 	}
 }
 

@@ -7,12 +7,16 @@
 //! - [`wire`]: the versioned activation message passed between shards.
 //! - [`pipeline`]: a driver that runs shards through a [`pipeline::Transport`].
 //! - [`sampling`]: seeded, replayable greedy / temperature / top-k / top-p sampling.
-//! - [`fingerprint`]: compact commitments to a chunk's output activations.
+//! - [`fingerprint`]: compact, tolerant commitments to a chunk's output activations.
+//! - [`record`] and [`verification`]: a generation's record, and its verification by
+//!   one teacher-forced prefill.
 //! - [`weight_hash`]: the canonical hash of a chunk's weights.
+//! - [`calibration`]: the verification matrix (false rejects and false accepts).
 //! - [`tiny`]: random checkpoints of any size for tests and benchmarks.
 //!
 //! No Substrate dependencies and no network access: models are read from disk only.
 
+pub mod calibration;
 pub mod config;
 pub mod device;
 pub mod error;
@@ -20,11 +24,13 @@ pub mod fingerprint;
 pub mod layer;
 pub mod model_dir;
 pub mod pipeline;
+pub mod record;
 pub mod rope;
 pub mod sampling;
 pub mod shard;
 pub mod tiny;
 pub mod tokenizer;
+pub mod verification;
 pub mod weight_hash;
 pub mod weights;
 pub mod wire;

@@ -7,13 +7,17 @@
 
 use crate::{
 	error::{InferenceError, Result},
+	fingerprint::{FingerprintBuilder, FingerprintParams, RowKind},
 	sampling::{sample, SamplingParams},
-	shard::{LogitsMode, SessionId, Shard, ShardInput, ShardOutput},
+	shard::{LogitsMode, SessionId, Shard, ShardInput, ShardPass},
 	wire::{ActivationMessage, Payload},
 	LayerRange,
 };
 use candle_core::{DType, Device};
-use std::time::{Duration, Instant};
+use std::{
+	collections::HashMap,
+	time::{Duration, Instant},
+};
 
 /// Carries encoded messages to pipeline stages and their replies back.
 pub trait Transport {
@@ -25,12 +29,47 @@ pub trait Transport {
 	fn end_session(&mut self, session: SessionId);
 }
 
+/// The fingerprints one stage builds of one session: its output hidden states at every
+/// position it runs and, on the last stage, the logits of every generated token.
+#[derive(Debug, Clone)]
+pub struct StageRecorder {
+	/// The stage's output hidden states.
+	pub hidden: FingerprintBuilder,
+	/// The logits each token was sampled from (last stage only).
+	pub logits: Option<FingerprintBuilder>,
+}
+
+impl StageRecorder {
+	/// Empty builders for a stage (`last`: also the logits).
+	pub fn new(params: FingerprintParams, last: bool) -> Result<Self> {
+		Ok(StageRecorder {
+			hidden: FingerprintBuilder::for_rows(params, RowKind::Hidden)?,
+			logits: last
+				.then(|| FingerprintBuilder::for_rows(params, RowKind::Logits))
+				.transpose()?,
+		})
+	}
+
+	/// Adds what a pass computed.
+	pub fn push(&mut self, pass: &ShardPass) -> Result<()> {
+		self.hidden.push(&pass.hidden)?;
+		match (&mut self.logits, &pass.logits) {
+			(Some(builder), Some(logits)) => builder.push(logits),
+			(None, None) => Ok(()),
+			_ => Err(InferenceError::Fingerprint("logits on a stage that is not the last".into())),
+		}
+	}
+}
+
 /// Shards in this process, reached through the wire format exactly as remote ones are.
 pub struct LocalTransport {
 	shards: Vec<Shard>,
 	wire_dtype: Option<DType>,
 	stage_time: Vec<Duration>,
 	bytes_sent: usize,
+	/// Fingerprints taken when set, per session and stage.
+	fingerprints: Option<FingerprintParams>,
+	recorders: HashMap<SessionId, Vec<StageRecorder>>,
 }
 
 impl LocalTransport {
@@ -46,7 +85,26 @@ impl LocalTransport {
 			wire_dtype: None,
 			stage_time: vec![Duration::ZERO; stages],
 			bytes_sent: 0,
+			fingerprints: None,
+			recorders: HashMap::new(),
 		})
+	}
+
+	/// Makes every stage fingerprint its outputs with `params` (a generation record).
+	pub fn with_fingerprints(mut self, params: FingerprintParams) -> Self {
+		self.fingerprints = Some(params);
+		self
+	}
+
+	/// The fingerprint parameters, when the stages take fingerprints.
+	pub fn fingerprint_params(&self) -> Option<FingerprintParams> {
+		self.fingerprints
+	}
+
+	/// Takes the fingerprint builders of `session`, one per stage (kept after the
+	/// session's caches are freed, until taken).
+	pub fn take_recorders(&mut self, session: SessionId) -> Option<Vec<StageRecorder>> {
+		self.recorders.remove(&session)
 	}
 
 	/// Sends hidden states in `dtype` instead of the shards' compute dtype.
@@ -68,6 +126,11 @@ impl LocalTransport {
 	/// The shards.
 	pub fn shards(&self) -> &[Shard] {
 		&self.shards
+	}
+
+	/// The shards, to run them directly (a verification with the same weights).
+	pub fn shards_mut(&mut self) -> &mut [Shard] {
+		&mut self.shards
 	}
 }
 
@@ -93,17 +156,31 @@ impl Transport for LocalTransport {
 			}
 		};
 		let positions = message.num_positions as usize;
-		let reply = match shard.forward(message.session, offset, input, LogitsMode::Last)? {
-			ShardOutput::Hidden(hidden) => {
+		let pass = shard.run(message.session, offset, input, LogitsMode::Last)?;
+		if let Some(params) = self.fingerprints {
+			let stages = self.shards.len();
+			let recorders = self.recorders.entry(message.session).or_default();
+			if offset == 0 || recorders.len() != stages {
+				// A (re)started session: fresh builders for this stage.
+				if recorders.len() != stages {
+					*recorders = (0..stages)
+						.map(|s| StageRecorder::new(params, s + 1 == stages))
+						.collect::<Result<_>>()?;
+				} else {
+					recorders[stage] = StageRecorder::new(params, stage + 1 == stages)?;
+				}
+			}
+			recorders[stage].push(&pass)?;
+		}
+		let reply = match pass.logits {
+			None => {
 				let hidden = match self.wire_dtype {
-					Some(dtype) => hidden.to_dtype(dtype)?,
-					None => hidden,
+					Some(dtype) => pass.hidden.to_dtype(dtype)?,
+					None => pass.hidden,
 				};
 				ActivationMessage::hidden(message.session, offset, hidden)?
 			}
-			ShardOutput::Logits(logits) => {
-				ActivationMessage::logits(message.session, offset, positions, logits)?
-			}
+			Some(logits) => ActivationMessage::logits(message.session, offset, positions, logits)?,
 		};
 		let encoded = reply.encode()?;
 		self.stage_time[stage] += started.elapsed();

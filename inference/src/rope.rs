@@ -32,6 +32,15 @@ impl RotaryEmbedding {
 		})
 	}
 
+	/// The tables rounded to `dtype` and back (a bf16 device stores them in bf16).
+	pub fn rounded(self, dtype: Option<DType>) -> Result<Self> {
+		use crate::device::round_through;
+		Ok(RotaryEmbedding {
+			cos: round_through(self.cos, dtype)?,
+			sin: round_through(self.sin, dtype)?,
+		})
+	}
+
 	/// Rotates q [b, heads, seq, d] and k [b, kv_heads, seq, d] for positions
 	/// `offset..offset + seq`.
 	pub fn apply(&self, q: &Tensor, k: &Tensor, offset: usize) -> Result<(Tensor, Tensor)> {

@@ -106,6 +106,100 @@ pub fn sample(logits: &[f32], params: &SamplingParams, step: u64) -> Result<u32>
 	Ok(*order.last().unwrap_or(&0))
 }
 
+/// Whether the seeded sampler could have drawn `token` at generation step `step` from
+/// logits that differ from `logits` by at most `epsilon` each (a generator's logits on
+/// other hardware): the verifier's sampling check.
+///
+/// Greedy: `token`'s logit is within `2 * epsilon` of the largest. Sampling: the step's
+/// uniform draw lies in `token`'s interval of the sampler's cumulative distribution,
+/// widened to cover every ordering, top-k / top-p cut and probability that logits
+/// within `epsilon` can produce (each weight moves by at most a factor `e^(epsilon/T)`;
+/// two tokens can swap only when their logits are within `2 * epsilon`).
+pub fn is_plausible_sample(
+	logits: &[f32],
+	params: &SamplingParams,
+	step: u64,
+	token: u32,
+	epsilon: f32,
+) -> Result<bool> {
+	params.validate()?;
+	if logits.is_empty() || logits.iter().any(|v| v.is_nan()) {
+		return Err(InferenceError::Sampling("empty logits or a NaN logit".into()));
+	}
+	if !(epsilon.is_finite() && epsilon >= 0.0) {
+		return Err(InferenceError::Sampling(format!("tolerance {epsilon} must be >= 0")));
+	}
+	let Some(&own) = logits.get(token as usize) else { return Ok(false) };
+	let (own, e2) = (own as f64, 2.0 * epsilon as f64);
+	if params.temperature == 0.0 {
+		let max = logits.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) as f64;
+		return Ok(own >= max - e2);
+	}
+	let mut sorted: Vec<f64> = logits.iter().map(|v| *v as f64).collect();
+	sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+	let n = sorted.len();
+	let k = params.top_k.filter(|k| *k > 0).map_or(n, |k| k.min(n));
+	// Top-k membership under noise: possibly in when within 2ε of the k-th logit,
+	// definitely in when more than 2ε above the first one left out.
+	let possibly_in = |x: f64| k == n || x >= sorted[k - 1] - e2;
+	let definitely_in = |x: f64| k == n || x > sorted[k] + e2;
+	if !possibly_in(own) {
+		return Ok(false);
+	}
+	let t = params.temperature as f64;
+	let a = libm::exp(epsilon as f64 / t);
+	let weights: Vec<f64> = sorted.iter().map(|x| libm::exp((x - sorted[0]) / t)).collect();
+	// Prefix sums over the sorted order of the weights definitely / possibly in top-k.
+	let mut definite = vec![0.0; n + 1];
+	let mut possible = vec![0.0; n + 1];
+	for i in 0..n {
+		definite[i + 1] = definite[i] + if definitely_in(sorted[i]) { weights[i] } else { 0.0 };
+		possible[i + 1] = possible[i] + if possibly_in(sorted[i]) { weights[i] } else { 0.0 };
+	}
+	// Sorted indices of the logits above y, and of those at or above y.
+	let above = |y: f64| sorted.partition_point(|x| *x > y);
+	let at_or_above = |y: f64| sorted.partition_point(|x| *x >= y);
+	let ratio = |num: f64, rest: f64| if num + rest > 0.0 { num / (num + rest) } else { 0.0 };
+	// Least share of the top-k mass that can come before a token of logit x: only the
+	// tokens surely before it and surely in, shrunk, against every other possible one.
+	let least_before = |x: f64| {
+		let before = above(x + e2);
+		ratio(definite[before] / a, (possible[n] - possible[before]) * a)
+	};
+	// Most share: every token possibly before it, grown, against those surely after it.
+	let most_before = |x: f64, weight: f64| {
+		let before = at_or_above(x - e2);
+		let num = (possible[before] - if possibly_in(x) { weight } else { 0.0 }) * a;
+		ratio(num, (definite[n] - definite[before]) / a + weight / a)
+	};
+	let top_p = params.top_p.map(f64::from).filter(|p| *p < 1.0);
+	let (possibly_kept, surely_kept) = match top_p {
+		None => (n, n),
+		Some(p) => {
+			if least_before(own) >= p {
+				return Ok(false);
+			}
+			// Both bounds grow along the sorted order, so the kept sets are prefixes.
+			let possibly = (0..n).find(|&i| least_before(sorted[i]) >= p).unwrap_or(n);
+			let surely = (0..n).find(|&i| most_before(sorted[i], weights[i]) >= p).unwrap_or(n);
+			(possibly, surely.min(possibly))
+		}
+	};
+	// The token's interval [start, end) of the kept distribution, at its widest. Every
+	// token before a kept one is kept, so "before" needs no top-p condition.
+	let before = above(own + e2);
+	let start = ratio(
+		definite[before] / a,
+		(possible[possibly_kept] - possible[before.min(possibly_kept)]) * a,
+	);
+	let through = at_or_above(own - e2);
+	let after = definite[surely_kept] - definite[through.min(surely_kept)];
+	let end = ratio(possible[through] * a, after / a);
+	let u = uniform(params.seed, step);
+	// Slack for the sampler's own rounding in f64.
+	Ok(start - 1e-9 <= u && u < end + 1e-9)
+}
+
 /// Index of the largest logit (the lowest index among equals).
 pub fn argmax(logits: &[f32]) -> u32 {
 	let mut best = 0;
@@ -159,6 +253,55 @@ mod tests {
 		let picks: std::collections::BTreeSet<u32> =
 			(0..200).map(|s| sample(&logits, &p9, s).unwrap()).collect();
 		assert_eq!(picks, [1, 3].into_iter().collect());
+	}
+
+	/// Logits of a peaked or flat distribution over `n` tokens.
+	fn logits(seed: u64, n: usize, spread: f64) -> Vec<f32> {
+		(0..n as u64).map(|i| ((uniform(seed, i) - 0.5) * spread) as f32).collect()
+	}
+
+	#[test]
+	fn every_drawn_token_is_plausible_under_noise_and_others_mostly_not() {
+		let settings = [
+			SamplingParams::greedy(),
+			SamplingParams { temperature: 0.8, top_k: None, top_p: None, seed: 3 },
+			SamplingParams { temperature: 1.0, top_k: Some(5), top_p: None, seed: 4 },
+			SamplingParams { temperature: 0.7, top_k: Some(40), top_p: Some(0.9), seed: 5 },
+			SamplingParams { temperature: 1.3, top_k: None, top_p: Some(0.5), seed: 6 },
+		];
+		let epsilon = 0.02f32;
+		let (mut others, mut others_accepted) = (0, 0);
+		for (s, params) in settings.iter().enumerate() {
+			for step in 0..300u64 {
+				let spread = [2.0, 8.0, 20.0][step as usize % 3];
+				let verifier = logits(step * 31 + s as u64, 200, spread);
+				// The generator's logits: within epsilon of the verifier's.
+				let generator: Vec<f32> = verifier
+					.iter()
+					.enumerate()
+					.map(|(i, v)| v + epsilon * (2.0 * uniform(step + 999, i as u64) as f32 - 1.0))
+					.collect();
+				let drawn = sample(&generator, params, step).unwrap();
+				assert!(
+					is_plausible_sample(&verifier, params, step, drawn, epsilon).unwrap(),
+					"{params:?} step {step}: drawn {drawn} refused"
+				);
+				assert!(is_plausible_sample(&generator, params, step, drawn, 0.0).unwrap());
+				let other = (drawn + 1 + (step as u32 % 7)) % 200;
+				others += 1;
+				others_accepted +=
+					is_plausible_sample(&verifier, params, step, other, epsilon).unwrap() as usize;
+			}
+		}
+		// A replaced token passes only when it is nearly tied with the drawn one, or in a
+		// flat distribution where ±ε on every logit moves the CDF by several tokens' worth
+		// (2.1% of these cases; the fingerprints of the following positions catch them).
+		assert!(
+			others_accepted * 20 < others,
+			"{others_accepted} of {others} replaced tokens passed"
+		);
+		assert!(!is_plausible_sample(&[1.0, 2.0], &settings[1], 0, 7, 0.1).unwrap());
+		assert!(is_plausible_sample(&[1.0], &settings[1], 0, 0, -1.0).is_err());
 	}
 
 	#[test]

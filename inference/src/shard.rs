@@ -4,6 +4,7 @@
 
 use crate::{
 	config::MistralConfig,
+	device::{round_through, ComputeFormat},
 	error::{InferenceError, Result},
 	layer::{DecoderLayer, LayerKvCache},
 	model_dir::{self, ModelDir},
@@ -27,6 +28,16 @@ pub enum ShardInput {
 	Hidden(Tensor),
 }
 
+/// What one pass through a shard computed.
+#[derive(Debug, Clone)]
+pub struct ShardPass {
+	/// The output of the shard's last layer [1, positions, hidden] (before the final
+	/// norm on the last shard): what the chunk's fingerprint covers.
+	pub hidden: Tensor,
+	/// Logits [rows, vocab] in f32 on the last shard, for the rows [`LogitsMode`] asks.
+	pub logits: Option<Tensor>,
+}
+
 /// What a shard produces.
 #[derive(Debug, Clone)]
 pub enum ShardOutput {
@@ -42,8 +53,10 @@ pub enum ShardOutput {
 pub enum LogitsMode {
 	/// Only the last position (generation).
 	Last,
-	/// Every position (verification).
+	/// Every position.
 	All,
+	/// The last `n` positions (a verifier's generated positions), at most all.
+	Tail(usize),
 }
 
 /// Bounds on what a shard keeps cached.
@@ -72,7 +85,7 @@ pub struct Shard {
 	config: MistralConfig,
 	range: LayerRange,
 	device: Device,
-	dtype: DType,
+	format: ComputeFormat,
 	embed_tokens: Option<Embedding>,
 	layers: Vec<DecoderLayer>,
 	final_norm: Option<RmsNorm>,
@@ -85,11 +98,25 @@ pub struct Shard {
 }
 
 impl Shard {
-	/// Loads the shard over `range` from `dir`.
+	/// Loads the shard over `range` from `dir`, computing natively in `dtype`.
 	pub fn load(dir: &ModelDir, range: LayerRange, device: &Device, dtype: DType) -> Result<Self> {
+		Self::load_as(dir, range, device, ComputeFormat::native(dtype))
+	}
+
+	/// Loads the shard over `range` from `dir`, computing in `format`.
+	pub fn load_as(
+		dir: &ModelDir,
+		range: LayerRange,
+		device: &Device,
+		format: ComputeFormat,
+	) -> Result<Self> {
 		let config = dir.config().clone();
 		range.check_within(config.num_hidden_layers)?;
+		let dtype = format.dtype;
 		let mut tensors = ShardTensors::load(dir, range, device, dtype)?;
+		if let Some(round_to) = format.round_to {
+			tensors.round_all(round_to)?;
+		}
 		let weight_bytes = tensors.bytes();
 		let is_first = range.start == 0;
 		let is_last = range.end == config.num_hidden_layers;
@@ -100,7 +127,7 @@ impl Shard {
 		};
 		let layers = range
 			.layers()
-			.map(|index| DecoderLayer::new(&config, index, &mut tensors))
+			.map(|index| DecoderLayer::new(&config, index, &mut tensors, format.round_to))
 			.collect::<Result<Vec<_>>>()?;
 		let (final_norm, lm_head) = if is_last {
 			let head = if config.tie_word_embeddings {
@@ -115,12 +142,12 @@ impl Shard {
 		} else {
 			(None, None)
 		};
-		let rope = RotaryEmbedding::new(&config, dtype, device)?;
+		let rope = RotaryEmbedding::new(&config, dtype, device)?.rounded(format.round_to)?;
 		Ok(Shard {
 			config,
 			range,
 			device: device.clone(),
-			dtype,
+			format,
 			embed_tokens,
 			layers,
 			final_norm,
@@ -161,7 +188,12 @@ impl Shard {
 
 	/// Compute dtype.
 	pub fn dtype(&self) -> DType {
-		self.dtype
+		self.format.dtype
+	}
+
+	/// How the shard computes.
+	pub fn format(&self) -> ComputeFormat {
+		self.format
 	}
 
 	/// Device.
@@ -195,6 +227,22 @@ impl Shard {
 		input: ShardInput,
 		logits: LogitsMode,
 	) -> Result<ShardOutput> {
+		let pass = self.run(session, offset, input, logits)?;
+		Ok(match pass.logits {
+			Some(logits) => ShardOutput::Logits(logits),
+			None => ShardOutput::Hidden(pass.hidden),
+		})
+	}
+
+	/// Like [`Shard::forward`], and also returns the last layer's output on the last
+	/// shard.
+	pub fn run(
+		&mut self,
+		session: SessionId,
+		offset: usize,
+		input: ShardInput,
+		logits: LogitsMode,
+	) -> Result<ShardPass> {
 		let mut xs = self.embed_input(input)?;
 		let positions = xs.dim(1)?;
 		if positions == 0 {
@@ -246,17 +294,21 @@ impl Shard {
 		state.last_used = clock;
 		self.evict(session);
 
-		match (&self.final_norm, &self.lm_head) {
+		let logits = match (&self.final_norm, &self.lm_head) {
 			(Some(norm), Some(head)) => {
-				let xs = match logits {
-					LogitsMode::Last => xs.narrow(1, positions - 1, 1)?,
-					LogitsMode::All => xs,
+				let rows = match logits {
+					LogitsMode::Last => 1,
+					LogitsMode::All => positions,
+					LogitsMode::Tail(n) => n.clamp(1, positions),
 				};
-				let logits = head.forward(&norm.forward(&xs)?)?.squeeze(0)?.to_dtype(DType::F32)?;
-				Ok(ShardOutput::Logits(logits))
+				let r = |t| round_through(t, self.format.round_to);
+				let tail = xs.narrow(1, positions - rows, rows)?;
+				let logits = r(head.forward(&r(norm.forward(&tail)?)?)?)?;
+				Some(logits.squeeze(0)?.to_dtype(DType::F32)?)
 			}
-			_ => Ok(ShardOutput::Hidden(xs)),
-		}
+			_ => None,
+		};
+		Ok(ShardPass { hidden: xs, logits })
 	}
 
 	/// Token ids -> embeddings on the first shard; checks hidden states elsewhere.
@@ -280,7 +332,8 @@ impl Shard {
 						self.config.hidden_size
 					)));
 				}
-				Ok(hidden.to_device(&self.device)?.to_dtype(self.dtype)?)
+				let hidden = hidden.to_device(&self.device)?.to_dtype(self.format.dtype)?;
+				round_through(hidden, self.format.round_to)
 			}
 			(ShardInput::Tokens(_), None) => Err(InferenceError::Input(format!(
 				"shard {} takes hidden states, not token ids",

@@ -23,6 +23,8 @@ pub struct TinySpec {
 	pub heads: usize,
 	/// Key/value heads.
 	pub kv_heads: usize,
+	/// Per-head width (None: hidden / heads).
+	pub head_dim: Option<usize>,
 	/// MLP width.
 	pub intermediate: usize,
 	/// Vocabulary (at least 259: 3 special tokens and 256 bytes).
@@ -46,6 +48,7 @@ impl Default for TinySpec {
 			hidden: 64,
 			heads: 4,
 			kv_heads: 2,
+			head_dim: None,
 			intermediate: 128,
 			vocab: 320,
 			sliding_window: Some(16),
@@ -100,12 +103,20 @@ impl TinySpec {
 				self.heads, self.kv_heads
 			));
 		}
-		if !self.hidden.is_multiple_of(self.heads) || !(self.hidden / self.heads).is_multiple_of(2)
-		{
-			return bad(format!(
-				"hidden ({}) / heads ({}) must be an even integer",
-				self.hidden, self.heads
-			));
+		match self.head_dim {
+			Some(d) if d == 0 || !d.is_multiple_of(2) => {
+				return bad(format!("head dim ({d}) must be even and positive"))
+			}
+			Some(_) => {}
+			None if !self.hidden.is_multiple_of(self.heads)
+				|| !(self.hidden / self.heads).is_multiple_of(2) =>
+			{
+				return bad(format!(
+					"hidden ({}) / heads ({}) must be an even integer (or give the head dim)",
+					self.hidden, self.heads
+				))
+			}
+			None => {}
 		}
 		if self.vocab < BYTE_BASE as usize + 256 {
 			return bad(format!(
@@ -123,6 +134,11 @@ impl TinySpec {
 		}
 	}
 
+	/// Per-head width.
+	pub fn head_dim(&self) -> usize {
+		self.head_dim.unwrap_or(self.hidden / self.heads)
+	}
+
 	/// The config.json this spec describes.
 	pub fn config_json(&self) -> serde_json::Value {
 		serde_json::json!({
@@ -133,7 +149,7 @@ impl TinySpec {
 			"num_hidden_layers": self.layers,
 			"num_attention_heads": self.heads,
 			"num_key_value_heads": self.kv_heads,
-			"head_dim": self.hidden / self.heads,
+			"head_dim": self.head_dim(),
 			"hidden_act": "silu",
 			"rope_theta": 10000.0,
 			"rms_norm_eps": 1e-5,
@@ -166,7 +182,7 @@ pub fn write_tiny_model(out: &Path, spec: &TinySpec) -> Result<()> {
 			Ok((name.to_string(), Tensor::from_vec(data, shape, &device)?.to_dtype(spec.dtype)?))
 		};
 	let (h, i, v) = (spec.hidden, spec.intermediate, spec.vocab);
-	let head_dim = h / spec.heads;
+	let head_dim = spec.head_dim();
 	let (q, kv) = (spec.heads * head_dim, spec.kv_heads * head_dim);
 	let inv = |n: usize| 1.0 / (n as f64).sqrt();
 

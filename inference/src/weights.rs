@@ -65,6 +65,14 @@ impl ShardTensors {
 			.ok_or_else(|| InferenceError::Weights(format!("tensor {name} was not loaded")))
 	}
 
+	/// Rounds every tensor to `dtype` and back (weights as a bf16 device would hold them).
+	pub fn round_all(&mut self, dtype: DType) -> Result<()> {
+		for tensor in self.tensors.values_mut() {
+			*tensor = crate::device::round_through(tensor.clone(), Some(dtype))?;
+		}
+		Ok(())
+	}
+
 	/// Total bytes held.
 	pub fn bytes(&self) -> usize {
 		self.tensors.values().map(|t| t.elem_count() * t.dtype().size_in_bytes()).sum()

@@ -140,7 +140,7 @@ fn bad_input_is_a_one_line_error() {
 	assert_clean_failure(&gen(&["--shards", "0..2,2..9"]), "out of bounds");
 	assert_clean_failure(&gen(&["--shards", "zero..two"]), "START..END");
 	assert_clean_failure(&gen(&["--device", "tpu"]), "unknown device");
-	assert_clean_failure(&gen(&["--dtype", "bf16"]), "bf16 is not supported on cpu");
+	assert_clean_failure(&gen(&["--dtype", "f64"]), "unknown dtype");
 	assert_clean_failure(
 		&infer(&["generate", "--model", model, "--prompt-tokens", "1,999", "--max-tokens", "2"]),
 		"outside the vocabulary",
@@ -225,4 +225,140 @@ fn thread_count_does_not_change_tokens_or_logits() {
 	let (tokens_2, logits_2) = run("2");
 	assert_eq!(tokens_1, tokens_2);
 	assert!(logits_1 == logits_2, "logits differ between 1 and 2 threads");
+}
+
+/// Runs `verify` with `extra` arguments; returns the exit code and stdout.
+fn verify(model: &Path, record: &Path, extra: &[&str]) -> (i32, std::process::Output) {
+	let mut args =
+		vec!["verify", "--model", model.to_str().unwrap(), "--record", record.to_str().unwrap()];
+	args.extend_from_slice(extra);
+	let out = infer(&args);
+	(out.status.code().unwrap_or(-1), out)
+}
+
+#[test]
+fn generate_records_and_verify_accepts_rejects_and_refuses() {
+	let dir = TempDir::new("cli-verify");
+	make_tiny(dir.path());
+	let model = dir.path();
+	let record = dir.path().join("record.json");
+	let out = infer(&[
+		"generate",
+		"--model",
+		model.to_str().unwrap(),
+		"--prompt",
+		"Verify me, please: a prompt of some length.",
+		"--max-tokens",
+		"40",
+		"--temperature",
+		"0.8",
+		"--top-p",
+		"0.9",
+		"--seed",
+		"9",
+		"--shards",
+		"0..2,2..4",
+		"--dtype",
+		"f16",
+		"--record",
+		record.to_str().unwrap(),
+		"--json",
+	]);
+	let generated = json_of(&out);
+	let json: serde_json::Value =
+		serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+	assert_eq!(json["format"], "dllm-generation-record");
+	assert_eq!(json["generated_tokens"], generated["tokens"]);
+	assert_eq!(json["chunks"].as_array().unwrap().len(), 2);
+	assert!(json["chunks"][1]["logits"].is_string() && json["chunks"][0]["logits"].is_null());
+	assert_eq!(json["sampling"]["seed"], 9);
+
+	// Honest (f16 generator, f32 and bf16 verifiers, one shard or three): exit 0.
+	for extra in [&[][..], &["--dtype", "bf16"], &["--shards", "0..1,1..2,2..4"]] {
+		let (code, out) = verify(model, &record, &[extra, &["--json"]].concat());
+		assert_eq!(code, 0, "{extra:?}: {}", String::from_utf8_lossy(&out.stdout));
+		let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+		assert_eq!(report["accepted"], true);
+		for (i, chunk) in report["chunks"].as_array().unwrap().iter().enumerate() {
+			assert_eq!(chunk["chunk"], i);
+			assert_eq!(chunk["accepted"], true);
+			assert!(chunk["first_bad_block"].is_null());
+			assert!(chunk["min_overlap"].as_f64().unwrap() > 0.5);
+			assert!(chunk["max_error"].as_f64().unwrap() < 0.05);
+		}
+		assert_eq!(report["sampling"]["accepted"], true);
+		assert!(report["sampling"]["first_bad_position"].is_null());
+	}
+	let (code, out) = verify(model, &record, &[]);
+	assert_eq!(code, 0);
+	assert!(String::from_utf8_lossy(&out.stdout).contains("sampling: accepted"));
+
+	// A generated token replaced: rejected (exit 1) at that position.
+	let mut tampered = json.clone();
+	let tokens = tampered["generated_tokens"].as_array_mut().unwrap();
+	let at = tokens.len() / 2;
+	let token = tokens[at].as_u64().unwrap();
+	tokens[at] = serde_json::json!((token + 1) % 320);
+	let tampered_path = dir.path().join("tampered.json");
+	std::fs::write(&tampered_path, tampered.to_string()).unwrap();
+	let (code, out) = verify(model, &tampered_path, &["--json"]);
+	assert_eq!(code, 1);
+	let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+	assert_eq!(report["accepted"], false);
+	assert_eq!(report["sampling"]["first_bad_position"], at);
+
+	// A record with another seed: the sampling check rejects it.
+	let mut reseeded = json.clone();
+	reseeded["sampling"]["seed"] = serde_json::json!(10);
+	let reseeded_path = dir.path().join("reseeded.json");
+	std::fs::write(&reseeded_path, reseeded.to_string()).unwrap();
+	assert_eq!(verify(model, &reseeded_path, &[]).0, 1);
+
+	// Bad input: exit 2 with one line.
+	let refused = |path: &Path, extra: &[&str], needle: &str| {
+		let (code, out) = verify(model, path, extra);
+		assert_eq!(code, 2, "{needle}: {}", String::from_utf8_lossy(&out.stderr));
+		assert_clean_failure(&out, needle);
+	};
+	refused(&dir.path().join("missing.json"), &[], "missing.json");
+	let garbage = dir.path().join("garbage.json");
+	std::fs::write(&garbage, "{ not a record").unwrap();
+	refused(&garbage, &[], "not a generation record");
+	let mut broken = json.clone();
+	broken["chunks"][0]["hidden"] = serde_json::json!("0x00112233");
+	std::fs::write(&garbage, broken.to_string()).unwrap();
+	refused(&garbage, &[], "fingerprint");
+	let mut short = json.clone();
+	short["generated_tokens"].as_array_mut().unwrap().pop();
+	std::fs::write(&garbage, short.to_string()).unwrap();
+	refused(&garbage, &[], "rows");
+	refused(&record, &["--shards", "0..3,3..4"], "every chunk must end where a shard ends");
+	let other = TempDir::new("cli-verify-other");
+	let out = infer(&[
+		"make-tiny",
+		"--out",
+		other.path().to_str().unwrap(),
+		"--layers",
+		"4",
+		"--seed",
+		"4",
+	]);
+	assert!(out.status.success());
+	let (code, out) = verify(other.path(), &record, &[]);
+	assert_eq!(code, 2);
+	assert_clean_failure(&out, "another model");
+	let wider = TempDir::new("cli-verify-wider");
+	let out = infer(&[
+		"make-tiny",
+		"--out",
+		wider.path().to_str().unwrap(),
+		"--layers",
+		"4",
+		"--hidden",
+		"128",
+	]);
+	assert!(out.status.success());
+	let (code, out) = verify(wider.path(), &record, &[]);
+	assert_eq!(code, 2);
+	assert_clean_failure(&out, "another model");
 }

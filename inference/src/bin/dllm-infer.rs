@@ -4,12 +4,16 @@
 use candle_core::{DType, Device, Tensor};
 use clap::{Args, Parser, Subcommand};
 use dllm_inference::{
-	device::{dtype_from_name, parse_device, parse_dtype},
+	calibration::{run_matrix, MatrixConfig},
+	device::{dtype_from_name, parse_device, parse_dtype, parse_format},
+	fingerprint::{FingerprintParams, VerificationParams},
 	pipeline::{generate, GenerationRequest, LocalTransport},
+	record::Record,
 	sampling::SamplingParams,
 	shard::Shard,
 	tiny::{write_tiny_model, TinySpec},
 	tokenizer::PromptTokenizer,
+	verification::{record_generation, verify_record, VerifyOptions},
 	weight_hash::{chunk_hash, to_hex, tokenizer_hash},
 	InferenceError, LayerRange, ModelDir, Result,
 };
@@ -32,6 +36,40 @@ enum Command {
 	HashChunks(HashChunks),
 	/// Measure prefill and decode speed, memory and time per shard.
 	Bench(Bench),
+	/// Verify a generation record by one teacher-forced prefill (exit 0 accepted, 1
+	/// rejected, 2 bad input).
+	Verify(Verify),
+	/// Run the verification matrix (false rejects and accepts) and print its table.
+	VerificationMatrix(VerificationMatrix),
+}
+
+#[derive(Args)]
+struct Verify {
+	#[command(flatten)]
+	model: ModelArgs,
+	/// The generation record (`generate --record`).
+	#[arg(long)]
+	record: PathBuf,
+	/// The loosest compute format the model accepts, which sets the tolerance: f32,
+	/// f16 or bf16 (docs/verification.md).
+	#[arg(long, default_value = "bf16")]
+	tolerance: String,
+	/// Print the verdicts as JSON.
+	#[arg(long)]
+	json: bool,
+}
+
+#[derive(Args)]
+struct VerificationMatrix {
+	/// The short version (CI's).
+	#[arg(long)]
+	quick: bool,
+	/// Prompts per model shape (default: 20, quick 3).
+	#[arg(long)]
+	prompts: Option<usize>,
+	/// Where the random models are written (default: a temporary directory).
+	#[arg(long)]
+	workdir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -47,6 +85,9 @@ struct MakeTiny {
 	heads: usize,
 	#[arg(long = "kv-heads", default_value_t = 2)]
 	kv_heads: usize,
+	/// Per-head width (default: hidden / heads).
+	#[arg(long = "head-dim")]
+	head_dim: Option<usize>,
 	#[arg(long, default_value_t = 128)]
 	intermediate: usize,
 	#[arg(long, default_value_t = 320)]
@@ -77,7 +118,8 @@ struct ModelArgs {
 	/// cpu or cuda:N.
 	#[arg(long, default_value = "cpu")]
 	device: String,
-	/// Compute dtype: f32, f16 or bf16 (bf16 on CUDA only).
+	/// Compute dtype: f32, f16 or bf16 (on a CPU, bf16 is emulated: f32 math with
+	/// weights and activations rounded to bf16).
 	#[arg(long, default_value = "f32")]
 	dtype: String,
 }
@@ -112,6 +154,10 @@ struct Generate {
 	/// (tensor `logits`, [generated, vocab], f32).
 	#[arg(long = "logits-out")]
 	logits_out: Option<PathBuf>,
+	/// Write the generation record (chunk layout, tokens, sampling, stop reason, every
+	/// chunk's fingerprints) to this JSON file, for `dllm-infer verify`.
+	#[arg(long)]
+	record: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -134,6 +180,10 @@ struct Bench {
 	/// Also time candle-transformers' Mistral `Model` on the same weights.
 	#[arg(long)]
 	reference: bool,
+	/// Generate with fingerprints, then time the verification of the record (one
+	/// teacher-forced prefill with the same shards) against the generation.
+	#[arg(long)]
+	verify: bool,
 }
 
 fn main() {
@@ -143,13 +193,24 @@ fn main() {
 		Command::Generate(args) => run_generate(args),
 		Command::HashChunks(args) => hash_chunks(args),
 		Command::Bench(args) => bench(args),
+		Command::Verify(args) => match verify(args) {
+			Ok(true) => Ok(()),
+			Ok(false) => std::process::exit(1),
+			// Bad input to a verification exits 2, so that 1 always means "rejected".
+			Err(error) => fail(&error, 2),
+		},
+		Command::VerificationMatrix(args) => verification_matrix(args),
 	};
 	if let Err(error) = result {
-		// One line, whatever the underlying library put in its message.
-		let message = error.to_string().lines().map(str::trim).collect::<Vec<_>>().join("; ");
-		eprintln!("error: {message}");
-		std::process::exit(1);
+		fail(&error, 1);
 	}
+}
+
+/// Prints `error` on one line, whatever the underlying library put in its message.
+fn fail(error: &InferenceError, code: i32) -> ! {
+	let message = error.to_string().lines().map(str::trim).collect::<Vec<_>>().join("; ");
+	eprintln!("error: {message}");
+	std::process::exit(code);
 }
 
 fn make_tiny(args: MakeTiny) -> Result<()> {
@@ -159,6 +220,7 @@ fn make_tiny(args: MakeTiny) -> Result<()> {
 		hidden: args.hidden,
 		heads: args.heads,
 		kv_heads: args.kv_heads,
+		head_dim: args.head_dim,
 		intermediate: args.intermediate,
 		vocab: args.vocab,
 		sliding_window: (args.sliding_window > 0).then_some(args.sliding_window),
@@ -174,20 +236,30 @@ fn make_tiny(args: MakeTiny) -> Result<()> {
 
 /// Opens the model and loads its shards into a local pipeline.
 fn load_pipeline(args: &ModelArgs) -> Result<(ModelDir, LocalTransport, Device)> {
+	let (dir, shards, device) = load_shards(args, None)?;
+	Ok((dir, LocalTransport::new(shards)?, device))
+}
+
+/// Opens the model and loads the shards `args` name (default: `default`, else all layers).
+fn load_shards(
+	args: &ModelArgs,
+	default: Option<Vec<LayerRange>>,
+) -> Result<(ModelDir, Vec<Shard>, Device)> {
 	let device = parse_device(&args.device)?;
-	let dtype = parse_dtype(&args.dtype, &device)?;
+	let format = parse_format(&args.dtype, &device)?;
 	let dir = ModelDir::open(&args.model)?;
 	let layers = dir.config().num_hidden_layers;
-	let ranges = match &args.shards {
-		Some(list) => LayerRange::parse_list(list)?,
-		None => vec![LayerRange::new(0, layers)?],
+	let ranges = match (&args.shards, default) {
+		(Some(list), _) => LayerRange::parse_list(list)?,
+		(None, Some(ranges)) => ranges,
+		(None, None) => vec![LayerRange::new(0, layers)?],
 	};
 	LayerRange::check_partition(&ranges, layers)?;
 	let shards = ranges
 		.iter()
-		.map(|range| Shard::load(&dir, *range, &device, dtype))
+		.map(|range| Shard::load_as(&dir, *range, &device, format))
 		.collect::<Result<Vec<_>>>()?;
-	Ok((dir, LocalTransport::new(shards)?, device))
+	Ok((dir, shards, device))
 }
 
 fn parse_tokens(text: &str) -> Result<Vec<u32>> {
@@ -239,7 +311,22 @@ fn run_generate(args: Generate) -> Result<()> {
 		stop_tokens: config.eos_token_ids(),
 		keep_logits: args.logits_out.is_some(),
 	};
-	let output = generate(&mut transport, &request, &device)?;
+	let output = match &args.record {
+		Some(path) => {
+			let hashes = transport
+				.shards()
+				.iter()
+				.map(|s| chunk_hash(&dir, s.range()))
+				.collect::<Result<Vec<_>>>()?;
+			let compute = transport.shards()[0].format().name();
+			let mut transport = transport.with_fingerprints(FingerprintParams::DEFAULT);
+			let (output, record) =
+				record_generation(&mut transport, &request, &device, &hashes, compute)?;
+			record.save(path)?;
+			output
+		}
+		None => generate(&mut transport, &request, &device)?,
+	};
 	let text = match &tokenizer {
 		Ok(tokenizer) => Some(tokenizer.decode(&output.tokens)?),
 		Err(_) => None,
@@ -319,7 +406,17 @@ fn bench(args: Bench) -> Result<()> {
 		stop_tokens: vec![],
 		keep_logits: false,
 	};
-	let output = generate(&mut transport, &request, &device)?;
+	let (output, record) = if args.verify {
+		let hashes = vec![[0u8; 32]; transport.shards().len()];
+		let compute = transport.shards()[0].format().name();
+		let mut recording = transport.with_fingerprints(FingerprintParams::DEFAULT);
+		let (output, record) =
+			record_generation(&mut recording, &request, &device, &hashes, compute)?;
+		transport = recording;
+		(output, Some(record))
+	} else {
+		(generate(&mut transport, &request, &device)?, None)
+	};
 	let prefill_tps = args.prompt_len as f64 / output.prefill_time.as_secs_f64();
 	let decode_tps = (args.gen - 1) as f64 / output.decode_time.as_secs_f64();
 	let weight_mib: f64 =
@@ -352,6 +449,46 @@ fn bench(args: Bench) -> Result<()> {
 		);
 	}
 	println!("| activation bytes sent | {} |", transport.bytes_sent());
+	if let Some(record) = record {
+		let generation = output.prefill_time + output.decode_time;
+		let verification = verify_record(
+			transport.shards_mut(),
+			&record,
+			&VerifyOptions::default(),
+			&request.stop_tokens,
+		)?;
+		if !verification.accepted() {
+			return Err(InferenceError::Fingerprint(format!(
+				"the benchmark's own record was rejected: {}",
+				verification.to_json()
+			)));
+		}
+		println!(
+			"| generation with fingerprints ({} + {} tokens) | {:.3} s |",
+			args.prompt_len,
+			args.gen,
+			generation.as_secs_f64()
+		);
+		println!(
+			"| verification (prefill of {} positions, fingerprints, comparison, sampling check) | {:.3} s (prefill {:.3} s) |",
+			record.positions(),
+			verification.total_time.as_secs_f64(),
+			verification.prefill_time.as_secs_f64()
+		);
+		println!(
+			"| verification / generation | {:.3} |",
+			verification.total_time.as_secs_f64() / generation.as_secs_f64()
+		);
+		for chunk in &record.chunks {
+			let bytes = chunk.hidden.encode().len();
+			let per_block = (bytes - dllm_inference::fingerprint::HEADER_BYTES) as f64
+				/ (record.positions() as f64 / 32.0);
+			println!(
+				"| fingerprint of chunk {} | {bytes} bytes ({per_block:.0} per 32 positions) |",
+				chunk.layers
+			);
+		}
+	}
 	if args.reference {
 		drop(transport);
 		let tps = reference_decode(&dir, &args, &prompt, &device)?;
@@ -400,4 +537,80 @@ fn reference_decode(dir: &ModelDir, args: &Bench, prompt: &[u32], device: &Devic
 		);
 	}
 	Ok((args.gen - 1) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `verify`: true when everything is accepted.
+fn verify(args: Verify) -> Result<bool> {
+	let params = VerificationParams::for_format(&args.tolerance).ok_or_else(|| {
+		InferenceError::Input(format!("--tolerance {:?}: use f32, f16 or bf16", args.tolerance))
+	})?;
+	let record = Record::load(&args.record)?;
+	let (dir, mut shards, _device) = load_shards(&args.model, Some(record.layout()))?;
+	record.check_model(dir.config())?;
+	for chunk in &record.chunks {
+		let ours = chunk_hash(&dir, chunk.layers)?;
+		if ours != chunk.weight_hash {
+			return Err(InferenceError::Record(format!(
+				"the record is for another model: chunk {} of {} has weight hash {}, the record says {}",
+				chunk.layers,
+				args.model.model.display(),
+				to_hex(&ours),
+				to_hex(&chunk.weight_hash)
+			)));
+		}
+	}
+	let options = VerifyOptions { params, ..VerifyOptions::default() };
+	let verification =
+		verify_record(&mut shards, &record, &options, &dir.config().eos_token_ids())?;
+	if args.json {
+		println!("{}", verification.to_json());
+	} else {
+		for (i, chunk) in verification.chunks.iter().enumerate() {
+			let status = if chunk.accepted() { "accepted" } else { "REJECTED" };
+			let block = chunk
+				.hidden
+				.first_bad_block()
+				.or(chunk.logits.as_ref().and_then(|l| l.first_bad_block()))
+				.map(|b| format!(", first bad block {b}"))
+				.unwrap_or_default();
+			println!("chunk {i} ({}): {status}{block}", chunk.layers);
+		}
+		let sampling = &verification.sampling;
+		match (&sampling.first_bad_position, &sampling.reason) {
+			(Some(p), Some(reason)) => {
+				println!("sampling: REJECTED at generated token {p}: {reason}")
+			}
+			_ => println!("sampling: accepted"),
+		}
+		println!(
+			"verified {} positions in {:.3} s (prefill {:.3} s)",
+			record.positions(),
+			verification.total_time.as_secs_f64(),
+			verification.prefill_time.as_secs_f64()
+		);
+	}
+	Ok(verification.accepted())
+}
+
+fn verification_matrix(args: VerificationMatrix) -> Result<()> {
+	let mut config = if args.quick { MatrixConfig::quick() } else { MatrixConfig::full() };
+	if let Some(prompts) = args.prompts {
+		config.prompts = prompts.max(1);
+	}
+	let temp = std::env::temp_dir().join(format!("dllm-matrix-{}", std::process::id()));
+	let workdir = args.workdir.clone().unwrap_or_else(|| temp.clone());
+	let report = run_matrix(&config, &workdir, |line| eprintln!("{line}"));
+	if args.workdir.is_none() {
+		let _ = std::fs::remove_dir_all(&temp);
+	}
+	let report = report?;
+	println!("{}", report.markdown());
+	println!(
+		"{} shapes x {} prompts x greedy/sampled; {} positions verified in {:.0} s",
+		config.shapes.len(),
+		config.prompts,
+		report.positions,
+		report.seconds
+	);
+	Ok(())
 }

@@ -57,8 +57,9 @@ pub fn sampling(params: &pallet_poaw::SamplingParams) -> SamplingParams {
 	}
 }
 
-/// Fingerprint blocks: one top-k entry set per 32 positions (TOPLOC's block size).
-pub const FINGERPRINT_PARAMS: FingerprintParams = FingerprintParams { block: 32, top_k: 128 };
+/// Fingerprints as `dllm-inference` calibrates them: 32 positions per block (TOPLOC's),
+/// per position its RMS and 3 projections, per block the top 16 entries.
+pub const FINGERPRINT_PARAMS: FingerprintParams = FingerprintParams::DEFAULT;
 
 /// What one stage keeps about one pipeline of one task while it generates.
 pub struct Session {

@@ -24,6 +24,9 @@ pub enum Mismatch {
 pub struct BlockScore {
 	/// Largest |log-RMS difference| of a position.
 	pub log_rms_error: u32,
+	/// |Mean signed log-RMS difference| over the block (rounded down): a scaled state
+	/// moves every position the same way, float noise does not.
+	pub log_rms_bias: u32,
 	/// Largest mean |projection difference| of a position (rounded down).
 	pub position_error: u32,
 	/// Mean |projection difference| over the block (rounded down).
@@ -80,7 +83,9 @@ pub fn compare(
 		let mut score = BlockScore::default();
 		let mut within = true;
 		let mut block_sum = 0u64;
+		let mut log_sum = 0i64;
 		for p in range {
+			log_sum += claimed.log_rms[p] as i64 - recomputed.log_rms[p] as i64;
 			let log_error = diff(claimed.log_rms[p], recomputed.log_rms[p]);
 			score.log_rms_error = score.log_rms_error.max(log_error);
 			within &= log_error <= tolerance.max_log_rms_error as u32;
@@ -91,6 +96,8 @@ pub fn compare(
 			score.position_error = score.position_error.max((position_sum / m as u64) as u32);
 			within &= position_sum <= tolerance.max_position_error as u64 * m as u64;
 		}
+		score.log_rms_bias = (log_sum.unsigned_abs() / count) as u32;
+		within &= log_sum.unsigned_abs() <= tolerance.max_log_rms_bias as u64 * count;
 		let samples = count * m as u64;
 		score.block_error = (block_sum / samples) as u32;
 		within &= block_sum <= tolerance.max_block_error as u64 * samples;
@@ -111,6 +118,7 @@ pub fn compare(
 			score.top_k_overlap = 1000;
 		}
 		worst.log_rms_error = worst.log_rms_error.max(score.log_rms_error);
+		worst.log_rms_bias = worst.log_rms_bias.max(score.log_rms_bias);
 		worst.position_error = worst.position_error.max(score.position_error);
 		worst.block_error = worst.block_error.max(score.block_error);
 		worst.top_k_overlap = worst.top_k_overlap.min(score.top_k_overlap);
@@ -185,6 +193,7 @@ mod tests {
 
 	const LOOSE: Tolerance = Tolerance {
 		max_log_rms_error: 10,
+		max_log_rms_bias: 5,
 		max_position_error: 100,
 		max_block_error: 40,
 		min_top_k_overlap: 750,
@@ -211,6 +220,16 @@ mod tests {
 		assert_eq!(result.first_bad.unwrap().log_rms_error, 11);
 		// Within the threshold: accepted.
 		b.log_rms[5] -= 1;
+		assert!(compare(&a, &b, &LOOSE).unwrap().accepted);
+		// Every position of block 0 off by +6: within the per-position error, but the
+		// block's mean bias is over 5; alternating signs are not a bias.
+		let mut b = a.clone();
+		(0..4).for_each(|p| b.log_rms[p] += 6);
+		let result = compare(&a, &b, &LOOSE).unwrap();
+		assert_eq!(result.first_bad_block, Some(0));
+		assert_eq!(result.first_bad.unwrap().log_rms_bias, 6);
+		let mut b = a.clone();
+		(0..4).for_each(|p| b.log_rms[p] += if p % 2 == 0 { 6 } else { -6 });
 		assert!(compare(&a, &b, &LOOSE).unwrap().accepted);
 		// One position's projections off by 150 and 60: mean 105 > 100 (block 2).
 		let mut b = a.clone();

@@ -117,6 +117,8 @@ impl Default for FingerprintParams {
 pub struct Tolerance {
 	/// Largest difference of a position's log-RMS code (units of 1/2048 of a doubling).
 	pub max_log_rms_error: u16,
+	/// Largest |mean signed difference| of the log-RMS codes over a block.
+	pub max_log_rms_bias: u16,
 	/// Largest mean absolute difference of one position's projection codes.
 	pub max_position_error: u16,
 	/// Largest mean absolute difference of the projection codes over a block.
@@ -128,23 +130,34 @@ pub struct Tolerance {
 }
 
 impl Tolerance {
-	/// Hidden states: calibrated on the verification matrix (docs/verification.md),
-	/// honest f32 / f16 / bf16 work passes with a margin, a 2% perturbation of one
-	/// weight matrix does not.
-	pub const HIDDEN: Tolerance = Tolerance {
-		max_log_rms_error: 24,
-		max_position_error: 400,
-		max_block_error: 120,
-		min_top_k_overlap: 500,
-		max_top_k_error: 40,
+	/// Hidden states of f32 work (any thread count, shard split, decode vs prefill):
+	/// float noise stays under one unit, so a 1% perturbation of one matrix shows.
+	pub const F32: Tolerance = Tolerance {
+		max_log_rms_error: 4,
+		max_log_rms_bias: 2,
+		max_position_error: 6,
+		max_block_error: 2,
+		min_top_k_overlap: 800,
+		max_top_k_error: 4,
 	};
 
-	/// Logits of the generated positions (the last chunk).
-	pub const LOGITS: Tolerance = Tolerance {
-		max_log_rms_error: 24,
-		max_position_error: 400,
-		max_block_error: 120,
-		min_top_k_overlap: 500,
+	/// Hidden states of f32 or f16 work (either side in f16).
+	pub const F16: Tolerance = Tolerance {
+		max_log_rms_error: 8,
+		max_log_rms_bias: 4,
+		max_position_error: 32,
+		max_block_error: 12,
+		min_top_k_overlap: 750,
+		max_top_k_error: 8,
+	};
+
+	/// Hidden states of f32, f16 or bf16 work (either side in bf16).
+	pub const BF16: Tolerance = Tolerance {
+		max_log_rms_error: 48,
+		max_log_rms_bias: 12,
+		max_position_error: 200,
+		max_block_error: 72,
+		min_top_k_overlap: 750,
 		max_top_k_error: 40,
 	};
 }
@@ -175,13 +188,44 @@ pub struct VerificationParams {
 }
 
 impl VerificationParams {
-	/// The calibrated defaults.
-	pub const DEFAULT: VerificationParams = VerificationParams {
+	/// A model that accepts f32 work only.
+	pub const F32: VerificationParams = VerificationParams {
 		fingerprint: FingerprintParams::DEFAULT,
-		hidden: Tolerance::HIDDEN,
-		logits: Tolerance::LOGITS,
-		max_logit_error_milli: 50,
+		hidden: Tolerance::F32,
+		logits: Tolerance::F32,
+		max_logit_error_milli: 1,
 	};
+
+	/// A model that accepts f32 and f16 work.
+	pub const F16: VerificationParams = VerificationParams {
+		fingerprint: FingerprintParams::DEFAULT,
+		hidden: Tolerance::F16,
+		logits: Tolerance::F16,
+		max_logit_error_milli: 5,
+	};
+
+	/// A model that accepts f32, f16 and bf16 work (the loosest: every honest format
+	/// passes, and the smallest perturbations hide in bf16's own rounding noise).
+	pub const BF16: VerificationParams = VerificationParams {
+		fingerprint: FingerprintParams::DEFAULT,
+		hidden: Tolerance::BF16,
+		logits: Tolerance::BF16,
+		max_logit_error_milli: 30,
+	};
+
+	/// Accepts every format.
+	pub const DEFAULT: VerificationParams = Self::BF16;
+
+	/// The parameters of a model whose loosest accepted compute format is `name`
+	/// (`f32`, `f16` or `bf16`).
+	pub fn for_format(name: &str) -> Option<VerificationParams> {
+		match name {
+			"f32" => Some(Self::F32),
+			"f16" => Some(Self::F16),
+			"bf16" => Some(Self::BF16),
+			_ => None,
+		}
+	}
 }
 
 impl Default for VerificationParams {
