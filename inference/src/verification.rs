@@ -237,6 +237,14 @@ impl Verification {
 		self.sampling.accepted && self.chunks.iter().all(ChunkVerdict::accepted)
 	}
 
+	/// The verdict had the float reference decided every fingerprint.
+	pub fn float_accepted(&self) -> bool {
+		self.sampling.accepted
+			&& self.chunks.iter().all(|c| {
+				c.hidden.float_accepted && c.logits.as_ref().is_none_or(|l| l.float_accepted)
+			})
+	}
+
 	/// The first chunk rejected.
 	pub fn first_bad_chunk(&self) -> Option<usize> {
 		self.chunks.iter().position(|c| !c.accepted())

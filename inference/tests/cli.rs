@@ -333,32 +333,14 @@ fn generate_records_and_verify_accepts_rejects_and_refuses() {
 	std::fs::write(&garbage, short.to_string()).unwrap();
 	refused(&garbage, &[], "rows");
 	refused(&record, &["--shards", "0..3,3..4"], "every chunk must end where a shard ends");
-	let other = TempDir::new("cli-verify-other");
-	let out = infer(&[
-		"make-tiny",
-		"--out",
-		other.path().to_str().unwrap(),
-		"--layers",
-		"4",
-		"--seed",
-		"4",
-	]);
-	assert!(out.status.success());
-	let (code, out) = verify(other.path(), &record, &[]);
-	assert_eq!(code, 2);
-	assert_clean_failure(&out, "another model");
-	let wider = TempDir::new("cli-verify-wider");
-	let out = infer(&[
-		"make-tiny",
-		"--out",
-		wider.path().to_str().unwrap(),
-		"--layers",
-		"4",
-		"--hidden",
-		"128",
-	]);
-	assert!(out.status.success());
-	let (code, out) = verify(wider.path(), &record, &[]);
-	assert_eq!(code, 2);
-	assert_clean_failure(&out, "another model");
+	// Another model: other weights (the chunks' hashes differ) or another width.
+	for (tag, shape) in [("other", ["--seed", "4"]), ("wider", ["--hidden", "128"])] {
+		let other = TempDir::new(&format!("cli-verify-{tag}"));
+		let path = other.path().to_str().unwrap();
+		let out = infer(&[&["make-tiny", "--out", path, "--layers", "4"][..], &shape].concat());
+		assert!(out.status.success());
+		let (code, out) = verify(other.path(), &record, &[]);
+		assert_eq!(code, 2);
+		assert_clean_failure(&out, "another model");
+	}
 }

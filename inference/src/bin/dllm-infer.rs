@@ -70,6 +70,9 @@ struct VerificationMatrix {
 	/// Where the random models are written (default: a temporary directory).
 	#[arg(long)]
 	workdir: Option<PathBuf>,
+	/// Only the variants whose names contain one of these (comma-separated).
+	#[arg(long, value_delimiter = ',')]
+	only: Vec<String>,
 }
 
 #[derive(Args)]
@@ -594,6 +597,7 @@ fn verify(args: Verify) -> Result<bool> {
 
 fn verification_matrix(args: VerificationMatrix) -> Result<()> {
 	let mut config = if args.quick { MatrixConfig::quick() } else { MatrixConfig::full() };
+	config.only = args.only.clone();
 	if let Some(prompts) = args.prompts {
 		config.prompts = prompts.max(1);
 	}
