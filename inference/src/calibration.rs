@@ -965,7 +965,7 @@ impl Transport for Tampering<'_> {
 		let offset = decoded.position_offset as usize;
 		let hidden = match self.tamper {
 			Tamper::Scale(factor) => (hidden * factor)?,
-			Tamper::CopyPrevious(p) if p >= offset + 1 && p < offset + hidden.dim(1)? => {
+			Tamper::CopyPrevious(p) if p > offset && p < offset + hidden.dim(1)? => {
 				let local = p - offset;
 				let before = hidden.narrow(1, 0, local)?;
 				let copy = hidden.narrow(1, local - 1, 1)?;
