@@ -834,10 +834,7 @@ impl Lab {
 				let mut greedy = request.clone();
 				greedy.sampling = SamplingParams::greedy();
 				let mut record = run(pipeline, &greedy)?;
-				record.sampling = crate::record::RecordSampling {
-					max_tokens: request.max_tokens,
-					..sampling_of(&request)
-				};
+				record.sampling = crate::record::RecordSampling::of(&request);
 				Ok(record)
 			}
 			Generator::TruncatedAsEos => {
@@ -856,16 +853,6 @@ impl Lab {
 			}
 			_ => run(pipeline, &request),
 		}
-	}
-}
-
-fn sampling_of(request: &GenerationRequest) -> crate::record::RecordSampling {
-	crate::record::RecordSampling {
-		temperature: request.sampling.temperature,
-		top_k: request.sampling.top_k,
-		top_p: request.sampling.top_p,
-		seed: request.sampling.seed,
-		max_tokens: request.max_tokens,
 	}
 }
 

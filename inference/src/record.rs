@@ -61,6 +61,17 @@ pub struct RecordSampling {
 }
 
 impl RecordSampling {
+	/// What a record says of `request`'s sampling.
+	pub fn of(request: &crate::pipeline::GenerationRequest) -> Self {
+		RecordSampling {
+			temperature: request.sampling.temperature,
+			top_k: request.sampling.top_k,
+			top_p: request.sampling.top_p,
+			seed: request.sampling.seed,
+			max_tokens: request.max_tokens,
+		}
+	}
+
 	/// The sampler's parameters.
 	pub fn params(&self) -> SamplingParams {
 		SamplingParams {
