@@ -55,6 +55,22 @@ impl PromptTokenizer {
 		self.inner.decode(ids, true).map_err(|e| InferenceError::Tokenizer(e.to_string()))
 	}
 
+	/// Most bytes one token adds to a decoded text: the longest single-token decoding
+	/// (a lone byte-fallback token that is not UTF-8 on its own decodes to U+FFFD, 3
+	/// bytes). The model registry records it, so that the chain can refuse a `max_tokens`
+	/// whose text could not be stored.
+	pub fn max_token_bytes(&self) -> Result<usize> {
+		let mut longest = 0;
+		for id in 0..self.vocab_size as u32 {
+			let text = self
+				.inner
+				.decode(&[id], true)
+				.map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
+			longest = longest.max(text.len());
+		}
+		Ok(longest)
+	}
+
 	/// End-of-sequence ids.
 	pub fn eos(&self) -> &[u32] {
 		&self.eos

@@ -247,6 +247,7 @@ parameter_types! {
 	pub const MinerShare: Perbill = Perbill::from_percent(85);
 	pub const ThroughputBonus: Perbill = Perbill::from_percent(5);
 	pub const DisputeSlash: Perbill = Perbill::from_percent(10);
+	pub const QueueExpiryFee: Perbill = Perbill::from_percent(2);
 }
 
 impl pallet_poaw::Config for Runtime {
@@ -277,6 +278,10 @@ impl pallet_poaw::Config for Runtime {
 	type MaxReassignments = ConstU32<4>;
 	type ResultRetention = ConstU32<{ 7 * DAYS }>;
 	type MaxQueuedTasks = ConstU32<256>;
+	// A requester cannot hold more than 1/32 of the queue; a task that expires unassigned
+	// leaves 2% of its escrow to the community fund (R2 of the 2026-12 review).
+	type MaxQueuedPerRequester = ConstU32<8>;
+	type QueueExpiryFee = QueueExpiryFee;
 	type MaxAssignmentsPerBlock = ConstU32<8>;
 	type MaxTimeoutsPerBlock = ConstU32<32>;
 	type DisputeSlash = DisputeSlash;

@@ -80,6 +80,7 @@ pub fn dev_model_spec() -> pallet_models::ModelSpecOf<crate::Runtime> {
 		hidden_size: dev_model::HIDDEN_SIZE,
 		vocab_size: dev_model::VOCAB_SIZE,
 		max_context: dev_model::MAX_CONTEXT,
+		max_token_bytes: dev_model::MAX_TOKEN_BYTES,
 		chunks: BoundedVec::truncate_from(
 			dev_model::CHUNKS
 				.iter()

@@ -169,6 +169,12 @@ fn dev_model_hashes_match_the_inference_generator() {
 		assert_eq!(chunk_hash(&model, range).expect("hash"), hash, "chunk {start}..{end}");
 	}
 	assert_eq!(tokenizer_hash(&model).expect("hash"), dev_model::TOKENIZER_HASH);
+	let tokenizer = dllm_inference::tokenizer::PromptTokenizer::from_file(
+		&dir.join("tokenizer.json"),
+		model.config(),
+	)
+	.expect("tokenizer loads");
+	assert_eq!(tokenizer.max_token_bytes().expect("decodes"), dev_model::MAX_TOKEN_BYTES as usize);
 	let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -301,4 +307,42 @@ fn community_fund_exists_and_receives_funds() {
 			DispatchError::BadOrigin
 		);
 	});
+}
+
+/// The heaviest `on_initialize` the runtime can charge (every deadline slot and every
+/// assignment of a block used, each at the largest task and the most offers, and the
+/// reputation rounds at their bound) fits in the quarter of the block that normal
+/// transactions leave free.
+#[test]
+fn the_heaviest_block_hooks_fit_beside_a_full_block_of_transactions() {
+	use pallet_poaw::WeightInfo as _;
+	use pallet_reputation::WeightInfo as _;
+	use polkadot_sdk::frame_support::{dispatch::DispatchClass, traits::Get, weights::Weight};
+	type Poaw = <Runtime as pallet_poaw::Config>::WeightInfo;
+	type Reputation = <Runtime as pallet_reputation::Config>::WeightInfo;
+	let slots = <Runtime as pallet_poaw::Config>::MaxSlots::get();
+	let offers = <Runtime as pallet_poaw::Config>::MaxOffersPerChunk::get();
+	let timeouts = <Runtime as pallet_poaw::Config>::MaxTimeoutsPerBlock::get() as u64;
+	let assignments = <Runtime as pallet_poaw::Config>::MaxAssignmentsPerBlock::get() as u64;
+	let aggregations = <Runtime as pallet_reputation::Config>::MaxAggregationsPerBlock::get();
+	let per_timeout =
+		Poaw::expire_queued().max(Poaw::end_commit_stage(slots)).max(Poaw::end_reveal_stage(slots));
+	let poaw = Poaw::hooks_base()
+		.saturating_add(per_timeout.saturating_mul(timeouts))
+		.saturating_add(Poaw::assign_task(slots, offers).saturating_mul(assignments));
+	let hooks = poaw.saturating_add(Reputation::combine_ratings(aggregations));
+	let block = crate::configs::RuntimeBlockWeights::get();
+	let normal = block.get(DispatchClass::Normal).max_total.unwrap_or(Weight::zero());
+	let room = block.max_block.saturating_sub(normal);
+	let ms = |w: Weight| w.ref_time() as f64 / 1e9;
+	println!(
+		"hooks at their bounds: {:.1} ms (poaw {:.1} ms: {timeouts} deadlines × {:.2} ms, \
+		 {assignments} assignments × {:.2} ms); room beside normal transactions: {:.1} ms",
+		ms(hooks),
+		ms(poaw),
+		ms(per_timeout),
+		ms(Poaw::assign_task(slots, offers)),
+		ms(room),
+	);
+	assert!(hooks.all_lte(room), "hooks {hooks:?} exceed the room {room:?}");
 }

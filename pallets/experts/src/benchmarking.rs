@@ -50,7 +50,8 @@ fn serve<T: Config>(expert: &T::AccountId, chunks: u32) -> ModelId {
 	model
 }
 
-/// `who`, funded here, registered with the widest capacity and serving `chunk` of
+/// `who`, funded here, registered with the widest capacity, `MaxDelegatorsPerExpert`
+/// delegators (so that paying or slashing it costs the most) and serving `chunk` of
 /// `model` at `price` (or just adding the chunk when already registered): the task
 /// pallet's benchmarks build their auctions from this.
 pub(crate) fn register_for_benchmark<T: Config>(
@@ -69,6 +70,7 @@ pub(crate) fn register_for_benchmark<T: Config>(
 		let profile = Pallet::<T>::profile(domains, peer_id, price, u32::MAX, Perbill::zero())
 			.expect("benchmark profile is valid");
 		Pallet::<T>::do_register(who, T::MinExpertBond::get(), profile).expect("expert registers");
+		delegators::<T>(who, T::MaxDelegatorsPerExpert::get());
 	}
 	let hash = T::Models::chunk_weights_hash(model, chunk).expect("chunk exists");
 	Pallet::<T>::do_serve_chunk(who, model, chunk, hash).expect("expert serves");

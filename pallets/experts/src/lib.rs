@@ -426,7 +426,8 @@ pub mod pallet {
 		TooManyChunksServed,
 		/// `MaxExpertsPerChunk` experts serve this chunk already.
 		TooManyExpertsOnChunk,
-		/// The expert has assigned work: finish it first.
+		/// The expert has assigned work (open or disputed tasks): its bond and the stake
+		/// delegated to it stay slashable until the work ends.
 		HasAssignedWork,
 		/// The expert runs `max_concurrent_tasks` tasks already.
 		AtCapacity,
@@ -566,13 +567,15 @@ pub mod pallet {
 		}
 
 		/// Moves `amount` of the caller's bond into unbonding; what stays must be at least
-		/// `MinExpertBond` (leave with `deregister`).
+		/// `MinExpertBond` (leave with `deregister`). Refused while the expert has assigned
+		/// work, so that stake cannot leave the reach of a slash for that work.
 		#[pallet::call_index(5)]
 		#[pallet::weight(T::WeightInfo::unbond())]
 		pub fn unbond(origin: OriginFor<T>, amount: BalanceOf<T>) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			ensure!(!amount.is_zero(), Error::<T>::ZeroAmount);
 			let mut expert = Experts::<T>::get(&who).ok_or(Error::<T>::NotAnExpert)?;
+			ensure!(expert.active_tasks == 0, Error::<T>::HasAssignedWork);
 			let rest = expert.bond.checked_sub(&amount).ok_or(Error::<T>::InsufficientBond)?;
 			ensure!(rest >= T::MinExpertBond::get(), Error::<T>::BondBelowMinimum);
 			let unlock_at = Self::start_unbonding(&who, HoldReason::ExpertBond, amount, false)?;
@@ -679,7 +682,8 @@ pub mod pallet {
 		}
 
 		/// Moves `amount` of the caller's delegation to `expert` into unbonding; what stays
-		/// must be zero or at least `MinDelegation`.
+		/// must be zero or at least `MinDelegation`. Refused while the expert has assigned
+		/// work (the delegation backs that work and is slashed with it).
 		#[pallet::call_index(9)]
 		#[pallet::weight(T::WeightInfo::undelegate())]
 		pub fn undelegate(
@@ -696,6 +700,7 @@ pub mod pallet {
 				Error::<T>::DelegationBelowMinimum
 			);
 			let mut info = Experts::<T>::get(&expert).ok_or(Error::<T>::NotAnExpert)?;
+			ensure!(info.active_tasks == 0, Error::<T>::HasAssignedWork);
 			let unlock_at = Self::start_unbonding(&who, HoldReason::Delegation, amount, false)?;
 			info.delegated.saturating_reduce(amount);
 			if rest.is_zero() {

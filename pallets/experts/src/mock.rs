@@ -116,6 +116,7 @@ pub fn model_spec(model: u32, chunks: u32) -> pallet_models::ModelSpecOf<Test> {
 		hidden_size: 64,
 		vocab_size: 320,
 		max_context: 512,
+		max_token_bytes: 4,
 		chunks: BoundedVec::truncate_from(
 			(0..chunks)
 				.map(|i| pallet_models::ChunkSpec {

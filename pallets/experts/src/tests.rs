@@ -442,6 +442,26 @@ fn deregister_is_refused_while_work_is_assigned() {
 	});
 }
 
+/// R4 of the 2026-12 review: stake cannot be moved out of a slash's reach while the
+/// expert has work that may still be slashed.
+#[test]
+fn unbond_and_undelegate_are_refused_while_work_is_assigned() {
+	run(|| {
+		register(1);
+		assert_ok!(Experts::bond_extra(signed(1), 600));
+		assert_ok!(Experts::delegate(signed(2), 1, 500));
+		assert_ok!(Registry::note_assigned(&1));
+		assert_noop!(Experts::unbond(signed(1), 600), Error::<Test>::HasAssignedWork);
+		assert_noop!(Experts::undelegate(signed(2), 1, 500), Error::<Test>::HasAssignedWork);
+		// The slash for that work takes its share of everything that was at stake.
+		let taken = Registry::slash(&1, Perbill::from_percent(10));
+		assert_eq!(taken, (MIN_BOND + 600 + 500) / 10);
+		Registry::note_finished(&1);
+		assert_ok!(Experts::unbond(signed(1), 100));
+		assert_ok!(Experts::undelegate(signed(2), 1, 450));
+	});
+}
+
 #[test]
 fn capacity_is_enforced() {
 	run(|| {

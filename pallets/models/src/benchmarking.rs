@@ -28,6 +28,8 @@ pub fn model_spec<T: Config>(chunks: u32, salt: u32) -> ModelSpecOf<T> {
 		hidden_size: 4096,
 		vocab_size: 32_000,
 		max_context: u32::MAX,
+		// One byte per token: the task pallet's benchmarks submit `MaxGeneratedTokens`.
+		max_token_bytes: 1,
 		chunks: BoundedVec::truncate_from(
 			(0..chunks)
 				.map(|i| ChunkSpec { start_layer: i, end_layer: i + 1, weights_hash: hash(i) })

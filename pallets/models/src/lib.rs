@@ -28,7 +28,9 @@ mod tests;
 pub mod weights;
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
-pub use dllm_primitives::market::{ChunkIndex, Domain, ModelId, ModelRegistry, ModelStatus};
+pub use dllm_primitives::market::{
+	ChunkIndex, Domain, ModelId, ModelLimits, ModelRegistry, ModelStatus,
+};
 use polkadot_sdk::{
 	frame_support::{
 		pallet_prelude::*, BoundedVec, CloneNoBound, DebugNoBound, EqNoBound, PartialEqNoBound,
@@ -113,6 +115,10 @@ pub struct ModelSpec<NameLen: Get<u32>, MaxChunks: Get<u32>, MaxDomains: Get<u32
 	pub vocab_size: u32,
 	/// Longest context (prompt plus output) in tokens.
 	pub max_context: u32,
+	/// Most bytes one generated token adds to the decoded text: the tokenizer's longest
+	/// piece, and at least 3 where byte fallback can decode a token to U+FFFD. The task
+	/// pallet refuses a `max_tokens` whose text could exceed its output bound.
+	pub max_token_bytes: u32,
 	/// The chunking: contiguous layer ranges covering `[0, num_layers)` in order.
 	pub chunks: BoundedVec<ChunkSpec, MaxChunks>,
 	/// SHA-256 of the `tokenizer.json` file.
@@ -229,7 +235,8 @@ pub mod pallet {
 		UnknownChunk,
 		/// The model name is empty.
 		EmptyName,
-		/// Layers, hidden size, vocabulary and context must all be above zero.
+		/// Layers, hidden size, vocabulary, context and bytes per token must all be above
+		/// zero.
 		InvalidShape,
 		/// Chunks must be non-empty layer ranges that cover `[0, num_layers)` in order.
 		InvalidChunking,
@@ -358,7 +365,8 @@ pub mod pallet {
 				spec.num_layers > 0
 					&& spec.hidden_size > 0
 					&& spec.vocab_size > 0
-					&& spec.max_context > 0,
+					&& spec.max_context > 0
+					&& spec.max_token_bytes > 0,
 				Error::<T>::InvalidShape
 			);
 			ensure!(!spec.chunks.is_empty(), Error::<T>::NoChunks);
@@ -424,6 +432,13 @@ pub mod pallet {
 					.iter()
 					.map(|chunk| chunk.end_layer.saturating_sub(chunk.start_layer))
 					.collect()
+			})
+		}
+
+		fn limits(model: ModelId) -> Option<ModelLimits> {
+			Models::<T>::get(model).map(|info| ModelLimits {
+				max_context: info.spec.max_context,
+				max_token_bytes: info.spec.max_token_bytes,
 			})
 		}
 

@@ -26,6 +26,7 @@ fn spec() -> ModelSpecOf<Test> {
 		hidden_size: 64,
 		vocab_size: 320,
 		max_context: 512,
+		max_token_bytes: 4,
 		chunks: BoundedVec::truncate_from(vec![chunk(0, 2, 1), chunk(2, 4, 2)]),
 		tokenizer_hash: hash(9),
 		domains: BoundedVec::truncate_from(vec![Domain::truncate_from(b"code".to_vec())]),
@@ -79,6 +80,7 @@ fn register_refuses_bad_specs() {
 			(ModelSpec { hidden_size: 0, ..spec() }, Error::InvalidShape),
 			(ModelSpec { vocab_size: 0, ..spec() }, Error::InvalidShape),
 			(ModelSpec { max_context: 0, ..spec() }, Error::InvalidShape),
+			(ModelSpec { max_token_bytes: 0, ..spec() }, Error::InvalidShape),
 			(ModelSpec { chunks: Default::default(), ..spec() }, Error::NoChunks),
 			// A gap, an overlap, an empty chunk, a short and a long cover.
 			(

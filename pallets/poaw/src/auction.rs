@@ -6,9 +6,11 @@
 //! is `price / weight`, lower is better. Bids above the requester's price cap are out.
 //! The `winners` lowest scores win; each winner is paid its threshold price, the
 //! highest price at which it would still have won against the same other bids:
-//! `weight × (price / weight)` of the best loser, or the cap when nobody lost.
-//! Because what a winner is paid does not depend on its own ask, asking the true cost
-//! is a dominant strategy (docs/protocol.md).
+//! `weight × (price / weight)` of the best loser. Because what a winner is paid does not
+//! depend on its own ask, asking the true cost is a dominant strategy wherever somebody
+//! loses (docs/protocol.md). When nobody loses, every winner is paid the highest winning
+//! ask: never the requester's cap, which would hand a thin market the requester's whole
+//! safety margin.
 
 use alloc::vec::Vec;
 use core::cmp::Ordering;
@@ -77,13 +79,15 @@ fn threshold_against(weight: u128, loser_price: u128, loser_weight: u128) -> u12
 }
 
 /// Runs one auction: the eligible bids (weight above zero, price at most `cap`) ranked
-/// by score; the first `winners` win at their threshold prices. Returns the winners in
-/// rank order (fewer when fewer bids are eligible).
+/// by score; the first `winners` win at their threshold prices (the highest winning ask
+/// when nobody loses). Returns the winners in rank order (fewer when fewer bids are
+/// eligible).
 pub fn run<A: Clone>(bids: &[Bid<A>], winners: usize, cap: u128) -> Vec<Award<A>> {
 	let mut eligible: Vec<&Bid<A>> =
 		bids.iter().filter(|bid| bid.weight > 0 && bid.price <= cap).collect();
 	eligible.sort_by(|a, b| by_score(a, b));
 	let best_loser = eligible.get(winners).copied();
+	let highest_winning_ask = eligible.iter().take(winners).map(|bid| bid.price).max().unwrap_or(0);
 	eligible
 		.iter()
 		.take(winners)
@@ -94,7 +98,7 @@ pub fn run<A: Clone>(bids: &[Bid<A>], winners: usize, cap: u128) -> Vec<Award<A>
 				Some(loser) => {
 					threshold_against(bid.weight, loser.price, loser.weight).min(cap).max(bid.price)
 				}
-				None => cap,
+				None => highest_winning_ask,
 			},
 		})
 		.collect()
@@ -142,9 +146,10 @@ mod tests {
 	#[test]
 	fn the_cap_excludes_and_bounds() {
 		let bids = [bid(1, 10, 50), bid(2, 500, 50), bid(3, 20, 50)];
-		// Expert 2 asks above the cap: out. Nobody loses among the rest: cap is paid.
+		// Expert 2 asks above the cap: out. Nobody loses among the rest: both are paid
+		// the highest winning ask, not the cap.
 		let awards = run(&bids, 2, 100);
-		assert_eq!(awards.iter().map(|a| a.threshold).collect::<Vec<_>>(), vec![100, 100]);
+		assert_eq!(awards.iter().map(|a| a.threshold).collect::<Vec<_>>(), vec![20, 20]);
 		assert_eq!(eligible_count(&bids, 100), 2);
 		// A losing bid above the cap cannot raise thresholds above it.
 		let awards = run(&[bid(1, 10, 50), bid(3, 90, 50)], 1, 50);
@@ -174,8 +179,19 @@ mod tests {
 		assert_eq!(run(&bids(106), 1, 1_000)[0].expert, 2);
 	}
 
-	/// Truthful asking is dominant: over random auctions (costs, qualities, throughput,
-	/// caps, ties), no other ask of any miner ever pays it more than its true cost does.
+	/// A requester's cap is never what a winner is paid when it has no competitor: a
+	/// lone bidder gets its own ask (R10 of the 2026-12 review).
+	#[test]
+	fn without_a_loser_the_cap_is_not_paid() {
+		let awards = run(&[bid(1, 12, 50)], 1, 1_000_000);
+		assert_eq!(awards, vec![Award { expert: 1, price: 12, threshold: 12 }]);
+		let awards = run(&[bid(1, 12, 50), bid(2, 30, 90)], 2, 1_000_000);
+		assert_eq!(awards.iter().map(|a| a.threshold).collect::<Vec<_>>(), vec![30, 30]);
+	}
+
+	/// Truthful asking is dominant wherever somebody can lose: over random auctions
+	/// (costs, qualities, throughput, caps, ties) in which the other bids alone fill the
+	/// winners, no other ask of any miner ever pays it more than its true cost does.
 	#[test]
 	fn misreporting_never_raises_utility() {
 		let mut rng = crate::mock::Rng(0x0DD_BA11);
@@ -205,6 +221,14 @@ mod tests {
 					.map_or(0, |award| award.threshold as i128 - cost as i128)
 			};
 			for who in 0..miners {
+				let others = bids
+					.iter()
+					.enumerate()
+					.filter(|(i, bid)| *i != who && bid.weight > 0 && bid.price <= cap)
+					.count();
+				if others < winners {
+					continue;
+				}
 				let cost = bids[who].price;
 				let truthful = utility(&bids, who, cost);
 				for ask in

@@ -110,6 +110,8 @@ fn reveal_slot<T: Config>(
 		claim,
 		[1; 32],
 	)
+	.map(|_| ())
+	.map_err(|e| e.error)
 }
 
 /// An assigned task over `chunks` chunks with `pipelines` pipelines, two servers per

@@ -122,6 +122,7 @@ pub fn model_spec(model: u32, chunks: u32) -> pallet_models::ModelSpecOf<Test> {
 		hidden_size: 64,
 		vocab_size: 320,
 		max_context: 512,
+		max_token_bytes: 4,
 		chunks: BoundedVec::truncate_from(
 			(0..chunks)
 				.map(|i| pallet_models::ChunkSpec {
@@ -184,12 +185,15 @@ pub const MAX_TOKENS: u32 = 16;
 pub const MAX_OUTPUT: u32 = 64;
 pub const MAX_FINGERPRINT: u32 = 32;
 pub const DISPUTE_SLASH: Perbill = Perbill::from_percent(10);
+pub const MAX_QUEUED_PER_REQUESTER: u32 = 4;
+pub const QUEUE_EXPIRY_FEE: Perbill = Perbill::from_percent(2);
 
 parameter_types! {
 	pub const PoawPalletId: PalletId = PalletId(*b"dllm/poa");
 	pub const MinerShare: Perbill = MINER_SHARE;
 	pub const ThroughputBonus: Perbill = Perbill::from_percent(5);
 	pub const DisputeSlash: Perbill = DISPUTE_SLASH;
+	pub const QueueExpiryFee: Perbill = QUEUE_EXPIRY_FEE;
 }
 
 impl pallet_poaw::Config for Test {
@@ -217,6 +221,8 @@ impl pallet_poaw::Config for Test {
 	type MaxReassignments = ConstU32<2>;
 	type ResultRetention = polkadot_sdk::frame_support::traits::ConstU64<RETENTION>;
 	type MaxQueuedTasks = ConstU32<8>;
+	type MaxQueuedPerRequester = ConstU32<MAX_QUEUED_PER_REQUESTER>;
+	type QueueExpiryFee = QueueExpiryFee;
 	type MaxAssignmentsPerBlock = ConstU32<4>;
 	type MaxTimeoutsPerBlock = ConstU32<8>;
 	type DisputeSlash = DisputeSlash;

@@ -4,6 +4,7 @@
 
 use crate::mock::{Experts, Poaw};
 use crate::{mock::*, *};
+use alloc::collections::btree_map::BTreeMap;
 use polkadot_sdk::{
 	frame_support::{
 		assert_noop, assert_ok,
@@ -134,6 +135,8 @@ fn commit_slot(task: TaskId, slot: &SlotOf<Test>, output: &Output) -> DispatchRe
 		salt(slot),
 	);
 	Poaw::commit(signed(slot.expert), task, slot.pipeline, slot.chunk, hash)
+		.map(|_| ())
+		.map_err(|e| e.error)
 }
 
 fn claim(slot: &SlotOf<Test>, output: &Output) -> RevealedOutput {
@@ -158,6 +161,8 @@ fn reveal_slot(task: TaskId, slot: &SlotOf<Test>, output: &Output) -> DispatchRe
 		claim(slot, output),
 		salt(slot),
 	)
+	.map(|_| ())
+	.map_err(|e| e.error)
 }
 
 /// Every slot commits, then every slot reveals, each pipeline with `output(pipeline)`.
@@ -308,12 +313,181 @@ fn a_model_with_more_chunks_than_slots_is_refused() {
 	});
 }
 
+/// R5 of the 2026-12 review: a task no miner could finish (its context or its text too
+/// long) is refused at submission instead of costing miners their reputation.
+#[test]
+fn a_task_that_cannot_fit_the_context_or_the_output_bound_is_refused() {
+	run(|| {
+		let root = || RuntimeOrigin::from(RawOrigin::Root);
+		// Model 1: a context of 16 tokens. Model 2: tokens of up to 8 bytes, so that 16
+		// tokens could decode to 128 bytes, above the 64-byte output bound.
+		let mut short = model_spec(1, 2);
+		short.max_context = 16;
+		let mut wide = model_spec(2, 2);
+		wide.max_token_bytes = 8;
+		for (id, spec) in [(1, short), (2, wide)] {
+			assert_ok!(pallet_models::Pallet::<Test>::register_model(root(), spec));
+			assert_ok!(pallet_models::Pallet::<Test>::activate_model(root(), id));
+		}
+		for (who, model) in [(1, 1), (2, 1), (3, 2), (4, 2)] {
+			expert(who, &[], 10, 4);
+			for chunk in 0..2 {
+				assert_ok!(Experts::serve_chunk(
+					signed(who),
+					model,
+					chunk,
+					chunk_hash(model, chunk)
+				));
+			}
+		}
+		let call = |model, max_tokens| {
+			Poaw::submit_task(
+				signed(REQUESTER),
+				model,
+				PROMPT.to_vec(),
+				max_tokens,
+				sampling(),
+				100_000,
+				None,
+			)
+		};
+		// 11 prompt bytes count as 13 tokens: 3 more fit, 4 do not.
+		assert_noop!(call(1, 4), Error::<Test>::ExceedsContext);
+		assert_ok!(call(1, 3));
+		assert_noop!(call(2, 9), Error::<Test>::OutputMayNotFit);
+		assert_ok!(call(2, 8));
+	});
+}
+
+/// R2 of the 2026-12 review: one account cannot fill the queue.
+#[test]
+fn one_requester_cannot_hold_more_than_its_share_of_the_queue() {
+	run(|| {
+		standard_experts();
+		for _ in 0..MAX_QUEUED_PER_REQUESTER {
+			submit(3200);
+		}
+		assert_noop!(
+			Poaw::submit_task(signed(REQUESTER), 0, PROMPT.to_vec(), 4, sampling(), 3200, None),
+			Error::<Test>::TooManyQueued
+		);
+		assert_eq!(QueuedBy::<Test>::get(REQUESTER), MAX_QUEUED_PER_REQUESTER);
+		// Another account still gets in; assignment frees the requester's share.
+		assert_ok!(Poaw::submit_task(
+			signed(REQUESTER + 1),
+			0,
+			PROMPT.to_vec(),
+			4,
+			sampling(),
+			3200,
+			None
+		));
+		next_block();
+		assert!(QueuedBy::<Test>::get(REQUESTER) < MAX_QUEUED_PER_REQUESTER);
+		submit(3200);
+	});
+}
+
+/// R8 of the 2026-12 review: a requester that is also an expert never wins a slot of its
+/// own task, also when it is the cheapest.
+#[test]
+fn the_requester_never_works_on_its_own_task() {
+	run(|| {
+		standard_experts();
+		expert(REQUESTER, &[0, 1], 1, 4);
+		let task = submit(20_000);
+		next_block();
+		assert_eq!(status(task), TaskStatus::Assigned);
+		assert!(slots(task).iter().all(|slot| slot.expert != REQUESTER));
+		// Another requester's task does take it.
+		assert_ok!(Poaw::submit_task(
+			signed(REQUESTER + 1),
+			0,
+			PROMPT.to_vec(),
+			4,
+			sampling(),
+			20_000,
+			None
+		));
+		next_block();
+		assert!(slots(task + 1).iter().any(|slot| slot.expert == REQUESTER));
+	});
+}
+
+/// R11 of the 2026-12 review: an assigned miner's accepted commit and reveal are free;
+/// a refused one pays.
+#[test]
+fn accepted_commits_and_reveals_are_free_refused_ones_pay() {
+	use polkadot_sdk::frame_support::dispatch::Pays;
+	run(|| {
+		standard_experts();
+		let task = submit(6000);
+		next_block();
+		let slot = slots(task)[0].clone();
+		let hash = commitment(
+			task,
+			slot.pipeline,
+			slot.chunk,
+			&fingerprint(&slot),
+			hash_of(&good()),
+			salt(&slot),
+		);
+		let refused = Poaw::commit(signed(slot.expert), task, slot.pipeline, 9, hash).unwrap_err();
+		assert_eq!(refused.post_info.pays_fee, Pays::Yes);
+		let accepted =
+			Poaw::commit(signed(slot.expert), task, slot.pipeline, slot.chunk, hash).unwrap();
+		assert_eq!(accepted.pays_fee, Pays::No);
+		for other in slots(task).iter().skip(1) {
+			assert_ok!(commit_slot(task, other, &good()));
+		}
+		let revealed = Poaw::reveal(
+			signed(slot.expert),
+			task,
+			slot.pipeline,
+			slot.chunk,
+			fingerprint(&slot),
+			claim(&slot, &good()),
+			salt(&slot),
+		)
+		.unwrap();
+		assert_eq!(revealed.pays_fee, Pays::No);
+	});
+}
+
+/// R4 of the 2026-12 review: a miner with open work cannot move its bond into unbonding
+/// ahead of a slash, nor can its delegators leave.
+#[test]
+fn a_miner_with_open_work_cannot_unbond_out_of_a_slash() {
+	run(|| {
+		standard_experts();
+		assert_ok!(Experts::delegate(signed(9), 1, 500));
+		let task = submit(6000);
+		next_block();
+		assert!(slots(task).iter().any(|slot| slot.expert == 1));
+		assert_noop!(Experts::unbond(signed(1), 1), pallet_experts::Error::<Test>::HasAssignedWork);
+		assert_noop!(
+			Experts::undelegate(signed(9), 1, 500),
+			pallet_experts::Error::<Test>::HasAssignedWork
+		);
+	});
+}
+
 #[test]
 fn submit_refuses_when_the_queue_is_full() {
 	run(|| {
 		standard_experts();
-		for _ in 0..8 {
-			submit(3200);
+		for requester in [REQUESTER, REQUESTER + 1] {
+			for _ in 0..4 {
+				assert_ok!(Poaw::submit_task(
+					signed(requester),
+					0,
+					PROMPT.to_vec(),
+					4,
+					sampling(),
+					3200,
+					None
+				));
+			}
 		}
 		assert_noop!(
 			Poaw::submit_task(signed(REQUESTER), 0, PROMPT.to_vec(), 4, sampling(), 3200, None),
@@ -352,15 +526,22 @@ fn auction_forms_disjoint_pipelines_paid_the_best_losing_price() {
 	});
 }
 
+/// R10 of the 2026-12 review: a requester's safety margin is not paid out when nobody
+/// competes; winners get the highest winning ask.
 #[test]
-fn without_a_loser_winners_get_the_cap() {
+fn without_a_loser_winners_get_the_highest_winning_ask_not_the_cap() {
 	run(|| {
-		standard_experts();
-		// Cap 3200 × 0.85 / 136 = 20: only 1 and 2 (3 and 4) are eligible.
-		let task = submit(3200);
+		expert(1, &[0], 10, 2);
+		expert(2, &[0], 20, 2);
+		expert(3, &[1], 10, 2);
+		expert(4, &[1], 15, 2);
+		// Cap 10 000 × 0.85 / 136 = 62, far above every ask; nobody loses.
+		let task = submit(10_000);
 		next_block();
-		assert_eq!(Tasks::<Test>::get(task).unwrap().price_cap, 20);
-		assert!(slots(task).iter().all(|s| s.threshold == 20));
+		assert_eq!(Tasks::<Test>::get(task).unwrap().price_cap, 62);
+		let thresholds: Vec<(u32, u64)> =
+			slots(task).iter().map(|s| (s.chunk, s.threshold)).collect();
+		assert_eq!(thresholds, vec![(0, 20), (1, 15), (0, 20), (1, 15)]);
 	});
 }
 
@@ -433,8 +614,9 @@ fn measured_throughput_decides_between_close_scores() {
 	});
 }
 
+/// A task that never finds its miners expires and leaves the queueing fee (R2).
 #[test]
-fn a_task_waits_for_miners_then_expires_with_a_full_refund() {
+fn a_task_waits_for_miners_then_expires_leaving_the_queueing_fee() {
 	run(|| {
 		standard_experts();
 		// Everyone stops serving chunk 1 after the task is in.
@@ -442,7 +624,7 @@ fn a_task_waits_for_miners_then_expires_with_a_full_refund() {
 		for who in [3, 4, 5] {
 			assert_ok!(Experts::stop_serving(signed(who), 0, 1));
 		}
-		let before = total(REQUESTER);
+		let (before, community) = (total(REQUESTER), free(COMMUNITY));
 		for _ in 0..ASSIGNMENT_TIMEOUT - 1 {
 			next_block();
 			assert_eq!(status(task), TaskStatus::Queued);
@@ -450,9 +632,17 @@ fn a_task_waits_for_miners_then_expires_with_a_full_refund() {
 		next_block();
 		assert_eq!(status(task), TaskStatus::Expired);
 		assert_eq!(escrow(REQUESTER), 0);
-		assert_eq!(total(REQUESTER), before);
+		let fee = QUEUE_EXPIRY_FEE * 3200;
+		assert_eq!(fee, 64);
+		assert_eq!(total(REQUESTER), before - fee);
+		assert_eq!(free(COMMUNITY), community + fee);
 		assert!(Queue::<Test>::get().is_empty());
-		assert!(events().contains(&Event::TaskExpired { task, refunded: 3200 }));
+		assert_eq!(QueuedBy::<Test>::get(REQUESTER), 0);
+		assert!(events().contains(&Event::TaskExpired {
+			task,
+			refunded: 3200 - fee,
+			queueing_fee: fee
+		}));
 	});
 }
 
@@ -863,6 +1053,8 @@ fn the_tie_break_seed_comes_from_the_parent_block_and_the_signed_task() {
 				info.tie_seed
 			})
 			.map(|seed| {
+				// Assignment (in the next block, same parent here) mixes in its parent.
+				let seed = BlakeTwo256::hash_of(&(seed, System::parent_hash()));
 				let key = |who: u64| BlakeTwo256::hash_of(&(seed, who)).0;
 				if key(1) < key(2) {
 					1
@@ -875,6 +1067,22 @@ fn the_tie_break_seed_comes_from_the_parent_block_and_the_signed_task() {
 		for (task, winner) in winners.iter().enumerate() {
 			assert_eq!(experts_of(task as u64)[0].2, *winner);
 		}
+	});
+}
+
+/// R8 of the 2026-12 review: at assignment the seed is hashed with the assigning block's
+/// parent, which the requester could not know when it chose its sampling seed.
+#[test]
+fn the_assignment_mixes_the_tie_seed_with_a_later_block_hash() {
+	run(|| {
+		standard_experts();
+		let task = submit(20_000);
+		let submitted = Tasks::<Test>::get(task).unwrap().tie_seed;
+		let later = H256::repeat_byte(0x5a);
+		System::set_parent_hash(later);
+		next_block();
+		let assigned = Tasks::<Test>::get(task).unwrap().tie_seed;
+		assert_eq!(assigned, BlakeTwo256::hash_of(&(submitted, later)));
 	});
 }
 

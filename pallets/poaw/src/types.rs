@@ -180,8 +180,10 @@ pub struct TaskInfo<AccountId, Balance, BlockNumber> {
 	pub pipelines: u8,
 	/// Replacements made so far.
 	pub reassignments: u32,
-	/// Tie-break seed: fixed by the block before the one that included the task and by
-	/// the signed task itself, so the including author cannot steer it.
+	/// Tie-break seed. At submission: the block before the one that included the task
+	/// and the signed task itself, so the including author cannot steer it; at
+	/// assignment that seed is hashed with the assigning block's parent, which the
+	/// requester could not know when it signed, so grinding its seed picks nobody.
 	pub tie_seed: H256,
 	/// Set when the task is finished.
 	pub settlement: Option<Settlement<Balance>>,

@@ -96,6 +96,9 @@ pub mod dev_model {
 	pub const VOCAB_SIZE: u32 = 320;
 	/// Longest sequence.
 	pub const MAX_CONTEXT: u32 = 512;
+	/// Most bytes one token adds to the decoded text: the filler tokens decode to their
+	/// names (`<extra_319>`, 11 bytes); a lone byte token decodes to at most U+FFFD (3).
+	pub const MAX_TOKEN_BYTES: u32 = 11;
 	/// The chunks: layer range and `dllm-infer hash-chunks` hash.
 	pub const CHUNKS: [(u32, u32, [u8; 32]); 2] = [
 		(

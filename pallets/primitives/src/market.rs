@@ -65,6 +65,8 @@ pub trait ModelRegistry {
 	fn chunk_weights_hash(model: ModelId, chunk: ChunkIndex) -> Result<H256, DispatchError>;
 	/// Number of layers in each chunk, in chunk order.
 	fn chunk_layers(model: ModelId) -> Option<Vec<u32>>;
+	/// How long a task's context and output may be.
+	fn limits(model: ModelId) -> Option<ModelLimits>;
 	/// Something (a served chunk, a task) starts referring to the model; a retired model
 	/// cannot be referred to.
 	fn acquire(model: ModelId) -> DispatchResult;
@@ -73,6 +75,15 @@ pub trait ModelRegistry {
 	/// Registers an active model with `chunks` chunks for benchmarks of other pallets.
 	#[cfg(feature = "runtime-benchmarks")]
 	fn register_for_benchmark(chunks: u32) -> ModelId;
+}
+
+/// How much one task of a model may hold.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ModelLimits {
+	/// Longest context (prompt plus output) in tokens.
+	pub max_context: u32,
+	/// Most bytes one generated token adds to the decoded text.
+	pub max_token_bytes: u32,
 }
 
 /// An expert offering to run a chunk, as the task pallet's auction sees it.

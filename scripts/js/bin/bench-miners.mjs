@@ -83,7 +83,7 @@ async function registerMid(api, hashText, keyring) {
   };
   const spec = {
     name: 'bench-mid', version: 1, architecture: 'Mistral', numLayers: 8, hiddenSize: 1024,
-    vocabSize: 32000, maxContext: 4096,
+    vocabSize: 32000, maxContext: 4096, maxTokenBytes: 48,
     chunks: [
       { startLayer: 0, endLayer: 4, weightsHash: hex('0..4') },
       { startLayer: 4, endLayer: 8, weightsHash: hex('4..8') },

@@ -227,7 +227,7 @@ test('miners run several tasks at once, each with its own answer', async () => {
   const net = await startTestnet();
   try {
     const { api } = net;
-    const prompts = [['ferdie', 'What is DLLM?'], ['eve', 'Tell me about GPUs.'], ['charlie', 'Why pipelines?']];
+    const prompts = [['ferdie', 'What is DLLM?'], ['eve', 'Tell me about GPUs.'], ['alice', 'Why pipelines?']];
     // Three requesters in parallel: their tasks are assigned in the same blocks, so each
     // miner holds several pipelines at once (capacity 4).
     const submitted = await Promise.all(prompts.map(async ([who, prompt]) => {

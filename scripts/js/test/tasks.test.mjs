@@ -116,6 +116,8 @@ test('bad submissions are refused with their error names and leave balances alon
     ['poaw.UnknownModel', eve, { model: 9, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee }],
     ['poaw.PromptTooLong', eve, { model: 0, prompt: 'x'.repeat(8193), maxTokens: MAX_TOKENS, maxFee: 10n * UNIT }],
     ['poaw.ZeroMaxTokens', eve, { model: 0, prompt: PROMPT, maxTokens: 0, maxFee: q.maxFee }],
+    // The dev model's context is 512 tokens; 600 bytes count as 602.
+    ['poaw.ExceedsContext', eve, { model: 0, prompt: 'x'.repeat(600), maxTokens: MAX_TOKENS, maxFee: 10n * UNIT }],
     ['poaw.FeeBelowQuote', eve, { model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee - 1n }],
     ['poaw.InsufficientBalance', poor, { model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: 5n * UNIT }],
   ];

@@ -1,0 +1,342 @@
+//! The auction side of a task: the quote, each chunk's bids, the price cap, forming
+//! pipelines at assignment, replacing a missed slot, and the per-block assignment of
+//! queued tasks.
+
+use crate::*;
+use alloc::{collections::btree_map::BTreeMap, vec::Vec};
+
+impl<T: Config> Pallet<T> {
+	/// The least `max_fee` that lets the auction assign a task of `prompt_tokens` +
+	/// `max_tokens` tokens now: every chunk's `r`-th cheapest eligible ask, over all
+	/// chunks the highest, times `r` pipelines, the model's layers and the tokens,
+	/// grossed up by `MinerShare`.
+	pub fn quote(
+		model: ModelId,
+		prompt_tokens: u32,
+		max_tokens: u32,
+	) -> Result<FeeQuote<BalanceOf<T>>, QuoteError> {
+		Self::quote_excluding(model, prompt_tokens, max_tokens, &[])
+	}
+
+	/// [`Self::quote`] without the offers of `excluded` (a requester's own).
+	pub(crate) fn quote_excluding(
+		model: ModelId,
+		prompt_tokens: u32,
+		max_tokens: u32,
+		excluded: &[T::AccountId],
+	) -> Result<FeeQuote<BalanceOf<T>>, QuoteError> {
+		match T::Models::status(model) {
+			None => return Err(QuoteError::UnknownModel),
+			Some(ModelStatus::Active) => {}
+			Some(_) => return Err(QuoteError::ModelNotActive),
+		}
+		let layers = T::Models::chunk_layers(model).ok_or(QuoteError::UnknownModel)?;
+		if layers.len() as u32 > T::MaxSlots::get() {
+			return Err(QuoteError::ModelTooLarge);
+		}
+		let mut asks_per_chunk = Vec::with_capacity(layers.len());
+		for chunk in 0..layers.len() as u32 {
+			let mut asks: Vec<u128> = Self::bids(model, chunk, None, H256::zero(), excluded)
+				.into_iter()
+				.map(|(bid, _)| bid.price)
+				.collect();
+			asks.sort();
+			asks_per_chunk.push(asks);
+		}
+		let fewest = asks_per_chunk.iter().map(Vec::len).min().unwrap_or(0);
+		let redundancy = Self::target_redundancy(layers.len() as u32).min(fewest as u8);
+		if redundancy == 0 {
+			return Err(QuoteError::NoMinersAvailable);
+		}
+		let price = asks_per_chunk
+			.iter()
+			.filter_map(|asks| asks.get(redundancy as usize - 1).copied())
+			.max()
+			.unwrap_or(0);
+		let total_layers: u32 = layers.iter().fold(0u32, |sum, l| sum.saturating_add(*l));
+		let tokens = prompt_tokens.checked_add(max_tokens).ok_or(QuoteError::Overflow)?;
+		let miners = price
+			.checked_mul(redundancy as u128)
+			.and_then(|v| v.checked_mul(total_layers as u128))
+			.and_then(|v| v.checked_mul(tokens as u128))
+			.ok_or(QuoteError::Overflow)?;
+		let fee = T::MinerShare::get().saturating_reciprocal_mul_ceil(miners);
+		let max_fee: BalanceOf<T> = fee.try_into().map_err(|_| QuoteError::Overflow)?;
+		Ok(FeeQuote {
+			max_fee,
+			redundancy,
+			price_per_token_layer: price.saturated_into(),
+			tokens,
+			layers: total_layers,
+		})
+	}
+
+	/// Redundancy to aim for with a model of `chunks` chunks.
+	pub(crate) fn target_redundancy(chunks: u32) -> u8 {
+		let by_slots = T::MaxSlots::get().checked_div(chunks.max(1)).unwrap_or(0);
+		Redundancy::<T>::get().min(by_slots.min(u8::MAX as u32) as u8)
+	}
+
+	/// The auction's bids for a chunk, leaving out `excluded` experts, each with the
+	/// expert's free capacity.
+	pub(crate) fn bids(
+		model: ModelId,
+		chunk: ChunkIndex,
+		domain: Option<&Domain>,
+		tie_seed: H256,
+		excluded: &[T::AccountId],
+	) -> Vec<BidWithCapacity<T::AccountId>> {
+		let offers: Vec<_> = T::Experts::offers(model, chunk)
+			.into_iter()
+			.filter(|offer| !excluded.contains(&offer.expert))
+			.filter_map(|offer| {
+				let quality = T::Quality::quality(&offer.expert, domain)?;
+				let speed = Throughput::<T>::get(&offer.expert);
+				Some((offer, quality, speed))
+			})
+			.collect();
+		let best = offers.iter().map(|(_, _, speed)| *speed).max().unwrap_or(0);
+		offers
+			.into_iter()
+			.map(|(offer, quality, speed)| {
+				let bid = auction::Bid {
+					weight: auction::weight(
+						quality.deconstruct(),
+						T::ThroughputBonus::get().deconstruct(),
+						speed,
+						best,
+					),
+					tie_key: BlakeTwo256::hash_of(&(tie_seed, &offer.expert)).0,
+					price: offer.price_per_token_layer.saturated_into(),
+					expert: offer.expert,
+				};
+				(bid, offer.free_capacity)
+			})
+			.collect()
+	}
+
+	/// Highest price per token per layer `escrow` pays to `pipelines` pipelines of a
+	/// model with `layers` layers for `tokens` tokens.
+	pub(crate) fn price_cap(escrow: BalanceOf<T>, pipelines: u8, layers: u32, tokens: u32) -> u128 {
+		let budget: u128 = T::MinerShare::get().mul_floor(escrow).saturated_into();
+		let units =
+			(pipelines as u128).saturating_mul(layers as u128).saturating_mul(tokens as u128);
+		budget.checked_div(units).unwrap_or(0)
+	}
+
+	/// Runs the auctions of a queued task. `Ok(true)`: assigned; `Ok(false)`: not
+	/// enough miners now; `Err`: the task cannot run (its model is gone).
+	pub(crate) fn try_assign(
+		task: TaskId,
+		info: &mut TaskOf<T>,
+		now: BlockNumberFor<T>,
+	) -> Result<bool, ()> {
+		if T::Models::status(info.model).is_none_or(|s| s == ModelStatus::Retired) {
+			return Err(());
+		}
+		let layers = T::Models::chunk_layers(info.model).ok_or(())?;
+		let chunks = layers.len() as u32;
+		let total_layers = layers.iter().fold(0u32, |sum, l| sum.saturating_add(*l));
+		let tokens = prompt_token_bound(info.prompt_bytes).saturating_add(info.max_tokens);
+		// Ties are broken with the hash of the block before assignment, which the
+		// requester did not know when it chose its prompt and seed (R8).
+		let tie_seed = BlakeTwo256::hash_of(&(
+			info.tie_seed,
+			polkadot_sdk::frame_system::Pallet::<T>::parent_hash(),
+		));
+		let excluded = core::slice::from_ref(&info.requester);
+		let bids: Vec<_> = (0..chunks)
+			.map(|chunk| Self::bids(info.model, chunk, info.domain.as_ref(), tie_seed, excluded))
+			.collect();
+		let Some((pipelines, cap, awards)) =
+			(1..=Self::target_redundancy(chunks)).rev().find_map(|r| {
+				let cap = Self::price_cap(info.escrow, r, total_layers, tokens);
+				Self::award_all(&bids, r, cap).map(|awards| (r, cap, awards))
+			})
+		else {
+			return Ok(false);
+		};
+		let mut slots: BoundedVec<SlotOf<T>, T::MaxSlots> = BoundedVec::new();
+		for pipeline in Self::form_pipelines(awards, pipelines) {
+			for (chunk, award) in pipeline.into_iter().enumerate() {
+				let _ = slots.try_push(Slot {
+					pipeline: (slots.len() as u32 / chunks) as u8,
+					chunk: chunk as u32,
+					expert: award.expert,
+					threshold: award.threshold.saturated_into(),
+					assigned_at: now,
+					state: SlotState::Assigned,
+				});
+			}
+		}
+		// Capacity was checked through the offers; an expert winning more slots than
+		// it has room for is caught here and the task waits.
+		let counted = polkadot_sdk::frame_support::storage::with_storage_layer(|| {
+			for slot in slots.iter() {
+				T::Experts::note_assigned(&slot.expert)?;
+			}
+			Ok::<(), DispatchError>(())
+		});
+		if counted.is_err() {
+			return Ok(false);
+		}
+		info.status = TaskStatus::Assigned;
+		info.tie_seed = tie_seed;
+		info.pipelines = pipelines;
+		info.price_cap = cap.saturated_into();
+		Self::reschedule(task, info, now.saturating_add(T::CommitPeriod::get()));
+		for slot in slots.iter() {
+			MinerTasks::<T>::insert(&slot.expert, task, ());
+			Self::deposit_event(Event::SlotAssigned {
+				task,
+				pipeline: slot.pipeline,
+				chunk: slot.chunk,
+				expert: slot.expert.clone(),
+				threshold: slot.threshold,
+			});
+		}
+		Slots::<T>::insert(task, slots);
+		Self::deposit_event(Event::TaskAssigned {
+			task,
+			pipelines,
+			price_cap: info.price_cap,
+			deadline: info.deadline,
+		});
+		Ok(true)
+	}
+
+	/// Every chunk's `r` winners under `cap`, each expert winning at most as many
+	/// slots as its free capacity; `None` when some chunk has fewer.
+	pub(crate) fn award_all(
+		bids: &[Vec<BidWithCapacity<T::AccountId>>],
+		r: u8,
+		cap: u128,
+	) -> Option<Vec<Vec<auction::Award<T::AccountId>>>> {
+		let mut used: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+		let mut all = Vec::with_capacity(bids.len());
+		for chunk_bids in bids {
+			let available: Vec<_> = chunk_bids
+				.iter()
+				.filter(|(bid, free)| used.get(&bid.expert).copied().unwrap_or(0) < *free)
+				.map(|(bid, _)| bid.clone())
+				.collect();
+			let awards = auction::run(&available, r as usize, cap);
+			if awards.len() < r as usize {
+				return None;
+			}
+			for award in awards.iter() {
+				used.entry(award.expert.clone()).or_default().saturating_inc();
+			}
+			all.push(awards);
+		}
+		Some(all)
+	}
+
+	/// Arranges every chunk's winners into `r` pipelines, keeping pipelines disjoint
+	/// where the winners allow: a pipeline takes back a miner it already has (one
+	/// expert serving consecutive chunks), else one no other pipeline has, else the
+	/// best left. Returns the pipelines, each in chunk order.
+	pub(crate) fn form_pipelines(
+		awards: Vec<Vec<auction::Award<T::AccountId>>>,
+		r: u8,
+	) -> Vec<Vec<auction::Award<T::AccountId>>> {
+		let mut pipelines: Vec<Vec<auction::Award<T::AccountId>>> =
+			(0..r).map(|_| Vec::with_capacity(awards.len())).collect();
+		for mut chunk_awards in awards {
+			for p in 0..pipelines.len() {
+				let has = |i: usize, who: &T::AccountId| {
+					pipelines.get(i).is_some_and(|pl| pl.iter().any(|a| &a.expert == who))
+				};
+				let pick = chunk_awards
+					.iter()
+					.position(|award| has(p, &award.expert))
+					.or_else(|| {
+						chunk_awards.iter().position(|award| {
+							!(0..pipelines.len()).any(|q| q != p && has(q, &award.expert))
+						})
+					})
+					.unwrap_or(0);
+				if pick < chunk_awards.len() {
+					let award = chunk_awards.remove(pick);
+					if let Some(pipeline) = pipelines.get_mut(p) {
+						pipeline.push(award);
+					}
+				}
+			}
+		}
+		pipelines
+	}
+
+	/// The next best miner for a missed slot: the chunk's auction again, without the
+	/// task's other pipelines' miners and without those replaced before, at the
+	/// task's price cap. It must have room for one more task.
+	pub(crate) fn replacement(
+		info: &TaskOf<T>,
+		slots: &[SlotOf<T>],
+		replaced: &[T::AccountId],
+		missed: &SlotOf<T>,
+	) -> Option<auction::Award<T::AccountId>> {
+		let mut excluded: Vec<T::AccountId> = replaced.to_vec();
+		excluded.push(info.requester.clone());
+		excluded.extend(
+			slots
+				.iter()
+				.filter(|slot| slot.pipeline != missed.pipeline)
+				.map(|slot| slot.expert.clone()),
+		);
+		let bids: Vec<_> =
+			Self::bids(info.model, missed.chunk, info.domain.as_ref(), info.tie_seed, &excluded)
+				.into_iter()
+				.map(|(bid, _)| bid)
+				.collect();
+		let award = auction::run(&bids, 1, info.price_cap.saturated_into()).into_iter().next()?;
+		T::Experts::note_assigned(&award.expert).ok()?;
+		Some(award)
+	}
+
+	/// Runs the auction for up to `MaxAssignmentsPerBlock` queued tasks, oldest
+	/// first; a task without enough miners goes to the back of the queue.
+	pub(crate) fn assign_queued(now: BlockNumberFor<T>) -> Weight {
+		let mut queue = Queue::<T>::get();
+		if queue.is_empty() {
+			return T::DbWeight::get().reads(1);
+		}
+		let mut weight = T::DbWeight::get().reads_writes(1, 1);
+		let rounds = T::MaxAssignmentsPerBlock::get().min(queue.len() as u32);
+		let mut waiting = Vec::new();
+		for _ in 0..rounds {
+			if queue.is_empty() {
+				break;
+			}
+			let task = queue.remove(0);
+			let Some(mut info) = Tasks::<T>::get(task) else { continue };
+			let chunks = T::Models::chunk_count(info.model).unwrap_or(0);
+			weight
+				.saturating_accrue(T::WeightInfo::assign_task(chunks, T::MaxOffersPerChunk::get()));
+			match Self::try_assign(task, &mut info, now) {
+				Ok(true) => {
+					Self::left_queue(&info.requester);
+					Tasks::<T>::insert(task, info);
+				}
+				Ok(false) => waiting.push(task),
+				Err(()) => {
+					// Its model left the registry: not the requester's doing, no fee.
+					Self::left_queue(&info.requester);
+					Self::expire(task, info, &[], Perbill::zero());
+				}
+			}
+		}
+		for task in waiting {
+			let _ = queue.try_push(task);
+		}
+		Queue::<T>::put(queue);
+		weight
+	}
+
+	/// One of `requester`'s tasks left the queue.
+	pub(crate) fn left_queue(requester: &T::AccountId) {
+		QueuedBy::<T>::mutate_exists(requester, |queued| {
+			*queued = queued.map(|n| n.saturating_sub(1)).filter(|n| *n > 0);
+		});
+	}
+}

@@ -1,0 +1,230 @@
+//! Every stage's deadline: the per-block timeout queue, what happens to miners that
+//! let a deadline pass, and the removal of old results.
+
+use crate::*;
+use alloc::vec::Vec;
+
+impl<T: Config> Pallet<T> {
+	/// Moves the task's deadline (and its entry in `Timeouts`) to `deadline`.
+	pub(crate) fn reschedule(task: TaskId, info: &mut TaskOf<T>, deadline: BlockNumberFor<T>) {
+		Timeouts::<T>::remove(info.deadline, task);
+		info.deadline = deadline;
+		Timeouts::<T>::insert(deadline, task, ());
+	}
+
+	/// Handles the deadlines due by `now`, at most `MaxTimeoutsPerBlock` of them.
+	pub(crate) fn handle_timeouts(now: BlockNumberFor<T>) -> Weight {
+		let mut weight = T::WeightInfo::hooks_base();
+		let mut budget = T::MaxTimeoutsPerBlock::get();
+		let mut cursor = TimeoutCursor::<T>::get();
+		while cursor <= now && budget > 0 {
+			let due: Vec<TaskId> =
+				Timeouts::<T>::iter_key_prefix(cursor).take(budget as usize).collect();
+			if due.is_empty() {
+				cursor.saturating_inc();
+				weight.saturating_accrue(T::DbWeight::get().reads(1));
+				continue;
+			}
+			for task in due {
+				budget.saturating_dec();
+				Timeouts::<T>::remove(cursor, task);
+				weight.saturating_accrue(Self::handle_timeout(task, now));
+			}
+		}
+		TimeoutCursor::<T>::put(cursor);
+		weight
+	}
+
+	/// A task's stage ended without everyone acting.
+	pub(crate) fn handle_timeout(task: TaskId, now: BlockNumberFor<T>) -> Weight {
+		let Some(mut info) = Tasks::<T>::get(task) else {
+			return T::DbWeight::get().reads(1);
+		};
+		let slots = Slots::<T>::get(task);
+		let count = slots.len() as u32;
+		match info.status {
+			TaskStatus::Queued => {
+				Queue::<T>::mutate(|queue| queue.retain(|id| *id != task));
+				Self::left_queue(&info.requester);
+				Self::expire(task, info, &slots, T::QueueExpiryFee::get());
+				T::WeightInfo::expire_queued()
+			}
+			TaskStatus::Assigned => {
+				Self::end_commit_stage(task, &mut info, slots, now);
+				T::WeightInfo::end_commit_stage(count)
+			}
+			TaskStatus::Committed => {
+				Self::end_reveal_stage(task, info, slots);
+				T::WeightInfo::end_reveal_stage(count)
+			}
+			_ => T::DbWeight::get().reads(2),
+		}
+	}
+
+	/// The commit deadline passed: slots that did not commit are replaced by the
+	/// auction's next best or their pipeline is abandoned.
+	pub(crate) fn end_commit_stage(
+		task: TaskId,
+		info: &mut TaskOf<T>,
+		mut slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
+		now: BlockNumberFor<T>,
+	) {
+		let mut replaced = LateMiners::<T>::get(task);
+		let missed: Vec<usize> = (0..slots.len())
+			.filter(|i| slots.get(*i).is_some_and(|slot| slot.state == SlotState::Assigned))
+			.collect();
+		// Everyone late is blamed and freed first, so that abandoning a pipeline
+		// below cannot hide a second late miner.
+		for index in missed.iter() {
+			let Some(slot) = slots.get_mut(*index) else { continue };
+			Self::blame(task, info, slot);
+			let _ = replaced.try_push(slot.expert.clone());
+		}
+		let mut dead: Vec<PipelineIndex> = Vec::new();
+		for index in missed {
+			let Some(slot) = slots.get(index).cloned() else { continue };
+			if dead.contains(&slot.pipeline) {
+				continue;
+			}
+			let replacement = if info.reassignments < T::MaxReassignments::get() {
+				Self::replacement(info, &slots, &replaced, &slot)
+			} else {
+				None
+			};
+			match replacement {
+				Some(award) => {
+					info.reassignments.saturating_inc();
+					let threshold: BalanceOf<T> = award.threshold.saturated_into();
+					Self::deposit_event(Event::SlotReassigned {
+						task,
+						pipeline: slot.pipeline,
+						chunk: slot.chunk,
+						expert: award.expert.clone(),
+						threshold,
+						deadline: now.saturating_add(T::CommitPeriod::get()),
+					});
+					if let Some(entry) = slots.get_mut(index) {
+						*entry = Slot {
+							pipeline: slot.pipeline,
+							chunk: slot.chunk,
+							expert: award.expert,
+							threshold,
+							assigned_at: now,
+							state: SlotState::Assigned,
+						};
+					}
+				}
+				None => {
+					Self::abandon(task, slots.as_mut(), slot.pipeline);
+					dead.push(slot.pipeline);
+				}
+			}
+		}
+		Self::sync_miner_tasks(task, &slots, &replaced);
+		LateMiners::<T>::insert(task, replaced);
+		let live = slots.iter().any(|slot| slot.state.is_pending());
+		if !live {
+			Slots::<T>::insert(task, &slots);
+			Self::expire(task, info.clone(), &slots, Perbill::zero());
+			return;
+		}
+		if slots.iter().any(|slot| slot.state == SlotState::Assigned) {
+			Self::reschedule(task, info, now.saturating_add(T::CommitPeriod::get()));
+		} else {
+			Self::open_reveals(task, info);
+		}
+		Slots::<T>::insert(task, &slots);
+		Tasks::<T>::insert(task, &*info);
+	}
+
+	/// Lists the task among the to-dos of exactly those of `slots`' miners (and of
+	/// `others`) that still owe a commit or reveal in it.
+	pub(crate) fn sync_miner_tasks(task: TaskId, slots: &[SlotOf<T>], others: &[T::AccountId]) {
+		for who in slots.iter().map(|slot| &slot.expert).chain(others.iter()) {
+			if slots.iter().any(|slot| &slot.expert == who && slot.state.is_pending()) {
+				MinerTasks::<T>::insert(who, task, ());
+			} else {
+				MinerTasks::<T>::remove(who, task);
+			}
+		}
+	}
+
+	/// A miner let its slot's deadline pass: it is reported, freed and never paid for
+	/// this task.
+	pub(crate) fn blame(task: TaskId, info: &TaskOf<T>, slot: &mut SlotOf<T>) {
+		T::Quality::report(&slot.expert, info.domain.as_ref(), TaskOutcome::MissedDeadline);
+		T::Experts::note_finished(&slot.expert);
+		Self::deposit_event(Event::DeadlineMissed {
+			task,
+			pipeline: slot.pipeline,
+			chunk: slot.chunk,
+			expert: slot.expert.clone(),
+		});
+		slot.state = SlotState::Missed;
+	}
+
+	/// A pipeline that cannot be completed: its miners are freed, unpaid and not
+	/// blamed (the one that missed its deadline already was).
+	pub(crate) fn abandon(task: TaskId, slots: &mut [SlotOf<T>], pipeline: PipelineIndex) {
+		for slot in slots.iter_mut().filter(|slot| slot.pipeline == pipeline) {
+			if slot.state.is_pending() {
+				T::Experts::note_finished(&slot.expert);
+			}
+			if slot.state != SlotState::Missed {
+				slot.state = SlotState::Abandoned;
+			}
+		}
+		Self::deposit_event(Event::PipelineAbandoned { task, pipeline });
+	}
+
+	/// The reveal deadline passed: slots that did not reveal are marked missed (and
+	/// reported by `conclude`), and the task concludes on what was revealed.
+	pub(crate) fn end_reveal_stage(
+		task: TaskId,
+		info: TaskOf<T>,
+		mut slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
+	) {
+		for slot in slots.iter_mut() {
+			if let SlotState::Committed(_) = slot.state {
+				Self::blame(task, &info, slot);
+			}
+		}
+		Slots::<T>::insert(task, &slots);
+		Self::conclude(task, info, slots);
+	}
+
+	/// Removes the prompt, output and evidence of tasks whose retention ended, as
+	/// far as `remaining` weight allows.
+	pub(crate) fn remove_old_results(now: BlockNumberFor<T>, remaining: Weight) -> Weight {
+		let per_task = T::WeightInfo::remove_result(T::MaxSlots::get());
+		let mut weight = T::DbWeight::get().reads_writes(1, 1);
+		if remaining.any_lt(weight.saturating_add(per_task)) {
+			return Weight::zero();
+		}
+		let mut cursor = RetentionCursor::<T>::get();
+		while cursor <= now {
+			let next = RetentionEnds::<T>::iter_key_prefix(cursor).next();
+			let Some(task) = next else {
+				cursor.saturating_inc();
+				weight.saturating_accrue(T::DbWeight::get().reads(1));
+				if remaining.any_lt(weight.saturating_add(per_task)) {
+					break;
+				}
+				continue;
+			};
+			if remaining.any_lt(weight.saturating_add(per_task)) {
+				break;
+			}
+			RetentionEnds::<T>::remove(cursor, task);
+			Prompts::<T>::remove(task);
+			Slots::<T>::remove(task);
+			LateMiners::<T>::remove(task);
+			let _ = Fingerprints::<T>::clear_prefix(task, T::MaxSlots::get(), None);
+			let _ = Outputs::<T>::clear_prefix(task, T::MaxRedundancy::get() as u32, None);
+			weight.saturating_accrue(per_task);
+			Self::deposit_event(Event::ResultRemoved { task });
+		}
+		RetentionCursor::<T>::put(cursor);
+		weight
+	}
+}

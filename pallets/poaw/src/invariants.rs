@@ -1,0 +1,75 @@
+//! The pallet's invariants, checked by `try-state` and by the tests after every step.
+
+use crate::*;
+use alloc::collections::btree_map::BTreeMap;
+
+impl<T: Config> Pallet<T> {
+	/// Invariants: every requester's escrow hold equals the escrow of its open
+	/// tasks; the queue holds exactly the queued tasks; every assigned or committed
+	/// task has its deadline scheduled; the to-do index matches the pending slots;
+	/// the payout account keeps exactly the minimum balance.
+	pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+		let mut escrow: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+		let queue = Queue::<T>::get();
+		let mut pending = 0usize;
+		for (id, task) in Tasks::<T>::iter() {
+			if task.status.is_open() {
+				escrow.entry(task.requester.clone()).or_default().saturating_accrue(task.escrow);
+			}
+			ensure!(
+				(task.status == TaskStatus::Queued) == queue.contains(&id),
+				"queue differs from queued tasks"
+			);
+			if matches!(
+				task.status,
+				TaskStatus::Queued | TaskStatus::Assigned | TaskStatus::Committed
+			) {
+				ensure!(
+					Timeouts::<T>::contains_key(task.deadline, id),
+					"open task without its deadline"
+				);
+			}
+			for slot in Slots::<T>::get(id).iter() {
+				let open = matches!(task.status, TaskStatus::Assigned | TaskStatus::Committed);
+				if open && slot.state.is_pending() {
+					pending += 1;
+					ensure!(
+						MinerTasks::<T>::contains_key(&slot.expert, id),
+						"pending slot missing from the miner's list"
+					);
+				}
+			}
+		}
+		for (who, id) in MinerTasks::<T>::iter_keys() {
+			let task = Tasks::<T>::get(id).ok_or("miner list names an unknown task")?;
+			ensure!(
+				matches!(task.status, TaskStatus::Assigned | TaskStatus::Committed)
+					&& Slots::<T>::get(id)
+						.iter()
+						.any(|slot| slot.expert == who && slot.state.is_pending()),
+				"miner list names a slot that is not pending"
+			);
+		}
+		let _ = pending;
+		let mut queued_by: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+		for id in queue.iter() {
+			let task = Tasks::<T>::get(id).ok_or("queue names an unknown task")?;
+			queued_by.entry(task.requester).or_default().saturating_inc();
+		}
+		ensure!(
+			QueuedBy::<T>::iter().collect::<BTreeMap<_, _>>() == queued_by,
+			"queued-task counts differ from the queue"
+		);
+		for (who, amount) in escrow.iter() {
+			ensure!(
+				T::Currency::balance_on_hold(&HoldReason::Escrow.into(), who) == *amount,
+				"escrow held differs from open tasks"
+			);
+		}
+		ensure!(
+			T::Currency::balance(&Self::payout_account()) == T::Currency::minimum_balance(),
+			"fees left in the payout account"
+		);
+		Ok(())
+	}
+}
