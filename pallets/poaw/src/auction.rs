@@ -151,8 +151,11 @@ mod tests {
 		let awards = run(&bids, 2, 100);
 		assert_eq!(awards.iter().map(|a| a.threshold).collect::<Vec<_>>(), vec![20, 20]);
 		assert_eq!(eligible_count(&bids, 100), 2);
-		// A losing bid above the cap cannot raise thresholds above it.
+		// A bid above the cap is no loser: the winner alone gets its own ask.
 		let awards = run(&[bid(1, 10, 50), bid(3, 90, 50)], 1, 50);
+		assert_eq!(awards, vec![Award { expert: 1, price: 10, threshold: 10 }]);
+		// A losing bid under the cap still cannot raise thresholds above it.
+		let awards = run(&[bid(1, 10, 50), bid(3, 45, 25)], 1, 50);
 		assert_eq!(awards, vec![Award { expert: 1, price: 10, threshold: 50 }]);
 	}
 

@@ -321,15 +321,17 @@ fn a_task_that_cannot_fit_the_context_or_the_output_bound_is_refused() {
 		let root = || RuntimeOrigin::from(RawOrigin::Root);
 		// Model 1: a context of 16 tokens. Model 2: tokens of up to 8 bytes, so that 16
 		// tokens could decode to 128 bytes, above the 64-byte output bound.
-		let mut short = model_spec(1, 2);
+		let (short_id, wide_id) = (2, 3);
+		assert_eq!(pallet_models::NextModelId::<Test>::get(), short_id);
+		let mut short = model_spec(short_id, 2);
 		short.max_context = 16;
-		let mut wide = model_spec(2, 2);
+		let mut wide = model_spec(wide_id, 2);
 		wide.max_token_bytes = 8;
-		for (id, spec) in [(1, short), (2, wide)] {
+		for (id, spec) in [(short_id, short), (wide_id, wide)] {
 			assert_ok!(pallet_models::Pallet::<Test>::register_model(root(), spec));
 			assert_ok!(pallet_models::Pallet::<Test>::activate_model(root(), id));
 		}
-		for (who, model) in [(1, 1), (2, 1), (3, 2), (4, 2)] {
+		for (who, model) in [(1, short_id), (2, short_id), (3, wide_id), (4, wide_id)] {
 			expert(who, &[], 10, 4);
 			for chunk in 0..2 {
 				assert_ok!(Experts::serve_chunk(
@@ -347,15 +349,15 @@ fn a_task_that_cannot_fit_the_context_or_the_output_bound_is_refused() {
 				PROMPT.to_vec(),
 				max_tokens,
 				sampling(),
-				100_000,
+				5_000,
 				None,
 			)
 		};
 		// 11 prompt bytes count as 13 tokens: 3 more fit, 4 do not.
-		assert_noop!(call(1, 4), Error::<Test>::ExceedsContext);
-		assert_ok!(call(1, 3));
-		assert_noop!(call(2, 9), Error::<Test>::OutputMayNotFit);
-		assert_ok!(call(2, 8));
+		assert_noop!(call(short_id, 4), Error::<Test>::ExceedsContext);
+		assert_ok!(call(short_id, 3));
+		assert_noop!(call(wide_id, 9), Error::<Test>::OutputMayNotFit);
+		assert_ok!(call(wide_id, 8));
 	});
 }
 
@@ -363,7 +365,9 @@ fn a_task_that_cannot_fit_the_context_or_the_output_bound_is_refused() {
 #[test]
 fn one_requester_cannot_hold_more_than_its_share_of_the_queue() {
 	run(|| {
-		standard_experts();
+		// Room for every task at once: only the queue bound can refuse.
+		expert(1, &[0], 10, 16);
+		expert(3, &[1], 10, 16);
 		for _ in 0..MAX_QUEUED_PER_REQUESTER {
 			submit(3200);
 		}
@@ -490,7 +494,7 @@ fn submit_refuses_when_the_queue_is_full() {
 			}
 		}
 		assert_noop!(
-			Poaw::submit_task(signed(REQUESTER), 0, PROMPT.to_vec(), 4, sampling(), 3200, None),
+			Poaw::submit_task(signed(REQUESTER + 2), 0, PROMPT.to_vec(), 4, sampling(), 3200, None),
 			Error::<Test>::QueueFull
 		);
 	});
@@ -555,9 +559,10 @@ fn redundancy_falls_to_one_with_too_few_miners() {
 		next_block();
 		let info = Tasks::<Test>::get(task).unwrap();
 		assert_eq!(info.pipelines, 1);
-		// Cap 2000 × 0.85 / (1 × 4 × 17) = 25; chunk 1's loser asks 20.
+		// Cap 2000 × 0.85 / (1 × 4 × 17) = 25; chunk 0 has no loser (its winner gets its
+		// ask, 10), chunk 1's loser asks 20.
 		assert_eq!(experts_of(task), vec![(0, 0, 1), (0, 1, 3)]);
-		assert_eq!(slots(task).iter().map(|s| s.threshold).collect::<Vec<_>>(), vec![25, 20]);
+		assert_eq!(slots(task).iter().map(|s| s.threshold).collect::<Vec<_>>(), vec![10, 20]);
 	});
 }
 
@@ -591,8 +596,9 @@ fn quality_scales_scores_and_a_barred_expert_is_out() {
 		next_block();
 		// Chunk 0: 5 (30 / 1.0 = 30) ties 2 (20 / 0.5 = 40)? No: 30 < 40, 5 wins first.
 		assert_eq!(experts_of(task)[0], (0, 0, 5));
-		// No loser in chunk 0 (1 is barred): both get the cap.
-		assert!(slots(task).iter().filter(|s| s.chunk == 0).all(|s| s.threshold == 37));
+		// No loser in chunk 0 (1 is barred): both get the highest winning ask (30), not
+		// the cap (37).
+		assert!(slots(task).iter().filter(|s| s.chunk == 0).all(|s| s.threshold == 30));
 	});
 }
 
@@ -798,8 +804,8 @@ fn a_missed_commit_is_reassigned_to_the_next_best_and_not_paid() {
 		assert!(reports().contains(&(2, TaskOutcome::MissedDeadline)));
 		assert!(!MinerTasks::<Test>::contains_key(2, task));
 		assert_eq!(pallet_experts::Experts::<Test>::get(2).unwrap().active_tasks, 0);
-		// No loser left for the replacement: it gets the cap.
-		assert_eq!(slots(task)[2].threshold, 37);
+		// No loser left for the replacement: it gets its own ask (30), not the cap (37).
+		assert_eq!(slots(task)[2].threshold, 30);
 		let paid_before = total(2);
 		let five = total(5);
 		let replacement = slots(task)[2].clone();
@@ -810,7 +816,7 @@ fn a_missed_commit_is_reassigned_to_the_next_best_and_not_paid() {
 		}
 		assert_eq!(status(task), TaskStatus::Completed);
 		assert_eq!(total(2), paid_before);
-		assert_eq!(total(5), five + 2 * 8 * 37);
+		assert_eq!(total(5), five + 2 * 8 * 30);
 	});
 }
 
@@ -845,7 +851,9 @@ fn a_pipeline_without_replacement_is_abandoned_and_the_other_completes() {
 			assert_ok!(reveal_slot(task, slot, &good()));
 		}
 		let settlement = Tasks::<Test>::get(task).unwrap().settlement.unwrap();
-		assert_eq!(settlement.miners, 2 * 2 * 8 * 37);
+		// Two bidders per chunk for two pipelines: no loser, every winner gets the
+		// highest winning ask (10).
+		assert_eq!(settlement.miners, 2 * 2 * 8 * 10);
 		assert_eq!(total(REQUESTER), before - settlement.fee);
 		// The abandoned pipeline's committed miner is freed, unpaid, not blamed.
 		let partner = slots(task).iter().find(|s| s.pipeline == 1 && s.chunk == 1).unwrap().expert;
