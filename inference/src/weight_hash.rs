@@ -6,6 +6,7 @@
 //! stored in the safetensors file (no conversion), each length-prefixed (u64 LE).
 
 use crate::{
+	config::MistralConfig,
 	error::{InferenceError, Result},
 	model_dir::{self, ModelDir},
 	LayerRange,
@@ -43,6 +44,42 @@ pub fn chunk_hash(dir: &ModelDir, range: LayerRange) -> Result<[u8; 32]> {
 		}
 		put(&mut hasher, view.data());
 	}
+	Ok(hasher.finalize().into())
+}
+
+/// Domain separation tag of version 1 of the config hash.
+pub const CONFIG_TAG: &[u8] = b"dllm-engine-config-v1";
+
+/// The hash of the config fields this engine computes with, which the registry binds
+/// so that every miner runs the same architecture: the tag `dllm-engine-config-v1`,
+/// then as u64 LE hidden size, intermediate size, layers, attention heads, key/value
+/// heads, head size, vocabulary, longest position, sliding window (0: none), BOS
+/// (`u64::MAX`: none), the number of EOS ids and each id; as f64 bits the RoPE base and
+/// the norm epsilon; and the flag of tied embeddings. Fields the engine ignores (dtype
+/// as stored, names, versions) are left out.
+pub fn config_hash(config: &MistralConfig) -> Result<[u8; 32]> {
+	let mut hasher = Sha256::new();
+	put(&mut hasher, CONFIG_TAG);
+	let eos = config.eos_token_ids();
+	let words = [
+		config.hidden_size as u64,
+		config.intermediate_size as u64,
+		config.num_hidden_layers as u64,
+		config.num_attention_heads as u64,
+		config.num_kv_heads() as u64,
+		config.head_dim() as u64,
+		config.vocab_size as u64,
+		config.max_position_embeddings as u64,
+		config.sliding_window.unwrap_or(0) as u64,
+		config.bos_token_id.map_or(u64::MAX, u64::from),
+		eos.len() as u64,
+	];
+	for word in words.into_iter().chain(eos.iter().map(|id| *id as u64)) {
+		hasher.update(word.to_le_bytes());
+	}
+	hasher.update(config.rope_theta()?.to_bits().to_le_bytes());
+	hasher.update(config.rms_norm_eps.to_bits().to_le_bytes());
+	hasher.update([config.tie_word_embeddings as u8]);
 	Ok(hasher.finalize().into())
 }
 

@@ -104,12 +104,15 @@ fn hash_chunks_prints_one_hash_per_chunk() {
 	assert!(out.status.success());
 	let text = String::from_utf8_lossy(&out.stdout);
 	let lines: Vec<&str> = text.lines().collect();
-	assert_eq!(lines.len(), 3);
+	assert_eq!(lines.len(), 5);
 	assert!(
 		lines[0].starts_with("0..2 0x")
 			&& lines[1].starts_with("2..4 0x")
-			&& lines[2].starts_with("tokenizer 0x")
+			&& lines[2].starts_with("config 0x")
+			&& lines[3].starts_with("tokenizer 0x")
 	);
+	// `<extra_319>`: the tiny tokenizer's longest piece.
+	assert_eq!(lines[4], "max-token-bytes 11");
 }
 
 #[test]

@@ -9,8 +9,10 @@ use crate::{
 };
 use alloc::{vec, vec::Vec};
 use dllm_primitives::dev_model;
-use pallet_experts::{ChunkRef, GenesisExpert};
-use pallet_models::{Architecture, ChunkSpec, ModelSpec};
+use pallet_experts::{GenesisExpert, ServedChunk};
+use pallet_models::{
+	Architecture, ChunkSpec, ModelSpec, NumericFormat, NumericProfile, VerificationParams,
+};
 use polkadot_sdk::{
 	frame_support::build_struct_json_patch,
 	pallet_aura, pallet_grandpa,
@@ -92,6 +94,14 @@ pub fn dev_model_spec() -> pallet_models::ModelSpecOf<crate::Runtime> {
 				.collect(),
 		),
 		tokenizer_hash: H256(dev_model::TOKENIZER_HASH),
+		config_hash: H256(dev_model::CONFIG_HASH),
+		// Miners may run f32, f16 or bf16; work is compared under the profile of the
+		// looser format of the two sides (docs/verification.md).
+		numerics: BoundedVec::truncate_from(vec![
+			NumericProfile { format: NumericFormat::F32, verification: VerificationParams::F32 },
+			NumericProfile { format: NumericFormat::F16, verification: VerificationParams::F16 },
+			NumericProfile { format: NumericFormat::Bf16, verification: VerificationParams::BF16 },
+		]),
 		domains: BoundedVec::new(),
 	}
 }
@@ -114,7 +124,10 @@ fn dev_market() -> Market {
 			price_per_token_layer: DEV_EXPERT_PRICE,
 			max_concurrent_tasks: 4,
 			commission: Perbill::from_percent(10),
-			serving: chunks.into_iter().map(|chunk| ChunkRef { model: 0, chunk }).collect(),
+			serving: chunks
+				.into_iter()
+				.map(|chunk| ServedChunk { model: 0, chunk, format: NumericFormat::F32 })
+				.collect(),
 		})
 		.collect();
 	Market { models: vec![dev_model_spec()], experts, unbonding_period: Some(DEV_UNBONDING_PERIOD) }

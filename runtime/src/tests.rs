@@ -92,7 +92,7 @@ fn development_preset_builds() {
 
 #[test]
 fn development_preset_has_the_tiny_model_and_three_experts() {
-	use pallet_experts::{ChunkRef, ExpertRegistry};
+	use pallet_experts::{ExpertRegistry, NumericFormat, ServedChunk};
 	use pallet_models::{ModelRegistry, ModelStatus};
 	ext_from_preset(DEV_RUNTIME_PRESET).execute_with(|| {
 		let model = pallet_models::Models::<Runtime>::get(0).expect("dev model registered");
@@ -109,8 +109,14 @@ fn development_preset_has_the_tiny_model_and_three_experts() {
 		let served = |who: &AccountId| {
 			pallet_experts::Experts::<Runtime>::get(who).expect("expert").serving.into_inner()
 		};
-		assert_eq!(served(&bob), vec![ChunkRef { model: 0, chunk: 0 }]);
-		assert_eq!(served(&charlie), vec![ChunkRef { model: 0, chunk: 1 }]);
+		assert_eq!(
+			served(&bob),
+			vec![ServedChunk { model: 0, chunk: 0, format: NumericFormat::F32 }]
+		);
+		assert_eq!(
+			served(&charlie),
+			vec![ServedChunk { model: 0, chunk: 1, format: NumericFormat::F32 }]
+		);
 		assert_eq!(served(&dave).len(), 2);
 		let offers = |chunk| {
 			crate::Experts::offers(0, chunk).into_iter().map(|o| o.expert).collect::<Vec<_>>()

@@ -14,7 +14,7 @@ use dllm_inference::{
 	tiny::{write_tiny_model, TinySpec},
 	tokenizer::PromptTokenizer,
 	verification::{record_generation, verify_record, VerifyOptions},
-	weight_hash::{chunk_hash, to_hex, tokenizer_hash},
+	weight_hash::{chunk_hash, config_hash, to_hex, tokenizer_hash},
 	InferenceError, LayerRange, ModelDir, Result,
 };
 use std::{collections::HashMap, path::PathBuf, time::Instant};
@@ -370,8 +370,11 @@ fn hash_chunks(args: HashChunks) -> Result<()> {
 	for range in ranges {
 		println!("{range} {}", to_hex(&chunk_hash(&dir, range)?));
 	}
+	println!("config {}", to_hex(&config_hash(dir.config())?));
 	if dir.tokenizer_path().is_file() {
 		println!("tokenizer {}", to_hex(&tokenizer_hash(&dir)?));
+		let tokenizer = PromptTokenizer::from_file(&dir.tokenizer_path(), dir.config())?;
+		println!("max-token-bytes {}", tokenizer.max_token_bytes()?);
 	}
 	Ok(())
 }

@@ -25,7 +25,7 @@ use dllm_inference::{
 	tokenizer::PromptTokenizer,
 	weight_hash, LayerRange, ModelDir, Shard,
 };
-use dllm_primitives::market::{ChunkIndex, ModelId};
+use dllm_primitives::market::{ChunkIndex, ModelId, NumericFormat};
 use dllm_runtime::AccountId;
 use futures::StreamExt;
 use polkadot_sdk::{
@@ -74,8 +74,8 @@ pub struct MinerCmd {
 	#[arg(long, value_name = "cpu|cuda:N", default_value = "cpu", requires = "miner")]
 	pub device: String,
 
-	/// Compute dtype: f32, f16 or bf16 (bf16 on CUDA only). Miners of one task must use
-	/// the same dtype for their outputs to agree.
+	/// Compute dtype: f32, f16 or bf16 (bf16 on CUDA only). It must be the format the
+	/// expert declared for its chunks on chain (`serve_chunk`), one the model accepts.
 	#[arg(long, value_name = "DTYPE", default_value = "f32", requires = "miner")]
 	pub dtype: String,
 
@@ -122,9 +122,11 @@ pub struct Prepared {
 	dir: ModelDir,
 	dir_path: PathBuf,
 	tokenizer_hash: [u8; 32],
+	config_hash: [u8; 32],
 	serve: ServeChunks,
 	device: Device,
 	dtype: DType,
+	format: NumericFormat,
 	perturb: bool,
 	requests: async_channel::Receiver<IncomingRequest>,
 }
@@ -187,6 +189,10 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 		.map_err(|e| fail(format!("--model-dir {}: {e}", dir_path.display())))?;
 	let device = parse_device(&cmd.device).map_err(|e| fail(format!("--device: {e}")))?;
 	let dtype = parse_dtype(&cmd.dtype, &device).map_err(|e| fail(format!("--dtype: {e}")))?;
+	let format = NumericFormat::from_name(&cmd.dtype)
+		.ok_or_else(|| fail(format!("--dtype {}: expected f32, f16 or bf16", cmd.dtype)))?;
+	let config_hash = weight_hash::config_hash(dir.config())
+		.map_err(|e| fail(format!("--model-dir {}: {e}", dir_path.display())))?;
 
 	let (sender, requests) = async_channel::bounded(64);
 	let protocol = N::request_response_config(
@@ -202,9 +208,11 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 		dir,
 		dir_path,
 		tokenizer_hash,
+		config_hash,
 		serve,
 		device,
 		dtype,
+		format,
 		perturb: cmd.miner_perturb_activations,
 		requests,
 	};
@@ -247,6 +255,7 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Resolution, String>
 		if spec.num_layers as usize == config.num_hidden_layers
 			&& spec.hidden_size as usize == config.hidden_size
 			&& spec.tokenizer_hash.0 == prepared.tokenizer_hash
+			&& spec.config_hash.0 == prepared.config_hash
 		{
 			model_match = Some((*model, record, chunks.clone()));
 			break;
@@ -254,8 +263,8 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Resolution, String>
 	}
 	let Some((model, record, registered)) = model_match else {
 		return Ok(Resolution::Waiting(format!(
-			"at block #{number}, the checkpoint in --model-dir {dir_path} (its layers, width \
-			 and tokenizer) is none of the models {account} serves ({:?})",
+			"at block #{number}, the checkpoint in --model-dir {dir_path} (its layers, width, \
+			 engine config and tokenizer) is none of the models {account} serves ({:?})",
 			served.keys().collect::<Vec<_>>()
 		)));
 	};
@@ -271,6 +280,22 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Resolution, String>
 			list.clone()
 		}
 	};
+	for chunk in &chunks {
+		let declared = expert
+			.serving
+			.iter()
+			.find(|served| served.is(model, *chunk))
+			.map(|served| served.format);
+		if declared != Some(prepared.format) {
+			return Err(format!(
+				"--dtype {}: {account} serves chunk {chunk} of model {model} as {} on chain; \
+				 start with that --dtype, or serve the chunk again with `serve_chunk` in {}",
+				prepared.format.name(),
+				declared.map_or("nothing", NumericFormat::name),
+				prepared.format.name(),
+			));
+		}
+	}
 	let mut shards = BTreeMap::new();
 	for chunk in chunks {
 		let spec = record

@@ -45,7 +45,8 @@ fn serve<T: Config>(expert: &T::AccountId, chunks: u32) -> ModelId {
 	let model = T::Models::register_for_benchmark(chunks.max(1));
 	for chunk in 0..chunks {
 		let hash = T::Models::chunk_weights_hash(model, chunk).expect("chunk exists");
-		Pallet::<T>::do_serve_chunk(expert, model, chunk, hash).expect("expert serves");
+		Pallet::<T>::do_serve_chunk(expert, model, chunk, hash, NumericFormat::F32)
+			.expect("expert serves");
 	}
 	model
 }
@@ -73,7 +74,8 @@ pub(crate) fn register_for_benchmark<T: Config>(
 		delegators::<T>(who, T::MaxDelegatorsPerExpert::get());
 	}
 	let hash = T::Models::chunk_weights_hash(model, chunk).expect("chunk exists");
-	Pallet::<T>::do_serve_chunk(who, model, chunk, hash).expect("expert serves");
+	Pallet::<T>::do_serve_chunk(who, model, chunk, hash, NumericFormat::F32)
+		.expect("expert serves");
 }
 
 /// `count` delegators of `expert`.
@@ -132,11 +134,12 @@ mod benchmarks {
 		for i in 1..T::MaxExpertsPerChunk::get() {
 			let other = expert::<T>(i);
 			let hash = T::Models::chunk_weights_hash(target, 0).expect("chunk exists");
-			Pallet::<T>::do_serve_chunk(&other, target, 0, hash).expect("other serves");
+			Pallet::<T>::do_serve_chunk(&other, target, 0, hash, NumericFormat::F32)
+				.expect("other serves");
 		}
 		let hash = T::Models::chunk_weights_hash(target, 0).expect("chunk exists");
 		#[extrinsic_call]
-		_(RawOrigin::Signed(who.clone()), target, 0, hash);
+		_(RawOrigin::Signed(who.clone()), target, 0, hash, NumericFormat::Bf16);
 		assert!(ChunkServers::<T>::get(target, 0).contains(&who));
 	}
 

@@ -34,6 +34,7 @@ use alloc::vec::Vec;
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 pub use dllm_primitives::market::{
 	ChunkIndex, ChunkOffer, Domain, ExpertRegistry, ModelId, ModelRegistry, ModelStatus,
+	NumericFormat,
 };
 use polkadot_sdk::{
 	frame_support::{
@@ -59,7 +60,7 @@ pub type BalanceOf<T> = <<T as Config>::Currency as Inspect<
 	<T as polkadot_sdk::frame_system::Config>::AccountId,
 >>::Balance;
 
-/// A chunk of a model: what an expert serves.
+/// A chunk of a model an expert serves, and the number format its node computes it in.
 #[derive(
 	Clone,
 	Copy,
@@ -74,11 +75,20 @@ pub type BalanceOf<T> = <<T as Config>::Currency as Inspect<
 	serde::Serialize,
 	serde::Deserialize,
 )]
-pub struct ChunkRef {
+pub struct ServedChunk {
 	/// The model.
 	pub model: ModelId,
 	/// The chunk's index in the model's chunking.
 	pub chunk: ChunkIndex,
+	/// The format its node computes in (one the model accepts).
+	pub format: NumericFormat,
+}
+
+impl ServedChunk {
+	/// Whether this is chunk `chunk` of `model`, in whatever format.
+	pub fn is(&self, model: ModelId, chunk: ChunkIndex) -> bool {
+		self.model == model && self.chunk == chunk
+	}
 }
 
 /// What an expert says about itself; all of it can change with `update_profile`.
@@ -134,7 +144,7 @@ pub struct ExpertInfo<T: Config> {
 	/// What the expert says about itself.
 	pub profile: ExpertProfile<T>,
 	/// The chunks it serves.
-	pub serving: BoundedVec<ChunkRef, T::MaxChunksServed>,
+	pub serving: BoundedVec<ServedChunk, T::MaxChunksServed>,
 	/// Tasks assigned to it and not finished.
 	pub active_tasks: u32,
 }
@@ -309,7 +319,7 @@ pub mod pallet {
 		/// Commission.
 		pub commission: Perbill,
 		/// Chunks it serves (with the registered hashes).
-		pub serving: Vec<ChunkRef>,
+		pub serving: Vec<ServedChunk>,
 	}
 
 	#[pallet::genesis_config]
@@ -347,8 +357,14 @@ pub mod pallet {
 				for chunk in &expert.serving {
 					let hash = T::Models::chunk_weights_hash(chunk.model, chunk.chunk)
 						.expect("genesis expert serves an unknown chunk");
-					Pallet::<T>::do_serve_chunk(&expert.account, chunk.model, chunk.chunk, hash)
-						.expect("genesis expert cannot serve its chunk");
+					Pallet::<T>::do_serve_chunk(
+						&expert.account,
+						chunk.model,
+						chunk.chunk,
+						hash,
+						chunk.format,
+					)
+					.expect("genesis expert cannot serve its chunk");
 				}
 			}
 		}
@@ -362,7 +378,12 @@ pub mod pallet {
 		/// An expert changed its profile.
 		ProfileUpdated { expert: T::AccountId },
 		/// An expert serves a chunk.
-		ChunkServed { expert: T::AccountId, model: ModelId, chunk: ChunkIndex },
+		ChunkServed {
+			expert: T::AccountId,
+			model: ModelId,
+			chunk: ChunkIndex,
+			format: NumericFormat,
+		},
 		/// An expert stopped serving a chunk.
 		ChunkDropped { expert: T::AccountId, model: ModelId, chunk: ChunkIndex },
 		/// An expert added to its bond.
@@ -426,6 +447,8 @@ pub mod pallet {
 		TooManyChunksServed,
 		/// `MaxExpertsPerChunk` experts serve this chunk already.
 		TooManyExpertsOnChunk,
+		/// The model does not accept work computed in this numeric format.
+		FormatNotAccepted,
 		/// The expert has assigned work (open or disputed tasks): its bond and the stake
 		/// delegated to it stay slashable until the work ends.
 		HasAssignedWork,
@@ -514,8 +537,9 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Starts serving a chunk of a proposed or active model; `weights_hash` must be the
-		/// registered hash of the chunk. Holds the chunk deposit.
+		/// Starts serving a chunk of a proposed or active model, computed in `format` (one
+		/// the model accepts); `weights_hash` must be the registered hash of the chunk.
+		/// Holds the chunk deposit.
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::serve_chunk())]
 		pub fn serve_chunk(
@@ -523,9 +547,10 @@ pub mod pallet {
 			model: ModelId,
 			chunk: ChunkIndex,
 			weights_hash: H256,
+			format: NumericFormat,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			Self::do_serve_chunk(&who, model, chunk, weights_hash)
+			Self::do_serve_chunk(&who, model, chunk, weights_hash, format)
 		}
 
 		/// Stops serving a chunk and releases its deposit.
@@ -538,9 +563,11 @@ pub mod pallet {
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let mut expert = Experts::<T>::get(&who).ok_or(Error::<T>::NotAnExpert)?;
-			let target = ChunkRef { model, chunk };
-			let position =
-				expert.serving.iter().position(|c| *c == target).ok_or(Error::<T>::NotServing)?;
+			let position = expert
+				.serving
+				.iter()
+				.position(|c| c.is(model, chunk))
+				.ok_or(Error::<T>::NotServing)?;
 			expert.serving.remove(position);
 			let deposit = T::ChunkDeposit::get().min(expert.deposit);
 			T::Currency::release(&HoldReason::Deposit.into(), &who, deposit, Precision::Exact)?;
@@ -796,6 +823,7 @@ pub mod pallet {
 			model: ModelId,
 			chunk: ChunkIndex,
 			weights_hash: H256,
+			format: NumericFormat,
 		) -> DispatchResult {
 			let mut expert = Experts::<T>::get(who).ok_or(Error::<T>::NotAnExpert)?;
 			let registered = T::Models::chunk_weights_hash(model, chunk)?;
@@ -804,9 +832,12 @@ pub mod pallet {
 				Error::<T>::ModelNotServable
 			);
 			ensure!(registered == weights_hash, Error::<T>::WeightsHashMismatch);
-			let target = ChunkRef { model, chunk };
-			ensure!(!expert.serving.contains(&target), Error::<T>::AlreadyServing);
-			expert.serving.try_push(target).map_err(|_| Error::<T>::TooManyChunksServed)?;
+			ensure!(T::Models::accepts_format(model, format), Error::<T>::FormatNotAccepted);
+			ensure!(!expert.serving.iter().any(|c| c.is(model, chunk)), Error::<T>::AlreadyServing);
+			expert
+				.serving
+				.try_push(ServedChunk { model, chunk, format })
+				.map_err(|_| Error::<T>::TooManyChunksServed)?;
 			let mut servers = ChunkServers::<T>::get(model, chunk);
 			servers.try_push(who.clone()).map_err(|_| Error::<T>::TooManyExpertsOnChunk)?;
 			let deposit = T::ChunkDeposit::get();
@@ -816,7 +847,7 @@ pub mod pallet {
 			T::Models::acquire(model)?;
 			ChunkServers::<T>::insert(model, chunk, servers);
 			Experts::<T>::insert(who, expert);
-			Self::deposit_event(Event::ChunkServed { expert: who.clone(), model, chunk });
+			Self::deposit_event(Event::ChunkServed { expert: who.clone(), model, chunk, format });
 			Ok(())
 		}
 
@@ -962,7 +993,7 @@ pub mod pallet {
 			for (model, chunk, servers) in ChunkServers::<T>::iter() {
 				for server in servers {
 					let serves = Experts::<T>::get(&server)
-						.is_some_and(|e| e.serving.contains(&ChunkRef { model, chunk }));
+						.is_some_and(|e| e.serving.iter().any(|c| c.is(model, chunk)));
 					ensure!(serves, "chunk index names an expert that does not serve it");
 				}
 			}

@@ -165,32 +165,43 @@ fn update_profile_replaces_it() {
 fn serve_chunk_checks_the_registered_hash() {
 	run(|| {
 		register(1);
-		assert_ok!(Experts::serve_chunk(signed(1), 0, 1, chunk_hash(0, 1)));
-		assert_eq!(expert(1).serving.into_inner(), vec![ChunkRef { model: 0, chunk: 1 }]);
+		assert_ok!(Experts::serve_chunk(signed(1), 0, 1, chunk_hash(0, 1), NumericFormat::F32));
+		assert_eq!(
+			expert(1).serving.into_inner(),
+			vec![ServedChunk { model: 0, chunk: 1, format: NumericFormat::F32 }]
+		);
 		assert_eq!(ChunkServers::<Test>::get(0, 1).into_inner(), vec![1]);
 		assert_eq!(expert(1).deposit, EXPERT_DEPOSIT + CHUNK_DEPOSIT);
 		assert_eq!(held(HoldReason::Deposit, 1), EXPERT_DEPOSIT + CHUNK_DEPOSIT);
 		assert_eq!(model_references(0), 1);
-		System::assert_last_event(Event::ChunkServed { expert: 1, model: 0, chunk: 1 }.into());
+		System::assert_last_event(
+			Event::ChunkServed { expert: 1, model: 0, chunk: 1, format: NumericFormat::F32 }.into(),
+		);
 
 		assert_noop!(
-			Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 1)),
+			Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 1), NumericFormat::F32),
 			Error::<Test>::WeightsHashMismatch
 		);
 		assert_noop!(
-			Experts::serve_chunk(signed(1), 0, 2, chunk_hash(0, 2)),
+			Experts::serve_chunk(signed(1), 0, 2, chunk_hash(0, 2), NumericFormat::F32),
 			pallet_models::Error::<Test>::UnknownChunk
 		);
 		assert_noop!(
-			Experts::serve_chunk(signed(1), 9, 0, chunk_hash(9, 0)),
+			Experts::serve_chunk(signed(1), 9, 0, chunk_hash(9, 0), NumericFormat::F32),
 			pallet_models::Error::<Test>::UnknownModel
 		);
 		assert_noop!(
-			Experts::serve_chunk(signed(1), 0, 1, chunk_hash(0, 1)),
+			Experts::serve_chunk(signed(1), 0, 1, chunk_hash(0, 1), NumericFormat::F32),
 			Error::<Test>::AlreadyServing
 		);
+		// The test model accepts f32 work only (N5 of the 2026-12 review: the registry,
+		// not each miner, decides the numerics).
 		assert_noop!(
-			Experts::serve_chunk(signed(2), 0, 1, chunk_hash(0, 1)),
+			Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 0), NumericFormat::Bf16),
+			Error::<Test>::FormatNotAccepted
+		);
+		assert_noop!(
+			Experts::serve_chunk(signed(2), 0, 1, chunk_hash(0, 1), NumericFormat::F32),
 			Error::<Test>::NotAnExpert
 		);
 	});
@@ -201,25 +212,37 @@ fn serve_chunk_respects_bounds_and_model_status() {
 	run(|| {
 		register(1);
 		for chunk in 0..3 {
-			assert_ok!(Experts::serve_chunk(signed(1), 1, chunk, chunk_hash(1, chunk)));
+			assert_ok!(Experts::serve_chunk(
+				signed(1),
+				1,
+				chunk,
+				chunk_hash(1, chunk),
+				NumericFormat::F32
+			));
 		}
 		assert_noop!(
-			Experts::serve_chunk(signed(1), 1, 3, chunk_hash(1, 3)),
+			Experts::serve_chunk(signed(1), 1, 3, chunk_hash(1, 3), NumericFormat::F32),
 			Error::<Test>::TooManyChunksServed
 		);
 		for who in 2..=5 {
 			register(who);
-			assert_ok!(Experts::serve_chunk(signed(who), 0, 0, chunk_hash(0, 0)));
+			assert_ok!(Experts::serve_chunk(
+				signed(who),
+				0,
+				0,
+				chunk_hash(0, 0),
+				NumericFormat::F32
+			));
 		}
 		register(6);
 		assert_noop!(
-			Experts::serve_chunk(signed(6), 0, 0, chunk_hash(0, 0)),
+			Experts::serve_chunk(signed(6), 0, 0, chunk_hash(0, 0), NumericFormat::F32),
 			Error::<Test>::TooManyExpertsOnChunk
 		);
 		// A deprecated model takes no new miners.
 		assert_ok!(Models::deprecate_model(RawOrigin::Root.into(), 0, None));
 		assert_noop!(
-			Experts::serve_chunk(signed(6), 0, 1, chunk_hash(0, 1)),
+			Experts::serve_chunk(signed(6), 0, 1, chunk_hash(0, 1), NumericFormat::F32),
 			Error::<Test>::ModelNotServable
 		);
 	});
@@ -229,7 +252,7 @@ fn serve_chunk_respects_bounds_and_model_status() {
 fn stop_serving_releases_deposit_and_reference() {
 	run(|| {
 		register(1);
-		assert_ok!(Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 0)));
+		assert_ok!(Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 0), NumericFormat::F32));
 		assert_ok!(Experts::stop_serving(signed(1), 0, 0));
 		assert!(expert(1).serving.is_empty());
 		assert!(!ChunkServers::<Test>::contains_key(0, 0));
@@ -245,7 +268,7 @@ fn stop_serving_releases_deposit_and_reference() {
 fn retired_model_leaves_when_its_last_server_stops() {
 	run(|| {
 		register(1);
-		assert_ok!(Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 0)));
+		assert_ok!(Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 0), NumericFormat::F32));
 		assert_ok!(Models::deprecate_model(RawOrigin::Root.into(), 0, None));
 		assert_ok!(Models::retire_model(RawOrigin::Root.into(), 0));
 		assert!(pallet_models::Models::<Test>::contains_key(0));
@@ -390,8 +413,8 @@ fn delegation_refuses_bad_input() {
 fn deregister_unbonds_bond_and_delegations() {
 	run(|| {
 		register(1);
-		assert_ok!(Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 0)));
-		assert_ok!(Experts::serve_chunk(signed(1), 0, 1, chunk_hash(0, 1)));
+		assert_ok!(Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 0), NumericFormat::F32));
+		assert_ok!(Experts::serve_chunk(signed(1), 0, 1, chunk_hash(0, 1), NumericFormat::F32));
 		assert_ok!(Experts::delegate(signed(2), 1, 200));
 		assert_ok!(Experts::deregister(signed(1)));
 		assert!(!crate::Experts::<Test>::contains_key(1));
@@ -480,8 +503,8 @@ fn offers_list_servers_with_free_capacity() {
 	run(|| {
 		register(1);
 		register(2);
-		assert_ok!(Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 0)));
-		assert_ok!(Experts::serve_chunk(signed(2), 0, 0, chunk_hash(0, 0)));
+		assert_ok!(Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 0), NumericFormat::F32));
+		assert_ok!(Experts::serve_chunk(signed(2), 0, 0, chunk_hash(0, 0), NumericFormat::F32));
 		assert_ok!(Experts::delegate(signed(3), 2, 500));
 		let offers = Registry::offers(0, 0);
 		assert_eq!(offers.len(), 2);
@@ -547,7 +570,7 @@ fn slash_takes_bond_and_delegations_to_the_community() {
 			Event::ExpertSlashed { expert: 1, from_bond: 500, from_delegations: 300 }.into(),
 		);
 		// Below the minimum bond: no more offers until it bonds again.
-		assert_ok!(Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 0)));
+		assert_ok!(Experts::serve_chunk(signed(1), 0, 0, chunk_hash(0, 0), NumericFormat::F32));
 		assert!(Registry::offers(0, 0).is_empty());
 		// A full slash empties the delegations.
 		Registry::slash(&1, Perbill::one());
@@ -579,7 +602,10 @@ fn genesis_registers_experts_serving_chunks() {
 				price_per_token_layer: 1,
 				max_concurrent_tasks: 4,
 				commission: Perbill::from_percent(5),
-				serving: vec![ChunkRef { model: 0, chunk: 0 }, ChunkRef { model: 0, chunk: 1 }],
+				serving: vec![
+					ServedChunk { model: 0, chunk: 0, format: NumericFormat::F32 },
+					ServedChunk { model: 0, chunk: 1, format: NumericFormat::F32 },
+				],
 			}],
 			unbonding_period: Some(5),
 		};
@@ -665,7 +691,13 @@ fn random_calls_never_panic_and_keep_the_invariants() {
 					max_concurrent_tasks: next(3) as u32,
 					commission: Perbill::from_percent(next(70) as u32),
 				},
-				2 | 3 => crate::Call::serve_chunk { model, chunk, weights_hash: hash },
+				2 | 3 => crate::Call::serve_chunk {
+					model,
+					chunk,
+					weights_hash: hash,
+					// Mostly the accepted format, sometimes another.
+					format: if next(4) == 0 { NumericFormat::Bf16 } else { NumericFormat::F32 },
+				},
 				4 => crate::Call::stop_serving { model, chunk },
 				5 => crate::Call::bond_extra { amount },
 				6 => crate::Call::unbond { amount },
@@ -702,7 +734,8 @@ fn random_calls_never_panic_and_keep_the_invariants() {
 			Registry::do_try_state().expect("invariants hold after every call");
 			pallet_models::Pallet::<Test>::do_try_state().expect("model invariants hold");
 		}
-		// The sequence exercises both outcomes, not just refusals.
-		assert!(done > 300 && refused > 300, "done {done}, refused {refused}");
+		// The sequence exercises both outcomes, not just refusals (unbonding under
+		// assigned work and formats the model does not take are refused often).
+		assert!(done > 200 && refused > 300, "done {done}, refused {refused}");
 	});
 }

@@ -25,6 +25,7 @@ pub const MAX_PROJECTIONS: u8 = 16;
 	MaxEncodedLen,
 	TypeInfo,
 )]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FingerprintParams {
 	/// Positions per block.
 	pub block: u16,
@@ -114,6 +115,7 @@ impl Default for FingerprintParams {
 	MaxEncodedLen,
 	TypeInfo,
 )]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Tolerance {
 	/// Largest difference of a position's log-RMS code (units of 1/2048 of a doubling).
 	pub max_log_rms_error: u16,
@@ -175,6 +177,7 @@ impl Tolerance {
 	MaxEncodedLen,
 	TypeInfo,
 )]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct VerificationParams {
 	/// How fingerprints are taken.
 	pub fingerprint: FingerprintParams,

@@ -36,6 +36,13 @@ pub fn model_spec<T: Config>(chunks: u32, salt: u32) -> ModelSpecOf<T> {
 				.collect(),
 		),
 		tokenizer_hash: hash(u32::MAX),
+		config_hash: hash(u32::MAX - 1),
+		// Every format: the largest entry.
+		numerics: BoundedVec::truncate_from(alloc::vec![
+			NumericProfile { format: NumericFormat::F32, verification: VerificationParams::F32 },
+			NumericProfile { format: NumericFormat::F16, verification: VerificationParams::F16 },
+			NumericProfile { format: NumericFormat::Bf16, verification: VerificationParams::BF16 },
+		]),
 		domains: BoundedVec::truncate_from(domains),
 	}
 }

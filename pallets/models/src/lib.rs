@@ -28,12 +28,14 @@ mod tests;
 pub mod weights;
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+pub use dllm_fingerprint::VerificationParams;
 pub use dllm_primitives::market::{
-	ChunkIndex, Domain, ModelId, ModelLimits, ModelRegistry, ModelStatus,
+	ChunkIndex, Domain, ModelId, ModelLimits, ModelRegistry, ModelStatus, NumericFormat,
 };
 use polkadot_sdk::{
 	frame_support::{
-		pallet_prelude::*, BoundedVec, CloneNoBound, DebugNoBound, EqNoBound, PartialEqNoBound,
+		pallet_prelude::*, traits::ConstU32, BoundedVec, CloneNoBound, DebugNoBound, EqNoBound,
+		PartialEqNoBound,
 	},
 	sp_core::H256,
 };
@@ -84,6 +86,33 @@ pub struct ChunkSpec {
 	pub weights_hash: H256,
 }
 
+/// Most numeric formats one model accepts (f32, f16, bf16).
+pub const MAX_FORMATS: u32 = 3;
+
+/// A numeric format a model accepts, and how work in it is verified.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+	serde::Serialize,
+	serde::Deserialize,
+)]
+pub struct NumericProfile {
+	/// The format miners may compute in.
+	pub format: NumericFormat,
+	/// Fingerprint parameters and tolerances for comparing work of this format (or of a
+	/// tighter one) with any other work: docs/verification.md calibrates one profile
+	/// per format.
+	pub verification: VerificationParams,
+}
+
 /// What the registrar submits to register a model.
 #[derive(
 	CloneNoBound,
@@ -123,6 +152,13 @@ pub struct ModelSpec<NameLen: Get<u32>, MaxChunks: Get<u32>, MaxDomains: Get<u32
 	pub chunks: BoundedVec<ChunkSpec, MaxChunks>,
 	/// SHA-256 of the `tokenizer.json` file.
 	pub tokenizer_hash: H256,
+	/// SHA-256 of the config fields the inference engine reads (heads, head size, RoPE
+	/// base, norm epsilon, sliding window, special tokens, …), as `dllm-infer hash-chunks`
+	/// prints it: miners run exactly this architecture.
+	pub config_hash: H256,
+	/// The formats miners may compute in, each with its verification parameters; every
+	/// profile takes fingerprints the same way.
+	pub numerics: BoundedVec<NumericProfile, ConstU32<MAX_FORMATS>>,
 	/// Domains of a fine-tuned expert model; empty for a general one.
 	pub domains: BoundedVec<Domain, MaxDomains>,
 }
@@ -238,6 +274,9 @@ pub mod pallet {
 		/// Layers, hidden size, vocabulary, context and bytes per token must all be above
 		/// zero.
 		InvalidShape,
+		/// No numeric format, a format twice, invalid fingerprint parameters, or
+		/// profiles that take fingerprints differently.
+		InvalidNumerics,
 		/// Chunks must be non-empty layer ranges that cover `[0, num_layers)` in order.
 		InvalidChunking,
 		/// A model needs at least one chunk.
@@ -379,6 +418,16 @@ pub mod pallet {
 				next_layer = chunk.end_layer;
 			}
 			ensure!(next_layer == spec.num_layers, Error::<T>::InvalidChunking);
+			let fingerprint = spec.numerics.first().map(|p| p.verification.fingerprint);
+			ensure!(fingerprint.is_some(), Error::<T>::InvalidNumerics);
+			for (i, profile) in spec.numerics.iter().enumerate() {
+				ensure!(
+					profile.verification.fingerprint.validate().is_ok()
+						&& Some(profile.verification.fingerprint) == fingerprint
+						&& !spec.numerics[..i].iter().any(|p| p.format == profile.format),
+					Error::<T>::InvalidNumerics
+				);
+			}
 			for (i, domain) in spec.domains.iter().enumerate() {
 				ensure!(
 					!domain.is_empty() && !spec.domains[..i].contains(domain),
@@ -440,6 +489,11 @@ pub mod pallet {
 				max_context: info.spec.max_context,
 				max_token_bytes: info.spec.max_token_bytes,
 			})
+		}
+
+		fn accepts_format(model: ModelId, format: NumericFormat) -> bool {
+			Models::<T>::get(model)
+				.is_some_and(|info| info.spec.numerics.iter().any(|p| p.format == format))
 		}
 
 		fn acquire(model: ModelId) -> DispatchResult {

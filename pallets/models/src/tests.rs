@@ -29,8 +29,17 @@ fn spec() -> ModelSpecOf<Test> {
 		max_token_bytes: 4,
 		chunks: BoundedVec::truncate_from(vec![chunk(0, 2, 1), chunk(2, 4, 2)]),
 		tokenizer_hash: hash(9),
+		config_hash: hash(10),
+		numerics: BoundedVec::truncate_from(vec![NumericProfile {
+			format: NumericFormat::F32,
+			verification: VerificationParams::F32,
+		}]),
 		domains: BoundedVec::truncate_from(vec![Domain::truncate_from(b"code".to_vec())]),
 	}
+}
+
+fn profile(format: NumericFormat) -> NumericProfile {
+	NumericProfile { format, verification: VerificationParams::F32 }
 }
 
 fn register() -> ModelId {
@@ -81,6 +90,37 @@ fn register_refuses_bad_specs() {
 			(ModelSpec { vocab_size: 0, ..spec() }, Error::InvalidShape),
 			(ModelSpec { max_context: 0, ..spec() }, Error::InvalidShape),
 			(ModelSpec { max_token_bytes: 0, ..spec() }, Error::InvalidShape),
+			// No format, one twice, fingerprints taken two ways, bad fingerprint params.
+			(ModelSpec { numerics: Default::default(), ..spec() }, Error::InvalidNumerics),
+			(
+				ModelSpec {
+					numerics: BoundedVec::truncate_from(vec![profile(NumericFormat::F32); 2]),
+					..spec()
+				},
+				Error::InvalidNumerics,
+			),
+			(
+				ModelSpec {
+					numerics: BoundedVec::truncate_from(vec![profile(NumericFormat::F32), {
+						let mut other = profile(NumericFormat::Bf16);
+						other.verification.fingerprint.block = 64;
+						other
+					}]),
+					..spec()
+				},
+				Error::InvalidNumerics,
+			),
+			(
+				ModelSpec {
+					numerics: BoundedVec::truncate_from(vec![{
+						let mut bad = profile(NumericFormat::F32);
+						bad.verification.fingerprint.block = 0;
+						bad
+					}]),
+					..spec()
+				},
+				Error::InvalidNumerics,
+			),
 			(ModelSpec { chunks: Default::default(), ..spec() }, Error::NoChunks),
 			// A gap, an overlap, an empty chunk, a short and a long cover.
 			(

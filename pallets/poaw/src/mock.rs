@@ -133,6 +133,11 @@ pub fn model_spec(model: u32, chunks: u32) -> pallet_models::ModelSpecOf<Test> {
 				.collect(),
 		),
 		tokenizer_hash: H256::repeat_byte(7),
+		config_hash: H256::repeat_byte(8),
+		numerics: BoundedVec::truncate_from(vec![pallet_models::NumericProfile {
+			format: pallet_models::NumericFormat::F32,
+			verification: pallet_models::VerificationParams::F32,
+		}]),
 		domains: Default::default(),
 	}
 }

@@ -5,6 +5,7 @@
 use crate::mock::{Experts, Poaw};
 use crate::{mock::*, *};
 use alloc::collections::btree_map::BTreeMap;
+use dllm_primitives::market::NumericFormat;
 use polkadot_sdk::{
 	frame_support::{
 		assert_noop, assert_ok,
@@ -45,7 +46,13 @@ fn expert(who: u64, chunks: &[u32], price: u64, capacity: u32) {
 		Perbill::from_percent(10)
 	));
 	for chunk in chunks {
-		assert_ok!(Experts::serve_chunk(signed(who), 0, *chunk, chunk_hash(0, *chunk)));
+		assert_ok!(Experts::serve_chunk(
+			signed(who),
+			0,
+			*chunk,
+			chunk_hash(0, *chunk),
+			NumericFormat::F32
+		));
 	}
 }
 
@@ -338,7 +345,8 @@ fn a_task_that_cannot_fit_the_context_or_the_output_bound_is_refused() {
 					signed(who),
 					model,
 					chunk,
-					chunk_hash(model, chunk)
+					chunk_hash(model, chunk),
+					NumericFormat::F32
 				));
 			}
 		}

@@ -112,6 +112,9 @@ pub mod dev_model {
 			super::hex_array("95669854d5f4f35dcf04e3b3561175680efd0162ab46917de85ec63c633d8d70"),
 		),
 	];
+	/// `dllm-infer hash-chunks`' config hash (the engine's fields of its `config.json`).
+	pub const CONFIG_HASH: [u8; 32] =
+		super::hex_array("b68649411180381b2e48b963ba5a81c8b89cc088de98795db26a76651e54719b");
 	/// SHA-256 of its `tokenizer.json`.
 	pub const TOKENIZER_HASH: [u8; 32] =
 		super::hex_array("d29d502943a8ef708fc913bfe3f23b35f725787ea971f6a585adb00525603cca");

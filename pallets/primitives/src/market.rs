@@ -67,6 +67,8 @@ pub trait ModelRegistry {
 	fn chunk_layers(model: ModelId) -> Option<Vec<u32>>;
 	/// How long a task's context and output may be.
 	fn limits(model: ModelId) -> Option<ModelLimits>;
+	/// Whether miners may compute the model's chunks in `format`.
+	fn accepts_format(model: ModelId, format: NumericFormat) -> bool;
 	/// Something (a served chunk, a task) starts referring to the model; a retired model
 	/// cannot be referred to.
 	fn acquire(model: ModelId) -> DispatchResult;
@@ -75,6 +77,51 @@ pub trait ModelRegistry {
 	/// Registers an active model with `chunks` chunks for benchmarks of other pallets.
 	#[cfg(feature = "runtime-benchmarks")]
 	fn register_for_benchmark(chunks: u32) -> ModelId;
+}
+
+/// The number format a miner computes a chunk in (weights and activations).
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	PartialOrd,
+	Ord,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+	serde::Serialize,
+	serde::Deserialize,
+)]
+pub enum NumericFormat {
+	/// 32-bit floats.
+	F32,
+	/// IEEE half precision.
+	F16,
+	/// bfloat16 (8-bit exponent, 7-bit mantissa): the noisiest, so the loosest
+	/// tolerance. Formats order from the tightest to the loosest.
+	Bf16,
+}
+
+impl NumericFormat {
+	/// The name `--dtype` and the inference engine use (`f32`, `f16`, `bf16`).
+	pub fn name(self) -> &'static str {
+		match self {
+			NumericFormat::F32 => "f32",
+			NumericFormat::F16 => "f16",
+			NumericFormat::Bf16 => "bf16",
+		}
+	}
+
+	/// The format of a `--dtype` name.
+	pub fn from_name(name: &str) -> Option<Self> {
+		[NumericFormat::F32, NumericFormat::F16, NumericFormat::Bf16]
+			.into_iter()
+			.find(|format| format.name() == name)
+	}
 }
 
 /// How much one task of a model may hold.

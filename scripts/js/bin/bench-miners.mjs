@@ -74,6 +74,15 @@ async function midModel(dir) {
 }
 
 /** Registers the mid model as model 1 (root), activates it, Bob serves chunk 0 and Charlie chunk 1. */
+// `VerificationParams::F32` of dllm-fingerprint (docs/verification.md): the bench miners run f32.
+const F32_TOLERANCE = {
+  maxLogRmsError: 4, maxLogRmsBias: 2, maxPositionError: 6, maxBlockError: 2, minTopKOverlap: 800, maxTopKError: 4,
+};
+const F32_VERIFICATION = {
+  fingerprint: { block: 32, topK: 16, projections: 3 },
+  hidden: F32_TOLERANCE, logits: F32_TOLERANCE, maxLogitErrorMilli: 1,
+};
+
 async function registerMid(api, hashText, keyring) {
   const hex = (label) => {
     const line = hashText.split('\n').find((l) => l.includes(label));
@@ -83,12 +92,14 @@ async function registerMid(api, hashText, keyring) {
   };
   const spec = {
     name: 'bench-mid', version: 1, architecture: 'Mistral', numLayers: 8, hiddenSize: 1024,
-    vocabSize: 32000, maxContext: 4096, maxTokenBytes: 48,
+    vocabSize: 32000, maxContext: 4096,
+    maxTokenBytes: Number(hashText.match(/max-token-bytes (\d+)/)?.[1] ?? 64),
     chunks: [
       { startLayer: 0, endLayer: 4, weightsHash: hex('0..4') },
       { startLayer: 4, endLayer: 8, weightsHash: hex('4..8') },
     ],
-    tokenizerHash: hex('tokenizer'), domains: [],
+    tokenizerHash: hex('tokenizer'), configHash: hex('config'),
+    numerics: [{ format: 'F32', verification: F32_VERIFICATION }], domains: [],
   };
   const alice = keyring.addFromUri('//Alice');
   for (const call of [api.tx.models.registerModel(spec), api.tx.models.activateModel(1)]) {

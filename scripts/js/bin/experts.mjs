@@ -5,7 +5,8 @@
 //
 // Commands (amounts in DLLM, decimals allowed):
 //   register BOND PEER_ID_HEX PRICE_PLANCK CAPACITY COMMISSION_PERCENT [DOMAIN...]
-//   serve MODEL CHUNK [WEIGHTS_HASH]     (default hash: the registered one)
+//   serve MODEL CHUNK [f32|f16|bf16] [WEIGHTS_HASH]
+//                                        (default: f32, the registered hash)
 //   stop-serving MODEL CHUNK
 //   bond AMOUNT | unbond AMOUNT | withdraw | deregister
 //   delegate EXPERT_ADDRESS AMOUNT | undelegate EXPERT_ADDRESS AMOUNT
@@ -70,15 +71,18 @@ async function main() {
         });
         break;
       }
-      case 'serve':
+      case 'serve': {
+        const hasFormat = /^(f32|f16|bf16)$/i.test(rest[2] ?? '');
         result = await experts.serveChunk(
           api,
           signer,
           integer(rest[0], 'MODEL'),
           integer(rest[1], 'CHUNK'),
-          rest[2],
+          hasFormat ? rest[3] : rest[2],
+          hasFormat ? experts.formatOf(rest[2]) : 'F32',
         );
         break;
+      }
       case 'stop-serving':
         result = await experts.stopServing(api, signer, integer(rest[0], 'MODEL'), integer(rest[1], 'CHUNK'));
         break;

@@ -40,10 +40,20 @@ export async function chunkHash(api, model, chunk) {
   return chunks[chunk].weightsHash.toHex();
 }
 
-/** Serves a chunk; `weightsHash` defaults to the registered one (what a miner computes). */
-export async function serveChunk(api, signer, model, chunk, weightsHash) {
+/**
+ * Serves a chunk computed in `format` ('F32', 'F16' or 'Bf16': the miner's `--dtype`, one
+ * the model accepts); `weightsHash` defaults to the registered one (what a miner computes).
+ */
+export async function serveChunk(api, signer, model, chunk, weightsHash, format = 'F32') {
   const hash = weightsHash ?? (await chunkHash(api, model, chunk));
-  return submit(api, api.tx.experts.serveChunk(model, chunk, hash), signer);
+  return submit(api, api.tx.experts.serveChunk(model, chunk, hash, format), signer);
+}
+
+/** The chain's name of a `--dtype` (f32, f16, bf16). */
+export function formatOf(dtype) {
+  const format = { f32: 'F32', f16: 'F16', bf16: 'Bf16' }[String(dtype).toLowerCase()];
+  if (!format) throw new Error(`unknown format ${dtype}: expected f32, f16 or bf16`);
+  return format;
 }
 
 export function stopServing(api, signer, model, chunk) {

@@ -74,7 +74,7 @@ test('register, serve, bond, unbond, delegate, undelegate and withdraw', async (
   result = await experts.serveChunk(api, eve, 0, 1);
   assert.ok(result.ok, result.error);
   ({ expert } = await experts.expertState(api, eve.address));
-  assert.deepEqual(expert.serving, [{ model: 0, chunk: 1 }]);
+  assert.deepEqual(expert.serving, [{ model: 0, chunk: 1, format: 'F32' }]);
   assert.ok((await api.query.experts.chunkServers(0, 1)).map(String).includes(eve.address));
 
   result = await experts.bondExtra(api, eve, 500n * UNIT);
@@ -172,5 +172,5 @@ test('the command-line script registers, refuses with the error name and checks 
   assert.match(run.stderr, /not an amount of DLLM: ten/);
   run = await cli('show', ferdie.address);
   assert.equal(run.code, 0, run.stderr);
-  assert.deepEqual(JSON.parse(run.stdout).expert.serving, [{ model: 0, chunk: 0 }]);
+  assert.deepEqual(JSON.parse(run.stdout).expert.serving, [{ model: 0, chunk: 0, format: 'F32' }]);
 });
