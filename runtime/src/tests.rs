@@ -326,11 +326,12 @@ fn the_heaviest_block_hooks_fit_beside_a_full_block_of_transactions() {
 	use polkadot_sdk::frame_support::{dispatch::DispatchClass, traits::Get, weights::Weight};
 	type Poaw = <Runtime as pallet_poaw::Config>::WeightInfo;
 	type Reputation = <Runtime as pallet_reputation::Config>::WeightInfo;
-	let slots = <Runtime as pallet_poaw::Config>::MaxSlots::get();
-	let offers = <Runtime as pallet_poaw::Config>::MaxOffersPerChunk::get();
-	let timeouts = <Runtime as pallet_poaw::Config>::MaxTimeoutsPerBlock::get() as u64;
-	let assignments = <Runtime as pallet_poaw::Config>::MaxAssignmentsPerBlock::get() as u64;
-	let aggregations = <Runtime as pallet_reputation::Config>::MaxAggregationsPerBlock::get();
+	let slots: u32 = <Runtime as pallet_poaw::Config>::MaxSlots::get();
+	let offers: u32 = <Runtime as pallet_poaw::Config>::MaxOffersPerChunk::get();
+	let timeouts: u32 = <Runtime as pallet_poaw::Config>::MaxTimeoutsPerBlock::get();
+	let assignments: u32 = <Runtime as pallet_poaw::Config>::MaxAssignmentsPerBlock::get();
+	let aggregations: u32 = <Runtime as pallet_reputation::Config>::MaxAggregationsPerBlock::get();
+	let (timeouts, assignments) = (timeouts as u64, assignments as u64);
 	let per_timeout =
 		Poaw::expire_queued().max(Poaw::end_commit_stage(slots)).max(Poaw::end_reveal_stage(slots));
 	let poaw = Poaw::hooks_base()
