@@ -248,6 +248,9 @@ parameter_types! {
 	pub const ThroughputBonus: Perbill = Perbill::from_percent(5);
 	pub const DisputeSlash: Perbill = Perbill::from_percent(10);
 	pub const QueueExpiryFee: Perbill = Perbill::from_percent(2);
+	/// A verifier's or referee's prefill is paid a fifth of generating the same tokens
+	/// (docs/protocol.md: one batched pass instead of one pass per token).
+	pub const PrefillShare: Perbill = Perbill::from_percent(20);
 }
 
 impl pallet_poaw::Config for Runtime {
@@ -265,9 +268,10 @@ impl pallet_poaw::Config for Runtime {
 	type MaxFingerprintBytes = ConstU32<16384>;
 	type DefaultRedundancy = ConstU8<2>;
 	type MaxRedundancy = ConstU8<3>;
-	// 16 slots: a model in up to 8 chunks runs with redundancy 2 (Mistral-7B's 32 layers
-	// in 8 chunks of 4), up to 16 chunks without redundancy. The benchmarks cover it all.
-	type MaxSlots = ConstU32<16>;
+	// 24 slots: a model in up to 8 chunks (Mistral-7B's 32 layers in 8 chunks of 4) runs
+	// with a generator, a verifier and a referee round over every chunk, or redundancy 3.
+	// The benchmarks cover it all.
+	type MaxSlots = ConstU32<24>;
 	// The expert registry's `MaxExpertsPerChunk`.
 	type MaxOffersPerChunk = ConstU32<64>;
 	type MinerShare = MinerShare;
@@ -283,8 +287,13 @@ impl pallet_poaw::Config for Runtime {
 	type MaxQueuedPerRequester = ConstU32<8>;
 	type QueueExpiryFee = QueueExpiryFee;
 	type MaxAssignmentsPerBlock = ConstU32<8>;
-	type MaxTimeoutsPerBlock = ConstU32<32>;
+	// 10 stage ends per block: each may compare a prefill task's fingerprints and assign a
+	// referee round (29 ms at the bounds); with 8 auctions they fit beside a full block of
+	// transactions (the runtime test of the heaviest block's hooks checks it).
+	type MaxTimeoutsPerBlock = ConstU32<10>;
 	type DisputeSlash = DisputeSlash;
+	type PrefillShare = PrefillShare;
+	type MaxRefereeRounds = ConstU8<2>;
 	type WeightInfo = pallet_poaw::weights::SubstrateWeight<Runtime>;
 }
 

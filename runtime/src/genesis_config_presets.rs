@@ -4,7 +4,7 @@
 use crate::{
 	configs::COMMUNITY_FUND_GENESIS,
 	token::{MICRO_UNITS, UNITS},
-	AccountId, Balance, BalancesConfig, BlockNumber, ExpertsConfig, ModelsConfig,
+	AccountId, Balance, BalancesConfig, BlockNumber, ExpertsConfig, ModelsConfig, PoawConfig,
 	RuntimeGenesisConfig, SudoConfig,
 };
 use alloc::{vec, vec::Vec};
@@ -161,6 +161,10 @@ fn genesis(
 			experts: market.experts,
 			unbonding_period: market.unbonding_period
 		},
+		// The miners' worker plays the redundant protocol until it takes the prefill
+		// roles (generator, verifier, referee); the admin switches with
+		// `poaw.setVerificationMode`.
+		poaw: PoawConfig { verification: Some(pallet_poaw::VerificationMode::Redundant) },
 	})
 }
 

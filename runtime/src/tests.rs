@@ -332,8 +332,13 @@ fn the_heaviest_block_hooks_fit_beside_a_full_block_of_transactions() {
 	let assignments: u32 = <Runtime as pallet_poaw::Config>::MaxAssignmentsPerBlock::get();
 	let aggregations: u32 = <Runtime as pallet_reputation::Config>::MaxAggregationsPerBlock::get();
 	let (timeouts, assignments) = (timeouts as u64, assignments as u64);
-	let per_timeout =
-		Poaw::expire_queued().max(Poaw::end_commit_stage(slots)).max(Poaw::end_reveal_stage(slots));
+	let fingerprint: u32 = <Runtime as pallet_poaw::Config>::MaxFingerprintBytes::get();
+	// A reveal deadline of a prefill task also compares every chunk and may assign a
+	// referee round.
+	let judgement = Poaw::compare_work(slots / 2, fingerprint, offers);
+	let per_timeout = Poaw::expire_queued()
+		.max(Poaw::end_commit_stage(slots))
+		.max(Poaw::end_reveal_stage(slots).saturating_add(judgement));
 	let poaw = Poaw::hooks_base()
 		.saturating_add(per_timeout.saturating_mul(timeouts))
 		.saturating_add(Poaw::assign_task(slots, offers).saturating_mul(assignments));
@@ -352,4 +357,55 @@ fn the_heaviest_block_hooks_fit_beside_a_full_block_of_transactions() {
 		ms(room),
 	);
 	assert!(hooks.all_lte(room), "hooks {hooks:?} exceed the room {room:?}");
+}
+
+/// How many task calls a block holds under the weights (docs/benchmarks.md prints these
+/// numbers): submissions of the dev model (2 chunks) and of the largest task, the
+/// auctions `on_initialize` runs, and the miners' commits and reveals.
+#[test]
+fn task_calls_per_block_under_the_weights() {
+	use pallet_poaw::WeightInfo as _;
+	use polkadot_sdk::frame_support::{dispatch::DispatchClass, traits::Get, weights::Weight};
+	type Poaw = <Runtime as pallet_poaw::Config>::WeightInfo;
+	let slots: u32 = <Runtime as pallet_poaw::Config>::MaxSlots::get();
+	let offers: u32 = <Runtime as pallet_poaw::Config>::MaxOffersPerChunk::get();
+	let prompt: u32 = <Runtime as pallet_poaw::Config>::MaxPromptBytes::get();
+	let fingerprint: u32 = <Runtime as pallet_poaw::Config>::MaxFingerprintBytes::get();
+	let tokens: u32 = <Runtime as pallet_poaw::Config>::MaxGeneratedTokens::get();
+	let assignments: u32 = <Runtime as pallet_poaw::Config>::MaxAssignmentsPerBlock::get();
+	let block = crate::configs::RuntimeBlockWeights::get();
+	let normal = block.get(DispatchClass::Normal).max_total.unwrap_or(Weight::zero());
+	let per_block = |call: Weight| -> u64 {
+		let by_time = normal.ref_time() / call.ref_time().max(1);
+		let by_proof = normal.proof_size() / call.proof_size().max(1);
+		by_time.min(by_proof)
+	};
+	let dev_submit = Poaw::submit_task(100, 2, offers);
+	let worst_submit = Poaw::submit_task(prompt, slots / 3, offers);
+	let commit = Poaw::commit(slots);
+	let commit_output = Poaw::commit_output(slots, tokens);
+	let reveal = Poaw::reveal(slots, fingerprint).saturating_add(Poaw::compare_work(
+		slots / 2,
+		fingerprint,
+		offers,
+	));
+	let ms = |w: Weight| w.ref_time() as f64 / 1e9;
+	println!(
+		"per block: {} dev-model submissions ({:.2} ms), {} of the largest ({:.2} ms); \
+		 {} commits ({:.2} ms), {} output commits ({:.2} ms), {} reveals ({:.2} ms); \
+		 on_initialize assigns at most {} tasks, a dev-model prefill auction costing {:.2} ms",
+		per_block(dev_submit),
+		ms(dev_submit),
+		per_block(worst_submit),
+		ms(worst_submit),
+		per_block(commit),
+		ms(commit),
+		per_block(commit_output),
+		ms(commit_output),
+		per_block(reveal),
+		ms(reveal),
+		assignments,
+		ms(Poaw::assign_task(2, offers)),
+	);
+	assert!(per_block(worst_submit) >= 1 && per_block(reveal) >= 1);
 }

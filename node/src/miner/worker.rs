@@ -14,7 +14,7 @@ use dllm_inference::{sampling::sample, wire::ActivationMessage};
 use dllm_primitives::market::TaskId;
 use dllm_runtime::{AccountId, BlockNumber, Runtime, RuntimeCall};
 use futures::{future::BoxFuture, FutureExt, StreamExt};
-use pallet_poaw::{PipelineIndex, RevealedOutput, SlotState, TaskStatus};
+use pallet_poaw::{PipelineIndex, RevealedOutput, SlotState, TaskStatus, VerificationMode};
 use polkadot_sdk::{
 	sc_client_api::BlockchainEvents,
 	sc_network::{
@@ -117,6 +117,18 @@ impl Worker {
 
 		for assignment in assignments {
 			let key = (assignment.task, assignment.pipeline, assignment.chunk);
+			if assignment.mode != VerificationMode::Redundant {
+				if lock(&self.warned).insert(key) {
+					log::warn!(
+						target: LOG_TARGET,
+						"task {} is checked by prefill verification, whose roles this worker \
+						 does not play yet; its slot (pipeline {}, chunk {}) will miss its \
+						 deadline",
+						assignment.task, assignment.pipeline, assignment.chunk,
+					);
+				}
+				continue;
+			}
 			if self.model.shard(assignment.model, assignment.chunk).is_none() {
 				if lock(&self.warned).insert(key) {
 					log::warn!(

@@ -933,6 +933,7 @@ pub mod pallet {
 			reason: HoldReason,
 			who: &T::AccountId,
 			amount: BalanceOf<T>,
+			to: &T::AccountId,
 		) -> BalanceOf<T> {
 			if amount.is_zero() {
 				return Zero::zero();
@@ -940,7 +941,7 @@ pub mod pallet {
 			T::Currency::transfer_on_hold(
 				&reason.into(),
 				who,
-				&T::SlashDestination::get(),
+				to,
 				amount,
 				Precision::BestEffort,
 				Restriction::Free,
@@ -1029,10 +1030,12 @@ pub mod pallet {
 				.filter_map(|expert| {
 					let info = Experts::<T>::get(&expert)?;
 					let free = info.profile.max_concurrent_tasks.saturating_sub(info.active_tasks);
+					let format = info.serving.iter().find(|c| c.is(model, chunk))?.format;
 					(free > 0 && info.bond >= T::MinExpertBond::get()).then(|| ChunkOffer {
 						price_per_token_layer: info.profile.price_per_token_layer,
 						free_capacity: free,
 						stake: info.stake(),
+						format,
 						expert,
 					})
 				})
@@ -1051,14 +1054,27 @@ pub mod pallet {
 		}
 
 		fn slash(expert: &T::AccountId, fraction: Perbill) -> BalanceOf<T> {
+			Self::slash_to(expert, fraction, &T::SlashDestination::get())
+		}
+
+		fn slash_to(
+			expert: &T::AccountId,
+			fraction: Perbill,
+			beneficiary: &T::AccountId,
+		) -> BalanceOf<T> {
 			let Some(mut info) = Experts::<T>::get(expert) else { return Zero::zero() };
-			let from_bond = Self::slash_held(HoldReason::ExpertBond, expert, fraction * info.bond);
+			let from_bond =
+				Self::slash_held(HoldReason::ExpertBond, expert, fraction * info.bond, beneficiary);
 			info.bond.saturating_reduce(from_bond);
 			let mut from_delegations = BalanceOf::<T>::zero();
 			let delegations: Vec<_> = Delegations::<T>::iter_prefix(expert).collect();
 			for (delegator, delegated) in delegations {
-				let taken =
-					Self::slash_held(HoldReason::Delegation, &delegator, fraction * delegated);
+				let taken = Self::slash_held(
+					HoldReason::Delegation,
+					&delegator,
+					fraction * delegated,
+					beneficiary,
+				);
 				from_delegations.saturating_accrue(taken);
 				let rest = delegated.saturating_sub(taken);
 				if rest.is_zero() {

@@ -514,7 +514,8 @@ fn offers_list_servers_with_free_capacity() {
 				expert: 2,
 				price_per_token_layer: 3,
 				free_capacity: 2,
-				stake: MIN_BOND + 500
+				stake: MIN_BOND + 500,
+				format: NumericFormat::F32,
 			}
 		);
 		assert_ok!(Registry::note_assigned(&1));

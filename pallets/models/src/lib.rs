@@ -496,6 +496,12 @@ pub mod pallet {
 				.is_some_and(|info| info.spec.numerics.iter().any(|p| p.format == format))
 		}
 
+		fn verification(model: ModelId, format: NumericFormat) -> Option<VerificationParams> {
+			Models::<T>::get(model).and_then(|info| {
+				info.spec.numerics.iter().find(|p| p.format == format).map(|p| p.verification)
+			})
+		}
+
 		fn acquire(model: ModelId) -> DispatchResult {
 			Models::<T>::try_mutate(model, |info| {
 				let info = info.as_mut().ok_or(Error::<T>::UnknownModel)?;

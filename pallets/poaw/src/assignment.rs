@@ -8,14 +8,15 @@ use alloc::{collections::btree_map::BTreeMap, vec::Vec};
 impl<T: Config> Pallet<T> {
 	/// The least `max_fee` that lets the auction assign a task of `prompt_tokens` +
 	/// `max_tokens` tokens now: every chunk's `r`-th cheapest eligible ask, over all
-	/// chunks the highest, times `r` pipelines, the model's layers and the tokens,
-	/// grossed up by `MinerShare`.
+	/// chunks the highest, times the work units (`r` pipelines; with prefill
+	/// verification one generator and `PrefillShare` of a verifier, `r` = 2 asks), the
+	/// model's layers and the tokens, grossed up by `MinerShare`.
 	pub fn quote(
 		model: ModelId,
 		prompt_tokens: u32,
 		max_tokens: u32,
 	) -> Result<FeeQuote<BalanceOf<T>>, QuoteError> {
-		Self::quote_excluding(model, prompt_tokens, max_tokens, &[])
+		Self::quote_excluding(model, prompt_tokens, max_tokens, &[], Verification::<T>::get())
 	}
 
 	/// [`Self::quote`] without the offers of `excluded` (a requester's own).
@@ -24,6 +25,7 @@ impl<T: Config> Pallet<T> {
 		prompt_tokens: u32,
 		max_tokens: u32,
 		excluded: &[T::AccountId],
+		mode: VerificationMode,
 	) -> Result<FeeQuote<BalanceOf<T>>, QuoteError> {
 		match T::Models::status(model) {
 			None => return Err(QuoteError::UnknownModel),
@@ -38,28 +40,39 @@ impl<T: Config> Pallet<T> {
 		for chunk in 0..layers.len() as u32 {
 			let mut asks: Vec<u128> = Self::bids(model, chunk, None, H256::zero(), excluded)
 				.into_iter()
-				.map(|(bid, _)| bid.price)
+				.map(|(bid, _, _)| bid.price)
 				.collect();
 			asks.sort();
 			asks_per_chunk.push(asks);
 		}
 		let fewest = asks_per_chunk.iter().map(Vec::len).min().unwrap_or(0);
-		let redundancy = Self::target_redundancy(layers.len() as u32).min(fewest as u8);
+		let (redundancy, winners) = match mode {
+			VerificationMode::Redundant => {
+				let r = Self::target_redundancy(layers.len() as u32).min(fewest as u8);
+				(r, r)
+			}
+			// A generator and a verifier per chunk (two miners), if the slots hold them.
+			VerificationMode::Prefill => {
+				let fits = (layers.len() as u32).saturating_mul(2) <= T::MaxSlots::get();
+				if fewest >= 2 && fits {
+					(1, 2)
+				} else {
+					(0, 0)
+				}
+			}
+		};
 		if redundancy == 0 {
 			return Err(QuoteError::NoMinersAvailable);
 		}
 		let price = asks_per_chunk
 			.iter()
-			.filter_map(|asks| asks.get(redundancy as usize - 1).copied())
+			.filter_map(|asks| asks.get(winners as usize - 1).copied())
 			.max()
 			.unwrap_or(0);
 		let total_layers: u32 = layers.iter().fold(0u32, |sum, l| sum.saturating_add(*l));
 		let tokens = prompt_tokens.checked_add(max_tokens).ok_or(QuoteError::Overflow)?;
-		let miners = price
-			.checked_mul(redundancy as u128)
-			.and_then(|v| v.checked_mul(total_layers as u128))
-			.and_then(|v| v.checked_mul(tokens as u128))
-			.ok_or(QuoteError::Overflow)?;
+		let units = Self::work_units(mode, redundancy, total_layers, tokens);
+		let miners = price.checked_mul(units).ok_or(QuoteError::Overflow)?;
 		let fee = T::MinerShare::get().saturating_reciprocal_mul_ceil(miners);
 		let max_fee: BalanceOf<T> = fee.try_into().map_err(|_| QuoteError::Overflow)?;
 		Ok(FeeQuote {
@@ -68,7 +81,40 @@ impl<T: Config> Pallet<T> {
 			price_per_token_layer: price.saturated_into(),
 			tokens,
 			layers: total_layers,
+			mode,
 		})
+	}
+
+	/// Token-layers of work a task pays for at one price: `pipelines` generating
+	/// pipelines, plus with prefill verification `PrefillShare` of one more (rounded
+	/// up, so that the verifier's pay always fits).
+	pub(crate) fn work_units(
+		mode: VerificationMode,
+		pipelines: u8,
+		layers: u32,
+		tokens: u32,
+	) -> u128 {
+		let generation = (layers as u128).saturating_mul(tokens as u128);
+		let units = generation.saturating_mul(pipelines as u128);
+		match mode {
+			VerificationMode::Redundant => units,
+			VerificationMode::Prefill => {
+				units.saturating_add(T::PrefillShare::get().mul_ceil(generation))
+			}
+		}
+	}
+
+	/// The format `expert` declared for `chunk` of `model` (the loosest if it no longer
+	/// serves it, so that comparing its work is never stricter than registered).
+	pub(crate) fn offered_format(
+		model: ModelId,
+		chunk: ChunkIndex,
+		expert: &T::AccountId,
+	) -> NumericFormat {
+		T::Experts::offers(model, chunk)
+			.into_iter()
+			.find(|offer| &offer.expert == expert)
+			.map_or(NumericFormat::Bf16, |offer| offer.format)
 	}
 
 	/// Redundancy to aim for with a model of `chunks` chunks.
@@ -110,18 +156,23 @@ impl<T: Config> Pallet<T> {
 					price: offer.price_per_token_layer.saturated_into(),
 					expert: offer.expert,
 				};
-				(bid, offer.free_capacity)
+				(bid, offer.free_capacity, offer.format)
 			})
 			.collect()
 	}
 
-	/// Highest price per token per layer `escrow` pays to `pipelines` pipelines of a
-	/// model with `layers` layers for `tokens` tokens.
-	pub(crate) fn price_cap(escrow: BalanceOf<T>, pipelines: u8, layers: u32, tokens: u32) -> u128 {
+	/// Highest price per token per layer `escrow` pays to `pipelines` pipelines (and a
+	/// verifier, with prefill verification) of a model with `layers` layers for
+	/// `tokens` tokens.
+	pub(crate) fn price_cap(
+		escrow: BalanceOf<T>,
+		mode: VerificationMode,
+		pipelines: u8,
+		layers: u32,
+		tokens: u32,
+	) -> u128 {
 		let budget: u128 = T::MinerShare::get().mul_floor(escrow).saturated_into();
-		let units =
-			(pipelines as u128).saturating_mul(layers as u128).saturating_mul(tokens as u128);
-		budget.checked_div(units).unwrap_or(0)
+		budget.checked_div(Self::work_units(mode, pipelines, layers, tokens)).unwrap_or(0)
 	}
 
 	/// Runs the auctions of a queued task. `Ok(true)`: assigned; `Ok(false)`: not
@@ -148,25 +199,55 @@ impl<T: Config> Pallet<T> {
 		let bids: Vec<_> = (0..chunks)
 			.map(|chunk| Self::bids(info.model, chunk, info.domain.as_ref(), tie_seed, excluded))
 			.collect();
-		let Some((pipelines, cap, awards)) =
-			(1..=Self::target_redundancy(chunks)).rev().find_map(|r| {
-				let cap = Self::price_cap(info.escrow, r, total_layers, tokens);
-				Self::award_all(&bids, r, cap).map(|awards| (r, cap, awards))
-			})
-		else {
+		// Redundant: as many pipelines as the miners allow, down to one. Prefill: a
+		// generator and a verifier, disjoint.
+		let (choices, generating): (Vec<u8>, u8) = match info.mode {
+			VerificationMode::Redundant => {
+				((1..=Self::target_redundancy(chunks)).rev().collect(), 0)
+			}
+			VerificationMode::Prefill if chunks.saturating_mul(2) <= T::MaxSlots::get() => {
+				(alloc::vec![2], 1)
+			}
+			VerificationMode::Prefill => (Vec::new(), 1),
+		};
+		let Some((pipelines, cap, awards)) = choices.into_iter().find_map(|r| {
+			let paid = if generating > 0 { generating } else { r };
+			let cap = Self::price_cap(info.escrow, info.mode, paid, total_layers, tokens);
+			Self::award_all(&bids, r, cap).map(|awards| (r, cap, awards))
+		}) else {
 			return Ok(false);
 		};
 		let mut slots: BoundedVec<SlotOf<T>, T::MaxSlots> = BoundedVec::new();
-		for pipeline in Self::form_pipelines(awards, pipelines) {
+		for (p, pipeline) in Self::form_pipelines(awards, pipelines).into_iter().enumerate() {
+			let role = match (info.mode, p) {
+				(VerificationMode::Prefill, 1) => Role::Verifier,
+				_ => Role::Generator,
+			};
 			for (chunk, award) in pipeline.into_iter().enumerate() {
+				let format = bids
+					.get(chunk)
+					.and_then(|chunk_bids| {
+						chunk_bids.iter().find(|(bid, _, _)| bid.expert == award.expert)
+					})
+					.map_or(NumericFormat::Bf16, |(_, _, format)| *format);
 				let _ = slots.try_push(Slot {
-					pipeline: (slots.len() as u32 / chunks) as u8,
+					pipeline: p as PipelineIndex,
 					chunk: chunk as u32,
 					expert: award.expert,
+					role,
+					format,
 					threshold: award.threshold.saturated_into(),
 					assigned_at: now,
 					state: SlotState::Assigned,
 				});
+			}
+		}
+		// The verifier must not check work of its own.
+		if info.mode == VerificationMode::Prefill {
+			let generator: Vec<&T::AccountId> =
+				slots.iter().filter(|s| s.role == Role::Generator).map(|s| &s.expert).collect();
+			if slots.iter().any(|s| s.role == Role::Verifier && generator.contains(&&s.expert)) {
+				return Ok(false);
 			}
 		}
 		// Capacity was checked through the offers; an expert winning more slots than
@@ -217,8 +298,8 @@ impl<T: Config> Pallet<T> {
 		for chunk_bids in bids {
 			let available: Vec<_> = chunk_bids
 				.iter()
-				.filter(|(bid, free)| used.get(&bid.expert).copied().unwrap_or(0) < *free)
-				.map(|(bid, _)| bid.clone())
+				.filter(|(bid, free, _)| used.get(&bid.expert).copied().unwrap_or(0) < *free)
+				.map(|(bid, _, _)| bid.clone())
 				.collect();
 			let awards = auction::run(&available, r as usize, cap);
 			if awards.len() < r as usize {
@@ -287,7 +368,7 @@ impl<T: Config> Pallet<T> {
 		let bids: Vec<_> =
 			Self::bids(info.model, missed.chunk, info.domain.as_ref(), info.tie_seed, &excluded)
 				.into_iter()
-				.map(|(bid, _)| bid)
+				.map(|(bid, _, _)| bid)
 				.collect();
 		let award = auction::run(&bids, 1, info.price_cap.saturated_into()).into_iter().next()?;
 		T::Experts::note_assigned(&award.expert).ok()?;

@@ -1,10 +1,244 @@
-//! Commit and reveal bookkeeping: finding a caller's slot, opening the reveal stage,
-//! each pipeline's agreed output, and concluding a task on what was revealed.
+//! Commit and reveal bookkeeping: the two calls' checks, finding a caller's slot, which
+//! slots act in the current stage, opening the next stage, each redundant pipeline's
+//! agreed output, and concluding a redundant task on what was revealed.
 
 use crate::*;
 use alloc::{collections::btree_map::BTreeMap, vec::Vec};
 
 impl<T: Config> Pallet<T> {
+	/// `commit` and `commit_output`: `output` is the generator's published output.
+	pub(crate) fn do_commit(
+		who: &T::AccountId,
+		task: TaskId,
+		pipeline: PipelineIndex,
+		chunk: ChunkIndex,
+		commitment: H256,
+		output: Option<RevealedOutput>,
+	) -> DispatchResult {
+		let mut info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
+		ensure!(
+			matches!(
+				info.status,
+				TaskStatus::Assigned | TaskStatus::Verifying | TaskStatus::Refereeing
+			),
+			Error::<T>::WrongStage
+		);
+		let chunks = T::Models::chunk_count(info.model).ok_or(Error::<T>::UnknownModel)?;
+		let mut slots = Slots::<T>::get(task);
+		let slot = Self::own_slot(slots.as_mut(), who, pipeline, chunk)?;
+		ensure!(Self::commits_now(&info, slot), Error::<T>::WrongStage);
+		match slot.state {
+			SlotState::Assigned => {}
+			SlotState::Committed(_) | SlotState::Revealed(_) => {
+				return Err(Error::<T>::AlreadyCommitted.into())
+			}
+			SlotState::Missed | SlotState::Abandoned => return Err(Error::<T>::SlotClosed.into()),
+		}
+		let publishes = info.mode == VerificationMode::Prefill
+			&& slot.role == Role::Generator
+			&& chunk.saturating_add(1) == chunks;
+		let published = match (publishes, output) {
+			(true, Some(RevealedOutput::Full { prompt_tokens, tokens, text })) => {
+				ensure!(tokens.len() as u32 <= info.max_tokens, Error::<T>::TooManyTokens);
+				ensure!(!tokens.is_empty(), Error::<T>::OutputRequired);
+				let hash = output_hash(prompt_tokens, &tokens, &text);
+				let output = TaskOutput::<T> {
+					prompt_tokens,
+					tokens: tokens.try_into().map_err(|_| Error::<T>::TooManyTokens)?,
+					text: text.try_into().map_err(|_| Error::<T>::OutputTooLong)?,
+				};
+				Some((hash, output))
+			}
+			(true, _) => return Err(Error::<T>::OutputRequired.into()),
+			(false, Some(_)) => return Err(Error::<T>::NotTheOutputSlot.into()),
+			(false, None) => None,
+		};
+		slot.state = SlotState::Committed(commitment);
+		let stage_done = !slots
+			.iter()
+			.any(|slot| Self::commits_now(&info, slot) && slot.state == SlotState::Assigned);
+		Slots::<T>::insert(task, &slots);
+		if let Some((output_hash, output)) = published {
+			Outputs::<T>::insert(task, pipeline, output);
+			Self::deposit_event(Event::OutputPublished { task, output_hash });
+		}
+		Self::deposit_event(Event::Committed { task, pipeline, chunk, expert: who.clone() });
+		if stage_done {
+			Self::stage_committed(task, &mut info);
+			Tasks::<T>::insert(task, info);
+		}
+		Ok(())
+	}
+
+	/// `reveal`.
+	pub(crate) fn do_reveal(
+		who: &T::AccountId,
+		task: TaskId,
+		pipeline: PipelineIndex,
+		chunk: ChunkIndex,
+		fingerprint: Vec<u8>,
+		output: RevealedOutput,
+		salt: [u8; 32],
+	) -> DispatchResult {
+		let info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
+		ensure!(
+			matches!(info.status, TaskStatus::Committed | TaskStatus::Judging),
+			Error::<T>::WrongStage
+		);
+		let chunks = T::Models::chunk_count(info.model).ok_or(Error::<T>::UnknownModel)?;
+		let mut slots = Slots::<T>::get(task);
+		let index = Self::slot_index(&slots, pipeline, chunk)?;
+		let slot = slots.get_mut(index).ok_or(Error::<T>::UnknownSlot)?;
+		ensure!(&slot.expert == who, Error::<T>::NotYourSlot);
+		ensure!(Self::reveals_now(&info, slot), Error::<T>::WrongStage);
+		let committed = match slot.state {
+			SlotState::Committed(committed) => committed,
+			SlotState::Missed | SlotState::Abandoned => return Err(Error::<T>::SlotClosed.into()),
+			SlotState::Assigned | SlotState::Revealed(_) => {
+				return Err(Error::<T>::NotCommitted.into())
+			}
+		};
+		let fingerprint: BoundedVec<u8, T::MaxFingerprintBytes> =
+			fingerprint.try_into().map_err(|_| Error::<T>::FingerprintTooLong)?;
+		let is_last = chunk.saturating_add(1) == chunks;
+		let mut full = None;
+		let mut verdict = None;
+		let hash = match (info.mode, slot.role, is_last, output) {
+			(VerificationMode::Redundant, _, false, RevealedOutput::Hash(hash)) => hash,
+			(
+				VerificationMode::Redundant,
+				_,
+				true,
+				RevealedOutput::Full { prompt_tokens, tokens, text },
+			) => {
+				ensure!(tokens.len() as u32 <= info.max_tokens, Error::<T>::TooManyTokens);
+				let hash = output_hash(prompt_tokens, &tokens, &text);
+				full = Some(TaskOutput::<T> {
+					prompt_tokens,
+					tokens: tokens.try_into().map_err(|_| Error::<T>::TooManyTokens)?,
+					text: text.try_into().map_err(|_| Error::<T>::OutputTooLong)?,
+				});
+				hash
+			}
+			(VerificationMode::Redundant, _, true, _) => {
+				return Err(Error::<T>::OutputRequired.into())
+			}
+			(VerificationMode::Redundant, _, false, _) => {
+				return Err(Error::<T>::OutputNotExpected.into())
+			}
+			// Everyone attests the output the generator published.
+			(VerificationMode::Prefill, role, last, RevealedOutput::Hash(hash))
+				if role == Role::Generator || !last =>
+			{
+				ensure!(Self::published_output(task) == Some(hash), Error::<T>::OutputMismatch);
+				hash
+			}
+			(VerificationMode::Prefill, Role::Generator, _, _) => {
+				return Err(Error::<T>::OutputNotExpected.into())
+			}
+			(VerificationMode::Prefill, _, true, RevealedOutput::Verdict { accepted }) => {
+				let published = Self::published_output(task).ok_or(Error::<T>::OutputMismatch)?;
+				verdict = Some(accepted);
+				verdict_hash(published, accepted)
+			}
+			(VerificationMode::Prefill, _, true, _) => {
+				return Err(Error::<T>::VerdictRequired.into())
+			}
+			(VerificationMode::Prefill, _, false, _) => {
+				return Err(Error::<T>::OutputNotExpected.into())
+			}
+		};
+		ensure!(
+			commitment(task, pipeline, chunk, &fingerprint, hash, salt) == committed,
+			Error::<T>::CommitmentMismatch
+		);
+		slot.state = SlotState::Revealed(hash);
+		Fingerprints::<T>::insert(task, index as u32, fingerprint);
+		if let Some(output) = full {
+			Outputs::<T>::insert(task, pipeline, output);
+		}
+		if let Some(accepted) = verdict {
+			Verdicts::<T>::insert(task, index as u32, accepted);
+		}
+		Self::sync_miner_tasks(task, &slots, &[]);
+		let stage_done =
+			!slots.iter().any(|slot| Self::reveals_now(&info, slot) && slot.state.is_pending());
+		Slots::<T>::insert(task, &slots);
+		Self::deposit_event(Event::Revealed {
+			task,
+			pipeline,
+			chunk,
+			expert: who.clone(),
+			output_hash: hash,
+		});
+		if stage_done {
+			Self::stage_revealed(task, info, slots);
+		}
+		Ok(())
+	}
+
+	/// Whether `slot` commits in the task's current stage.
+	pub(crate) fn commits_now(info: &TaskOf<T>, slot: &SlotOf<T>) -> bool {
+		match (info.mode, info.status) {
+			(VerificationMode::Redundant, status) => status == TaskStatus::Assigned,
+			(VerificationMode::Prefill, TaskStatus::Assigned) => slot.role == Role::Generator,
+			(VerificationMode::Prefill, TaskStatus::Verifying) => slot.role == Role::Verifier,
+			(VerificationMode::Prefill, TaskStatus::Refereeing) => {
+				Some(slot.pipeline) == Self::referee_pipeline(info)
+			}
+			_ => false,
+		}
+	}
+
+	/// Whether `slot` reveals in the task's current stage.
+	pub(crate) fn reveals_now(info: &TaskOf<T>, slot: &SlotOf<T>) -> bool {
+		match (info.mode, info.status) {
+			(VerificationMode::Redundant, status) => status == TaskStatus::Committed,
+			(VerificationMode::Prefill, TaskStatus::Committed) => slot.role != Role::Referee,
+			(VerificationMode::Prefill, TaskStatus::Judging) => {
+				Some(slot.pipeline) == Self::referee_pipeline(info)
+			}
+			_ => false,
+		}
+	}
+
+	/// Every slot of the current stage committed: the next stage opens.
+	pub(crate) fn stage_committed(task: TaskId, info: &mut TaskOf<T>) {
+		match (info.mode, info.status) {
+			(VerificationMode::Prefill, TaskStatus::Assigned) => {
+				Self::open_verification(task, info)
+			}
+			(VerificationMode::Prefill, TaskStatus::Refereeing) => {
+				let now = polkadot_sdk::frame_system::Pallet::<T>::block_number();
+				info.status = TaskStatus::Judging;
+				Self::reschedule(task, info, now.saturating_add(T::RevealPeriod::get()));
+				Self::deposit_event(Event::RevealsOpened { task, deadline: info.deadline });
+			}
+			_ => Self::open_reveals(task, info),
+		}
+	}
+
+	/// Every slot of the current stage revealed (or its deadline passed): the vote of a
+	/// redundant task, the comparison of the two sides, or the referees' judgement.
+	pub(crate) fn stage_revealed(
+		task: TaskId,
+		info: TaskOf<T>,
+		slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
+	) {
+		match (info.mode, info.status) {
+			(VerificationMode::Redundant, _) => Self::conclude(task, info, slots),
+			(VerificationMode::Prefill, TaskStatus::Judging) => {
+				Self::judge_round(task, info, slots)
+			}
+			(VerificationMode::Prefill, _) => Self::compare_work(task, info, slots),
+		}
+	}
+
+	/// The hash of the output the generator published.
+	pub(crate) fn published_output(task: TaskId) -> Option<H256> {
+		Outputs::<T>::get(task, 0).map(|out| output_hash(out.prompt_tokens, &out.tokens, &out.text))
+	}
+
 	/// Index of the slot of `pipeline` and `chunk`.
 	pub(crate) fn slot_index(
 		slots: &[SlotOf<T>],

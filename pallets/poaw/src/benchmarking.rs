@@ -117,6 +117,7 @@ fn reveal_slot<T: Config>(
 /// An assigned task over `chunks` chunks with `pipelines` pipelines, two servers per
 /// chunk and pipeline.
 fn assigned_task<T: Config>(chunks: u32, pipelines: u8) -> TaskId {
+	Verification::<T>::put(VerificationMode::Redundant);
 	Redundancy::<T>::put(pipelines);
 	let model = market::<T>(chunks, 2 * pipelines as u32);
 	let task = submitted::<T>(model, T::MaxPromptBytes::get());
@@ -132,6 +133,99 @@ fn all_commit<T: Config>(task: TaskId, fp: &[u8], out: &(u32, Vec<u32>, Vec<u8>)
 	}
 }
 
+/// A fingerprint of hidden states of rows of `width` as close to `bytes` long as the
+/// registry's parameters allow (at least one position); `shift` moves every value.
+fn sized_fingerprint(bytes: u32, width: u32, shift: i16) -> Vec<u8> {
+	let params = dllm_fingerprint::FingerprintParams {
+		top_k: dllm_fingerprint::FingerprintParams::DEFAULT.top_k_for(width),
+		..dllm_fingerprint::FingerprintParams::DEFAULT
+	};
+	let mut positions = 1u32;
+	while params.encoded_len(positions + 1, width) <= bytes as usize {
+		positions += 1;
+	}
+	let blocks = (positions as usize).div_ceil(params.block as usize);
+	let k = params.top_k as usize;
+	dllm_fingerprint::Fingerprint {
+		kind: dllm_fingerprint::RowKind::Hidden,
+		width,
+		positions,
+		params,
+		log_rms: vec![100 + shift; positions as usize],
+		projections: vec![50 + shift; positions as usize * params.projections as usize],
+		top_indices: (0..blocks).flat_map(|_| 0..k as u32).collect(),
+		top_values: vec![200 + shift; blocks * k],
+	}
+	.encode()
+}
+
+/// A task checked by prefill over `chunks` chunks with `offers` servers per chunk, its
+/// generator and verifier revealed: the verifier's last chunk disagrees.
+fn revealed_prefill_task<T: Config>(chunks: u32, offers: u32, bytes: u32) -> TaskId {
+	Verification::<T>::put(VerificationMode::Prefill);
+	let model = market::<T>(chunks, offers);
+	let task = submitted::<T>(model, T::MaxPromptBytes::get());
+	assigned::<T>(task);
+	let out = output::<T>();
+	let hash = output_hash(out.0, &out.1, &out.2);
+	let slots = Slots::<T>::get(task);
+	let good = sized_fingerprint(bytes, 64, 0);
+	let bad = sized_fingerprint(bytes, 64, 2000);
+	let fp = |slot: &SlotOf<T>| {
+		if slot.role == Role::Verifier && slot.chunk + 1 == chunks {
+			bad.clone()
+		} else {
+			good.clone()
+		}
+	};
+	let claim = |slot: &SlotOf<T>| {
+		if slot.role == Role::Verifier && slot.chunk + 1 == chunks {
+			(verdict_hash(hash, true), RevealedOutput::Verdict { accepted: true })
+		} else {
+			(hash, RevealedOutput::Hash(hash))
+		}
+	};
+	for role in [Role::Generator, Role::Verifier] {
+		for slot in slots.iter().filter(|slot| slot.role == role) {
+			let commitment =
+				commitment(task, slot.pipeline, slot.chunk, &fp(slot), claim(slot).0, [1; 32]);
+			let origin = RawOrigin::Signed(slot.expert.clone()).into();
+			if role == Role::Generator && slot.chunk + 1 == chunks {
+				let output = RevealedOutput::Full {
+					prompt_tokens: out.0,
+					tokens: out.1.clone(),
+					text: out.2.clone(),
+				};
+				Pallet::<T>::commit_output(
+					origin,
+					task,
+					slot.pipeline,
+					slot.chunk,
+					commitment,
+					output,
+				)
+				.expect("the generator publishes");
+			} else {
+				Pallet::<T>::commit(origin, task, slot.pipeline, slot.chunk, commitment)
+					.expect("slot commits");
+			}
+		}
+	}
+	// Everything but the comparison itself: reveals recorded without concluding.
+	for (index, slot) in slots.iter().enumerate() {
+		Fingerprints::<T>::insert(task, index as u32, BoundedVec::truncate_from(fp(slot)));
+		if let RevealedOutput::Verdict { accepted } = claim(slot).1 {
+			Verdicts::<T>::insert(task, index as u32, accepted);
+		}
+	}
+	Slots::<T>::mutate(task, |slots| {
+		for slot in slots.iter_mut() {
+			slot.state = SlotState::Revealed(claim(slot).0);
+		}
+	});
+	task
+}
+
 #[benchmarks]
 mod benchmarks {
 	use super::*;
@@ -142,6 +236,7 @@ mod benchmarks {
 		c: Linear<1, MAX_CHUNKS>,
 		o: Linear<1, MAX_OFFERS>,
 	) {
+		Verification::<T>::put(VerificationMode::Redundant);
 		let model = market::<T>(c, o);
 		let who = requester::<T>();
 		let max_tokens = T::MaxGeneratedTokens::get();
@@ -235,6 +330,67 @@ mod benchmarks {
 		assert_eq!(Redundancy::<T>::get(), redundancy);
 	}
 
+	#[benchmark]
+	fn set_verification_mode() {
+		#[extrinsic_call]
+		_(RawOrigin::Root, VerificationMode::Redundant);
+		assert_eq!(Verification::<T>::get(), VerificationMode::Redundant);
+	}
+
+	/// The generator's last chunk publishes `t` tokens (and the longest text) with the
+	/// last commit of the generation: the verification stage opens.
+	#[benchmark]
+	fn commit_output(
+		s: Linear<1, { (T::MaxSlots::get() / 2).min(MAX_CHUNKS) }>,
+		t: Linear<1, { T::MaxGeneratedTokens::get() }>,
+	) {
+		Verification::<T>::put(VerificationMode::Prefill);
+		let model = market::<T>(s, 2);
+		let task = submitted::<T>(model, T::MaxPromptBytes::get());
+		assigned::<T>(task);
+		let mut out = output::<T>();
+		out.1.truncate(t as usize);
+		let hash = output_hash(out.0, &out.1, &out.2);
+		let fp = fingerprint(T::MaxFingerprintBytes::get());
+		let slots = Slots::<T>::get(task);
+		let generator: Vec<_> = slots.iter().filter(|slot| slot.role == Role::Generator).collect();
+		for slot in generator.iter().take(generator.len() - 1) {
+			commit_slot::<T>(task, slot, &fp, hash);
+		}
+		let last = generator[generator.len() - 1].clone();
+		let commitment = commitment(task, last.pipeline, last.chunk, &fp, hash, [1; 32]);
+		let output = RevealedOutput::Full {
+			prompt_tokens: out.0,
+			tokens: out.1.clone(),
+			text: out.2.clone(),
+		};
+		#[extrinsic_call]
+		_(RawOrigin::Signed(last.expert), task, last.pipeline, last.chunk, commitment, output);
+		assert_eq!(Tasks::<T>::get(task).map(|t| t.status), Some(TaskStatus::Verifying));
+	}
+
+	/// The chain compares the generator's and the verifier's fingerprints of `c`
+	/// chunks (`f` bytes each): all agree but the last, so a referee round is assigned
+	/// from `o` offers per chunk.
+	#[benchmark]
+	fn compare_work(
+		c: Linear<1, { (T::MaxSlots::get() / 3).min(MAX_CHUNKS) }>,
+		f: Linear<200, { T::MaxFingerprintBytes::get() }>,
+		o: Linear<3, MAX_OFFERS>,
+	) {
+		let task = revealed_prefill_task::<T>(c, o, f);
+		let info = Tasks::<T>::get(task).expect("task exists");
+		let slots = Slots::<T>::get(task);
+		#[block]
+		{
+			Pallet::<T>::compare_work(task, info, slots);
+		}
+		let info = Tasks::<T>::get(task).expect("task exists");
+		assert_eq!(info.status, TaskStatus::Refereeing);
+		// Every chunk was compared: the disagreement is the last one's.
+		assert_eq!(info.dispute.map(|d| d.chunk), Some(c - 1));
+	}
+
 	/// `on_initialize` with nothing due and nothing queued.
 	#[benchmark]
 	fn hooks_base() {
@@ -248,6 +404,7 @@ mod benchmarks {
 	/// The auction of one task over `c` chunks with `o` offers each.
 	#[benchmark]
 	fn assign_task(c: Linear<1, MAX_CHUNKS>, o: Linear<2, MAX_OFFERS>) {
+		Verification::<T>::put(VerificationMode::Redundant);
 		Redundancy::<T>::put(2);
 		let model = market::<T>(c, o);
 		let task = submitted::<T>(model, T::MaxPromptBytes::get());
@@ -262,6 +419,7 @@ mod benchmarks {
 	/// A queued task reaches its deadline: refunded.
 	#[benchmark]
 	fn expire_queued() {
+		Verification::<T>::put(VerificationMode::Redundant);
 		let model = market::<T>(1, 1);
 		let task = submitted::<T>(model, T::MaxPromptBytes::get());
 		let now = System::<T>::block_number();

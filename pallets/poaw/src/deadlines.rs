@@ -49,13 +49,17 @@ impl<T: Config> Pallet<T> {
 				Self::expire(task, info, &slots, T::QueueExpiryFee::get());
 				T::WeightInfo::expire_queued()
 			}
-			TaskStatus::Assigned => {
+			TaskStatus::Assigned | TaskStatus::Verifying => {
 				Self::end_commit_stage(task, &mut info, slots, now);
 				T::WeightInfo::end_commit_stage(count)
 			}
-			TaskStatus::Committed => {
+			TaskStatus::Committed | TaskStatus::Judging => {
 				Self::end_reveal_stage(task, info, slots);
-				T::WeightInfo::end_reveal_stage(count)
+				T::WeightInfo::end_reveal_stage(count).saturating_add(Self::judgement_weight(count))
+			}
+			TaskStatus::Refereeing => {
+				Self::end_referee_stage(task, info, slots);
+				T::WeightInfo::end_reveal_stage(count).saturating_add(Self::judgement_weight(count))
 			}
 			_ => T::DbWeight::get().reads(2),
 		}
@@ -71,7 +75,11 @@ impl<T: Config> Pallet<T> {
 	) {
 		let mut replaced = LateMiners::<T>::get(task);
 		let missed: Vec<usize> = (0..slots.len())
-			.filter(|i| slots.get(*i).is_some_and(|slot| slot.state == SlotState::Assigned))
+			.filter(|i| {
+				slots.get(*i).is_some_and(|slot| {
+					slot.state == SlotState::Assigned && Self::commits_now(info, slot)
+				})
+			})
 			.collect();
 		// Everyone late is blamed and freed first, so that abandoning a pipeline
 		// below cannot hide a second late miner.
@@ -103,11 +111,14 @@ impl<T: Config> Pallet<T> {
 						threshold,
 						deadline: now.saturating_add(T::CommitPeriod::get()),
 					});
+					let format = Self::offered_format(info.model, slot.chunk, &award.expert);
 					if let Some(entry) = slots.get_mut(index) {
 						*entry = Slot {
 							pipeline: slot.pipeline,
 							chunk: slot.chunk,
 							expert: award.expert,
+							role: slot.role,
+							format,
 							threshold,
 							assigned_at: now,
 							state: SlotState::Assigned,
@@ -123,15 +134,22 @@ impl<T: Config> Pallet<T> {
 		Self::sync_miner_tasks(task, &slots, &replaced);
 		LateMiners::<T>::insert(task, replaced);
 		let live = slots.iter().any(|slot| slot.state.is_pending());
-		if !live {
+		// With prefill verification both sides are needed: one that lost a slot nobody
+		// could take ends the task with a full refund.
+		let side_lost = info.mode == VerificationMode::Prefill && !dead.is_empty();
+		if !live || side_lost {
+			Self::release_idle(info, slots.as_mut());
 			Slots::<T>::insert(task, &slots);
 			Self::expire(task, info.clone(), &slots, Perbill::zero());
 			return;
 		}
-		if slots.iter().any(|slot| slot.state == SlotState::Assigned) {
+		if slots
+			.iter()
+			.any(|slot| slot.state == SlotState::Assigned && Self::commits_now(info, slot))
+		{
 			Self::reschedule(task, info, now.saturating_add(T::CommitPeriod::get()));
 		} else {
-			Self::open_reveals(task, info);
+			Self::stage_committed(task, info);
 		}
 		Slots::<T>::insert(task, &slots);
 		Tasks::<T>::insert(task, &*info);
@@ -177,20 +195,48 @@ impl<T: Config> Pallet<T> {
 		Self::deposit_event(Event::PipelineAbandoned { task, pipeline });
 	}
 
-	/// The reveal deadline passed: slots that did not reveal are marked missed (and
-	/// reported by `conclude`), and the task concludes on what was revealed.
+	/// The reveal deadline passed: slots of the stage that did not reveal are blamed
+	/// and marked missed, and the stage concludes on what was revealed.
 	pub(crate) fn end_reveal_stage(
 		task: TaskId,
 		info: TaskOf<T>,
 		mut slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
 	) {
 		for slot in slots.iter_mut() {
-			if let SlotState::Committed(_) = slot.state {
+			if matches!(slot.state, SlotState::Committed(_)) && Self::reveals_now(&info, slot) {
 				Self::blame(task, &info, slot);
 			}
 		}
+		Self::sync_miner_tasks(task, &slots, &[]);
 		Slots::<T>::insert(task, &slots);
-		Self::conclude(task, info, slots);
+		Self::stage_revealed(task, info, slots);
+	}
+
+	/// A referee round's commit deadline passed: its silent referees are blamed and the
+	/// round fails (a referee is never replaced inside a round: the next round is).
+	pub(crate) fn end_referee_stage(
+		task: TaskId,
+		info: TaskOf<T>,
+		mut slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
+	) {
+		for slot in slots.iter_mut() {
+			if slot.state == SlotState::Assigned && Self::commits_now(&info, slot) {
+				Self::blame(task, &info, slot);
+			}
+		}
+		Self::sync_miner_tasks(task, &slots, &[]);
+		Slots::<T>::insert(task, &slots);
+		Self::judge_round(task, info, slots);
+	}
+
+	/// What concluding a prefill stage can cost beyond the bookkeeping: comparing every
+	/// chunk's fingerprints and assigning a referee round.
+	pub(crate) fn judgement_weight(slots: u32) -> Weight {
+		T::WeightInfo::compare_work(
+			slots.min(T::MaxSlots::get() / 2),
+			T::MaxFingerprintBytes::get(),
+			T::MaxOffersPerChunk::get(),
+		)
 	}
 
 	/// Removes the prompt, output and evidence of tasks whose retention ended, as
@@ -220,6 +266,7 @@ impl<T: Config> Pallet<T> {
 			Slots::<T>::remove(task);
 			LateMiners::<T>::remove(task);
 			let _ = Fingerprints::<T>::clear_prefix(task, T::MaxSlots::get(), None);
+			let _ = Verdicts::<T>::clear_prefix(task, T::MaxSlots::get(), None);
 			let _ = Outputs::<T>::clear_prefix(task, T::MaxRedundancy::get() as u32, None);
 			weight.saturating_accrue(per_task);
 			Self::deposit_event(Event::ResultRemoved { task });

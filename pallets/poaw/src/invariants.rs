@@ -7,7 +7,9 @@ impl<T: Config> Pallet<T> {
 	/// Invariants: every requester's escrow hold equals the escrow of its open
 	/// tasks; the queue holds exactly the queued tasks; every assigned or committed
 	/// task has its deadline scheduled; the to-do index matches the pending slots;
-	/// the payout account keeps exactly the minimum balance.
+	/// the payout account keeps exactly the minimum balance; a task checked by prefill
+	/// has at most its generator, its verifier and `MaxRefereeRounds` referee pipelines,
+	/// and a dispute only while it is refereed or over.
 	pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
 		let mut escrow: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 		let queue = Queue::<T>::get();
@@ -20,18 +22,14 @@ impl<T: Config> Pallet<T> {
 				(task.status == TaskStatus::Queued) == queue.contains(&id),
 				"queue differs from queued tasks"
 			);
-			if matches!(
-				task.status,
-				TaskStatus::Queued | TaskStatus::Assigned | TaskStatus::Committed
-			) {
+			if task.status == TaskStatus::Queued || task.status.has_duties() {
 				ensure!(
 					Timeouts::<T>::contains_key(task.deadline, id),
 					"open task without its deadline"
 				);
 			}
 			for slot in Slots::<T>::get(id).iter() {
-				let open = matches!(task.status, TaskStatus::Assigned | TaskStatus::Committed);
-				if open && slot.state.is_pending() {
+				if task.status.has_duties() && slot.state.is_pending() {
 					pending += 1;
 					ensure!(
 						MinerTasks::<T>::contains_key(&slot.expert, id),
@@ -40,10 +38,25 @@ impl<T: Config> Pallet<T> {
 				}
 			}
 		}
+		for (id, task) in Tasks::<T>::iter() {
+			if task.mode != VerificationMode::Prefill {
+				continue;
+			}
+			let rounds = task.dispute.map_or(0, |d| d.rounds);
+			ensure!(rounds <= T::MaxRefereeRounds::get(), "more referee rounds than allowed");
+			ensure!(
+				Slots::<T>::get(id).iter().all(|slot| slot.pipeline <= 1 + rounds),
+				"a slot outside the task's pipelines"
+			);
+			if matches!(task.status, TaskStatus::Refereeing | TaskStatus::Judging) {
+				ensure!(task.dispute.is_some(), "refereed without a dispute");
+			}
+			ensure!(task.status != TaskStatus::Disputed, "a prefill task waits for the admin");
+		}
 		for (who, id) in MinerTasks::<T>::iter_keys() {
 			let task = Tasks::<T>::get(id).ok_or("miner list names an unknown task")?;
 			ensure!(
-				matches!(task.status, TaskStatus::Assigned | TaskStatus::Committed)
+				task.status.has_duties()
 					&& Slots::<T>::get(id)
 						.iter()
 						.any(|slot| slot.expert == who && slot.state.is_pending()),

@@ -33,6 +33,7 @@ pub mod auction;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
 mod deadlines;
+mod disputes;
 mod invariants;
 #[cfg(test)]
 mod mock;
@@ -47,7 +48,7 @@ pub mod weights;
 use alloc::vec::Vec;
 pub use dllm_primitives::market::{
 	ChunkIndex, CompletedTask, Domain, ExpertQuality, ExpertRegistry, ModelId, ModelRegistry,
-	ModelStatus, TaskLedger, TaskLookupError, TaskOutcome,
+	ModelStatus, NumericFormat, TaskLedger, TaskLookupError, TaskOutcome,
 };
 use polkadot_sdk::{
 	frame_support::{
@@ -79,8 +80,8 @@ pub type TaskOf<T> =
 pub type SlotOf<T> =
 	Slot<<T as polkadot_sdk::frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
 
-/// A bid in a chunk's auction with its expert's free capacity.
-type BidWithCapacity<AccountId> = (auction::Bid<AccountId>, u32);
+/// A bid in a chunk's auction with its expert's free capacity and declared format.
+type BidWithCapacity<AccountId> = (auction::Bid<AccountId>, u32, NumericFormat);
 
 /// A pipeline's revealed output.
 #[derive(
@@ -118,7 +119,13 @@ pub mod pallet {
 	use super::*;
 	use polkadot_sdk::frame_system::pallet_prelude::*;
 
+	/// 1: tasks record their verification mode and dispute, slots their role and format
+	/// (no chain ran version 0 data that needs migrating: the dev and local chains start
+	/// from genesis).
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
 	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
 	pub struct Pallet<T>(_);
 
 	/// Why this pallet holds funds.
@@ -215,6 +222,15 @@ pub mod pallet {
 		/// resolved dispute.
 		#[pallet::constant]
 		type DisputeSlash: Get<Perbill>;
+		/// What prefill work (a verifier's or referee's) is paid per token per layer, as a
+		/// share of the miner's threshold price for generating: one batched pass instead
+		/// of one pass per token (docs/protocol.md).
+		#[pallet::constant]
+		type PrefillShare: Get<Perbill>;
+		/// Most referee rounds of one dispute; when none is conclusive the task is
+		/// refunded and nobody is slashed.
+		#[pallet::constant]
+		type MaxRefereeRounds: Get<u8>;
 		/// Weights of this pallet's calls and hooks.
 		type WeightInfo: WeightInfo;
 	}
@@ -294,15 +310,26 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type Throughput<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, u64, ValueQuery>;
 
-	/// Pipelines per task the auction aims for.
+	/// Pipelines per task the auction aims for (redundant verification).
 	#[pallet::storage]
 	pub type Redundancy<T: Config> = StorageValue<_, u8, ValueQuery, T::DefaultRedundancy>;
+
+	/// How newly submitted tasks are checked.
+	#[pallet::storage]
+	pub type Verification<T: Config> = StorageValue<_, VerificationMode, ValueQuery>;
+
+	/// Sampling verdicts revealed by verifiers' and referees' last chunks, by slot index.
+	#[pallet::storage]
+	pub type Verdicts<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, TaskId, Twox64Concat, u32, bool>;
 
 	#[pallet::genesis_config]
 	#[derive(polkadot_sdk::frame_support::DefaultNoBound)]
 	pub struct GenesisConfig<T: Config> {
 		/// Redundancy; `None` keeps the default.
 		pub redundancy: Option<u8>,
+		/// How tasks are checked; `None` keeps the default (prefill verification).
+		pub verification: Option<VerificationMode>,
 		#[serde(skip)]
 		pub _config: core::marker::PhantomData<T>,
 	}
@@ -316,6 +343,9 @@ pub mod pallet {
 					"genesis redundancy out of range"
 				);
 				Redundancy::<T>::put(redundancy);
+			}
+			if let Some(mode) = self.verification {
+				Verification::<T>::put(mode);
 			}
 			// The payout account passes fees through; it must exist so that any amount
 			// can land in it (as pallet-treasury funds its pot at genesis).
@@ -409,6 +439,28 @@ pub mod pallet {
 		ResultRemoved { task: TaskId },
 		/// The admin set the redundancy.
 		RedundancySet { redundancy: u8 },
+		/// The admin set how new tasks are checked.
+		VerificationModeSet { mode: VerificationMode },
+		/// The generator's last chunk published the output with its commit.
+		OutputPublished { task: TaskId, output_hash: H256 },
+		/// The generator committed: the verifier recomputes its work until `deadline`.
+		VerificationOpened { task: TaskId, deadline: BlockNumberFor<T> },
+		/// The chain compared the generator's and the verifier's fingerprints:
+		/// `disagreement` is the first chunk that differs, `sampling_accepted` the
+		/// verifier's sampling verdict.
+		WorkCompared { task: TaskId, disagreement: Option<ChunkIndex>, sampling_accepted: bool },
+		/// A referee round was assigned to recompute chunks `0..=chunk`.
+		RefereesAssigned {
+			task: TaskId,
+			chunk: ChunkIndex,
+			sampling: bool,
+			round: u8,
+			deadline: BlockNumberFor<T>,
+		},
+		/// A referee round was inconclusive (its referee matched neither side).
+		RefereeRoundFailed { task: TaskId, round: u8 },
+		/// A dispute ended.
+		DisputeSettled { task: TaskId, chunk: ChunkIndex, outcome: DisputeOutcome },
 	}
 
 	#[pallet::error]
@@ -478,6 +530,13 @@ pub mod pallet {
 		OutputMayNotFit,
 		/// The requester already has `MaxQueuedPerRequester` tasks waiting.
 		TooManyQueued,
+		/// The reveal attests another output than the one the generator published.
+		OutputMismatch,
+		/// A verifier's or referee's last chunk reveals its sampling verdict.
+		VerdictRequired,
+		/// This slot does not publish an output: only the generator's last chunk does,
+		/// with `commit_output`, and it must.
+		NotTheOutputSlot,
 	}
 
 	#[pallet::hooks]
@@ -545,11 +604,13 @@ pub mod pallet {
 			};
 			let prompt_bytes = prompt.len() as u32;
 			// The requester never bids in its own auction, so its own offers do not count.
+			let mode = Verification::<T>::get();
 			let quote = Self::quote_excluding(
 				model,
 				prompt_token_bound(prompt_bytes),
 				max_tokens,
 				core::slice::from_ref(&requester),
+				mode,
 			)
 			.map_err(Error::<T>::from)?;
 			// A task no miner could finish would cost the miners reputation for nothing.
@@ -603,6 +664,8 @@ pub mod pallet {
 					price_cap: Zero::zero(),
 					pipelines: 0,
 					reassignments: 0,
+					mode,
+					dispute: None,
 					tie_seed,
 					settlement: None,
 				},
@@ -619,7 +682,10 @@ pub mod pallet {
 		/// Commits the caller's slot to
 		/// `blake2_256(task, pipeline, chunk, blake2_256(fingerprint), output_hash, salt)`
 		/// (see [`commitment`]). Free for the slot's miner when it is accepted (a refused
-		/// call pays): the duty is part of the work the task pays for.
+		/// call pays): the duty is part of the work the task pays for. With prefill
+		/// verification the generator's miners commit first, then the verifier's, then
+		/// (in a dispute) the referees'; the generator's last chunk uses
+		/// [`Pallet::commit_output`] instead.
 		#[pallet::call_index(1)]
 		#[pallet::weight(T::WeightInfo::commit(T::MaxSlots::get()))]
 		pub fn commit(
@@ -630,38 +696,25 @@ pub mod pallet {
 			commitment: H256,
 		) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
-			let mut info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
-			ensure!(info.status == TaskStatus::Assigned, Error::<T>::WrongStage);
-			let mut slots = Slots::<T>::get(task);
-			let slot = Self::own_slot(slots.as_mut(), &who, pipeline, chunk)?;
-			match slot.state {
-				SlotState::Assigned => {}
-				SlotState::Committed(_) | SlotState::Revealed(_) => {
-					return Err(Error::<T>::AlreadyCommitted.into())
-				}
-				SlotState::Missed | SlotState::Abandoned => {
-					return Err(Error::<T>::SlotClosed.into())
-				}
-			}
-			slot.state = SlotState::Committed(commitment);
-			let all_committed = !slots.iter().any(|slot| slot.state == SlotState::Assigned);
-			Slots::<T>::insert(task, &slots);
-			Self::deposit_event(Event::Committed { task, pipeline, chunk, expert: who });
-			if all_committed {
-				Self::open_reveals(task, &mut info);
-				Tasks::<T>::insert(task, info);
-			}
+			Self::do_commit(&who, task, pipeline, chunk, commitment, None)?;
 			Ok(Pays::No.into())
 		}
 
-		/// Reveals what the caller's slot committed to. The last chunk reveals the output
-		/// (prompt token count, generated tokens, text); the others its hash. The last
-		/// reveal concludes the task. Free for the slot's miner when it is accepted.
+		/// Reveals what the caller's slot committed to. The last chunk of a redundant
+		/// pipeline reveals the output (prompt token count, generated tokens, text); the
+		/// generator's and verifier's other chunks its hash; the verifier's and referees'
+		/// last chunks their sampling verdict. The last reveal of a stage concludes it:
+		/// the vote, the comparison of the two sides, or the referee's judgement. Free for
+		/// the slot's miner when it is accepted.
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::reveal(
 			T::MaxSlots::get(),
 			fingerprint.len().min(T::MaxFingerprintBytes::get() as usize) as u32,
-		))]
+		).saturating_add(T::WeightInfo::compare_work(
+			T::MaxSlots::get() / 2,
+			T::MaxFingerprintBytes::get(),
+			T::MaxOffersPerChunk::get(),
+		)))]
 		pub fn reveal(
 			origin: OriginFor<T>,
 			task: TaskId,
@@ -672,64 +725,7 @@ pub mod pallet {
 			salt: [u8; 32],
 		) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
-			let info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
-			ensure!(info.status == TaskStatus::Committed, Error::<T>::WrongStage);
-			let chunks = T::Models::chunk_count(info.model).ok_or(Error::<T>::UnknownModel)?;
-			let mut slots = Slots::<T>::get(task);
-			let index = Self::slot_index(&slots, pipeline, chunk)?;
-			let slot = slots.get_mut(index).ok_or(Error::<T>::UnknownSlot)?;
-			ensure!(slot.expert == who, Error::<T>::NotYourSlot);
-			let committed = match slot.state {
-				SlotState::Committed(committed) => committed,
-				SlotState::Missed | SlotState::Abandoned => {
-					return Err(Error::<T>::SlotClosed.into())
-				}
-				SlotState::Assigned | SlotState::Revealed(_) => {
-					return Err(Error::<T>::NotCommitted.into())
-				}
-			};
-			let fingerprint: BoundedVec<u8, T::MaxFingerprintBytes> =
-				fingerprint.try_into().map_err(|_| Error::<T>::FingerprintTooLong)?;
-			let is_last = chunk.saturating_add(1) == chunks;
-			let (hash, full) = match (output, is_last) {
-				(RevealedOutput::Hash(hash), false) => (hash, None),
-				(RevealedOutput::Hash(_), true) => return Err(Error::<T>::OutputRequired.into()),
-				(RevealedOutput::Full { .. }, false) => {
-					return Err(Error::<T>::OutputNotExpected.into())
-				}
-				(RevealedOutput::Full { prompt_tokens, tokens, text }, true) => {
-					ensure!(tokens.len() as u32 <= info.max_tokens, Error::<T>::TooManyTokens);
-					let hash = output_hash(prompt_tokens, &tokens, &text);
-					let output = TaskOutput::<T> {
-						prompt_tokens,
-						tokens: tokens.try_into().map_err(|_| Error::<T>::TooManyTokens)?,
-						text: text.try_into().map_err(|_| Error::<T>::OutputTooLong)?,
-					};
-					(hash, Some(output))
-				}
-			};
-			ensure!(
-				commitment(task, pipeline, chunk, &fingerprint, hash, salt) == committed,
-				Error::<T>::CommitmentMismatch
-			);
-			slot.state = SlotState::Revealed(hash);
-			Fingerprints::<T>::insert(task, index as u32, fingerprint);
-			if let Some(output) = full {
-				Outputs::<T>::insert(task, pipeline, output);
-			}
-			Self::sync_miner_tasks(task, &slots, &[]);
-			let all_revealed = !slots.iter().any(|slot| slot.state.is_pending());
-			Slots::<T>::insert(task, &slots);
-			Self::deposit_event(Event::Revealed {
-				task,
-				pipeline,
-				chunk,
-				expert: who,
-				output_hash: hash,
-			});
-			if all_revealed {
-				Self::conclude(task, info, slots);
-			}
+			Self::do_reveal(&who, task, pipeline, chunk, fingerprint, output, salt)?;
 			Ok(Pays::No.into())
 		}
 
@@ -746,7 +742,10 @@ pub mod pallet {
 		) -> DispatchResult {
 			T::AdminOrigin::ensure_origin(origin)?;
 			let info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
-			ensure!(info.status == TaskStatus::Disputed, Error::<T>::NotDisputed);
+			ensure!(
+				info.status == TaskStatus::Disputed && info.mode == VerificationMode::Redundant,
+				Error::<T>::NotDisputed
+			);
 			let slots = Slots::<T>::get(task);
 			if let Some(hash) = accepted {
 				ensure!(
@@ -786,6 +785,42 @@ pub mod pallet {
 			Redundancy::<T>::put(redundancy);
 			Self::deposit_event(Event::RedundancySet { redundancy });
 			Ok(())
+		}
+
+		/// Sets how newly submitted tasks are checked (tasks already submitted keep
+		/// theirs).
+		#[pallet::call_index(5)]
+		#[pallet::weight(T::WeightInfo::set_verification_mode())]
+		pub fn set_verification_mode(
+			origin: OriginFor<T>,
+			mode: VerificationMode,
+		) -> DispatchResult {
+			T::AdminOrigin::ensure_origin(origin)?;
+			Verification::<T>::put(mode);
+			Self::deposit_event(Event::VerificationModeSet { mode });
+			Ok(())
+		}
+
+		/// The generator's last chunk (prefill verification): commits as
+		/// [`Pallet::commit`] does and publishes the output (`RevealedOutput::Full`) so
+		/// that the verifier can recompute the generation by prefill. The output's hash
+		/// is what every miner of the task attests. Free when accepted.
+		#[pallet::call_index(6)]
+		#[pallet::weight(T::WeightInfo::commit_output(
+			T::MaxSlots::get(),
+			T::MaxGeneratedTokens::get(),
+		))]
+		pub fn commit_output(
+			origin: OriginFor<T>,
+			task: TaskId,
+			pipeline: PipelineIndex,
+			chunk: ChunkIndex,
+			commitment: H256,
+			output: RevealedOutput,
+		) -> DispatchResultWithPostInfo {
+			let who = ensure_signed(origin)?;
+			Self::do_commit(&who, task, pipeline, chunk, commitment, Some(output))?;
+			Ok(Pays::No.into())
 		}
 	}
 
@@ -831,6 +866,8 @@ impl<T: Config> Pallet<T> {
 			price_cap: Zero::zero(),
 			pipelines: 1,
 			reassignments: 0,
+			mode: VerificationMode::Redundant,
+			dispute: None,
 			tie_seed: H256::zero(),
 			settlement: Some(Settlement {
 				output_hash: Some(output),
@@ -849,6 +886,8 @@ impl<T: Config> Pallet<T> {
 				pipeline: 0,
 				chunk: chunk as ChunkIndex,
 				expert: expert.clone(),
+				role: Role::Generator,
+				format: NumericFormat::F32,
 				threshold: Zero::zero(),
 				assigned_at: now,
 				state: SlotState::Revealed(output),

@@ -64,7 +64,7 @@ impl pallet_balances::Config for Test {
 impl pallet_models::Config for Test {
 	type RegistrarOrigin = EnsureRoot<u64>;
 	type MaxNameLength = ConstU32<32>;
-	type MaxChunks = ConstU32<8>;
+	type MaxChunks = ConstU32<12>;
 	type MaxDomains = ConstU32<4>;
 	type WeightInfo = ();
 }
@@ -154,7 +154,13 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 	pallet_models::GenesisConfig::<Test> { models: vec![model_spec(0, 2), model_spec(1, 4)] }
 		.assimilate_storage(&mut storage)
 		.unwrap();
-	pallet_poaw::GenesisConfig::<Test>::default().assimilate_storage(&mut storage).unwrap();
+	// The tests of the redundant protocol run in its mode; the prefill tests switch.
+	pallet_poaw::GenesisConfig::<Test> {
+		verification: Some(pallet_poaw::VerificationMode::Redundant),
+		..Default::default()
+	}
+	.assimilate_storage(&mut storage)
+	.unwrap();
 	QUALITY.with(|q| q.borrow_mut().clear());
 	REPORTS.with(|r| r.borrow_mut().clear());
 	let mut ext = sp_io::TestExternalities::new(storage);
@@ -188,10 +194,12 @@ pub const RETENTION: u64 = 10;
 pub const MAX_PROMPT: u32 = 64;
 pub const MAX_TOKENS: u32 = 16;
 pub const MAX_OUTPUT: u32 = 64;
-pub const MAX_FINGERPRINT: u32 = 32;
+pub const MAX_FINGERPRINT: u32 = 512;
 pub const DISPUTE_SLASH: Perbill = Perbill::from_percent(10);
 pub const MAX_QUEUED_PER_REQUESTER: u32 = 4;
 pub const QUEUE_EXPIRY_FEE: Perbill = Perbill::from_percent(2);
+pub const PREFILL_SHARE: Perbill = Perbill::from_percent(20);
+pub const MAX_REFEREE_ROUNDS: u8 = 2;
 
 parameter_types! {
 	pub const PoawPalletId: PalletId = PalletId(*b"dllm/poa");
@@ -199,6 +207,7 @@ parameter_types! {
 	pub const ThroughputBonus: Perbill = Perbill::from_percent(5);
 	pub const DisputeSlash: Perbill = DISPUTE_SLASH;
 	pub const QueueExpiryFee: Perbill = QUEUE_EXPIRY_FEE;
+	pub const PrefillShare: Perbill = PREFILL_SHARE;
 }
 
 impl pallet_poaw::Config for Test {
@@ -216,7 +225,7 @@ impl pallet_poaw::Config for Test {
 	type MaxFingerprintBytes = ConstU32<MAX_FINGERPRINT>;
 	type DefaultRedundancy = polkadot_sdk::frame_support::traits::ConstU8<2>;
 	type MaxRedundancy = polkadot_sdk::frame_support::traits::ConstU8<3>;
-	type MaxSlots = ConstU32<6>;
+	type MaxSlots = ConstU32<8>;
 	type MaxOffersPerChunk = ConstU32<8>;
 	type MinerShare = MinerShare;
 	type ThroughputBonus = ThroughputBonus;
@@ -231,6 +240,8 @@ impl pallet_poaw::Config for Test {
 	type MaxAssignmentsPerBlock = ConstU32<4>;
 	type MaxTimeoutsPerBlock = ConstU32<8>;
 	type DisputeSlash = DisputeSlash;
+	type PrefillShare = PrefillShare;
+	type MaxRefereeRounds = polkadot_sdk::frame_support::traits::ConstU8<MAX_REFEREE_ROUNDS>;
 	type WeightInfo = ();
 }
 

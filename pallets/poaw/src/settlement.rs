@@ -11,8 +11,8 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Pays the pipelines whose output is `accepted`, reports every miner, refunds
-	/// the rest of the escrow.
-	pub(crate) fn complete(task: TaskId, mut info: TaskOf<T>, slots: &[SlotOf<T>], accepted: H256) {
+	/// the rest of the escrow (redundant verification).
+	pub(crate) fn complete(task: TaskId, info: TaskOf<T>, slots: &[SlotOf<T>], accepted: H256) {
 		let outputs = Self::pipeline_outputs(slots, info.pipelines);
 		let agreeing: Vec<PipelineIndex> = outputs
 			.iter()
@@ -21,27 +21,81 @@ impl<T: Config> Pallet<T> {
 			.map(|(p, _)| p as PipelineIndex)
 			.collect();
 		let output = agreeing.first().and_then(|p| Outputs::<T>::get(task, p));
-		let tokens = output
-			.as_ref()
+		let tokens = Self::paid_tokens(&info, output.as_ref());
+		let paid: Vec<usize> = (0..slots.len())
+			.filter(|i| slots.get(*i).is_some_and(|slot| agreeing.contains(&slot.pipeline)))
+			.collect();
+		let owed = Self::owed(&info, slots, &paid, tokens);
+		let outcomes: Vec<Option<TaskOutcome>> = slots
+			.iter()
+			.map(|slot| match slot.state {
+				SlotState::Revealed(hash)
+					if agreeing.contains(&slot.pipeline) && hash == accepted =>
+				{
+					Some(TaskOutcome::Verified)
+				}
+				SlotState::Revealed(hash) if hash != accepted => Some(TaskOutcome::Outvoted),
+				SlotState::Assigned | SlotState::Committed(_) => Some(TaskOutcome::MissedDeadline),
+				_ => None,
+			})
+			.collect();
+		Self::pay_and_finish(task, info, slots, owed, &outcomes, accepted, tokens);
+	}
+
+	/// Tokens a task's miners are paid for: the prompt (at most its bound) and the
+	/// generated tokens of `output`.
+	pub(crate) fn paid_tokens(info: &TaskOf<T>, output: Option<&TaskOutput<T>>) -> u32 {
+		output
 			.map(|out| {
 				out.prompt_tokens
 					.min(prompt_token_bound(info.prompt_bytes))
 					.saturating_add(out.tokens.len() as u32)
 			})
-			.unwrap_or(0);
+			.unwrap_or(0)
+	}
+
+	/// What the slots at `paid` that revealed earned, per miner in slot order: layers of their chunk
+	/// × `tokens` × their threshold price, times `PrefillShare` for prefill work
+	/// (verifiers, referees).
+	pub(crate) fn owed(
+		info: &TaskOf<T>,
+		slots: &[SlotOf<T>],
+		paid: &[usize],
+		tokens: u32,
+	) -> Vec<(T::AccountId, u128)> {
 		let layers = T::Models::chunk_layers(info.model).unwrap_or_default();
-		// Work done per miner at its threshold prices, in slot order.
 		let mut owed: Vec<(T::AccountId, u128)> = Vec::new();
-		for slot in slots.iter().filter(|slot| agreeing.contains(&slot.pipeline)) {
+		let revealed = paid.iter().filter_map(|i| slots.get(*i));
+		for slot in revealed.filter(|slot| matches!(slot.state, SlotState::Revealed(_))) {
 			let chunk_layers = layers.get(slot.chunk as usize).copied().unwrap_or(0);
-			let amount = (chunk_layers as u128)
+			let work = (chunk_layers as u128)
 				.saturating_mul(tokens as u128)
 				.saturating_mul(slot.threshold.saturated_into::<u128>());
+			let amount = match slot.role {
+				Role::Generator => work,
+				Role::Verifier | Role::Referee => T::PrefillShare::get().mul_floor(work),
+			};
 			match owed.iter_mut().find(|(who, _)| *who == slot.expert) {
 				Some((_, sum)) => *sum = sum.saturating_add(amount),
 				None => owed.push((slot.expert.clone(), amount)),
 			}
 		}
+		owed
+	}
+
+	/// Charges the requester for `owed` (grossed up so that the community fund gets
+	/// its share; scaled down alike if the escrow cannot cover it), pays the miners
+	/// through the expert registry, refunds the rest, reports `outcomes` (per slot),
+	/// frees every slot's capacity and records the task Completed with `accepted`.
+	pub(crate) fn pay_and_finish(
+		task: TaskId,
+		mut info: TaskOf<T>,
+		slots: &[SlotOf<T>],
+		mut owed: Vec<(T::AccountId, u128)>,
+		outcomes: &[Option<TaskOutcome>],
+		accepted: H256,
+		tokens: u32,
+	) {
 		let escrow: u128 = info.escrow.saturated_into();
 		let mut miners: u128 = owed.iter().fold(0u128, |sum, (_, a)| sum.saturating_add(*a));
 		// The auction's price cap keeps this within the escrow; were it not, every
@@ -76,19 +130,7 @@ impl<T: Config> Pallet<T> {
 		);
 		let (mut paid_miners, mut paid_community) = (BalanceOf::<T>::zero(), Zero::zero());
 		if moved.is_ok() {
-			for (expert, amount) in owed {
-				let amount: BalanceOf<T> = amount.saturated_into();
-				if amount.is_zero() {
-					continue;
-				}
-				if T::Experts::pay(&expert, &payout, amount).is_ok() {
-					paid_miners.saturating_accrue(amount);
-					Self::deposit_event(Event::MinerPaid { task, expert, amount });
-				} else {
-					Self::pay_back(task, &payout, &info.requester, &expert, amount);
-					refunded.saturating_accrue(amount);
-				}
-			}
+			paid_miners = Self::pay_miners(task, &payout, &info.requester, owed, &mut refunded);
 			let community_amount: BalanceOf<T> = community.saturated_into();
 			let community_account = T::CommunityAccount::get();
 			if !community_amount.is_zero() {
@@ -129,31 +171,7 @@ impl<T: Config> Pallet<T> {
 				amount: fee.saturated_into(),
 			});
 		}
-		// Reports, capacity and throughput.
-		let now = polkadot_sdk::frame_system::Pallet::<T>::block_number();
-		for slot in slots.iter() {
-			MinerTasks::<T>::remove(&slot.expert, task);
-		}
-		for slot in slots.iter() {
-			let outcome = match slot.state {
-				SlotState::Revealed(hash)
-					if agreeing.contains(&slot.pipeline) && hash == accepted =>
-				{
-					Some(TaskOutcome::Verified)
-				}
-				SlotState::Revealed(hash) if hash != accepted => Some(TaskOutcome::Outvoted),
-				SlotState::Revealed(_) => None,
-				SlotState::Assigned | SlotState::Committed(_) => Some(TaskOutcome::MissedDeadline),
-				SlotState::Missed | SlotState::Abandoned => continue,
-			};
-			if let Some(outcome) = outcome {
-				T::Quality::report(&slot.expert, info.domain.as_ref(), outcome);
-			}
-			if outcome == Some(TaskOutcome::Verified) {
-				Self::note_throughput(&slot.expert, tokens, slot.assigned_at, now);
-			}
-			T::Experts::note_finished(&slot.expert);
-		}
+		Self::report_and_free(task, &info, slots, outcomes, tokens);
 		let paid_fee = paid_miners.saturating_add(paid_community);
 		Self::finish(
 			task,
@@ -176,6 +194,61 @@ impl<T: Config> Pallet<T> {
 			community: paid_community,
 			refunded,
 		});
+	}
+
+	/// Pays `owed` from `payout` through the expert registry; what cannot be paid goes
+	/// to `back_to` (and is added to `returned`). Returns what was paid.
+	pub(crate) fn pay_miners(
+		task: TaskId,
+		payout: &T::AccountId,
+		back_to: &T::AccountId,
+		owed: Vec<(T::AccountId, u128)>,
+		returned: &mut BalanceOf<T>,
+	) -> BalanceOf<T> {
+		let mut paid = BalanceOf::<T>::zero();
+		for (expert, amount) in owed {
+			let amount: BalanceOf<T> = amount.saturated_into();
+			if amount.is_zero() {
+				continue;
+			}
+			if T::Experts::pay(&expert, payout, amount).is_ok() {
+				paid.saturating_accrue(amount);
+				Self::deposit_event(Event::MinerPaid { task, expert, amount });
+			} else {
+				Self::pay_back(task, payout, back_to, &expert, amount);
+				returned.saturating_accrue(amount);
+			}
+		}
+		paid
+	}
+
+	/// Reports `outcomes` (per slot) to the reputation source, folds verified slots
+	/// into the throughput average and frees every slot still counted against its
+	/// miner's capacity.
+	pub(crate) fn report_and_free(
+		task: TaskId,
+		info: &TaskOf<T>,
+		slots: &[SlotOf<T>],
+		outcomes: &[Option<TaskOutcome>],
+		tokens: u32,
+	) {
+		let now = polkadot_sdk::frame_system::Pallet::<T>::block_number();
+		for slot in slots.iter() {
+			MinerTasks::<T>::remove(&slot.expert, task);
+		}
+		for (index, slot) in slots.iter().enumerate() {
+			if matches!(slot.state, SlotState::Missed | SlotState::Abandoned) {
+				continue;
+			}
+			let outcome = outcomes.get(index).copied().flatten();
+			if let Some(outcome) = outcome {
+				T::Quality::report(&slot.expert, info.domain.as_ref(), outcome);
+			}
+			if outcome == Some(TaskOutcome::Verified) && slot.role == Role::Generator {
+				Self::note_throughput(&slot.expert, tokens, slot.assigned_at, now);
+			}
+			T::Experts::note_finished(&slot.expert);
+		}
 	}
 
 	/// A payment that failed goes from the payout account back to the requester.

@@ -297,11 +297,11 @@ fn submit_refuses_bad_arguments_and_changes_nothing() {
 #[test]
 fn a_model_with_more_chunks_than_slots_is_refused() {
 	run(|| {
-		// 8 one-layer chunks; a task has at most 6 slots here.
+		// 9 one-layer chunks; a task has at most 8 slots here.
 		let mut spec = model_spec(2, 4);
-		spec.num_layers = 8;
+		spec.num_layers = 9;
 		spec.chunks = BoundedVec::truncate_from(
-			(0..8)
+			(0..9)
 				.map(|i| pallet_models::ChunkSpec {
 					start_layer: i,
 					end_layer: i + 1,
@@ -1280,5 +1280,724 @@ fn the_ledger_names_the_agreeing_miners_of_a_completed_task_while_its_result_is_
 			next_block();
 		}
 		assert_eq!(Poaw::completed_task(task), Err(TaskLookupError::Pruned));
+	});
+}
+
+// ---------------------------------------------------------------- prefill verification
+
+/// Prefill mode with the standard experts plus 6 (chunk 0, 25) and 8 (chunk 1, 25): the
+/// generator is 1 → 3, the verifier 2 → 4, referees come from 5, 6 and 8.
+fn prefill_market() {
+	Verification::<Test>::put(VerificationMode::Prefill);
+	standard_experts();
+	expert(6, &[0], 25, 2);
+	expert(8, &[1], 25, 2);
+}
+
+/// An assigned prefill task with a generous escrow.
+fn prefill_task() -> TaskId {
+	prefill_market();
+	let quote = Poaw::quote(0, prompt_token_bound(PROMPT.len() as u32), 4).unwrap();
+	let task = submit(quote.max_fee * 3);
+	next_block();
+	assert_eq!(status(task), TaskStatus::Assigned);
+	task
+}
+
+/// A real fingerprint of a slot's chunk output: hidden states (width 64, 7 positions:
+/// prompt and generated tokens but the last) or, for the last chunk, logits (width 320,
+/// 3 generated positions); `shift` moves every code (0: the honest value).
+fn sketch(slot: &SlotOf<Test>, shift: i16) -> Vec<u8> {
+	let (kind, width, positions) = if slot.chunk == 1 {
+		(dllm_fingerprint::RowKind::Logits, 320u32, 3u32)
+	} else {
+		(dllm_fingerprint::RowKind::Hidden, 64, 7)
+	};
+	let params = dllm_fingerprint::FingerprintParams::DEFAULT;
+	let k = params.top_k as usize;
+	dllm_fingerprint::Fingerprint {
+		kind,
+		width,
+		positions,
+		params,
+		log_rms: (0..positions).map(|p| 300 + p as i16 + shift).collect(),
+		projections: (0..positions * 3).map(|p| p as i16 * 7 - 40 + shift).collect(),
+		top_indices: (0..k as u32).map(|i| (i * 3 + shift.unsigned_abs() as u32) % width).collect(),
+		top_values: (0..k).map(|i| 400 - i as i16 * 5 + shift).collect(),
+	}
+	.encode()
+}
+
+/// What a prefill slot commits to and reveals: the output's hash, or for the verifier's
+/// and referees' last chunk the verdict on it.
+fn prefill_claim(slot: &SlotOf<Test>, verdict: bool) -> (H256, RevealedOutput) {
+	let hash = hash_of(&good());
+	if slot.role != Role::Generator && slot.chunk == 1 {
+		(verdict_hash(hash, verdict), RevealedOutput::Verdict { accepted: verdict })
+	} else {
+		(hash, RevealedOutput::Hash(hash))
+	}
+}
+
+fn prefill_commit(task: TaskId, slot: &SlotOf<Test>, shift: i16, verdict: bool) -> DispatchResult {
+	let (hash, _) = prefill_claim(slot, verdict);
+	let c = commitment(task, slot.pipeline, slot.chunk, &sketch(slot, shift), hash, salt(slot));
+	let origin = signed(slot.expert);
+	let result = if slot.role == Role::Generator && slot.chunk == 1 {
+		let (prompt_tokens, tokens, text) = good();
+		let output = RevealedOutput::Full { prompt_tokens, tokens, text };
+		Poaw::commit_output(origin, task, slot.pipeline, slot.chunk, c, output)
+	} else {
+		Poaw::commit(origin, task, slot.pipeline, slot.chunk, c)
+	};
+	result.map(|_| ()).map_err(|e| e.error)
+}
+
+fn prefill_reveal(task: TaskId, slot: &SlotOf<Test>, shift: i16, verdict: bool) -> DispatchResult {
+	let (_, output) = prefill_claim(slot, verdict);
+	Poaw::reveal(
+		signed(slot.expert),
+		task,
+		slot.pipeline,
+		slot.chunk,
+		sketch(slot, shift),
+		output,
+		salt(slot),
+	)
+	.map(|_| ())
+	.map_err(|e| e.error)
+}
+
+/// The slots of `role` (of the current referee round for referees).
+fn role_slots(task: TaskId, role: Role) -> Vec<SlotOf<Test>> {
+	let info = Tasks::<Test>::get(task).unwrap();
+	let round = Poaw::referee_pipeline(&info);
+	slots(task)
+		.into_iter()
+		.filter(|s| s.role == role && (role != Role::Referee || Some(s.pipeline) == round))
+		.collect()
+}
+
+/// The generator commits (publishing the output), the verifier commits, both reveal;
+/// `shift` gives each slot's fingerprint, `verdict` the verifier's sampling verdict.
+fn play_sides(task: TaskId, shift: impl Fn(&SlotOf<Test>) -> i16, verdict: bool) {
+	for slot in role_slots(task, Role::Generator) {
+		assert_ok!(prefill_commit(task, &slot, shift(&slot), verdict));
+	}
+	assert_eq!(status(task), TaskStatus::Verifying);
+	for slot in role_slots(task, Role::Verifier) {
+		assert_ok!(prefill_commit(task, &slot, shift(&slot), verdict));
+	}
+	assert_eq!(status(task), TaskStatus::Committed);
+	for slot in slots(task) {
+		assert_ok!(prefill_reveal(task, &slot, shift(&slot), verdict));
+	}
+}
+
+/// The current referee round commits and reveals honestly (`verdict` on the sampling).
+fn play_referees(task: TaskId, verdict: bool) {
+	assert_eq!(status(task), TaskStatus::Refereeing);
+	for slot in role_slots(task, Role::Referee) {
+		assert_ok!(prefill_commit(task, &slot, 0, verdict));
+	}
+	assert_eq!(status(task), TaskStatus::Judging);
+	for slot in role_slots(task, Role::Referee) {
+		assert_ok!(prefill_reveal(task, &slot, 0, verdict));
+	}
+}
+
+fn paid_to(who: u64) -> u64 {
+	events()
+		.iter()
+		.filter_map(|e| match e {
+			Event::MinerPaid { expert, amount, .. } if *expert == who => Some(*amount),
+			_ => None,
+		})
+		.sum()
+}
+
+fn slashed(who: u64) -> u64 {
+	events()
+		.iter()
+		.filter_map(|e| match e {
+			Event::MinerSlashed { expert, amount, .. } if *expert == who => Some(*amount),
+			_ => None,
+		})
+		.sum()
+}
+
+fn active_tasks(who: u64) -> u32 {
+	pallet_experts::Experts::<Test>::get(who).map_or(0, |e| e.active_tasks)
+}
+
+fn issuance() -> u64 {
+	Balances::total_issuance()
+}
+
+#[test]
+fn prefill_quote_pays_one_generation_and_a_fifth_of_one_more() {
+	run(|| {
+		prefill_market();
+		let q = Poaw::quote(0, 13, 4).unwrap();
+		assert_eq!(q.mode, VerificationMode::Prefill);
+		assert_eq!(q.redundancy, 1);
+		// The second-cheapest ask of each chunk (a generator and a verifier), 20.
+		assert_eq!(q.price_per_token_layer, 20);
+		let units = 4 * 17 + PREFILL_SHARE.mul_ceil(4 * 17u128) as u64;
+		assert_eq!(q.max_fee, MINER_SHARE.saturating_reciprocal_mul_ceil(20 * units));
+		// Against two redundant pipelines at the same price: 0.6 of the fee, here 0.603
+		// (1930 against 3200) as the verifier's 13.6 token-layers round up to 14.
+		Verification::<Test>::put(VerificationMode::Redundant);
+		let redundant = Poaw::quote(0, 13, 4).unwrap();
+		assert_eq!(redundant.redundancy, 2);
+		assert!(
+			q.max_fee * 1000 <= redundant.max_fee * 605,
+			"{} vs {}",
+			q.max_fee,
+			redundant.max_fee
+		);
+	});
+}
+
+#[test]
+fn an_honest_prefill_task_completes_paying_generator_and_verifier() {
+	run(|| {
+		let task = prefill_task();
+		let before = total(REQUESTER);
+		let issued = issuance();
+		assert_eq!(
+			slots(task).iter().map(|s| (s.role, s.chunk, s.expert)).collect::<Vec<_>>(),
+			vec![
+				(Role::Generator, 0, 1),
+				(Role::Generator, 1, 3),
+				(Role::Verifier, 0, 2),
+				(Role::Verifier, 1, 4)
+			]
+		);
+		// The verifier cannot act before the generator published.
+		let verifier = role_slots(task, Role::Verifier)[0].clone();
+		assert_noop!(prefill_commit(task, &verifier, 0, true), Error::<Test>::WrongStage);
+		play_sides(task, |_| 0, true);
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert!(events().contains(&Event::WorkCompared {
+			task,
+			disagreement: None,
+			sampling_accepted: true
+		}));
+		// 2 layers × (5 prompt + 3 generated) tokens × threshold 25; the verifier a fifth.
+		let generation = 2 * 8 * 25;
+		let verification = PREFILL_SHARE.mul_floor(generation);
+		for who in [1, 3] {
+			assert_eq!(paid_to(who), generation);
+		}
+		for who in [2, 4] {
+			assert_eq!(paid_to(who), verification);
+		}
+		let miners = 2 * generation + 2 * verification;
+		let fee = MINER_SHARE.saturating_reciprocal_mul_ceil(miners);
+		assert_eq!(before - total(REQUESTER), fee);
+		assert_eq!(escrow(REQUESTER), 0);
+		assert_eq!(issuance(), issued);
+		for who in [1, 2, 3, 4] {
+			assert_eq!(active_tasks(who), 0);
+		}
+		let verified: Vec<u64> = reports()
+			.into_iter()
+			.filter(|(_, o)| *o == TaskOutcome::Verified)
+			.map(|(who, _)| who)
+			.collect();
+		assert_eq!(verified.len(), 4);
+	});
+}
+
+#[test]
+fn a_generator_lying_at_chunk_1_is_slashed_and_the_requester_refunded_in_full() {
+	run(|| {
+		let task = prefill_task();
+		let before = total(REQUESTER);
+		let issued = issuance();
+		let community = total(COMMUNITY);
+		play_sides(task, |s| if s.role == Role::Generator && s.chunk == 1 { 900 } else { 0 }, true);
+		assert_eq!(status(task), TaskStatus::Refereeing);
+		assert!(events().contains(&Event::WorkCompared {
+			task,
+			disagreement: Some(1),
+			sampling_accepted: true
+		}));
+		let referees = role_slots(task, Role::Referee);
+		assert_eq!(referees.iter().map(|s| s.chunk).collect::<Vec<_>>(), vec![0, 1]);
+		assert!(referees.iter().all(|s| ![1, 2, 3, 4, REQUESTER].contains(&s.expert)));
+		play_referees(task, true);
+		assert_eq!(status(task), TaskStatus::Expired);
+		assert!(events().contains(&Event::DisputeSettled {
+			task,
+			chunk: 1,
+			outcome: DisputeOutcome::GeneratorLost
+		}));
+		assert_eq!(total(REQUESTER), before, "refunded in full");
+		let taken = slashed(3);
+		assert_eq!(taken, DISPUTE_SLASH.mul_floor(MIN_BOND));
+		assert_eq!(slashed(1), 0, "the honest generator stage is not slashed");
+		// The slash paid the verifier and the referees; the rest went to the community.
+		let paid: u64 =
+			[2, 4].into_iter().chain(referees.iter().map(|s| s.expert)).map(paid_to).sum();
+		assert!(paid > 0 && paid <= taken);
+		assert_eq!(total(COMMUNITY) - community, taken - paid);
+		assert_eq!(issuance(), issued);
+		assert!(reports().contains(&(3, TaskOutcome::Outvoted)));
+		assert!(!reports().iter().any(|(who, o)| *who == 1 && *o != TaskOutcome::Verified));
+		for who in [1, 2, 3, 4, 5, 6, 8] {
+			assert_eq!(active_tasks(who), 0, "{who} freed");
+		}
+	});
+}
+
+#[test]
+fn a_verifier_lying_is_slashed_and_the_task_completes() {
+	run(|| {
+		let task = prefill_task();
+		let before = total(REQUESTER);
+		play_sides(task, |s| if s.role == Role::Verifier && s.chunk == 0 { -700 } else { 0 }, true);
+		assert!(events().contains(&Event::WorkCompared {
+			task,
+			disagreement: Some(0),
+			sampling_accepted: true
+		}));
+		// A dispute on chunk 0 needs a referee for chunk 0 only.
+		assert_eq!(role_slots(task, Role::Referee).len(), 1);
+		play_referees(task, true);
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert!(events().contains(&Event::DisputeSettled {
+			task,
+			chunk: 0,
+			outcome: DisputeOutcome::VerifierLost
+		}));
+		assert_eq!(slashed(2), DISPUTE_SLASH.mul_floor(MIN_BOND));
+		assert_eq!(paid_to(2), 0);
+		// The verifier's chunk 1 built on a wrong input: neither paid nor blamed.
+		assert_eq!(paid_to(4), 0);
+		assert!(!reports().iter().any(|(who, o)| *who == 4 && *o == TaskOutcome::Outvoted));
+		let generation = 2 * 8 * 25;
+		assert_eq!(paid_to(1), generation);
+		assert_eq!(paid_to(3), generation);
+		// The requester pays the generation only.
+		assert_eq!(
+			before - total(REQUESTER),
+			MINER_SHARE.saturating_reciprocal_mul_ceil(2 * generation)
+		);
+	});
+}
+
+#[test]
+fn a_rejected_sampling_is_settled_by_the_referees_verdict() {
+	run(|| {
+		let task = prefill_task();
+		let before = total(REQUESTER);
+		play_sides(task, |_| 0, false);
+		assert!(events().contains(&Event::WorkCompared {
+			task,
+			disagreement: None,
+			sampling_accepted: false
+		}));
+		assert_eq!(role_slots(task, Role::Referee).len(), 2);
+		// The referees find the sampling right: the verifier lied.
+		play_referees(task, true);
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert_eq!(slashed(4), DISPUTE_SLASH.mul_floor(MIN_BOND));
+		assert!(before > total(REQUESTER));
+	});
+}
+
+#[test]
+fn a_silent_referee_round_is_replaced_and_all_silent_refunds_with_nobody_slashed() {
+	run(|| {
+		let task = prefill_task();
+		let before = total(REQUESTER);
+		play_sides(task, |s| if s.role == Role::Generator && s.chunk == 1 { 900 } else { 0 }, true);
+		let first: Vec<u64> = role_slots(task, Role::Referee).iter().map(|s| s.expert).collect();
+		for _ in 0..COMMIT_PERIOD {
+			next_block();
+		}
+		// Round 1 said nothing: blamed; round 2 comes from those left (5 serves both).
+		assert!(events().contains(&Event::RefereeRoundFailed { task, round: 1 }));
+		for who in first.iter() {
+			assert!(reports().contains(&(*who, TaskOutcome::MissedDeadline)));
+			assert_eq!(active_tasks(*who), 0);
+		}
+		let second: Vec<u64> = role_slots(task, Role::Referee).iter().map(|s| s.expert).collect();
+		assert_eq!(second, vec![5, 5]);
+		assert_eq!(status(task), TaskStatus::Refereeing);
+		for _ in 0..COMMIT_PERIOD {
+			next_block();
+		}
+		// No referee left (and MAX_REFEREE_ROUNDS reached): refunded, nobody slashed.
+		assert_eq!(status(task), TaskStatus::Expired);
+		assert!(events().contains(&Event::DisputeSettled {
+			task,
+			chunk: 1,
+			outcome: DisputeOutcome::Unsettled
+		}));
+		assert!(!events().iter().any(|e| matches!(e, Event::MinerSlashed { .. })));
+		assert_eq!(total(REQUESTER), before);
+		for who in [1, 2, 3, 4, 5, 6, 8] {
+			assert_eq!(active_tasks(who), 0, "{who} freed");
+		}
+		assert!(MinerTasks::<Test>::iter().next().is_none());
+	});
+}
+
+#[test]
+fn a_second_referee_round_settles_after_a_silent_first() {
+	run(|| {
+		let task = prefill_task();
+		play_sides(task, |s| if s.role == Role::Verifier && s.chunk == 1 { 900 } else { 0 }, true);
+		for _ in 0..COMMIT_PERIOD {
+			next_block();
+		}
+		play_referees(task, true);
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert_eq!(slashed(4), DISPUTE_SLASH.mul_floor(MIN_BOND));
+		assert!(paid_to(5) > 0, "the second round's referee is paid");
+	});
+}
+
+#[test]
+fn a_missed_generator_slot_at_chunk_1_is_replaced_by_the_next_best() {
+	run(|| {
+		let task = prefill_task();
+		let generator = role_slots(task, Role::Generator);
+		assert_ok!(prefill_commit(task, &generator[0], 0, true));
+		for _ in 0..COMMIT_PERIOD {
+			next_block();
+		}
+		assert!(reports().contains(&(3, TaskOutcome::MissedDeadline)));
+		assert!(!reports().iter().any(|(who, _)| *who == 1), "its partner is not blamed");
+		let replaced = role_slots(task, Role::Generator)[1].clone();
+		// Not the verifier's miner of chunk 1 (4): the next best is 8.
+		assert_eq!(replaced.expert, 8);
+		assert_eq!(replaced.state, SlotState::Assigned);
+		assert_ok!(prefill_commit(task, &replaced, 0, true));
+		assert_eq!(status(task), TaskStatus::Verifying);
+		for slot in role_slots(task, Role::Verifier) {
+			assert_ok!(prefill_commit(task, &slot, 0, true));
+		}
+		for slot in slots(task).iter().filter(|s| s.state != SlotState::Missed) {
+			assert_ok!(prefill_reveal(task, slot, 0, true));
+		}
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert_eq!(paid_to(3), 0);
+		assert!(paid_to(8) > 0);
+	});
+}
+
+#[test]
+fn a_silent_verifier_without_replacement_refunds_and_blames_only_it() {
+	run(|| {
+		let task = prefill_task();
+		let before = total(REQUESTER);
+		for slot in role_slots(task, Role::Generator) {
+			assert_ok!(prefill_commit(task, &slot, 0, true));
+		}
+		// Every verifier slot stays silent through the replacements.
+		for _ in 0..(COMMIT_PERIOD * 4) {
+			next_block();
+		}
+		assert_eq!(status(task), TaskStatus::Expired);
+		assert_eq!(total(REQUESTER), before);
+		assert!(!reports()
+			.iter()
+			.any(|(who, o)| [1, 3].contains(who) && *o == TaskOutcome::MissedDeadline));
+		for who in [1, 2, 3, 4, 5, 6, 8] {
+			assert_eq!(active_tasks(who), 0, "{who} freed");
+		}
+	});
+}
+
+#[test]
+fn prefill_calls_refuse_the_wrong_slot_stage_and_claim() {
+	run(|| {
+		let task = prefill_task();
+		let generator = role_slots(task, Role::Generator);
+		let (last, first) = (generator[1].clone(), generator[0].clone());
+		let c = commitment(
+			task,
+			last.pipeline,
+			last.chunk,
+			&sketch(&last, 0),
+			hash_of(&good()),
+			salt(&last),
+		);
+		// The generator's last chunk must publish the output.
+		assert_noop!(
+			Poaw::commit(signed(last.expert), task, last.pipeline, last.chunk, c),
+			Error::<Test>::OutputRequired
+		);
+		let (prompt_tokens, tokens, text) = good();
+		let output = RevealedOutput::Full { prompt_tokens, tokens, text };
+		assert_noop!(
+			Poaw::commit_output(signed(first.expert), task, first.pipeline, first.chunk, c, output),
+			Error::<Test>::NotTheOutputSlot
+		);
+		for slot in generator.iter() {
+			assert_ok!(prefill_commit(task, slot, 0, true));
+		}
+		for slot in role_slots(task, Role::Verifier) {
+			assert_ok!(prefill_commit(task, &slot, 0, true));
+		}
+		// Reveals attest the published output; the verifier's last chunk its verdict.
+		assert_noop!(
+			Poaw::reveal(
+				signed(first.expert),
+				task,
+				first.pipeline,
+				first.chunk,
+				sketch(&first, 0),
+				RevealedOutput::Hash(hash_of(&bad())),
+				salt(&first)
+			),
+			Error::<Test>::OutputMismatch
+		);
+		let verifier_last = role_slots(task, Role::Verifier)[1].clone();
+		assert_noop!(
+			Poaw::reveal(
+				signed(verifier_last.expert),
+				task,
+				verifier_last.pipeline,
+				verifier_last.chunk,
+				sketch(&verifier_last, 0),
+				RevealedOutput::Hash(hash_of(&good())),
+				salt(&verifier_last)
+			),
+			Error::<Test>::VerdictRequired
+		);
+		// A verdict other than the committed one does not open the commitment.
+		assert_noop!(
+			prefill_reveal(task, &verifier_last, 0, false),
+			Error::<Test>::CommitmentMismatch
+		);
+		// Root has nothing to settle in a prefill task.
+		assert_noop!(
+			Poaw::resolve_dispute(RuntimeOrigin::root(), task, None),
+			Error::<Test>::NotDisputed
+		);
+	});
+}
+
+#[test]
+fn the_admin_sets_the_verification_mode_for_new_tasks() {
+	run(|| {
+		assert_noop!(
+			Poaw::set_verification_mode(signed(1), VerificationMode::Prefill),
+			DispatchError::BadOrigin
+		);
+		assert_ok!(Poaw::set_verification_mode(RuntimeOrigin::root(), VerificationMode::Prefill));
+		assert_eq!(Verification::<Test>::get(), VerificationMode::Prefill);
+		assert!(events().contains(&Event::VerificationModeSet { mode: VerificationMode::Prefill }));
+	});
+}
+
+/// Random prefill sequences: submissions, blocks, unbond attempts, and the due slots of
+/// random tasks acting honestly, lying (each liar with garbage of its own) or staying
+/// silent; some generations sample wrongly, which honest verifiers and referees reject.
+/// After every step the invariants hold; at the end nothing is minted or burnt, every
+/// finished task's escrow is split exactly, only miners that lied were ever slashed, and
+/// once every deadline passed no task, escrow or capacity is left.
+#[test]
+fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
+	let mut outcomes: BTreeMap<&'static str, u32> = BTreeMap::new();
+	for seed in 1..=16u64 {
+		new_test_ext().execute_with(|| {
+			Verification::<Test>::put(VerificationMode::Prefill);
+			let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03));
+			let miners: Vec<u64> = vec![1, 2, 3, 4, 5, 6, 10, 11];
+			for who in &miners {
+				let chunks: &[u32] = match rng.below(3) {
+					0 => &[0],
+					1 => &[1],
+					_ => &[0, 1],
+				};
+				expert(*who, chunks, 5 + rng.below(30), 1 + rng.below(3) as u32);
+			}
+			let requesters = [7u64, 8, 9];
+			let issuance = Balances::total_issuance();
+			let start: BTreeMap<u64, u64> =
+				(1..=12).chain([COMMUNITY]).map(|who| (who, total(who))).collect();
+			// Per (task, slot index): the fingerprint shift (0: honest) and, per task,
+			// whether its generation sampled wrongly.
+			let mut shifts: BTreeMap<(TaskId, usize), i16> = BTreeMap::new();
+			let mut wrong_sampling: BTreeMap<TaskId, bool> = BTreeMap::new();
+			let mut liars: Vec<u64> = Vec::new();
+			let mut next_lie = 900i16;
+			for step in 0..400 {
+				let settle = step >= 300;
+				match if settle { 2 } else { rng.below(10) } {
+					0 | 1 => {
+						let who = requesters[rng.below(3) as usize];
+						let fee = 2_000 + rng.below(30_000);
+						let _ = Poaw::submit_task(
+							signed(who),
+							0,
+							PROMPT.to_vec(),
+							1 + rng.below(MAX_TOKENS as u64) as u32,
+							sampling(),
+							fee,
+							None,
+						);
+					}
+					2 | 3 => next_block(),
+					4 => {
+						let who = miners[rng.below(miners.len() as u64) as usize];
+						let _ = Experts::unbond(signed(who), 1 + rng.below(MIN_BOND));
+					}
+					_ => {
+						let open: Vec<TaskId> = Tasks::<Test>::iter()
+							.filter(|(_, t)| t.status.has_duties())
+							.map(|(id, _)| id)
+							.collect();
+						if open.is_empty() {
+							continue;
+						}
+						let task = open[rng.below(open.len() as u64) as usize];
+						let wrong =
+							*wrong_sampling.entry(task).or_insert_with(|| rng.below(8) == 0);
+						let info = Tasks::<Test>::get(task).unwrap();
+						for (index, slot) in slots(task).into_iter().enumerate() {
+							let due = (Poaw::commits_now(&info, &slot)
+								&& slot.state == SlotState::Assigned)
+								|| (Poaw::reveals_now(&info, &slot)
+									&& matches!(slot.state, SlotState::Committed(_)));
+							if !due || rng.below(8) == 0 {
+								continue;
+							}
+							let shift = *shifts.entry((task, index)).or_insert_with(|| {
+								if rng.below(6) == 0 {
+									next_lie += 37;
+									next_lie
+								} else {
+									0
+								}
+							});
+							// Honest checkers reject a wrong sampling; a lying verifier
+							// says the opposite.
+							let honest_verdict = !wrong;
+							let verdict = if shift != 0 && slot.role == Role::Verifier {
+								!honest_verdict
+							} else {
+								honest_verdict
+							};
+							let lied = shift != 0
+								|| verdict != honest_verdict
+								|| (slot.role == Role::Generator && slot.chunk == 1 && wrong);
+							if lied && !liars.contains(&slot.expert) {
+								liars.push(slot.expert);
+							}
+							let _ = if slot.state == SlotState::Assigned {
+								prefill_commit(task, &slot, shift, verdict)
+							} else {
+								prefill_reveal(task, &slot, shift, verdict)
+							};
+						}
+					}
+				}
+				Poaw::do_try_state().expect("task invariants");
+				pallet_experts::Pallet::<Test>::do_try_state().expect("expert invariants");
+			}
+			// Every deadline passed: nothing left open, held or counted.
+			for _ in 0..60 {
+				next_block();
+			}
+			assert!(Tasks::<Test>::iter().all(|(_, t)| !t.status.is_open()), "seed {seed}");
+			for who in requesters {
+				assert_eq!(escrow(who), 0, "seed {seed}: escrow of {who}");
+			}
+			for who in &miners {
+				assert_eq!(active_tasks(*who), 0, "seed {seed}: capacity of {who}");
+			}
+			assert!(MinerTasks::<Test>::iter().next().is_none());
+			assert_eq!(Balances::total_issuance(), issuance);
+			let mut paid: BTreeMap<u64, u64> = BTreeMap::new();
+			let mut slashed_by: BTreeMap<u64, u64> = BTreeMap::new();
+			for event in events() {
+				match event {
+					Event::MinerPaid { expert, amount, .. } => {
+						*paid.entry(expert).or_default() += amount
+					}
+					Event::MinerSlashed { expert, amount, .. } => {
+						*slashed_by.entry(expert).or_default() += amount
+					}
+					Event::DisputeSettled { outcome, .. } => {
+						let name = match outcome {
+							DisputeOutcome::GeneratorLost => "generator lost",
+							DisputeOutcome::VerifierLost => "verifier lost",
+							DisputeOutcome::BothAgreed => "both agreed",
+							DisputeOutcome::Unsettled => "unsettled",
+						};
+						*outcomes.entry(name).or_default() += 1;
+					}
+					Event::TaskCompleted { .. } => *outcomes.entry("completed").or_default() += 1,
+					_ => {}
+				}
+			}
+			for who in slashed_by.keys() {
+				assert!(liars.contains(who), "seed {seed}: honest miner {who} slashed");
+			}
+			let mut charged: BTreeMap<u64, u64> = BTreeMap::new();
+			let (mut community_fees, mut miners_from_escrow) = (0u64, 0u64);
+			for (_, info) in Tasks::<Test>::iter() {
+				if let Some(s) = info.settlement {
+					assert_eq!(s.fee, s.miners + s.community, "fee is miners plus community");
+					assert_eq!(s.fee + s.refunded, info.escrow, "escrow fully accounted");
+					community_fees += s.community;
+					miners_from_escrow += s.miners;
+					*charged.entry(info.requester).or_default() += s.fee;
+				}
+			}
+			let slashed: u64 = slashed_by.values().sum();
+			let from_slash = paid.values().sum::<u64>() - miners_from_escrow;
+			for (who, before) in start {
+				let expected = if requesters.contains(&who) {
+					before - charged.get(&who).copied().unwrap_or(0)
+				} else if who == COMMUNITY {
+					before + community_fees + slashed - from_slash
+				} else {
+					before + paid.get(&who).copied().unwrap_or(0)
+						- slashed_by.get(&who).copied().unwrap_or(0)
+				};
+				assert_eq!(total(who), expected, "seed {seed}: account {who}");
+			}
+		});
+	}
+	println!("prefill sequences ended: {outcomes:?}");
+	for end in ["completed", "generator lost", "verifier lost"] {
+		assert!(outcomes.get(end).copied().unwrap_or(0) > 0, "never {end}: {outcomes:?}");
+	}
+}
+
+#[test]
+fn a_referee_matching_neither_side_is_outvoted_once_a_later_round_settles() {
+	run(|| {
+		let task = prefill_task();
+		play_sides(task, |s| if s.role == Role::Generator && s.chunk == 1 { 900 } else { 0 }, true);
+		// Round 1's chunk-1 referee reveals garbage of its own.
+		let first = role_slots(task, Role::Referee);
+		for slot in first.iter() {
+			assert_ok!(prefill_commit(task, slot, if slot.chunk == 1 { 1300 } else { 0 }, true));
+		}
+		for slot in first.iter() {
+			assert_ok!(prefill_reveal(task, slot, if slot.chunk == 1 { 1300 } else { 0 }, true));
+		}
+		assert!(events().contains(&Event::RefereeRoundFailed { task, round: 1 }));
+		let liar = first[1].expert;
+		assert!(!reports().contains(&(liar, TaskOutcome::Outvoted)));
+		play_referees(task, true);
+		assert!(events().contains(&Event::DisputeSettled {
+			task,
+			chunk: 1,
+			outcome: DisputeOutcome::GeneratorLost
+		}));
+		assert!(reports().contains(&(liar, TaskOutcome::Outvoted)));
+		assert!(!reports().contains(&(first[0].expert, TaskOutcome::Outvoted)));
+		assert_eq!(slashed(liar), 0);
+		assert_eq!(paid_to(liar), 0);
 	});
 }

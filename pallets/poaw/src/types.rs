@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
-use dllm_primitives::market::{ChunkIndex, Domain, ModelId};
+use dllm_primitives::market::{ChunkIndex, Domain, ModelId, NumericFormat};
 use polkadot_sdk::{
 	sp_core::H256,
 	sp_runtime::{
@@ -41,6 +41,106 @@ pub struct SamplingParams {
 	pub seed: u64,
 }
 
+/// How the work of a task is checked.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+	Default,
+	serde::Serialize,
+	serde::Deserialize,
+)]
+pub enum VerificationMode {
+	/// `redundancy` pipelines generate on their own and the output a majority of them
+	/// revealed bit for bit wins; a split goes to the admin (the first protocol, which the
+	/// miners' worker plays until it takes the prefill roles).
+	Redundant,
+	/// One pipeline generates, a disjoint one verifies by teacher-forced prefill, the
+	/// chain compares their fingerprints under the model's tolerance and referees settle
+	/// a disagreement at the first chunk where it appears (docs/protocol.md).
+	#[default]
+	Prefill,
+}
+
+/// What a slot's miner does in a task checked by prefill.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub enum Role {
+	/// Generates (every slot of a redundant task generates).
+	Generator,
+	/// Recomputes the generator's work by prefill over prompt and generated tokens.
+	Verifier,
+	/// Recomputes the disputed chunk (and the chunks before it) by prefill.
+	Referee,
+}
+
+/// The disagreement a task checked by prefill is being settled on.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub struct Dispute {
+	/// The first chunk whose fingerprints disagree (the last chunk for a sampling
+	/// dispute).
+	pub chunk: ChunkIndex,
+	/// Whether every fingerprint agreed and the verifier rejected the sampling.
+	pub sampling: bool,
+	/// Referee rounds opened so far (the current one included).
+	pub rounds: u8,
+}
+
+/// How a dispute ended.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub enum DisputeOutcome {
+	/// The referee agreed with the verifier: the generator's miner of the disputed chunk
+	/// is slashed, the requester refunded in full.
+	GeneratorLost,
+	/// The referee agreed with the generator: the verifier's miner of the disputed
+	/// chunk is slashed, the task completes.
+	VerifierLost,
+	/// The referee agreed with both sides (a disagreement at the tolerance's edge): the
+	/// task completes, nobody is slashed.
+	BothAgreed,
+	/// No referee round was conclusive: refunded, nobody slashed.
+	Unsettled,
+}
+
 /// Where a task stands.
 #[derive(
 	Clone,
@@ -57,10 +157,19 @@ pub struct SamplingParams {
 pub enum TaskStatus {
 	/// Escrowed, waiting for the auction (no miners free yet).
 	Queued,
-	/// Pipelines assigned; miners compute and commit.
+	/// Pipelines assigned; miners compute and commit (with prefill verification: the
+	/// generator's miners generate and commit, the last one publishing the output).
 	Assigned,
+	/// Prefill verification: the generator committed; the verifier's miners recompute
+	/// its work by prefill and commit.
+	Verifying,
 	/// Every live slot committed; miners reveal.
 	Committed,
+	/// Prefill verification: the sides disagree; the current referee round's miners
+	/// recompute the disputed chunk and commit.
+	Refereeing,
+	/// The current referee round committed; its miners reveal.
+	Judging,
 	/// A majority of pipelines agreed; paid out.
 	Completed,
 	/// Pipelines disagree; escrow and evidence kept until resolved.
@@ -72,7 +181,24 @@ pub enum TaskStatus {
 impl TaskStatus {
 	/// Whether the task still holds its escrow.
 	pub fn is_open(self) -> bool {
-		matches!(self, Self::Queued | Self::Assigned | Self::Committed | Self::Disputed)
+		matches!(
+			self,
+			Self::Queued
+				| Self::Assigned
+				| Self::Verifying
+				| Self::Committed
+				| Self::Refereeing
+				| Self::Judging
+				| Self::Disputed
+		)
+	}
+
+	/// Whether miners have duties in the task now (commit or reveal).
+	pub fn has_duties(self) -> bool {
+		matches!(
+			self,
+			Self::Assigned | Self::Verifying | Self::Committed | Self::Refereeing | Self::Judging
+		)
 	}
 }
 
@@ -120,6 +246,10 @@ pub struct Slot<AccountId, Balance, BlockNumber> {
 	pub chunk: ChunkIndex,
 	/// The miner.
 	pub expert: AccountId,
+	/// What it does.
+	pub role: Role,
+	/// The format it declared it computes the chunk in.
+	pub format: NumericFormat,
 	/// Its threshold price per token per layer.
 	pub threshold: Balance,
 	/// When it was assigned (measures its throughput).
@@ -180,6 +310,10 @@ pub struct TaskInfo<AccountId, Balance, BlockNumber> {
 	pub pipelines: u8,
 	/// Replacements made so far.
 	pub reassignments: u32,
+	/// How the work is checked (the pallet's mode when the task was submitted).
+	pub mode: VerificationMode,
+	/// The disagreement being settled, with prefill verification.
+	pub dispute: Option<Dispute>,
 	/// Tie-break seed. At submission: the block before the one that included the task
 	/// and the signed task itself, so the including author cannot steer it; at
 	/// assignment that seed is hashed with the assigning block's parent, which the
@@ -203,6 +337,14 @@ pub enum RevealedOutput {
 		tokens: Vec<u32>,
 		/// Generated text, UTF-8.
 		text: Vec<u8>,
+	},
+	/// The sampling verdict of a verifier's or referee's last chunk: whether every
+	/// generated token is one the seeded sampler could have drawn from its logits and the
+	/// stop is consistent. What it committed to is [`verdict_hash`] of the output's hash
+	/// and the verdict.
+	Verdict {
+		/// Accepted or not.
+		accepted: bool,
 	},
 }
 
@@ -253,6 +395,10 @@ pub struct MinerAssignment<AccountId, Balance, BlockNumber> {
 	pub state: SlotState,
 	/// End of the current stage.
 	pub deadline: BlockNumber,
+	/// How the task's work is checked.
+	pub mode: VerificationMode,
+	/// What the slot's miner does.
+	pub role: Role,
 	/// The pipeline's miners in chunk order.
 	pub pipeline_experts: Vec<AccountId>,
 	/// The prompt (the first chunk tokenizes it).
@@ -278,6 +424,9 @@ pub struct FeeQuote<Balance> {
 	pub tokens: u32,
 	/// Layers of the model.
 	pub layers: u32,
+	/// How the work will be checked: with prefill verification `redundancy` is 1 and
+	/// the verifier's prefill adds `PrefillShare` of the generation work.
+	pub mode: VerificationMode,
 }
 
 /// Why no quote can be given.
@@ -305,6 +454,12 @@ pub fn prompt_token_bound(bytes: u32) -> u32 {
 /// The hash a pipeline's miners attest as its output.
 pub fn output_hash(prompt_tokens: u32, tokens: &[u32], text: &[u8]) -> H256 {
 	BlakeTwo256::hash_of(&(prompt_tokens, tokens, text))
+}
+
+/// What a verifier's or referee's last chunk commits to as its "output": the hash of the
+/// output it checked and its sampling verdict.
+pub fn verdict_hash(output_hash: H256, accepted: bool) -> H256 {
+	BlakeTwo256::hash_of(&(b"dllm-verdict", output_hash, accepted))
 }
 
 /// What a miner commits to: its slot, the hash of its chunk's activation fingerprint,

@@ -23,6 +23,8 @@ impl<T: Config> Pallet<T> {
 					chunk: slot.chunk,
 					chunks,
 					state: slot.state,
+					mode: info.mode,
+					role: slot.role,
 					deadline: info.deadline,
 					pipeline_experts: slots
 						.iter()
@@ -77,7 +79,16 @@ impl<T: Config> TaskLedger<T::AccountId> for Pallet<T> {
 		let outputs = Self::pipeline_outputs(&slots, info.pipelines);
 		let mut miners: Vec<T::AccountId> = Vec::new();
 		for slot in slots.iter() {
-			let agreed = outputs.get(slot.pipeline as usize).copied().flatten() == Some(accepted);
+			// Redundant: the agreeing pipelines. Prefill: the generator, whose work the
+			// requester rates (verifiers and referees checked it).
+			let agreed = match info.mode {
+				VerificationMode::Redundant => {
+					outputs.get(slot.pipeline as usize).copied().flatten() == Some(accepted)
+				}
+				VerificationMode::Prefill => {
+					slot.role == Role::Generator && slot.state == SlotState::Revealed(accepted)
+				}
+			};
 			if agreed && !miners.contains(&slot.expert) {
 				miners.push(slot.expert.clone());
 			}

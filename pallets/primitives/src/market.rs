@@ -69,6 +69,12 @@ pub trait ModelRegistry {
 	fn limits(model: ModelId) -> Option<ModelLimits>;
 	/// Whether miners may compute the model's chunks in `format`.
 	fn accepts_format(model: ModelId, format: NumericFormat) -> bool;
+	/// The fingerprint parameters and tolerances under which work computed in `format`
+	/// (or a tighter format) is compared, if the model accepts `format`.
+	fn verification(
+		model: ModelId,
+		format: NumericFormat,
+	) -> Option<dllm_fingerprint::VerificationParams>;
 	/// Something (a served chunk, a task) starts referring to the model; a retired model
 	/// cannot be referred to.
 	fn acquire(model: ModelId) -> DispatchResult;
@@ -144,6 +150,8 @@ pub struct ChunkOffer<AccountId, Balance> {
 	pub free_capacity: u32,
 	/// Its bond plus the stake delegated to it.
 	pub stake: Balance,
+	/// The format it declared it computes the chunk in.
+	pub format: NumericFormat,
 }
 
 /// The expert registry, as the task pallet uses it.
@@ -156,6 +164,9 @@ pub trait ExpertRegistry<AccountId, Balance> {
 	/// Takes `fraction` of the expert's bond and of each delegation to the community
 	/// fund; returns the amount taken.
 	fn slash(expert: &AccountId, fraction: Perbill) -> Balance;
+	/// As [`Self::slash`], but the amount goes to `beneficiary` (which then pays those who
+	/// settled the dispute, and the community fund the rest).
+	fn slash_to(expert: &AccountId, fraction: Perbill, beneficiary: &AccountId) -> Balance;
 	/// The expert takes one more task; fails when it is at capacity or not registered.
 	fn note_assigned(expert: &AccountId) -> DispatchResult;
 	/// The expert finished (or lost) a task it had taken.

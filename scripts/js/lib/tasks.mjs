@@ -4,7 +4,7 @@
 // calls via `api.tx.poaw`, storage via `api.query.poaw`.
 
 import { blake2AsU8a } from '@polkadot/util-crypto';
-import { u8aConcat, u8aToHex } from '@polkadot/util';
+import { stringToU8a, u8aConcat, u8aToHex } from '@polkadot/util';
 
 import { submit } from './experts.mjs';
 
@@ -37,6 +37,7 @@ export async function quote(api, model, prompt, maxTokens) {
     pricePerTokenLayer: q.pricePerTokenLayer.toBigInt(),
     tokens: q.tokens.toNumber(),
     layers: q.layers.toNumber(),
+    mode: q.mode.type,
   };
 }
 
@@ -75,6 +76,8 @@ export async function taskDetails(api, task) {
       pipeline: slot.pipeline.toNumber(),
       chunk: slot.chunk.toNumber(),
       expert: slot.expert.toString(),
+      role: slot.role.type,
+      format: slot.format.type,
       threshold: slot.threshold.toBigInt(),
       state: slot.state.type,
     })),
@@ -124,6 +127,8 @@ export async function assignments(api, address) {
     chunk: a.chunk.toNumber(),
     chunks: a.chunks.toNumber(),
     state: a.state.type,
+    mode: a.mode.type,
+    role: a.role.type,
     prompt: new TextDecoder().decode(a.prompt.toU8a(true)),
     maxTokens: a.maxTokens.toNumber(),
     threshold: a.threshold.toBigInt(),
@@ -157,16 +162,40 @@ function hex(bytes) {
   return typeof bytes === 'string' ? bytes : u8aToHex(Uint8Array.from(bytes));
 }
 
+/**
+ * What a verifier's or referee's last chunk commits to instead of the output hash:
+ * blake2-256 of SCALE (b"dllm-verdict" as 12 raw bytes, output hash, accepted bool).
+ */
+export function verdictHash(api, outputHashHex, accepted) {
+  const encoded = u8aConcat(
+    stringToU8a('dllm-verdict'),
+    api.createType('H256', outputHashHex).toU8a(),
+    Uint8Array.of(accepted ? 1 : 0),
+  );
+  return u8aToHex(blake2AsU8a(encoded, 256));
+}
+
 export function commit(api, signer, task, pipeline, chunk, hash) {
   return submit(api, api.tx.poaw.commit(task, pipeline, chunk, hash), signer);
 }
 
-/** Reveals a slot; `output` is { promptTokens, tokens, text } for the last chunk, else a hash. */
+/** The generator's last chunk (prefill verification): commits and publishes the output. */
+export function commitOutput(api, signer, task, pipeline, chunk, hash, output) {
+  const full = { Full: { promptTokens: output.promptTokens, tokens: output.tokens, text: output.text } };
+  return submit(api, api.tx.poaw.commitOutput(task, pipeline, chunk, hash, full), signer);
+}
+
+/**
+ * Reveals a slot; `output` is { promptTokens, tokens, text } for a redundant last chunk,
+ * { verdict: bool } for a verifier's or referee's last chunk, else the output hash.
+ */
 export function reveal(api, signer, slot, fingerprint, output, salt) {
   const claim =
     typeof output === 'string'
       ? { Hash: output }
-      : { Full: { promptTokens: output.promptTokens, tokens: output.tokens, text: output.text } };
+      : output.verdict !== undefined
+        ? { Verdict: { accepted: output.verdict } }
+        : { Full: { promptTokens: output.promptTokens, tokens: output.tokens, text: output.text } };
   const tx = api.tx.poaw.reveal(slot.task, slot.pipeline, slot.chunk, hex(fingerprint), claim, hex(salt));
   return submit(api, tx, signer);
 }

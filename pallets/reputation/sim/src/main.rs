@@ -59,7 +59,7 @@ fn simulate(args: &Args) -> Result<(), Box<dyn Error>> {
 	// Steady state: the last third of the rounds.
 	let from = (args.rounds as usize * 2) / 3;
 	println!(
-		"{} experts, {} tasks of redundancy 2 per round, {} rounds, {} seeds; steady state = rounds {}..{}",
+		"{} experts, {} tasks per round (a generator and a verifier, referees on disagreement), {} rounds, {} seeds; steady state = rounds {}..{}",
 		Scenario::standard(0.3, args.rounds).experts,
 		Scenario::standard(0.3, args.rounds).tasks_per_round,
 		args.rounds,

@@ -15,8 +15,11 @@ use std::collections::BTreeMap;
 pub const PARAMS: ScoreParams = ScoreParams::DLLM;
 /// Blocks per round: the runtime's rating round (10 minutes of 6-second blocks).
 pub const BLOCKS_PER_ROUND: u32 = 100;
-/// Pipelines per task: the runtime's default redundancy.
-const REDUNDANCY: usize = 2;
+/// Miners the auction picks per task: a generator and a verifier (prefill verification,
+/// the task pallet's `VerificationMode::Prefill`).
+const SIDES: usize = 2;
+/// Referee rounds of a dispute: the runtime's `MaxRefereeRounds`.
+const REFEREE_ROUNDS: usize = 2;
 
 /// What kind of expert someone is (hidden from the chain).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -169,11 +172,12 @@ fn population(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<Expert> {
 		.collect()
 }
 
-/// Picks up to `REDUNDANCY` experts among `candidates` for one task.
+/// Picks up to `count` experts among `candidates` for one task.
 fn select(
 	policy: Policy,
 	experts: &[Expert],
 	candidates: &[usize],
+	count: usize,
 	period: u32,
 	rng: &mut ChaCha8Rng,
 ) -> Vec<usize> {
@@ -185,7 +189,7 @@ fn select(
 	};
 	let bids: Vec<Bid<usize>> = match policy {
 		Policy::Random => {
-			return candidates.choose_multiple(rng, REDUNDANCY).copied().collect();
+			return candidates.choose_multiple(rng, count).copied().collect();
 		}
 		Policy::PriceOnly => {
 			candidates.iter().map(|&index| bid(index, NEUTRAL_QUALITY, rng)).collect()
@@ -198,48 +202,58 @@ fn select(
 			})
 			.collect(),
 	};
-	auction::run(&bids, REDUNDANCY, u128::MAX).into_iter().map(|award| award.expert).collect()
+	auction::run(&bids, count, u128::MAX).into_iter().map(|award| award.expert).collect()
 }
 
-/// How a task ended: each miner's outcome and the delivered answer, if any.
-fn conclude(answers: &[(usize, Option<Answer>)]) -> (Vec<(usize, TaskOutcome)>, Option<Answer>) {
+/// How a task checked by prefill ended, as the task pallet settles it: `generator` and
+/// `verifier` are the two sides' answers (`None`: silent), `referees` the answers of
+/// the referee rounds in order, drawn only while needed. Returns each miner's outcome
+/// and the delivered answer, if any.
+fn settle(
+	generator: (usize, Option<Answer>),
+	verifier: (usize, Option<Answer>),
+	mut referee: impl FnMut() -> Option<(usize, Option<Answer>)>,
+) -> (Vec<(usize, TaskOutcome)>, Option<Answer>) {
 	let mut outcomes = Vec::new();
-	let given: Vec<(usize, Answer)> = answers
-		.iter()
-		.filter_map(|(index, answer)| answer.map(|answer| (*index, answer)))
-		.collect();
-	for (index, answer) in answers {
-		if answer.is_none() {
-			outcomes.push((*index, TaskOutcome::MissedDeadline));
-		}
-	}
-	let delivered = match given.as_slice() {
-		[] => None,
-		[(index, answer)] => {
-			// One complete pipeline is a majority of the complete ones.
-			outcomes.push((*index, TaskOutcome::Verified));
-			Some(*answer)
-		}
-		[(first, a), (second, b)] if a == b => {
-			outcomes.push((*first, TaskOutcome::Verified));
-			outcomes.push((*second, TaskOutcome::Verified));
-			Some(*a)
-		}
-		split => {
-			// A dispute: the requester gets no answer in time; re-execution later finds
-			// the correct answer, if any, and every other answer is outvoted.
-			for (index, answer) in split {
-				let outcome = if *answer == Answer::Correct {
-					TaskOutcome::Verified
-				} else {
-					TaskOutcome::Outvoted
-				};
-				outcomes.push((*index, outcome));
+	let (g, v) = match (generator.1, verifier.1) {
+		(Some(g), Some(v)) => (g, v),
+		// A silent side: refunded; only the silent one is blamed.
+		(g, v) => {
+			for (index, answer) in [(generator.0, g), (verifier.0, v)] {
+				if answer.is_none() {
+					outcomes.push((index, TaskOutcome::MissedDeadline));
+				}
 			}
-			None
+			return (outcomes, None);
 		}
 	};
-	(outcomes, delivered)
+	if g == v {
+		outcomes.push((generator.0, TaskOutcome::Verified));
+		outcomes.push((verifier.0, TaskOutcome::Verified));
+		return (outcomes, Some(g));
+	}
+	// Referees that matched neither side: reported outvoted once a later round settles.
+	let mut failed = Vec::new();
+	for _ in 0..REFEREE_ROUNDS {
+		let Some((index, answer)) = referee() else { break };
+		match answer {
+			None => outcomes.push((index, TaskOutcome::MissedDeadline)),
+			Some(r) if r == g || r == v => {
+				// r == g: the verifier lost, the generator's answer is delivered; else the
+				// generator lost: refunded, nothing delivered.
+				let (won, lost) =
+					if r == g { (generator.0, verifier.0) } else { (verifier.0, generator.0) };
+				outcomes.push((won, TaskOutcome::Verified));
+				outcomes.push((lost, TaskOutcome::Outvoted));
+				outcomes.push((index, TaskOutcome::Verified));
+				outcomes.extend(failed.iter().map(|f| (*f, TaskOutcome::Outvoted)));
+				return (outcomes, (r == g).then_some(g));
+			}
+			// Matches neither side: the round fails, unpaid.
+			Some(_) => failed.push(index),
+		}
+	}
+	(outcomes, None)
 }
 
 /// Runs one policy through the scenario; returns each round's measurements.
@@ -267,30 +281,44 @@ pub fn run(scenario: &Scenario, policy: Policy, seed: u64) -> Vec<RoundStats> {
 		for _ in 0..scenario.tasks_per_round {
 			let candidates: Vec<usize> =
 				(0..experts.len()).filter(|&i| load[i] < scenario.capacity).collect();
-			let chosen = select(policy, &experts, &candidates, period, &mut rng);
-			let answers: Vec<(usize, Option<Answer>)> = chosen
-				.iter()
-				.map(|&index| {
-					let expert = &experts[index];
-					load[index] += 1;
-					slots += 1;
-					bad_slots += usize::from(expert.kind.is_bad());
-					colluder_slots += usize::from(expert.kind == Kind::Colluder);
-					if rng.gen_bool(expert.miss) {
-						return (index, None);
-					}
-					let answer = if rng.gen_bool(expert.quality) {
-						Answer::Correct
-					} else if expert.kind == Kind::Colluder {
-						Answer::Colluded
-					} else {
-						wrong_answers += 1;
-						Answer::Wrong(wrong_answers)
+			let chosen = select(policy, &experts, &candidates, SIDES, period, &mut rng);
+			let mut work = |index: usize, load: &mut [u32], rng: &mut ChaCha8Rng| {
+				let expert = &experts[index];
+				load[index] += 1;
+				slots += 1;
+				bad_slots += usize::from(expert.kind.is_bad());
+				colluder_slots += usize::from(expert.kind == Kind::Colluder);
+				if rng.gen_bool(expert.miss) {
+					return (index, None);
+				}
+				let answer = if rng.gen_bool(expert.quality) {
+					Answer::Correct
+				} else if expert.kind == Kind::Colluder {
+					Answer::Colluded
+				} else {
+					wrong_answers += 1;
+					Answer::Wrong(wrong_answers)
+				};
+				(index, Some(answer))
+			};
+			let (outcomes, answer) = match chosen.as_slice() {
+				[g, v] => {
+					let generator = work(*g, &mut load, &mut rng);
+					let verifier = work(*v, &mut load, &mut rng);
+					let mut taken = vec![*g, *v];
+					let mut referee = || {
+						let free: Vec<usize> = (0..experts.len())
+							.filter(|i| load[*i] < scenario.capacity && !taken.contains(i))
+							.collect();
+						let pick = *select(policy, &experts, &free, 1, period, &mut rng).first()?;
+						taken.push(pick);
+						Some(work(pick, &mut load, &mut rng))
 					};
-					(index, Some(answer))
-				})
-				.collect();
-			let (outcomes, answer) = conclude(&answers);
+					settle(generator, verifier, &mut referee)
+				}
+				// Fewer than two miners free: the task waits and expires unanswered.
+				_ => (Vec::new(), None),
+			};
 			for (index, outcome) in outcomes.iter() {
 				let record = &mut experts[*index].record;
 				*record = record.updated(period, &PARAMS, PARAMS.outcome_evidence(*outcome));
@@ -406,19 +434,56 @@ mod tests {
 	use super::*;
 
 	#[test]
-	fn disputes_reward_the_correct_answer_and_agreement_delivers() {
-		let (outcomes, answer) =
-			conclude(&[(0, Some(Answer::Correct)), (1, Some(Answer::Wrong(1)))]);
-		assert_eq!(answer, None, "a disputed task answers nobody in time");
-		assert_eq!(outcomes, vec![(0, TaskOutcome::Verified), (1, TaskOutcome::Outvoted)]);
-		let (outcomes, answer) =
-			conclude(&[(0, Some(Answer::Colluded)), (1, Some(Answer::Colluded))]);
-		assert_eq!(answer, Some(Answer::Colluded));
-		assert_eq!(outcomes, vec![(0, TaskOutcome::Verified), (1, TaskOutcome::Verified)]);
-		let (outcomes, answer) = conclude(&[(0, None), (1, Some(Answer::Wrong(3)))]);
-		assert_eq!(answer, Some(Answer::Wrong(3)));
-		assert_eq!(outcomes, vec![(0, TaskOutcome::MissedDeadline), (1, TaskOutcome::Verified)]);
-		assert_eq!(conclude(&[(0, None)]).1, None);
+	fn referees_settle_disagreements_as_the_task_pallet_does() {
+		use Answer::*;
+		let none = || None;
+		// Agreement delivers, also when two colluders agree on their wrong answer.
+		assert_eq!(
+			settle((0, Some(Correct)), (1, Some(Correct)), none),
+			(vec![(0, TaskOutcome::Verified), (1, TaskOutcome::Verified)], Some(Correct))
+		);
+		assert_eq!(settle((0, Some(Colluded)), (1, Some(Colluded)), none).1, Some(Colluded));
+		// A silent side refunds; only it is blamed.
+		assert_eq!(
+			settle((0, None), (1, Some(Correct)), none),
+			(vec![(0, TaskOutcome::MissedDeadline)], None)
+		);
+		// A lying generator loses to the referee: nothing delivered.
+		let mut referees = vec![(2, Some(Correct))].into_iter();
+		assert_eq!(
+			settle((0, Some(Wrong(1))), (1, Some(Correct)), || referees.next()),
+			(
+				vec![
+					(1, TaskOutcome::Verified),
+					(0, TaskOutcome::Outvoted),
+					(2, TaskOutcome::Verified)
+				],
+				None
+			)
+		);
+		// A lying verifier loses: the generator's answer is delivered.
+		let mut referees = vec![(2, Some(Correct))].into_iter();
+		assert_eq!(
+			settle((0, Some(Correct)), (1, Some(Wrong(1))), || referees.next()).1,
+			Some(Correct)
+		);
+		// One matching neither side, then one settling: the first is outvoted.
+		let mut referees = vec![(2, Some(Wrong(9))), (3, Some(Correct))].into_iter();
+		assert_eq!(
+			settle((0, Some(Correct)), (1, Some(Wrong(1))), || referees.next()).0,
+			vec![
+				(0, TaskOutcome::Verified),
+				(1, TaskOutcome::Outvoted),
+				(3, TaskOutcome::Verified),
+				(2, TaskOutcome::Outvoted)
+			]
+		);
+		// A silent referee, then one matching neither side: unsettled, nothing delivered.
+		let mut referees = vec![(2, None), (3, Some(Wrong(9)))].into_iter();
+		assert_eq!(
+			settle((0, Some(Correct)), (1, Some(Wrong(1))), || referees.next()),
+			(vec![(2, TaskOutcome::MissedDeadline)], None)
+		);
 	}
 
 	#[test]
