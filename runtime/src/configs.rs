@@ -251,6 +251,8 @@ parameter_types! {
 	/// A verifier's or referee's prefill is paid a fifth of generating the same tokens
 	/// (docs/protocol.md: one batched pass instead of one pass per token).
 	pub const PrefillShare: Perbill = Perbill::from_percent(20);
+	/// Deadlines and auctions use at most a fifth of the block (400 ms).
+	pub PoawHooksWeight: Weight = Perbill::from_percent(20) * RuntimeBlockWeights::get().max_block;
 }
 
 impl pallet_poaw::Config for Runtime {
@@ -287,10 +289,11 @@ impl pallet_poaw::Config for Runtime {
 	type MaxQueuedPerRequester = ConstU32<8>;
 	type QueueExpiryFee = QueueExpiryFee;
 	type MaxAssignmentsPerBlock = ConstU32<8>;
-	// 10 stage ends per block: each may compare a prefill task's fingerprints and assign a
-	// referee round (29 ms at the bounds); with 8 auctions they fit beside a full block of
-	// transactions (the runtime test of the heaviest block's hooks checks it).
 	type MaxTimeoutsPerBlock = ConstU32<10>;
+	// Deadlines and auctions are charged their own worst case and stop at a fifth of the
+	// block; with the reputation rounds that fits beside a full block of transactions
+	// (the runtime test of the heaviest block's hooks checks it).
+	type HooksWeight = PoawHooksWeight;
 	type DisputeSlash = DisputeSlash;
 	type PrefillShare = PrefillShare;
 	type MaxRefereeRounds = ConstU8<2>;

@@ -375,9 +375,10 @@ impl<T: Config> Pallet<T> {
 		Some(award)
 	}
 
-	/// Runs the auction for up to `MaxAssignmentsPerBlock` queued tasks, oldest
-	/// first; a task without enough miners goes to the back of the queue.
-	pub(crate) fn assign_queued(now: BlockNumberFor<T>) -> Weight {
+	/// Runs the auction for up to `MaxAssignmentsPerBlock` queued tasks, oldest first,
+	/// as many as `budget` holds (each charged its worst case for its model before it
+	/// runs); a task without enough miners goes to the back of the queue.
+	pub(crate) fn assign_queued(now: BlockNumberFor<T>, budget: Weight) -> Weight {
 		let mut queue = Queue::<T>::get();
 		if queue.is_empty() {
 			return T::DbWeight::get().reads(1);
@@ -386,14 +387,23 @@ impl<T: Config> Pallet<T> {
 		let rounds = T::MaxAssignmentsPerBlock::get().min(queue.len() as u32);
 		let mut waiting = Vec::new();
 		for _ in 0..rounds {
-			if queue.is_empty() {
+			let Some(task) = queue.first().copied() else { break };
+			let Some(mut info) = Tasks::<T>::get(task) else {
+				queue.remove(0);
+				weight.saturating_accrue(T::DbWeight::get().reads(1));
+				continue;
+			};
+			// Submission refused models with more chunks than `MaxSlots`; the cap keeps
+			// the head of the queue within `heaviest_auction` whatever happens.
+			let chunks = T::Models::chunk_count(info.model).unwrap_or(0).min(T::MaxSlots::get());
+			let cost = T::DbWeight::get()
+				.reads(2)
+				.saturating_add(T::WeightInfo::assign_task(chunks, T::MaxOffersPerChunk::get()));
+			if weight.saturating_add(cost).any_gt(budget) {
 				break;
 			}
-			let task = queue.remove(0);
-			let Some(mut info) = Tasks::<T>::get(task) else { continue };
-			let chunks = T::Models::chunk_count(info.model).unwrap_or(0);
-			weight
-				.saturating_accrue(T::WeightInfo::assign_task(chunks, T::MaxOffersPerChunk::get()));
+			weight.saturating_accrue(cost);
+			queue.remove(0);
 			match Self::try_assign(task, &mut info, now) {
 				Ok(true) => {
 					Self::left_queue(&info.requester);
@@ -412,6 +422,15 @@ impl<T: Config> Pallet<T> {
 		}
 		Queue::<T>::put(queue);
 		weight
+	}
+
+	/// The heaviest auction: the largest model a task can use (as many chunks as the
+	/// slots of one pipeline pair allow) at the most offers per chunk.
+	pub(crate) fn heaviest_auction() -> Weight {
+		T::DbWeight::get().reads(3).saturating_add(T::WeightInfo::assign_task(
+			T::MaxSlots::get(),
+			T::MaxOffersPerChunk::get(),
+		))
 	}
 
 	/// One of `requester`'s tasks left the queue.

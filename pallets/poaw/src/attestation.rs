@@ -39,15 +39,8 @@ impl<T: Config> Pallet<T> {
 			&& chunk.saturating_add(1) == chunks;
 		let published = match (publishes, output) {
 			(true, Some(RevealedOutput::Full { prompt_tokens, tokens, text })) => {
-				ensure!(tokens.len() as u32 <= info.max_tokens, Error::<T>::TooManyTokens);
 				ensure!(!tokens.is_empty(), Error::<T>::OutputRequired);
-				let hash = output_hash(prompt_tokens, &tokens, &text);
-				let output = TaskOutput::<T> {
-					prompt_tokens,
-					tokens: tokens.try_into().map_err(|_| Error::<T>::TooManyTokens)?,
-					text: text.try_into().map_err(|_| Error::<T>::OutputTooLong)?,
-				};
-				Some((hash, output))
+				Some(Self::bounded_output(&info, prompt_tokens, tokens, text)?)
 			}
 			(true, _) => return Err(Error::<T>::OutputRequired.into()),
 			(false, Some(_)) => return Err(Error::<T>::NotTheOutputSlot.into()),
@@ -71,6 +64,24 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// `reveal`.
+	/// A claimed output checked against the task's token bound and stored bounds, with
+	/// the hash the miners commit to.
+	fn bounded_output(
+		info: &TaskOf<T>,
+		prompt_tokens: u32,
+		tokens: Vec<u32>,
+		text: Vec<u8>,
+	) -> Result<(H256, TaskOutput<T>), DispatchError> {
+		ensure!(tokens.len() as u32 <= info.max_tokens, Error::<T>::TooManyTokens);
+		let hash = output_hash(prompt_tokens, &tokens, &text);
+		let output = TaskOutput::<T> {
+			prompt_tokens,
+			tokens: tokens.try_into().map_err(|_| Error::<T>::TooManyTokens)?,
+			text: text.try_into().map_err(|_| Error::<T>::OutputTooLong)?,
+		};
+		Ok((hash, output))
+	}
+
 	pub(crate) fn do_reveal(
 		who: &T::AccountId,
 		task: TaskId,
@@ -111,13 +122,8 @@ impl<T: Config> Pallet<T> {
 				true,
 				RevealedOutput::Full { prompt_tokens, tokens, text },
 			) => {
-				ensure!(tokens.len() as u32 <= info.max_tokens, Error::<T>::TooManyTokens);
-				let hash = output_hash(prompt_tokens, &tokens, &text);
-				full = Some(TaskOutput::<T> {
-					prompt_tokens,
-					tokens: tokens.try_into().map_err(|_| Error::<T>::TooManyTokens)?,
-					text: text.try_into().map_err(|_| Error::<T>::OutputTooLong)?,
-				});
+				let (hash, bounded) = Self::bounded_output(&info, prompt_tokens, tokens, text)?;
+				full = Some(bounded);
 				hash
 			}
 			(VerificationMode::Redundant, _, true, _) => {

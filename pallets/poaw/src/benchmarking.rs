@@ -423,9 +423,12 @@ mod benchmarks {
 		let model = market::<T>(1, 1);
 		let task = submitted::<T>(model, T::MaxPromptBytes::get());
 		let now = System::<T>::block_number();
+		// `handle_timeouts` reads these two and charges the reads on its own.
+		let info = Tasks::<T>::get(task).expect("task exists");
+		let slots = Slots::<T>::get(task);
 		#[block]
 		{
-			Pallet::<T>::handle_timeout(task, now);
+			Pallet::<T>::handle_timeout(task, info, slots, now);
 		}
 		assert_eq!(Tasks::<T>::get(task).map(|t| t.status), Some(TaskStatus::Expired));
 	}
@@ -435,9 +438,12 @@ mod benchmarks {
 	fn end_commit_stage(s: Linear<1, { T::MaxSlots::get().min(MAX_CHUNKS) }>) {
 		let task = assigned_task::<T>(s, 1);
 		let now = System::<T>::block_number();
+		// `handle_timeouts` reads these two and charges the reads on its own.
+		let info = Tasks::<T>::get(task).expect("task exists");
+		let slots = Slots::<T>::get(task);
 		#[block]
 		{
-			Pallet::<T>::handle_timeout(task, now);
+			Pallet::<T>::handle_timeout(task, info, slots, now);
 		}
 	}
 
@@ -455,9 +461,12 @@ mod benchmarks {
 			reveal_slot::<T>(task, slot, chunks, &fp, &out).expect("reveal works");
 		}
 		let now = System::<T>::block_number();
+		// `handle_timeouts` reads these two and charges the reads on its own.
+		let info = Tasks::<T>::get(task).expect("task exists");
+		let slots = Slots::<T>::get(task);
 		#[block]
 		{
-			Pallet::<T>::handle_timeout(task, now);
+			Pallet::<T>::handle_timeout(task, info, slots, now);
 		}
 		assert_eq!(Tasks::<T>::get(task).map(|t| t.status), Some(TaskStatus::Completed));
 	}

@@ -12,56 +12,92 @@ impl<T: Config> Pallet<T> {
 		Timeouts::<T>::insert(deadline, task, ());
 	}
 
-	/// Handles the deadlines due by `now`, at most `MaxTimeoutsPerBlock` of them.
-	pub(crate) fn handle_timeouts(now: BlockNumberFor<T>) -> Weight {
+	/// Handles the deadlines due by `now`, at most `MaxTimeoutsPerBlock` of them and as
+	/// many as `budget` holds, each charged its own worst case before it runs; the rest
+	/// stay queued for the next block.
+	pub(crate) fn handle_timeouts(now: BlockNumberFor<T>, budget: Weight) -> Weight {
 		let mut weight = T::WeightInfo::hooks_base();
-		let mut budget = T::MaxTimeoutsPerBlock::get();
+		let mut count = T::MaxTimeoutsPerBlock::get();
 		let mut cursor = TimeoutCursor::<T>::get();
-		while cursor <= now && budget > 0 {
+		'blocks: while cursor <= now && count > 0 {
 			let due: Vec<TaskId> =
-				Timeouts::<T>::iter_key_prefix(cursor).take(budget as usize).collect();
+				Timeouts::<T>::iter_key_prefix(cursor).take(count as usize).collect();
 			if due.is_empty() {
 				cursor.saturating_inc();
 				weight.saturating_accrue(T::DbWeight::get().reads(1));
 				continue;
 			}
 			for task in due {
-				budget.saturating_dec();
+				let info = Tasks::<T>::get(task);
+				let slots = Slots::<T>::get(task);
+				let cost = T::DbWeight::get()
+					.reads(2)
+					.saturating_add(Self::deadline_weight(info.as_ref(), slots.len() as u32));
+				if weight.saturating_add(cost).any_gt(budget) {
+					break 'blocks;
+				}
+				weight.saturating_accrue(cost);
+				count.saturating_dec();
 				Timeouts::<T>::remove(cursor, task);
-				weight.saturating_accrue(Self::handle_timeout(task, now));
+				if let Some(info) = info {
+					Self::handle_timeout(task, info, slots, now);
+				}
 			}
 		}
 		TimeoutCursor::<T>::put(cursor);
 		weight
 	}
 
-	/// A task's stage ended without everyone acting.
-	pub(crate) fn handle_timeout(task: TaskId, now: BlockNumberFor<T>) -> Weight {
-		let Some(mut info) = Tasks::<T>::get(task) else {
-			return T::DbWeight::get().reads(1);
+	/// The worst case of handling the deadline of a task in `info`'s state with `slots`
+	/// slots (the two reads of task and slots not included).
+	pub(crate) fn deadline_weight(info: Option<&TaskOf<T>>, slots: u32) -> Weight {
+		let Some(info) = info else { return Weight::zero() };
+		let judgement = match info.mode {
+			VerificationMode::Prefill => Self::judgement_weight(slots),
+			VerificationMode::Redundant => Weight::zero(),
 		};
-		let slots = Slots::<T>::get(task);
-		let count = slots.len() as u32;
+		match info.status {
+			TaskStatus::Queued => T::WeightInfo::expire_queued(),
+			TaskStatus::Assigned | TaskStatus::Verifying => T::WeightInfo::end_commit_stage(slots),
+			TaskStatus::Committed | TaskStatus::Judging | TaskStatus::Refereeing => {
+				T::WeightInfo::end_reveal_stage(slots).saturating_add(judgement)
+			}
+			_ => Weight::zero(),
+		}
+	}
+
+	/// The heaviest deadline any task can have: what a block's budget must hold.
+	pub(crate) fn heaviest_deadline() -> Weight {
+		let slots = T::MaxSlots::get();
+		T::DbWeight::get().reads(2).saturating_add(
+			T::WeightInfo::expire_queued().max(T::WeightInfo::end_commit_stage(slots)).max(
+				T::WeightInfo::end_reveal_stage(slots)
+					.saturating_add(Self::judgement_weight(slots)),
+			),
+		)
+	}
+
+	/// A task's stage ended without everyone acting.
+	pub(crate) fn handle_timeout(
+		task: TaskId,
+		mut info: TaskOf<T>,
+		slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
+		now: BlockNumberFor<T>,
+	) {
 		match info.status {
 			TaskStatus::Queued => {
 				Queue::<T>::mutate(|queue| queue.retain(|id| *id != task));
 				Self::left_queue(&info.requester);
 				Self::expire(task, info, &slots, T::QueueExpiryFee::get());
-				T::WeightInfo::expire_queued()
 			}
 			TaskStatus::Assigned | TaskStatus::Verifying => {
-				Self::end_commit_stage(task, &mut info, slots, now);
-				T::WeightInfo::end_commit_stage(count)
+				Self::end_commit_stage(task, &mut info, slots, now)
 			}
 			TaskStatus::Committed | TaskStatus::Judging => {
-				Self::end_reveal_stage(task, info, slots);
-				T::WeightInfo::end_reveal_stage(count).saturating_add(Self::judgement_weight(count))
+				Self::end_reveal_stage(task, info, slots)
 			}
-			TaskStatus::Refereeing => {
-				Self::end_referee_stage(task, info, slots);
-				T::WeightInfo::end_reveal_stage(count).saturating_add(Self::judgement_weight(count))
-			}
-			_ => T::DbWeight::get().reads(2),
+			TaskStatus::Refereeing => Self::end_referee_stage(task, info, slots),
+			_ => {}
 		}
 	}
 

@@ -218,6 +218,12 @@ pub mod pallet {
 		/// Most deadlines handled per block (later ones wait for the next block).
 		#[pallet::constant]
 		type MaxTimeoutsPerBlock: Get<u32>;
+		/// Most weight `on_initialize` spends per block on deadlines and auctions. Each
+		/// deadline and auction is charged its own worst case before it runs; what does
+		/// not fit waits for the next block. Deadlines leave room for one auction of the
+		/// largest model, so both always make progress.
+		#[pallet::constant]
+		type HooksWeight: Get<Weight>;
 		/// Share of bond and delegations slashed from a miner on the losing side of a
 		/// resolved dispute.
 		#[pallet::constant]
@@ -542,7 +548,10 @@ pub mod pallet {
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
-			Self::handle_timeouts(now).saturating_add(Self::assign_queued(now))
+			let budget = T::HooksWeight::get();
+			let for_deadlines = budget.saturating_sub(Self::heaviest_auction());
+			let deadlines = Self::handle_timeouts(now, for_deadlines);
+			deadlines.saturating_add(Self::assign_queued(now, budget.saturating_sub(deadlines)))
 		}
 
 		fn on_idle(now: BlockNumberFor<T>, remaining: Weight) -> Weight {
@@ -561,6 +570,15 @@ pub mod pallet {
 			assert!(T::DefaultRedundancy::get() <= T::MaxRedundancy::get());
 			assert!(!T::MinerShare::get().is_zero(), "miners must get a share");
 			assert!(T::MaxSlots::get() >= 1);
+			// One deadline and one auction at their worst fit in a block's budget, or a
+			// task could wait forever.
+			let progress = T::WeightInfo::hooks_base()
+				.saturating_add(Self::heaviest_deadline())
+				.saturating_add(Self::heaviest_auction());
+			assert!(
+				progress.all_lte(T::HooksWeight::get()),
+				"HooksWeight must hold the heaviest deadline and the heaviest auction"
+			);
 		}
 	}
 
@@ -725,8 +743,21 @@ pub mod pallet {
 			salt: [u8; 32],
 		) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
+			let fingerprint_len =
+				(fingerprint.len().min(T::MaxFingerprintBytes::get() as usize)) as u32;
 			Self::do_reveal(&who, task, pipeline, chunk, fingerprint, output, salt)?;
-			Ok(Pays::No.into())
+			// Charged up front for the largest task; refunded down to this task's slots
+			// (a referee round added during the reveal counts too).
+			let slots = Slots::<T>::decode_len(task).map_or(T::MaxSlots::get(), |n| n as u32);
+			let judgement = match Tasks::<T>::get(task).map(|info| info.mode) {
+				Some(VerificationMode::Prefill) => Self::judgement_weight(slots),
+				_ => Weight::zero(),
+			};
+			let actual = T::WeightInfo::reveal(slots, fingerprint_len).saturating_add(judgement);
+			Ok(polkadot_sdk::frame_support::dispatch::PostDispatchInfo {
+				actual_weight: Some(actual),
+				pays_fee: Pays::No,
+			})
 		}
 
 		/// Settles a disputed task: pays the complete pipelines that revealed `accepted`

@@ -5,7 +5,7 @@
 use crate as pallet_poaw;
 use dllm_primitives::market::{Domain, ExpertQuality, TaskOutcome};
 use polkadot_sdk::{
-	frame_support::{derive_impl, parameter_types, PalletId},
+	frame_support::{derive_impl, parameter_types, weights::Weight, PalletId},
 	frame_system::{self, EnsureRoot},
 	pallet_balances,
 	sp_core::H256,
@@ -208,6 +208,8 @@ parameter_types! {
 	pub const DisputeSlash: Perbill = DISPUTE_SLASH;
 	pub const QueueExpiryFee: Perbill = QUEUE_EXPIRY_FEE;
 	pub const PrefillShare: Perbill = PREFILL_SHARE;
+	/// Unbounded unless a test lowers it (`HooksWeight::set`).
+	pub static HooksWeight: Weight = Weight::MAX;
 }
 
 impl pallet_poaw::Config for Test {
@@ -239,6 +241,7 @@ impl pallet_poaw::Config for Test {
 	type QueueExpiryFee = QueueExpiryFee;
 	type MaxAssignmentsPerBlock = ConstU32<4>;
 	type MaxTimeoutsPerBlock = ConstU32<8>;
+	type HooksWeight = HooksWeight;
 	type DisputeSlash = DisputeSlash;
 	type PrefillShare = PrefillShare;
 	type MaxRefereeRounds = polkadot_sdk::frame_support::traits::ConstU8<MAX_REFEREE_ROUNDS>;

@@ -463,6 +463,11 @@ fn accepted_commits_and_reveals_are_free_refused_ones_pay() {
 		)
 		.unwrap();
 		assert_eq!(revealed.pays_fee, Pays::No);
+		// Charged for the largest task up front, refunded down to this task's 4 slots.
+		let len = fingerprint(&slot).len() as u32;
+		let weights = |s: u32| <() as crate::weights::WeightInfo>::reveal(s, len);
+		assert_eq!(revealed.actual_weight, Some(weights(4)));
+		assert!(weights(4).all_lt(weights(8 /* MaxSlots */)));
 	});
 }
 
@@ -889,6 +894,100 @@ fn nobody_committing_expires_the_task_with_a_full_refund() {
 		for who in [1, 3] {
 			assert_eq!(pallet_experts::Experts::<Test>::get(who).unwrap().active_tasks, 0);
 		}
+	});
+}
+
+fn db_weight() -> polkadot_sdk::frame_support::weights::RuntimeDbWeight {
+	use polkadot_sdk::frame_support::traits::Get;
+	<<Test as polkadot_sdk::frame_system::Config>::DbWeight as Get<_>>::get()
+}
+
+/// Three tasks whose assignments and deadlines all fall in the same blocks.
+fn three_tasks_at_once() -> Vec<TaskId> {
+	standard_experts();
+	(0..3).map(|_| submit(6000)).collect()
+}
+
+#[test]
+fn auctions_beyond_the_hooks_budget_wait_for_the_next_block_in_order() {
+	run(|| {
+		let tasks = three_tasks_at_once();
+		let db = db_weight();
+		let one = db.reads(2).saturating_add(<() as crate::weights::WeightInfo>::assign_task(
+			2, 8, // MaxOffersPerChunk
+		));
+		let budget = db.reads_writes(1, 1).saturating_add(one);
+		let now = System::block_number() + 1;
+		System::set_block_number(now);
+		assert_eq!(Poaw::assign_queued(now, budget), budget);
+		assert_eq!(status(tasks[0]), TaskStatus::Assigned);
+		assert_eq!(Queue::<Test>::get().into_inner(), tasks[1..].to_vec());
+		// Less than one auction: nothing runs, nothing moves.
+		let short = one.saturating_sub(Weight::from_parts(1, 0));
+		assert_eq!(Poaw::assign_queued(now, short), db.reads_writes(1, 1));
+		assert_eq!(Queue::<Test>::get().into_inner(), tasks[1..].to_vec());
+		next_block();
+		assert!(tasks.iter().all(|task| status(*task) == TaskStatus::Assigned));
+		assert!(Queue::<Test>::get().is_empty());
+	});
+}
+
+#[test]
+fn deadlines_beyond_the_hooks_budget_wait_for_the_next_block() {
+	run(|| {
+		let tasks = three_tasks_at_once();
+		next_block();
+		let deadline = Tasks::<Test>::get(tasks[0]).unwrap().deadline;
+		assert!(tasks.iter().all(|task| Tasks::<Test>::get(*task).unwrap().deadline == deadline));
+		while System::block_number() < deadline - 1 {
+			next_block();
+		}
+		System::set_block_number(deadline);
+		let db = db_weight();
+		let info = Tasks::<Test>::get(tasks[0]);
+		let one = db.reads(2).saturating_add(Poaw::deadline_weight(info.as_ref(), 4));
+		let base = <() as crate::weights::WeightInfo>::hooks_base();
+		// Room for one: one is handled (its late miners blamed, a new deadline), the other
+		// two keep theirs and the cursor stays on this block.
+		let used = Poaw::handle_timeouts(deadline, base.saturating_add(one));
+		assert_eq!(used, base.saturating_add(one));
+		let waiting = |tasks: &[TaskId]| -> usize {
+			tasks.iter().filter(|task| Timeouts::<Test>::contains_key(deadline, task)).count()
+		};
+		assert_eq!(waiting(&tasks), 2);
+		let moved = |tasks: &[TaskId]| -> usize {
+			tasks
+				.iter()
+				.filter(|task| Tasks::<Test>::get(*task).unwrap().deadline > deadline)
+				.count()
+		};
+		assert_eq!(moved(&tasks), 1);
+		assert_eq!(TimeoutCursor::<Test>::get(), deadline);
+		next_block();
+		assert_eq!(waiting(&tasks), 0);
+		assert!(tasks.iter().all(|task| Tasks::<Test>::get(*task).unwrap().deadline > deadline));
+	});
+}
+
+#[test]
+fn the_smallest_hooks_budget_still_moves_every_task_to_its_end() {
+	run(|| {
+		// What `integrity_test` requires: one deadline and one auction at their worst.
+		HooksWeight::set(
+			<() as crate::weights::WeightInfo>::hooks_base()
+				.saturating_add(Poaw::heaviest_deadline())
+				.saturating_add(Poaw::heaviest_auction()),
+		);
+		let before = total(REQUESTER);
+		let tasks = three_tasks_at_once();
+		for _ in 0..(COMMIT_PERIOD + 1) * (2 + 2) /* MaxReassignments + 2 */ + 8 {
+			next_block();
+		}
+		for task in &tasks {
+			assert_eq!(status(*task), TaskStatus::Expired);
+		}
+		assert_eq!(total(REQUESTER), before);
+		assert!(Queue::<Test>::get().is_empty());
 	});
 }
 
