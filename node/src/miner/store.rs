@@ -7,6 +7,7 @@ use pallet_poaw::{PipelineIndex, RevealedOutput};
 use polkadot_sdk::sp_core::H256;
 use std::{
 	fs,
+	io::Write,
 	path::{Path, PathBuf},
 };
 
@@ -57,13 +58,22 @@ impl ResultStore {
 		self.dir.join(format!("slot-{task}-{pipeline}-{chunk}.scale"))
 	}
 
-	/// Writes `result` (write then rename: a crash leaves the old file or the new one).
+	/// Writes `result` durably: the bytes go to a partial file that is flushed to disk
+	/// before it is renamed over the slot's file, and the rename is flushed with the
+	/// directory, so that a crash or a power loss leaves the old file or the new one,
+	/// never an empty one (L1 of the 2026-12 review: the salt exists nowhere else).
 	pub fn save(&self, result: &SlotResult) -> Result<(), String> {
 		let path = self.path(result.key());
 		let partial = path.with_extension("partial");
-		fs::write(&partial, result.encode())
-			.and_then(|()| fs::rename(&partial, &path))
-			.map_err(|e| format!("cannot write {}: {e}", path.display()))
+		let write = || -> std::io::Result<()> {
+			let mut file = fs::File::create(&partial)?;
+			file.write_all(&result.encode())?;
+			file.sync_all()?;
+			drop(file);
+			fs::rename(&partial, &path)?;
+			sync_dir(&self.dir)
+		};
+		write().map_err(|e| format!("cannot write {}: {e}", path.display()))
 	}
 
 	/// The result kept for `key`, if any. A file that does not decode is an error.
@@ -102,6 +112,18 @@ impl ResultStore {
 	}
 }
 
+/// Flushes `dir`'s entries (a rename is durable only once its directory is).
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+	fs::File::open(dir)?.sync_all()
+}
+
+/// Other systems make a rename durable without a directory handle.
+#[cfg(not(unix))]
+fn sync_dir(_: &Path) -> std::io::Result<()> {
+	Ok(())
+}
+
 #[cfg(test)]
 mod tests {
 	use super::*;
@@ -135,5 +157,39 @@ mod tests {
 		store.remove((5, 0, 0));
 		assert!(store.keys().is_empty());
 		let _ = fs::remove_dir_all(&dir);
+	}
+
+	#[test]
+	fn a_crash_mid_write_leaves_the_previous_result_and_a_failed_write_says_where() {
+		let dir = std::env::temp_dir().join(format!("dllm-store-crash-{}", std::process::id()));
+		let _ = fs::remove_dir_all(&dir);
+		let store = ResultStore::open(&dir).unwrap();
+		let mut result = SlotResult {
+			task: 8,
+			pipeline: 0,
+			chunk: 1,
+			fingerprint: vec![4; 40],
+			output: RevealedOutput::Verdict { accepted: true },
+			output_hash: H256::repeat_byte(2),
+			salt: [3; 32],
+			commitment: H256::repeat_byte(4),
+		};
+		store.save(&result).unwrap();
+		// A crash while the next version was written: an empty partial file is left.
+		let partial = dir.join("slot-8-0-1.partial");
+		fs::write(&partial, []).unwrap();
+		assert_eq!(store.keys(), vec![(8, 0, 1)]);
+		assert_eq!(store.load((8, 0, 1)).unwrap().as_ref(), Some(&result));
+		// The next save replaces the stale partial and leaves none behind.
+		result.salt = [5; 32];
+		store.save(&result).unwrap();
+		assert!(!partial.exists());
+		assert_eq!(store.load((8, 0, 1)).unwrap(), Some(result.clone()));
+		fs::remove_dir_all(&dir).unwrap();
+		let error = store.save(&result).unwrap_err();
+		assert!(
+			error.starts_with("cannot write ") && error.contains("slot-8-0-1.scale"),
+			"{error}"
+		);
 	}
 }

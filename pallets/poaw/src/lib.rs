@@ -570,6 +570,13 @@ pub mod pallet {
 			assert!(T::DefaultRedundancy::get() <= T::MaxRedundancy::get());
 			assert!(!T::MinerShare::get().is_zero(), "miners must get a share");
 			assert!(T::MaxSlots::get() >= 1);
+			// A stage of zero blocks would put its deadline behind the cursor that has
+			// already passed this block: the task and its escrow would wait forever (L6).
+			for period in
+				[T::AssignmentTimeout::get(), T::CommitPeriod::get(), T::RevealPeriod::get()]
+			{
+				assert!(!period.is_zero(), "every stage lasts at least one block");
+			}
 			// One deadline and one auction at their worst fit in a block's budget, or a
 			// task could wait forever.
 			let progress = T::WeightInfo::hooks_base()

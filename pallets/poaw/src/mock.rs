@@ -210,6 +210,8 @@ parameter_types! {
 	pub const PrefillShare: Perbill = PREFILL_SHARE;
 	/// Unbounded unless a test lowers it (`HooksWeight::set`).
 	pub static HooksWeight: Weight = Weight::MAX;
+	/// `COMMIT_PERIOD` unless a test changes it.
+	pub static CommitBlocks: u64 = COMMIT_PERIOD;
 }
 
 impl pallet_poaw::Config for Test {
@@ -232,7 +234,7 @@ impl pallet_poaw::Config for Test {
 	type MinerShare = MinerShare;
 	type ThroughputBonus = ThroughputBonus;
 	type AssignmentTimeout = polkadot_sdk::frame_support::traits::ConstU64<ASSIGNMENT_TIMEOUT>;
-	type CommitPeriod = polkadot_sdk::frame_support::traits::ConstU64<COMMIT_PERIOD>;
+	type CommitPeriod = CommitBlocks;
 	type RevealPeriod = polkadot_sdk::frame_support::traits::ConstU64<REVEAL_PERIOD>;
 	type MaxReassignments = ConstU32<2>;
 	type ResultRetention = polkadot_sdk::frame_support::traits::ConstU64<RETENTION>;

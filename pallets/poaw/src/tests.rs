@@ -991,6 +991,37 @@ fn the_smallest_hooks_budget_still_moves_every_task_to_its_end() {
 	});
 }
 
+/// L6 of the 2026-12 review: with a commit period of 0 the deadline lands on the block
+/// whose deadlines were already handled, and the task holds its escrow forever; the
+/// pallet's integrity test refuses such a configuration.
+#[test]
+fn a_zero_commit_period_would_strand_a_task_so_the_integrity_test_refuses_it() {
+	run(|| {
+		CommitBlocks::set(0);
+		standard_experts();
+		let task = submit(6000);
+		for _ in 0..50 {
+			next_block();
+		}
+		assert_eq!(status(task), TaskStatus::Assigned);
+		assert!(escrow(REQUESTER) > 0);
+		assert!(Tasks::<Test>::get(task).unwrap().deadline < TimeoutCursor::<Test>::get());
+		let refused =
+			std::panic::catch_unwind(<Poaw as Hooks<BlockNumberFor<Test>>>::integrity_test);
+		assert!(refused.is_err());
+		CommitBlocks::set(COMMIT_PERIOD);
+		<Poaw as Hooks<BlockNumberFor<Test>>>::integrity_test();
+		// Only miners that act can still move it (no deadline ever will).
+		for slot in slots(task) {
+			assert_ok!(commit_slot(task, &slot, &good()));
+		}
+		for slot in slots(task) {
+			assert_ok!(reveal_slot(task, &slot, &good()));
+		}
+		assert_eq!(status(task), TaskStatus::Completed);
+	});
+}
+
 #[test]
 fn a_missed_reveal_concludes_on_the_pipelines_that_revealed() {
 	run(|| {
