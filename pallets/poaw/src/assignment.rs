@@ -424,8 +424,8 @@ impl<T: Config> Pallet<T> {
 		weight
 	}
 
-	/// The heaviest auction: the largest model a task can use (as many chunks as the
-	/// slots of one pipeline pair allow) at the most offers per chunk.
+	/// The heaviest auction: a model of `MaxSlots` chunks (submission refuses larger
+	/// ones) at the most offers per chunk, with one read more than `assign_queued`.
 	pub(crate) fn heaviest_auction() -> Weight {
 		T::DbWeight::get().reads(3).saturating_add(T::WeightInfo::assign_task(
 			T::MaxSlots::get(),
