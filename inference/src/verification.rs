@@ -320,7 +320,13 @@ pub fn verify_record(
 		.map(|_| FingerprintBuilder::for_rows(params, RowKind::Hidden))
 		.collect::<Result<_>>()?;
 	let mut logits = FingerprintBuilder::for_rows(params, RowKind::Logits)?;
-	let mut sampling = SamplingCheck::new(record, options, stop_tokens);
+	let mut sampling = SamplingCheck::new(
+		record.generated_tokens.clone(),
+		record.sampling.clone(),
+		record.stop,
+		options.params.max_logit_error_milli as f32 / 1000.0,
+		stop_tokens.to_vec(),
+	);
 
 	let tokens = record.input_tokens();
 	let first_logit_row = record.prompt_tokens.len() - 1;
@@ -400,23 +406,37 @@ pub fn verify_record(
 	})
 }
 
-/// The sampling check, position by position as the verifier's logits come.
-struct SamplingCheck<'a> {
-	record: &'a Record,
+/// The sampling check, position by position as the verifier's logits come: every
+/// generated token must be one the seeded sampler could have drawn from logits within
+/// `epsilon` of the verifier's, and the stop reason must be consistent.
+pub struct SamplingCheck {
+	generated: Vec<u32>,
+	sampling: RecordSampling,
+	stop: StopReason,
 	epsilon: f32,
-	stop_tokens: &'a [u32],
+	stop_tokens: Vec<u32>,
 	failure: Option<(usize, String)>,
 	max_greedy_gap: Option<f64>,
 }
 
-impl<'a> SamplingCheck<'a> {
-	fn new(record: &'a Record, options: &VerifyOptions, stop_tokens: &'a [u32]) -> Self {
+impl SamplingCheck {
+	/// A check of `generated` (not empty), drawn with `sampling` and ended for `stop`.
+	pub fn new(
+		generated: Vec<u32>,
+		sampling: RecordSampling,
+		stop: StopReason,
+		epsilon: f32,
+		stop_tokens: Vec<u32>,
+	) -> Self {
+		let max_greedy_gap = (sampling.temperature == 0.0).then_some(0.0);
 		SamplingCheck {
-			record,
-			epsilon: options.params.max_logit_error_milli as f32 / 1000.0,
+			generated,
+			sampling,
+			stop,
+			epsilon,
 			stop_tokens,
 			failure: None,
-			max_greedy_gap: (record.sampling.temperature == 0.0).then_some(0.0),
+			max_greedy_gap,
 		}
 	}
 
@@ -427,9 +447,18 @@ impl<'a> SamplingCheck<'a> {
 	}
 
 	/// Checks the generated token at `position` against the verifier's logits there.
-	fn check(&mut self, position: usize, logits: &[f32]) -> Result<()> {
-		let tokens = &self.record.generated_tokens;
-		let token = tokens[position];
+	pub fn check(&mut self, position: usize, logits: &[f32]) -> Result<()> {
+		let tokens = &self.generated;
+		let token = *tokens.get(position).ok_or_else(|| {
+			InferenceError::Input(format!(
+				"logits for generated position {position}, but {} tokens were generated",
+				tokens.len()
+			))
+		})?;
+		if token as usize >= logits.len() {
+			self.fail(position, format!("token {token} is outside the vocabulary"));
+			return Ok(());
+		}
 		if position + 1 < tokens.len() && self.stop_tokens.contains(&token) {
 			self.fail(
 				position,
@@ -443,29 +472,31 @@ impl<'a> SamplingCheck<'a> {
 			let best = logits.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
 			*gap = gap.max((best - logits[token as usize]) as f64);
 		}
-		let params = self.record.sampling.params();
+		let params = self.sampling.params();
 		if !is_plausible_sample(logits, &params, position as u64, token, self.epsilon)? {
 			self.fail(position, format!("token {token} is not one the seeded sampler could draw"));
 		}
 		Ok(())
 	}
 
-	fn finish(mut self) -> SamplingVerdict {
-		let record = self.record;
-		let n = record.generated_tokens.len();
-		let last = record.generated_tokens[n - 1];
-		match record.stop {
-			StopReason::Eos if !self.stop_tokens.contains(&last) => self.fail(
-				n - 1,
-				format!(
-					"reported as ended by end-of-sequence, but the last token {last} is not one"
+	/// The verdict over every position checked.
+	pub fn finish(mut self) -> SamplingVerdict {
+		let n = self.generated.len();
+		let last = self.generated.last().copied();
+		match self.stop {
+			StopReason::Eos if !last.is_some_and(|last| self.stop_tokens.contains(&last)) => self
+				.fail(
+					n.saturating_sub(1),
+					format!(
+						"reported as ended by end-of-sequence, but the last token {} is not one",
+						last.map_or_else(|| "(none)".to_string(), |t| t.to_string())
+					),
 				),
-			),
-			StopReason::MaxTokens if n != record.sampling.max_tokens => self.fail(
-				n - 1,
+			StopReason::MaxTokens if n != self.sampling.max_tokens => self.fail(
+				n.saturating_sub(1),
 				format!(
-					"reported as ended at max_tokens {}, but only {n} tokens were generated",
-					record.sampling.max_tokens
+					"reported as ended at max_tokens {}, but {n} tokens were generated",
+					self.sampling.max_tokens
 				),
 			),
 			_ => {}
@@ -480,5 +511,199 @@ impl<'a> SamplingCheck<'a> {
 			reason,
 			max_greedy_gap: self.max_greedy_gap,
 		}
+	}
+}
+
+/// What the model's last stage needs to check the sampling of a generation.
+#[derive(Debug, Clone)]
+pub struct LastStage {
+	/// How the generation was sampled (`max_tokens`: the most it could reach, the
+	/// context's room included).
+	pub sampling: RecordSampling,
+	/// The model's end-of-sequence tokens.
+	pub stop_tokens: Vec<u32>,
+	/// Logit error the sampling check absorbs (the profile's `max_logit_error`).
+	pub max_logit_error: f32,
+}
+
+/// One miner's share of a verification pass spread over a pipeline of miners, as
+/// [`verify_record`] runs it in one process: the stage runs its shard over prompt +
+/// generated tokens in pieces (each piece's input arriving from the stage before, in
+/// order), fingerprints its output (the hidden states, or on the model's last stage the
+/// logits at the generated positions) and, on the last stage, checks every generated
+/// token against its logits.
+pub struct StageVerifier {
+	session: SessionId,
+	positions: usize,
+	first_logit_row: usize,
+	next_offset: usize,
+	fingerprint: FingerprintBuilder,
+	sampling: Option<SamplingCheck>,
+}
+
+/// What a stage found.
+#[derive(Debug, Clone)]
+pub struct StageVerdict {
+	/// The fingerprint of the stage's output, to compare with the generator's.
+	pub fingerprint: crate::fingerprint::Fingerprint,
+	/// The sampling check (the model's last stage).
+	pub sampling: Option<SamplingVerdict>,
+}
+
+impl StageVerifier {
+	/// A stage checking the generation of `generated` (not empty) after a prompt of
+	/// `prompt_len` tokens (not empty); `last` makes it the model's last stage.
+	pub fn new(
+		params: crate::fingerprint::FingerprintParams,
+		session: SessionId,
+		prompt_len: usize,
+		generated: &[u32],
+		last: Option<LastStage>,
+	) -> Result<Self> {
+		if prompt_len == 0 || generated.is_empty() {
+			return Err(InferenceError::Input(format!(
+				"a verification needs a prompt and a generation ({prompt_len} prompt tokens, {} \
+				 generated)",
+				generated.len()
+			)));
+		}
+		let kind = if last.is_some() { RowKind::Logits } else { RowKind::Hidden };
+		let sampling = last.map(|last| {
+			let ended = generated.last().is_some_and(|t| last.stop_tokens.contains(t));
+			let stop = if ended { StopReason::Eos } else { StopReason::MaxTokens };
+			SamplingCheck::new(
+				generated.to_vec(),
+				last.sampling,
+				stop,
+				last.max_logit_error,
+				last.stop_tokens,
+			)
+		});
+		Ok(StageVerifier {
+			session,
+			positions: prompt_len + generated.len() - 1,
+			first_logit_row: prompt_len - 1,
+			next_offset: 0,
+			fingerprint: FingerprintBuilder::for_rows(params, kind)?,
+			sampling,
+		})
+	}
+
+	/// The tokens the first stage runs: the prompt and every generated token but the
+	/// last (whose hidden state the generation never computed).
+	pub fn input_tokens(prompt: &[u32], generated: &[u32]) -> Vec<u32> {
+		let mut tokens = prompt.to_vec();
+		tokens.extend_from_slice(&generated[..generated.len().saturating_sub(1)]);
+		tokens
+	}
+
+	/// Positions the pass covers.
+	pub fn positions(&self) -> usize {
+		self.positions
+	}
+
+	/// The position the next piece starts at.
+	pub fn next_offset(&self) -> usize {
+		self.next_offset
+	}
+
+	/// Whether every position was run.
+	pub fn is_done(&self) -> bool {
+		self.next_offset == self.positions
+	}
+
+	/// Runs the piece of `input` starting at `offset` (the next one) through `shard`
+	/// and takes in its output; returns the pass, whose hidden states go to the next
+	/// stage.
+	pub fn run_piece(
+		&mut self,
+		shard: &mut Shard,
+		offset: usize,
+		input: ShardInput,
+	) -> Result<crate::shard::ShardPass> {
+		let count = match &input {
+			ShardInput::Tokens(tokens) => tokens.len(),
+			ShardInput::Hidden(hidden) => hidden.dim(1)?,
+		};
+		let mode = self.logits_mode(offset, count)?;
+		let pass = shard.run(self.session, offset, input, mode)?;
+		self.absorb(offset, count, &pass)?;
+		Ok(pass)
+	}
+
+	/// What a piece of `count` positions at `offset` asks of the shard's logits.
+	pub fn logits_mode(&self, offset: usize, count: usize) -> Result<LogitsMode> {
+		if offset != self.next_offset || count == 0 || offset + count > self.positions {
+			return Err(InferenceError::Input(format!(
+				"a piece of {count} positions at {offset}; the pass expects the next piece at \
+				 {} of {} positions",
+				self.next_offset, self.positions
+			)));
+		}
+		let rows = self.rows(offset, count);
+		Ok(if self.sampling.is_some() && rows > 0 {
+			LogitsMode::Tail(rows)
+		} else {
+			LogitsMode::Last
+		})
+	}
+
+	/// Takes in the shard's output for the piece at `offset` (see [`Self::run_piece`];
+	/// a caller that changes the pass between running and absorbing it claims what it
+	/// absorbed).
+	pub fn absorb(
+		&mut self,
+		offset: usize,
+		count: usize,
+		pass: &crate::shard::ShardPass,
+	) -> Result<()> {
+		self.logits_mode(offset, count)?;
+		let rows = self.rows(offset, count);
+		match &mut self.sampling {
+			None => self.fingerprint.push(&pass.hidden)?,
+			Some(_) if rows == 0 => {}
+			Some(sampling) => {
+				let table = pass
+					.logits
+					.as_ref()
+					.ok_or_else(|| InferenceError::Input("the last shard gave no logits".into()))?
+					.to_dtype(candle_core::DType::F32)?
+					.to_vec2::<f32>()?;
+				if table.len() != rows {
+					return Err(InferenceError::Input(format!(
+						"{} logit rows for a piece with {rows} generated positions",
+						table.len()
+					)));
+				}
+				let first = offset + count - rows - self.first_logit_row;
+				for (r, row) in table.iter().enumerate() {
+					self.fingerprint.push_row(row)?;
+					sampling.check(first + r, row)?;
+				}
+			}
+		}
+		self.next_offset = offset + count;
+		Ok(())
+	}
+
+	/// Generated positions (rows of logits) inside the piece.
+	fn rows(&self, offset: usize, count: usize) -> usize {
+		let end = offset + count;
+		end - offset.max(self.first_logit_row).min(end)
+	}
+
+	/// The stage's fingerprint (at most `max_bytes` encoded) and sampling verdict, once
+	/// every position ran.
+	pub fn finish(self, max_bytes: usize) -> Result<StageVerdict> {
+		if !self.is_done() {
+			return Err(InferenceError::Input(format!(
+				"the pass stopped at position {} of {}",
+				self.next_offset, self.positions
+			)));
+		}
+		Ok(StageVerdict {
+			fingerprint: self.fingerprint.finish(max_bytes)?,
+			sampling: self.sampling.map(SamplingCheck::finish),
+		})
 	}
 }

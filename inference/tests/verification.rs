@@ -9,15 +9,15 @@ use common::{prompt, tiny_model, TempDir};
 use dllm_inference::{
 	calibration::{run_matrix, Expect, MatrixConfig},
 	device::ComputeFormat,
-	fingerprint::FingerprintParams,
+	fingerprint::{compare, FingerprintParams, VerificationParams},
 	pipeline::{GenerationRequest, LocalTransport},
 	record::{Record, StopReason},
 	sampling::SamplingParams,
 	shard::Shard,
 	tiny::{TinySpec, EOS},
-	verification::{record_generation, verify_record, VerifyOptions},
+	verification::{record_generation, verify_record, LastStage, StageVerifier, VerifyOptions},
 	weight_hash::chunk_hash,
-	LayerRange, ModelDir,
+	LayerRange, ModelDir, ShardInput,
 };
 
 fn shards(model: &ModelDir, list: &str, format: ComputeFormat) -> Vec<Shard> {
@@ -92,6 +92,92 @@ fn honest_records_round_trip_and_verify_in_every_format() {
 	let mut coarse = shards(&model, "0..2,2..4", f32);
 	let error = verify_record(&mut coarse, &record, &VerifyOptions::default(), &[EOS]).unwrap_err();
 	assert!(error.to_string().contains("every chunk must end where a shard ends"), "{error}");
+}
+
+/// Runs a verification the way a pipeline of miners does, one [`StageVerifier`] per
+/// record chunk, the hidden states handed on piece by piece; returns each stage's
+/// verdict.
+fn verify_in_stages(
+	model: &ModelDir,
+	record: &Record,
+	generated: &[u32],
+	piece: usize,
+) -> Vec<dllm_inference::verification::StageVerdict> {
+	let mut stages = shards(model, "0..1,1..4", ComputeFormat::native(DType::F32));
+	let last = stages.len() - 1;
+	let mut verifiers: Vec<StageVerifier> = (0..stages.len())
+		.map(|s| {
+			let last = (s == last).then(|| LastStage {
+				sampling: record.sampling.clone(),
+				stop_tokens: vec![EOS],
+				max_logit_error: VerificationParams::F32.max_logit_error_milli as f32 / 1000.0,
+			});
+			StageVerifier::new(
+				FingerprintParams::DEFAULT,
+				9,
+				record.prompt_tokens.len(),
+				generated,
+				last,
+			)
+			.unwrap()
+		})
+		.collect();
+	let tokens = StageVerifier::input_tokens(&record.prompt_tokens, generated);
+	assert_eq!(tokens.len(), verifiers[0].positions());
+	for start in (0..tokens.len()).step_by(piece) {
+		let end = (start + piece).min(tokens.len());
+		let mut input = ShardInput::Tokens(tokens[start..end].to_vec());
+		for (stage, verifier) in stages.iter_mut().zip(verifiers.iter_mut()) {
+			input = ShardInput::Hidden(verifier.run_piece(stage, start, input).unwrap().hidden);
+		}
+	}
+	verifiers.into_iter().map(|v| v.finish(usize::MAX).unwrap()).collect()
+}
+
+#[test]
+fn stages_on_separate_miners_verify_a_generation_as_one_process_does() {
+	let spec = TinySpec { layers: 4, hidden: 64, heads: 4, kv_heads: 2, ..TinySpec::default() };
+	let (_dir, model) = tiny_model("stages", &spec);
+	let sampled = SamplingParams { temperature: 0.9, top_k: Some(50), top_p: Some(0.9), seed: 5 };
+	let record = record(&model, "0..1,1..4", ComputeFormat::native(DType::F32), sampled);
+	let tolerance = VerificationParams::F32;
+	let claimed = |chunk: usize| match &record.chunks[chunk].logits {
+		Some(logits) => logits.clone(),
+		None => record.chunks[chunk].hidden.clone(),
+	};
+	for piece in [512, 7] {
+		let verdicts = verify_in_stages(&model, &record, &record.generated_tokens, piece);
+		for (chunk, verdict) in verdicts.iter().enumerate() {
+			let tol = if chunk == 1 { &tolerance.logits } else { &tolerance.hidden };
+			let comparison = compare(&claimed(chunk), &verdict.fingerprint, tol).unwrap();
+			assert!(comparison.accepted, "chunk {chunk}, pieces of {piece}: {comparison:?}");
+		}
+		assert!(verdicts[0].sampling.is_none());
+		let sampling = verdicts[1].sampling.as_ref().unwrap();
+		assert!(sampling.accepted, "{sampling:?}");
+	}
+
+	// A generation with one token replaced: the stages' fingerprints no longer match
+	// the claim from that position on, and the sampling check names the position.
+	let mut forged = record.generated_tokens.clone();
+	let at = forged.len() / 2;
+	forged[at] = (forged[at] + 1) % spec.vocab as u32;
+	let verdicts = verify_in_stages(&model, &record, &forged, 16);
+	let hidden = compare(&claimed(0), &verdicts[0].fingerprint, &tolerance.hidden).unwrap();
+	assert!(!hidden.accepted, "chunk 0 ran other tokens: {hidden:?}");
+	let sampling = verdicts[1].sampling.as_ref().unwrap();
+	assert!(!sampling.accepted);
+	assert!(sampling.first_bad_position.is_some_and(|p| p <= at), "{sampling:?}");
+
+	// Pieces out of order, and a claim with nothing generated, are errors.
+	let mut verifier =
+		StageVerifier::new(FingerprintParams::DEFAULT, 9, 4, &record.generated_tokens, None)
+			.unwrap();
+	let mut stage = shards(&model, "0..1", ComputeFormat::native(DType::F32)).remove(0);
+	let error = verifier.run_piece(&mut stage, 2, ShardInput::Tokens(vec![1, 2])).unwrap_err();
+	assert!(error.to_string().contains("expects the next piece at 0"), "{error}");
+	assert!(StageVerifier::new(FingerprintParams::DEFAULT, 9, 4, &[], None).is_err());
+	assert!(verifier.finish(usize::MAX).is_err(), "an unfinished pass has no verdict");
 }
 
 #[test]

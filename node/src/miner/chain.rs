@@ -9,7 +9,7 @@ use dllm_runtime::{
 	opaque::Block, AccountId, Balance, BlockNumber, Nonce, Runtime, RuntimeCall, SignedPayload,
 	UncheckedExtrinsic,
 };
-use pallet_poaw::{runtime_api::PoawApi, MinerAssignment, TaskStatus};
+use pallet_poaw::{runtime_api::PoawApi, MinerAssignment, TaskDetails, TaskStatus};
 use polkadot_sdk::{
 	frame_system_rpc_runtime_api::AccountNonceApi,
 	sc_client_api::StorageProvider,
@@ -25,6 +25,8 @@ use std::sync::{Arc, Mutex};
 
 /// A slot as the runtime API lists it.
 pub type Assignment = MinerAssignment<AccountId, Balance, BlockNumber>;
+/// A task as the runtime API shows it.
+pub type TaskView = TaskDetails<AccountId, Balance, BlockNumber>;
 /// An expert's registry record.
 pub type ExpertRecord = pallet_experts::ExpertInfo<Runtime>;
 /// A model's registry record.
@@ -58,10 +60,14 @@ impl ChainView {
 
 	/// A task's status at `at` (`None`: unknown task).
 	pub fn task_status(&self, at: H256, task: TaskId) -> Result<Option<TaskStatus>, String> {
+		Ok(self.task(at, task)?.map(|details| details.task.status))
+	}
+
+	/// A task with its prompt, slots and published outputs at `at`.
+	pub fn task(&self, at: H256, task: TaskId) -> Result<Option<TaskView>, String> {
 		self.client
 			.runtime_api()
 			.task(at, task)
-			.map(|details| details.map(|details| details.task.status))
 			.map_err(|e| format!("runtime API `task` failed: {e}"))
 	}
 

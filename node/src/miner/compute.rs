@@ -3,16 +3,18 @@
 
 use super::chain::Assignment;
 use dllm_inference::{
-	fingerprint::{FingerprintBuilder, FingerprintParams},
+	fingerprint::{FingerprintBuilder, FingerprintParams, RowKind, VerificationParams},
+	record::RecordSampling,
 	sampling::SamplingParams,
 	shard::{LogitsMode, SessionId},
 	tokenizer::PromptTokenizer,
+	verification::{LastStage, StageVerdict, StageVerifier},
 	wire::{ActivationMessage, Payload},
 	MistralConfig, Shard, ShardInput, ShardOutput,
 };
-use dllm_primitives::market::{ChunkIndex, ModelId, TaskId};
+use dllm_primitives::market::{ChunkIndex, ModelId, NumericFormat, TaskId};
 use pallet_poaw::PipelineIndex;
-use polkadot_sdk::sp_runtime::Perbill;
+use polkadot_sdk::{sp_core::H256, sp_runtime::Perbill};
 use std::{
 	collections::BTreeMap,
 	sync::{Arc, Mutex},
@@ -30,9 +32,24 @@ pub struct ServedModel {
 	pub shards: BTreeMap<ChunkIndex, Arc<Mutex<Shard>>>,
 	/// Test only: distort every activation this miner outputs.
 	pub perturb: bool,
+	/// The registry's verification profile of each format the model accepts: the
+	/// sampling check absorbs the logit error of the looser of the generator's and
+	/// this miner's formats.
+	pub profiles: Vec<(NumericFormat, VerificationParams)>,
 }
 
 impl ServedModel {
+	/// The profile that covers work in formats `a` and `b` (the looser one's), or the
+	/// most tolerant registered one when the registry lacks it.
+	pub fn profile(&self, a: NumericFormat, b: NumericFormat) -> VerificationParams {
+		let looser = a.max(b);
+		self.profiles
+			.iter()
+			.find(|(format, _)| *format == looser)
+			.or_else(|| self.profiles.iter().max_by_key(|(format, _)| *format))
+			.map_or(VerificationParams::DEFAULT, |(_, params)| *params)
+	}
+
 	/// The loaded chunk for a slot, if this miner serves it.
 	pub fn shard(&self, model: ModelId, chunk: ChunkIndex) -> Option<Arc<Mutex<Shard>>> {
 		(model == self.model).then(|| self.shards.get(&chunk).cloned()).flatten()
@@ -81,13 +98,20 @@ pub struct Session {
 
 impl Session {
 	pub fn new(assignment: Assignment) -> Result<Self, String> {
+		// The last chunk's fingerprint covers its logits, as a verifier's does.
+		let kind = if assignment.chunk + 1 == assignment.chunks {
+			RowKind::Logits
+		} else {
+			RowKind::Hidden
+		};
 		Ok(Session {
 			max_new: assignment.max_tokens as usize,
 			assignment,
 			next_offset: 0,
 			prompt_tokens: None,
 			tokens: Vec::new(),
-			fingerprint: FingerprintBuilder::new(FINGERPRINT_PARAMS).map_err(|e| e.to_string())?,
+			fingerprint: FingerprintBuilder::for_rows(FINGERPRINT_PARAMS, kind)
+				.map_err(|e| e.to_string())?,
 			last_reply: None,
 		})
 	}
@@ -125,8 +149,7 @@ pub fn run_pass(
 	if session.next_offset == 0 {
 		session.prompt_tokens = Some(message.num_positions);
 		// Positions 0..prompt + generated - 1 are run; the context bounds them.
-		let room = (max_positions + 1).saturating_sub(positions);
-		session.max_new = session.max_new.min(room);
+		session.max_new = generation_cap(session.assignment.max_tokens, positions, max_positions);
 	}
 	let input = match message.payload {
 		Payload::Tokens(tokens) => ShardInput::Tokens(tokens),
@@ -165,6 +188,106 @@ pub fn run_pass(
 			Ok(PassOutput::Logits(last))
 		}
 	}
+}
+
+/// Most tokens a generation of `max_tokens` after `prompt_len` prompt tokens can reach
+/// in a context of `max_positions` (the generation runs positions up to prompt +
+/// generated - 1).
+pub fn generation_cap(max_tokens: u32, prompt_len: usize, max_positions: usize) -> usize {
+	(max_tokens as usize).min((max_positions + 1).saturating_sub(prompt_len))
+}
+
+/// Positions per prefill piece a verifier's pipeline passes on: bounds the attention
+/// scores of one pass and the size of one request.
+pub const PREFILL_PIECE: usize = 512;
+
+/// What one stage of a verifier's or referee's pipeline keeps while the published
+/// generation passes through it by prefill.
+pub struct CheckSession {
+	/// This miner's slot.
+	pub assignment: Assignment,
+	/// The hash of the generator's published output, which every check attests.
+	pub published: H256,
+	/// The stage's share of the verification.
+	pub verifier: StageVerifier,
+	/// The last piece run, for retried requests.
+	pub last_piece: Option<u32>,
+}
+
+impl CheckSession {
+	/// A stage checking the generation `generated` published as `published`, after
+	/// the task's prompt of `prompt_len` tokens (this miner's own tokenization). The
+	/// model's last chunk checks the sampling under `profile`.
+	pub fn new(
+		assignment: Assignment,
+		published: H256,
+		prompt_len: usize,
+		generated: &[u32],
+		config: &MistralConfig,
+		profile: &VerificationParams,
+	) -> Result<Self, String> {
+		let max_positions = config.max_position_embeddings;
+		let last = (assignment.chunk + 1 == assignment.chunks).then(|| {
+			let params = sampling(&assignment.sampling);
+			LastStage {
+				sampling: RecordSampling {
+					temperature: params.temperature,
+					top_k: params.top_k,
+					top_p: params.top_p,
+					seed: params.seed,
+					max_tokens: generation_cap(assignment.max_tokens, prompt_len, max_positions),
+				},
+				stop_tokens: config.eos_token_ids(),
+				max_logit_error: profile.max_logit_error_milli as f32 / 1000.0,
+			}
+		});
+		let session = session_id(assignment.task, assignment.pipeline);
+		let verifier = StageVerifier::new(FINGERPRINT_PARAMS, session, prompt_len, generated, last)
+			.map_err(|e| e.to_string())?;
+		Ok(CheckSession { assignment, published, verifier, last_piece: None })
+	}
+}
+
+/// Runs one encoded prefill piece through `shard` for `session` (blocking); returns the
+/// encoded hidden states for the next stage (none from the model's last chunk).
+pub fn run_check_piece(
+	shard: &Mutex<Shard>,
+	session: &mut CheckSession,
+	message: &[u8],
+	perturb: bool,
+) -> Result<Option<Vec<u8>>, String> {
+	let mut shard = shard.lock().map_err(|_| "shard lock poisoned".to_string())?;
+	let id = session_id(session.assignment.task, session.assignment.pipeline);
+	let message = ActivationMessage::decode(message, shard.device()).map_err(|e| e.to_string())?;
+	let offset = session.verifier.next_offset();
+	message.expect(id, offset).map_err(|e| e.to_string())?;
+	let count = message.num_positions as usize;
+	let input = match message.payload {
+		Payload::Tokens(tokens) => ShardInput::Tokens(tokens),
+		Payload::Hidden(hidden) => ShardInput::Hidden(hidden),
+		Payload::Logits(_) => return Err("a chunk cannot take logits".into()),
+	};
+	let verifier = &mut session.verifier;
+	let mode = verifier.logits_mode(offset, count).map_err(|e| e.to_string())?;
+	let mut pass = shard.run(id, offset, input, mode).map_err(|e| e.to_string())?;
+	if perturb {
+		// Test only: a dishonest verifier's wrong activations.
+		pass.hidden = pass.hidden.affine(-2.0, 0.5).map_err(|e| e.to_string())?;
+		if let Some(logits) = &pass.logits {
+			pass.logits = Some(logits.neg().map_err(|e| e.to_string())?);
+		}
+	}
+	verifier.absorb(offset, count, &pass).map_err(|e| e.to_string())?;
+	if session.assignment.chunk + 1 == session.assignment.chunks {
+		return Ok(None);
+	}
+	let reply = ActivationMessage::hidden(id, offset, pass.hidden).map_err(|e| e.to_string())?;
+	Ok(Some(reply.encode().map_err(|e| e.to_string())?))
+}
+
+/// A finished stage's verdict.
+pub fn finish_check(session: CheckSession, max_fingerprint: usize) -> Result<StageVerdict, String> {
+	session.verifier.finish(max_fingerprint).map_err(|e| e.to_string())
 }
 
 /// Frees a session's KV cache in its shard.

@@ -79,7 +79,8 @@ pub struct MinerCmd {
 	#[arg(long, value_name = "DTYPE", default_value = "f32", requires = "miner")]
 	pub dtype: String,
 
-	/// Test only: distort every activation this miner outputs (a dishonest miner).
+	/// Test only: distort every activation this miner outputs, as generator, verifier
+	/// or referee (a dishonest miner).
 	#[arg(long, hide = true, requires = "miner")]
 	pub miner_perturb_activations: bool,
 }
@@ -337,6 +338,12 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Resolution, String>
 			tokenizer,
 			shards,
 			perturb: prepared.perturb,
+			profiles: record
+				.spec
+				.numerics
+				.iter()
+				.map(|profile| (profile.format, profile.verification))
+				.collect(),
 		},
 	})))
 }
@@ -428,6 +435,7 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			metrics,
 			spawner: node.spawner.clone(),
 			sessions: Default::default(),
+			checks: Default::default(),
 			drives: Default::default(),
 			submitted: Default::default(),
 			peers: Default::default(),

@@ -5,6 +5,10 @@
 //! (the inference crate's wire format), forwards the result to the next chunk's miner
 //! and answers with the token the last chunk sampled; so every miner of the pipeline
 //! sees every generated token and can attest the pipeline's output.
+//!
+//! A verifier's or referee's pipeline recomputes a published generation by prefill:
+//! [`StageRequest::Prefill`] carries one piece of prompt + generated positions down the
+//! pipeline, and the answer comes once every later stage ran it.
 
 use codec::{Decode, Encode};
 use dllm_primitives::market::{ChunkIndex, TaskId};
@@ -65,6 +69,21 @@ pub enum StageRequest {
 		/// The receiver's chunk.
 		chunk: ChunkIndex,
 	},
+	/// Run `message` (one piece of the prompt and generated positions, in order from
+	/// piece 0) through your chunk of `task`'s verifier or referee `pipeline`, pass the
+	/// result on, and reply once the rest of the pipeline ran it.
+	Prefill {
+		/// The task.
+		task: TaskId,
+		/// Its pipeline.
+		pipeline: PipelineIndex,
+		/// The receiver's chunk.
+		chunk: ChunkIndex,
+		/// The piece's index.
+		piece: u32,
+		/// An encoded `dllm_inference::wire::ActivationMessage`.
+		message: Vec<u8>,
+	},
 }
 
 /// Why a stage did not run a request.
@@ -105,6 +124,8 @@ pub enum StageResponse {
 	Aborted,
 	/// Not run.
 	Refused(Refusal),
+	/// The prefill piece ran through this stage and every later one.
+	Prefilled,
 }
 
 #[cfg(test)]
@@ -121,6 +142,13 @@ mod tests {
 			message: vec![1, 2, 3],
 		};
 		assert_eq!(StageRequest::decode(&mut &request.encode()[..]).unwrap(), request);
+		let piece =
+			StageRequest::Prefill { task: 7, pipeline: 2, chunk: 1, piece: 4, message: vec![9] };
+		assert_eq!(StageRequest::decode(&mut &piece.encode()[..]).unwrap(), piece);
+		assert_eq!(
+			StageResponse::decode(&mut &StageResponse::Prefilled.encode()[..]).unwrap(),
+			StageResponse::Prefilled
+		);
 		let response = StageResponse::Refused(Refusal::BadRequest(b"step".to_vec()));
 		assert_eq!(StageResponse::decode(&mut &response.encode()[..]).unwrap(), response);
 		for garbage in [&[][..], &[9][..], &[0, 1][..]] {

@@ -24,7 +24,11 @@ pub struct SlotResult {
 	pub fingerprint: Vec<u8>,
 	/// What the reveal carries as the output.
 	pub output: RevealedOutput,
-	/// The pipeline's output hash.
+	/// What the commit publishes (the generator's last chunk under prefill
+	/// verification: `commit_output`).
+	pub publish: Option<RevealedOutput>,
+	/// What the commitment binds as the output: the pipeline's output hash, or a
+	/// verifier's verdict on it.
 	pub output_hash: H256,
 	/// The commitment's secret.
 	pub salt: [u8; 32],
@@ -138,6 +142,11 @@ mod tests {
 			chunk: 0,
 			fingerprint: vec![1, 2, 3],
 			output: RevealedOutput::Hash(H256::repeat_byte(7)),
+			publish: Some(RevealedOutput::Full {
+				prompt_tokens: 4,
+				tokens: vec![5, 6],
+				text: b"hi".to_vec(),
+			}),
 			output_hash: H256::repeat_byte(7),
 			salt: [9; 32],
 			commitment: H256::repeat_byte(1),
@@ -170,6 +179,7 @@ mod tests {
 			chunk: 1,
 			fingerprint: vec![4; 40],
 			output: RevealedOutput::Verdict { accepted: true },
+			publish: None,
 			output_hash: H256::repeat_byte(2),
 			salt: [3; 32],
 			commitment: H256::repeat_byte(4),

@@ -1,9 +1,16 @@
 //! The worker: follows best blocks, drives the pipelines whose first chunk it holds,
 //! serves the requests of the miners before it, and commits and reveals its results.
+//!
+//! Under prefill verification a slot's role decides what it runs: a generator's
+//! pipeline generates (its last chunk publishes the output with its commit); once the
+//! output is on chain, the verifier's pipeline (and in a dispute each referee round's
+//! pipeline, chunks up to the disputed one) recomputes it by prefill, piece by piece,
+//! every stage fingerprinting its output and the model's last chunk checking the
+//! sampling; then every miner reveals.
 
 use super::{
 	chain::{Assignment, ChainView, Submitter},
-	compute::{self, PassOutput, ServedModel, Session},
+	compute::{self, CheckSession, PassOutput, ServedModel, Session, PREFILL_PIECE},
 	metrics::Metrics,
 	protocol::{protocol_name, Refusal, StageRequest, StageResponse},
 	store::{ResultStore, SlotKey, SlotResult},
@@ -14,7 +21,7 @@ use dllm_inference::{sampling::sample, wire::ActivationMessage};
 use dllm_primitives::market::TaskId;
 use dllm_runtime::{AccountId, BlockNumber, Runtime, RuntimeCall};
 use futures::{future::BoxFuture, FutureExt, StreamExt};
-use pallet_poaw::{PipelineIndex, RevealedOutput, SlotState, TaskStatus, VerificationMode};
+use pallet_poaw::{PipelineIndex, RevealedOutput, Role, SlotState, TaskStatus, VerificationMode};
 use polkadot_sdk::{
 	sc_client_api::BlockchainEvents,
 	sc_network::{
@@ -59,6 +66,7 @@ pub struct Worker {
 	pub(super) metrics: Metrics,
 	pub(super) spawner: SpawnTaskHandle,
 	pub(super) sessions: Mutex<HashMap<SlotKey, Arc<Mutex<Session>>>>,
+	pub(super) checks: Mutex<HashMap<SlotKey, Arc<Mutex<CheckSession>>>>,
 	pub(super) drives: Mutex<HashMap<(TaskId, PipelineIndex), Drive>>,
 	pub(super) submitted: Mutex<HashMap<(SlotKey, bool), BlockNumber>>,
 	pub(super) peers: Mutex<HashMap<AccountId, PeerId>>,
@@ -108,27 +116,26 @@ impl Worker {
 		for key in self.store.keys().into_iter().filter(|key| !open.contains(key)) {
 			self.store.remove(key);
 		}
-		let closed: Vec<SlotKey> =
+		let mut closed: Vec<SlotKey> =
 			lock(&self.sessions).keys().filter(|key| !open.contains(key)).copied().collect();
+		closed.extend(lock(&self.checks).keys().filter(|key| !open.contains(key)).copied());
 		closed.into_iter().for_each(|key| self.drop_session(key));
 		lock(&self.submitted).retain(|(key, _), _| open.contains(key));
 		lock(&self.drives)
 			.retain(|(task, pipeline), _| open.iter().any(|(t, p, _)| t == task && p == pipeline));
 
+		let mut statuses: HashMap<TaskId, Option<TaskStatus>> = HashMap::new();
+		let mut status_of = |task: TaskId| {
+			*statuses.entry(task).or_insert_with(|| match self.chain.task_status(best, task) {
+				Ok(status) => status,
+				Err(e) => {
+					log::warn!(target: LOG_TARGET, "{e}");
+					None
+				}
+			})
+		};
 		for assignment in assignments {
 			let key = (assignment.task, assignment.pipeline, assignment.chunk);
-			if assignment.mode != VerificationMode::Redundant {
-				if lock(&self.warned).insert(key) {
-					log::warn!(
-						target: LOG_TARGET,
-						"task {} is checked by prefill verification, whose roles this worker \
-						 does not play yet; its slot (pipeline {}, chunk {}) will miss its \
-						 deadline",
-						assignment.task, assignment.pipeline, assignment.chunk,
-					);
-				}
-				continue;
-			}
 			if self.model.shard(assignment.model, assignment.chunk).is_none() {
 				if lock(&self.warned).insert(key) {
 					log::warn!(
@@ -153,17 +160,15 @@ impl Worker {
 					self.submit_once(key, false, number, call).await;
 				}
 				(SlotState::Assigned, None) if assignment.chunk == 0 => {
-					self.start_drive(assignment, number);
+					if status_of(assignment.task).is_some_and(|s| drive_due(&assignment, s)) {
+						self.start_drive(assignment, number);
+					}
 				}
 				(SlotState::Committed(committed), Some(result))
 					if committed == result.commitment =>
 				{
-					match self.chain.task_status(best, assignment.task) {
-						Ok(Some(TaskStatus::Committed)) => {
-							self.submit_once(key, true, number, reveal_call(result)).await;
-						}
-						Ok(_) => {}
-						Err(e) => log::warn!(target: LOG_TARGET, "{e}"),
+					if status_of(assignment.task).is_some_and(|s| reveal_due(&assignment, s)) {
+						self.submit_once(key, true, number, reveal_call(result)).await;
 					}
 				}
 				(SlotState::Committed(_), _) if lock(&self.warned).insert(key) => {
@@ -225,7 +230,13 @@ impl Worker {
 			let worker = self.clone();
 			self.spawner.spawn("dllm-miner-pipeline", Some("dllm-miner"), async move {
 				worker.metrics.task_started();
-				let result = worker.generate(assignment).await;
+				let role = assignment.role;
+				let result = match (assignment.mode, role) {
+					(VerificationMode::Prefill, Role::Verifier | Role::Referee) => {
+						worker.check(assignment).await
+					}
+					_ => worker.generate(assignment).await,
+				};
 				worker.metrics.task_ended();
 				let mut drives = lock(&worker.drives);
 				match result {
@@ -236,9 +247,10 @@ impl Worker {
 						worker.metrics.failure();
 						log::warn!(
 							target: LOG_TARGET,
-							"task {} pipeline {}: generation failed (attempt {} of {DRIVE_ATTEMPTS}): \
-							 {e}; the chain reassigns the slots that miss their deadline",
-							id.0, id.1, attempts + 1,
+							"task {} pipeline {}: {} failed (attempt {} of {DRIVE_ATTEMPTS}): {e}; \
+							 the chain reassigns the slots that miss their deadline",
+							id.0, id.1, if role == Role::Generator { "generation" } else { "the prefill check" },
+							attempts + 1,
 						);
 						let at = worker.chain.best().1;
 						drives.insert(id, Drive::Failed { at, attempts: attempts + 1 });
@@ -298,6 +310,297 @@ impl Worker {
 			input = vec![token];
 		}
 		Ok(())
+	}
+
+	/// Drives a verifier's or referee's pipeline from its first chunk: runs the
+	/// published generation (the prompt as this miner tokenizes it, then the generated
+	/// tokens) through the pipeline by prefill, piece by piece.
+	async fn check(self: &Arc<Self>, assignment: Assignment) -> Result<(), String> {
+		let started = Instant::now();
+		let key = (assignment.task, assignment.pipeline, assignment.chunk);
+		let (best, _) = self.chain.best();
+		let task = self
+			.chain
+			.task(best, assignment.task)?
+			.ok_or_else(|| format!("task {} is not on chain", assignment.task))?;
+		let (session, tokens) = self.open_check(assignment.clone(), &task)?;
+		lock(&self.checks).insert(key, Arc::new(Mutex::new(session)));
+		let session_id = compute::session_id(assignment.task, assignment.pipeline);
+		for (piece, start) in (0..tokens.len()).step_by(PREFILL_PIECE).enumerate() {
+			let end = (start + PREFILL_PIECE).min(tokens.len());
+			let message = ActivationMessage::tokens(session_id, start, tokens[start..end].to_vec())
+				.and_then(|message| message.encode())
+				.map_err(|e| e.to_string())?;
+			self.check_piece(key, piece as u32, message).await.map_err(|refusal| {
+				self.abort_downstream(&assignment);
+				refusal.to_string()
+			})?;
+		}
+		log::info!(
+			target: LOG_TARGET,
+			"task {} pipeline {}: {} positions checked by prefill through {} chunks in {:?}",
+			assignment.task, assignment.pipeline, tokens.len(), assignment.pipeline_experts.len(),
+			started.elapsed(),
+		);
+		Ok(())
+	}
+
+	/// The check session of a stage of a verifier's or referee's pipeline, from the
+	/// task as the chain shows it (the published output, the generator's format), with
+	/// the tokens the first stage runs.
+	fn open_check(
+		&self,
+		assignment: Assignment,
+		task: &super::chain::TaskView,
+	) -> Result<(CheckSession, Vec<u32>), String> {
+		let output = task
+			.outputs
+			.iter()
+			.find(|output| output.pipeline == 0)
+			.ok_or_else(|| format!("task {}: the generator published no output", task.id))?;
+		let prompt = String::from_utf8_lossy(&assignment.prompt).into_owned();
+		let prompt_tokens =
+			self.model.tokenizer.encode(&prompt, false).map_err(|e| e.to_string())?;
+		let format_of = |pipeline: PipelineIndex, chunk| {
+			task.slots
+				.iter()
+				.find(|slot| slot.pipeline == pipeline && slot.chunk == chunk)
+				.map(|slot| slot.format)
+		};
+		let last = assignment.chunks.saturating_sub(1);
+		let own = format_of(assignment.pipeline, assignment.chunk);
+		let generator = format_of(0, last);
+		let profile = match (own, generator) {
+			(Some(own), Some(generator)) => self.model.profile(own, generator),
+			_ => return Err(format!("task {}: its slots do not list this stage", task.id)),
+		};
+		let session = CheckSession::new(
+			assignment,
+			output.hash,
+			prompt_tokens.len(),
+			&output.tokens,
+			&self.model.config,
+			&profile,
+		)?;
+		let tokens = dllm_inference::verification::StageVerifier::input_tokens(
+			&prompt_tokens,
+			&output.tokens,
+		);
+		Ok((session, tokens))
+	}
+
+	/// Runs prefill piece `piece` of `key`'s check session through this miner's chunk
+	/// and the rest of the pipeline; the stage's result is committed after its last
+	/// piece.
+	fn check_piece(
+		self: &Arc<Self>,
+		key: SlotKey,
+		piece: u32,
+		message: Vec<u8>,
+	) -> BoxFuture<'static, Result<(), Refusal>> {
+		let worker = self.clone();
+		async move {
+			let result = worker.check_piece_inner(key, piece, message).await;
+			if result.is_err() {
+				worker.drop_session(key);
+			}
+			result
+		}
+		.boxed()
+	}
+
+	async fn check_piece_inner(
+		self: &Arc<Self>,
+		key: SlotKey,
+		piece: u32,
+		message: Vec<u8>,
+	) -> Result<(), Refusal> {
+		let session = lock(&self.checks).get(&key).cloned().ok_or_else(no_session)?;
+		let assignment = {
+			let session = lock(&session);
+			if session.last_piece == Some(piece) {
+				// A retried request: it ran.
+				return Ok(());
+			}
+			let expected = session.last_piece.map_or(0, |last| last + 1);
+			if piece != expected {
+				return Err(Refusal::BadRequest(
+					format!("prefill piece {piece}, expected {expected}").into_bytes(),
+				));
+			}
+			session.assignment.clone()
+		};
+		let shard = self
+			.model
+			.shard(assignment.model, assignment.chunk)
+			.ok_or_else(|| Refusal::Failed(b"this miner does not serve the chunk".to_vec()))?;
+		let perturb = self.model.perturb;
+		let pass_session = session.clone();
+		let hidden = tokio::task::spawn_blocking(move || {
+			let mut session = lock(&pass_session);
+			compute::run_check_piece(&shard, &mut session, &message, perturb)
+		})
+		.await
+		.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}").into_bytes()))?
+		.map_err(|e| Refusal::Failed(e.into_bytes()))?;
+		let next_chunk = assignment.chunk + 1;
+		if let (Some(hidden), Some(next)) =
+			(hidden, assignment.pipeline_experts.get(next_chunk as usize))
+		{
+			let next_key = (assignment.task, assignment.pipeline, next_chunk);
+			if *next == self.account {
+				if piece == 0 && !lock(&self.checks).contains_key(&next_key) {
+					self.open_check_for(next_key).await?;
+				}
+				self.check_piece(next_key, piece, hidden).await?;
+			} else {
+				let request = StageRequest::Prefill {
+					task: assignment.task,
+					pipeline: assignment.pipeline,
+					chunk: next_chunk,
+					piece,
+					message: hidden,
+				};
+				match self.send(next, request).await? {
+					StageResponse::Prefilled => {}
+					_ => return Err(Refusal::Downstream(b"malformed reply".to_vec())),
+				}
+			}
+		}
+		let done = {
+			let mut session = lock(&session);
+			session.last_piece = Some(piece);
+			session.verifier.is_done()
+		};
+		drop(session);
+		if done {
+			self.finish_check(key).await;
+		}
+		Ok(())
+	}
+
+	/// Checks an incoming prefill piece is for a check slot of this miner and comes from
+	/// the previous chunk's miner, opening the session at piece 0.
+	async fn accept_check(
+		self: &Arc<Self>,
+		key: SlotKey,
+		piece: u32,
+		peer: PeerId,
+	) -> Result<(), Refusal> {
+		let existing = lock(&self.checks).get(&key).cloned();
+		if let Some(session) = existing {
+			let assignment = lock(&session).assignment.clone();
+			return match self.is_previous_miner(&assignment, peer) {
+				true => Ok(()),
+				false => Err(Refusal::WrongSender),
+			};
+		}
+		if piece != 0 {
+			return Err(no_session());
+		}
+		let (assignment, _) = self.wait_for_check(key).await?;
+		if !self.is_previous_miner(&assignment, peer) {
+			return Err(Refusal::WrongSender);
+		}
+		self.open_check_for(key).await
+	}
+
+	/// Opens the check session of `key` from the chain (waiting a while for the slot's
+	/// stage to show in this node's best block).
+	async fn open_check_for(&self, key: SlotKey) -> Result<(), Refusal> {
+		let (assignment, task) = self.wait_for_check(key).await?;
+		let (session, _) =
+			self.open_check(assignment, &task).map_err(|e| Refusal::Failed(e.into_bytes()))?;
+		lock(&self.checks).entry(key).or_insert_with(|| Arc::new(Mutex::new(session)));
+		Ok(())
+	}
+
+	/// This miner's check slot `key` and its task, once the best block shows the
+	/// slot's stage open (the generation published, or the referee round opened).
+	async fn wait_for_check(
+		&self,
+		key: SlotKey,
+	) -> Result<(Assignment, super::chain::TaskView), Refusal> {
+		let deadline = Instant::now() + ASSIGNMENT_WAIT;
+		loop {
+			let assignment = self.wait_for_assignment(key).await?;
+			let (best, _) = self.chain.best();
+			if let Ok(Some(task)) = self.chain.task(best, key.0) {
+				if assignment.role != Role::Generator && drive_due(&assignment, task.task.status) {
+					return Ok((assignment, task));
+				}
+			}
+			if Instant::now() >= deadline {
+				return Err(Refusal::NotAssigned);
+			}
+			tokio::time::sleep(Duration::from_millis(250)).await;
+		}
+	}
+
+	/// A check stage ran its last piece: keep its fingerprint (and, on the model's last
+	/// chunk, its sampling verdict) and commit to it.
+	async fn finish_check(&self, key: SlotKey) {
+		let Some(session) = lock(&self.checks).remove(&key) else { return };
+		self.free_cache(key);
+		let Ok(session) =
+			Arc::try_unwrap(session).map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+		else {
+			log::error!(target: LOG_TARGET, "task {} pipeline {} chunk {}: the check is still in use", key.0, key.1, key.2);
+			return;
+		};
+		let published = session.published;
+		let max_fingerprint =
+			<<Runtime as pallet_poaw::Config>::MaxFingerprintBytes as Get<u32>>::get() as usize;
+		let verdict = match compute::finish_check(session, max_fingerprint) {
+			Ok(verdict) => verdict,
+			Err(e) => {
+				self.metrics.failure();
+				log::error!(
+					target: LOG_TARGET,
+					"task {} pipeline {} chunk {}: cannot finish the check: {e}",
+					key.0, key.1, key.2,
+				);
+				return;
+			}
+		};
+		let (output, output_hash) = match &verdict.sampling {
+			Some(sampling) => {
+				log::info!(
+					target: LOG_TARGET,
+					"task {} pipeline {}: the sampling is {}{}",
+					key.0, key.1,
+					if sampling.accepted { "plausible" } else { "rejected" },
+					sampling.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(),
+				);
+				(
+					RevealedOutput::Verdict { accepted: sampling.accepted },
+					pallet_poaw::verdict_hash(published, sampling.accepted),
+				)
+			}
+			None => (RevealedOutput::Hash(published), published),
+		};
+		let fingerprint = verdict.fingerprint.encode();
+		let salt: [u8; 32] = rand::random();
+		let commitment =
+			pallet_poaw::commitment(key.0, key.1, key.2, &fingerprint, output_hash, salt);
+		let result = SlotResult {
+			task: key.0,
+			pipeline: key.1,
+			chunk: key.2,
+			fingerprint,
+			output,
+			publish: None,
+			output_hash,
+			salt,
+			commitment,
+		};
+		if let Err(e) = self.store.save(&result) {
+			self.metrics.failure();
+			log::error!(target: LOG_TARGET, "{e}");
+			return;
+		}
+		let now = self.chain.best().1;
+		self.submit_once(key, false, now, commit_call(&result)).await;
 	}
 
 	/// Runs one pass of `key`'s session through this miner's chunk and the rest of the
@@ -400,12 +703,19 @@ impl Worker {
 			step,
 			message,
 		};
-		self.send(next, request).await
+		match self.send(next, request).await? {
+			StageResponse::Token(token) => Ok(token),
+			_ => Err(Refusal::Downstream(b"malformed reply".to_vec())),
+		}
 	}
 
 	/// Sends `request` to `miner`, retrying unreachable peers and slots not yet
-	/// assigned on the receiver's side.
-	async fn send(&self, miner: &AccountId, request: StageRequest) -> Result<u32, Refusal> {
+	/// assigned on the receiver's side; returns a `Token` or `Prefilled` answer.
+	async fn send(
+		&self,
+		miner: &AccountId,
+		request: StageRequest,
+	) -> Result<StageResponse, Refusal> {
 		let peer = self.peer_of(miner, false).map_err(|e| Refusal::Downstream(e.into_bytes()))?;
 		let bytes = request.encode();
 		let mut last_error = String::new();
@@ -419,7 +729,9 @@ impl Worker {
 				.request(peer, protocol_name(), bytes.clone(), None, IfDisconnected::TryConnect)
 				.await;
 			match reply.map(|(reply, _)| StageResponse::decode(&mut &reply[..])) {
-				Ok(Ok(StageResponse::Token(token))) => return Ok(token),
+				Ok(Ok(answer @ (StageResponse::Token(_) | StageResponse::Prefilled))) => {
+					return Ok(answer)
+				}
 				Ok(Ok(StageResponse::Refused(Refusal::NotAssigned))) => {
 					last_error = "the slot is not assigned there (yet)".into();
 				}
@@ -479,10 +791,15 @@ impl Worker {
 			<<Runtime as pallet_poaw::Config>::MaxFingerprintBytes as Get<u32>>::get() as usize;
 		let fingerprint =
 			session.fingerprint.finish(max_fingerprint).map_err(|e| e.to_string())?.encode();
-		let output = if assignment.chunk + 1 == assignment.chunks {
-			RevealedOutput::Full { prompt_tokens, tokens, text }
-		} else {
-			RevealedOutput::Hash(output_hash)
+		let last = assignment.chunk + 1 == assignment.chunks;
+		let full =
+			|| RevealedOutput::Full { prompt_tokens, tokens: tokens.clone(), text: text.clone() };
+		// Under prefill verification the last chunk publishes the output with its commit
+		// (the verifier needs it) and every slot reveals its hash.
+		let (output, publish) = match (assignment.mode, last) {
+			(VerificationMode::Redundant, true) => (full(), None),
+			(VerificationMode::Prefill, true) => (RevealedOutput::Hash(output_hash), Some(full())),
+			(_, false) => (RevealedOutput::Hash(output_hash), None),
 		};
 		let salt: [u8; 32] = rand::random();
 		let commitment = pallet_poaw::commitment(
@@ -499,6 +816,7 @@ impl Worker {
 			chunk: assignment.chunk,
 			fingerprint,
 			output,
+			publish,
 			output_hash,
 			salt,
 			commitment,
@@ -515,6 +833,16 @@ impl Worker {
 					Err(refusal) => StageResponse::Refused(refusal),
 					Ok(()) => match self.advance(key, step, message).await {
 						Ok((token, _)) => StageResponse::Token(token),
+						Err(refusal) => StageResponse::Refused(refusal),
+					},
+				}
+			}
+			Ok(StageRequest::Prefill { task, pipeline, chunk, piece, message }) => {
+				let key = (task, pipeline, chunk);
+				match self.accept_check(key, piece, request.peer).await {
+					Err(refusal) => StageResponse::Refused(refusal),
+					Ok(()) => match self.check_piece(key, piece, message).await {
+						Ok(()) => StageResponse::Prefilled,
 						Err(refusal) => StageResponse::Refused(refusal),
 					},
 				}
@@ -622,11 +950,15 @@ impl Worker {
 		Ok(peer)
 	}
 
-	/// The slot of `key`'s open session. The map's lock is released before the session's
-	/// is taken: a session stays locked for a whole pass.
+	/// The slot of `key`'s open session (generation or check). The map's lock is
+	/// released before the session's is taken: a session stays locked for a whole pass.
 	fn session_assignment(&self, key: SlotKey) -> Option<Assignment> {
 		let session = lock(&self.sessions).get(&key).cloned();
-		session.map(|session| lock(&session).assignment.clone())
+		if let Some(session) = session {
+			return Some(lock(&session).assignment.clone());
+		}
+		let check = lock(&self.checks).get(&key).cloned();
+		check.map(|check| lock(&check).assignment.clone())
 	}
 
 	/// Frees `key`'s KV cache in its chunk.
@@ -637,7 +969,9 @@ impl Worker {
 	}
 
 	fn drop_session(&self, key: SlotKey) {
-		if lock(&self.sessions).remove(&key).is_some() {
+		let generation = lock(&self.sessions).remove(&key).is_some();
+		let check = lock(&self.checks).remove(&key).is_some();
+		if generation || check {
 			self.free_cache(key);
 		}
 	}
@@ -673,13 +1007,41 @@ fn no_session() -> Refusal {
 	Refusal::BadRequest(b"no session here: restart the pipeline at step 0".to_vec())
 }
 
+/// Whether the pipeline whose first chunk `assignment` holds runs now: a generator's
+/// at once, a verifier's once the output is published, a referee round's once opened.
+fn drive_due(assignment: &Assignment, status: TaskStatus) -> bool {
+	match (assignment.mode, assignment.role) {
+		(VerificationMode::Redundant, _) => status == TaskStatus::Assigned,
+		(VerificationMode::Prefill, Role::Generator) => status == TaskStatus::Assigned,
+		(VerificationMode::Prefill, Role::Verifier) => status == TaskStatus::Verifying,
+		(VerificationMode::Prefill, Role::Referee) => status == TaskStatus::Refereeing,
+	}
+}
+
+/// Whether a committed slot reveals now.
+fn reveal_due(assignment: &Assignment, status: TaskStatus) -> bool {
+	match (assignment.mode, assignment.role) {
+		(VerificationMode::Prefill, Role::Referee) => status == TaskStatus::Judging,
+		_ => status == TaskStatus::Committed,
+	}
+}
+
 fn commit_call(result: &SlotResult) -> RuntimeCall {
-	RuntimeCall::Poaw(pallet_poaw::Call::commit {
-		task: result.task,
-		pipeline: result.pipeline,
-		chunk: result.chunk,
-		commitment: result.commitment,
-	})
+	match &result.publish {
+		Some(output) => RuntimeCall::Poaw(pallet_poaw::Call::commit_output {
+			task: result.task,
+			pipeline: result.pipeline,
+			chunk: result.chunk,
+			commitment: result.commitment,
+			output: output.clone(),
+		}),
+		None => RuntimeCall::Poaw(pallet_poaw::Call::commit {
+			task: result.task,
+			pipeline: result.pipeline,
+			chunk: result.chunk,
+			commitment: result.commitment,
+		}),
+	}
 }
 
 fn reveal_call(result: SlotResult) -> RuntimeCall {

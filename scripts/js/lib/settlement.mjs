@@ -65,3 +65,34 @@ export async function expectedPayout(api, details, agreeingPipelines) {
   const fee = ceilDiv(miners * 1_000_000_000n, MINER_SHARE_PARTS);
   return { earned, miners, fee, community: fee - miners };
 }
+
+/** The task pallet's share of a generation's pay that prefill work earns, as Perbill parts. */
+export function prefillShareParts(api) {
+  return BigInt(api.consts.poaw.prefillShare.toString());
+}
+
+/**
+ * What a slot of a task checked by prefill earns (docs/protocol.md): its chunk's layers
+ * × `tokens` (prompt + generated) × its threshold for generating, the prefill share of
+ * that for verifying or refereeing.
+ */
+export function prefillEarned(slot, layers, tokens, shareParts) {
+  const generation = BigInt(layers[slot.chunk]) * BigInt(tokens) * BigInt(slot.threshold);
+  return slot.role === 'Generator' ? generation : (generation * shareParts) / 1_000_000_000n;
+}
+
+/** MinerPaid and MinerSlashed amounts in blocks `from..=to`, by expert. */
+export async function moneyEvents(api, from, to) {
+  const paid = new Map();
+  const slashed = new Map();
+  for (let number = from; number <= to; number++) {
+    const events = await api.query.system.events.at(await api.rpc.chain.getBlockHash(number));
+    for (const { event } of events) {
+      const into = api.events.poaw.MinerPaid.is(event) ? paid : api.events.poaw.MinerSlashed.is(event) ? slashed : null;
+      if (!into) continue;
+      const who = event.data.expert.toString();
+      into.set(who, (into.get(who) ?? 0n) + event.data.amount.toBigInt());
+    }
+  }
+  return { paid, slashed };
+}

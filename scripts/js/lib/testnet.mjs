@@ -8,6 +8,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
+import { writeFileSync } from 'node:fs';
+
+import { u8aToHex } from '@polkadot/util';
+import { base58Decode } from '@polkadot/util-crypto';
+
+import * as experts from './experts.mjs';
 import { nodeBinary, startNode } from './node.mjs';
 
 const run = promisify(execFile);
@@ -20,6 +26,32 @@ const VALIDATOR_PEER = '12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp';
 
 export function nodeKey(name) {
   return NODE_KEY_INDEX[name].toString(16).padStart(64, '0');
+}
+
+/** The libp2p peer id (bytes, hex) of dev account `name`'s node key. */
+export async function nodePeerId(name) {
+  const dir = mkdtempSync(join(tmpdir(), 'dllm-key-'));
+  try {
+    writeFileSync(join(dir, name), nodeKey(name));
+    const { stdout } = await run(nodeBinary(), ['key', 'inspect-node-key', '--file', join(dir, name)]);
+    return u8aToHex(base58Decode(stdout.trim()));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Registers `signer` (dev account `name`) as an expert of both chunks of the dev model
+ * under its node's peer id, bonding 10 000 DLLM and asking `price` per token per layer.
+ */
+export async function registerDevMiner(api, name, signer, { price = 10n * 10n ** 6n } = {}) {
+  const profile = { domains: ['general'], peerId: await nodePeerId(name), price, capacity: 4, commissionPercent: 10 };
+  let result = await experts.registerExpert(api, signer, 10_000n * experts.UNIT, profile);
+  if (!result.ok) throw new Error(`registering ${name}: ${result.error}`);
+  for (const chunk of [0, 1]) {
+    result = await experts.serveChunk(api, signer, 0, chunk);
+    if (!result.ok) throw new Error(`${name} serving chunk ${chunk}: ${result.error}`);
+  }
 }
 
 /** `dllm-infer`, next to the node binary. */

@@ -5,22 +5,15 @@
 // that returns wrong activations.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { test } from 'node:test';
 
 import { Keyring } from '@polkadot/keyring';
-import { base58Decode, cryptoWaitReady } from '@polkadot/util-crypto';
-import { u8aToHex } from '@polkadot/util';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
 
-import * as experts from '../lib/experts.mjs';
-import { nodeBinary, sendAndFinalize } from '../lib/node.mjs';
+import { sendAndFinalize } from '../lib/node.mjs';
 import { expectedPayout, feesInBlocks, palletAccount } from '../lib/settlement.mjs';
 import * as tasks from '../lib/tasks.mjs';
-import { nodeKey, referenceGeneration, startTestnet } from '../lib/testnet.mjs';
+import { referenceGeneration, registerDevMiner, startTestnet } from '../lib/testnet.mjs';
 
 const PROMPT = 'What is DLLM?';
 const MAX_TOKENS = 12;
@@ -185,20 +178,10 @@ test('a miner that is down when its slot comes is not paid; a restarted miner re
 
 test('a miner that returns wrong activations is outvoted (redundancy 3) and not paid', async () => {
   const net = await startTestnet({ perturb: ['dave'] });
-  const keyDir = mkdtempSync(join(tmpdir(), 'dllm-key-'));
   try {
     const { api } = net;
     // A third disjoint pipeline: Eve registers for both chunks with her node's peer id.
-    writeFileSync(join(keyDir, 'eve'), nodeKey('eve'));
-    const { stdout } = await promisify(execFile)(nodeBinary(), ['key', 'inspect-node-key', '--file', join(keyDir, 'eve')]);
-    const eve = account('eve');
-    const profile = { domains: ['general'], peerId: u8aToHex(base58Decode(stdout.trim())), price: 10n * 10n ** 6n, capacity: 4, commissionPercent: 10 };
-    let result = await experts.registerExpert(api, eve, 10_000n * experts.UNIT, profile);
-    assert.ok(result.ok, result.error);
-    for (const chunk of [0, 1]) {
-      result = await experts.serveChunk(api, eve, 0, chunk);
-      assert.ok(result.ok, result.error);
-    }
+    await registerDevMiner(api, 'eve', account('eve'));
     const { dispatchError } = await sendAndFinalize(api.tx.sudo.sudo(api.tx.poaw.setRedundancy(3)), account('alice'));
     assert.equal(dispatchError, undefined);
     await net.startMiner('eve');
@@ -218,7 +201,6 @@ test('a miner that returns wrong activations is outvoted (redundancy 3) and not 
       assert.ok(payout.earned.get(account(name).address) > 0n, `${name} was paid`);
     }
   } finally {
-    rmSync(keyDir, { recursive: true, force: true });
     await net.stop();
   }
 });

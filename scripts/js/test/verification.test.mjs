@@ -14,6 +14,7 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 import * as experts from '../lib/experts.mjs';
 import { sketch } from '../lib/fingerprint.mjs';
 import { sendAndFinalize, startDevNode } from '../lib/node.mjs';
+import * as settlement from '../lib/settlement.mjs';
 import { MINER_SHARE_PARTS, ceilDiv, feesOf, total } from '../lib/settlement.mjs';
 import * as tasks from '../lib/tasks.mjs';
 
@@ -113,19 +114,8 @@ async function play(task, role, shiftOf, outputHash) {
 }
 
 /** MinerPaid and MinerSlashed amounts of blocks `from..=to`, by expert. */
-async function moneyEvents(from, to) {
-  const paid = new Map();
-  const slashed = new Map();
-  for (let number = from; number <= to; number++) {
-    const events = await api.query.system.events.at(await api.rpc.chain.getBlockHash(number));
-    for (const { event } of events) {
-      const into = api.events.poaw.MinerPaid.is(event) ? paid : api.events.poaw.MinerSlashed.is(event) ? slashed : null;
-      if (!into) continue;
-      const who = event.data.expert.toString();
-      into.set(who, (into.get(who) ?? 0n) + event.data.amount.toBigInt());
-    }
-  }
-  return { paid, slashed };
+function moneyEvents(from, to) {
+  return settlement.moneyEvents(api, from, to);
 }
 
 /** What a slot earns: 2 layers × tokens × threshold, a fifth for prefill work. */

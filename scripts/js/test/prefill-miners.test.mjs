@@ -1,0 +1,225 @@
+// Prefill verification (PoAW v2) on real miner nodes, on loopback: root switches the
+// chain to prefill verification once; then one pipeline of `dllm-node --miner` nodes
+// generates, a disjoint one recomputes the published generation by prefill and checks
+// its sampling, and the chain compares their fingerprints. A miner that distorts its
+// activations (`--miner-perturb-activations`) is caught whichever side it is on: a
+// referee node settles the dispute, the liar is slashed and nobody else is blamed. No
+// root call settles anything. Balances move as docs/protocol.md says.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+
+import * as experts from '../lib/experts.mjs';
+import { sendAndFinalize } from '../lib/node.mjs';
+import {
+  MINER_SHARE_PARTS, ceilDiv, feesInBlocks, moneyEvents, prefillEarned, prefillShareParts, total,
+} from '../lib/settlement.mjs';
+import * as tasks from '../lib/tasks.mjs';
+import { referenceGeneration, registerDevMiner, startTestnet } from '../lib/testnet.mjs';
+
+const PROMPT = 'What is DLLM?';
+const MAX_TOKENS = 12;
+const SAMPLING = { temperatureMilli: 800, topK: 40, topP: 950_000_000, seed: 42 };
+const REFERENCE_SAMPLING = { temperature: 0.8, topK: 40, topP: 0.95, seed: 42 };
+/** Below the genesis experts' 10 µDLLM per token per layer: the auction's first picks. */
+const CHEAPEST = 4n * 10n ** 6n;
+const CHEAPER = 6n * 10n ** 6n;
+
+await cryptoWaitReady();
+const keyring = new Keyring({ type: 'sr25519' });
+const account = (name) => keyring.addFromUri(`//${name[0].toUpperCase()}${name.slice(1)}`);
+
+async function bestNumber(api) {
+  return (await api.rpc.chain.getHeader()).number.toNumber();
+}
+
+/** Root switches the chain to prefill verification (setup, not settlement). */
+async function usePrefill(api) {
+  const { dispatchError } = await sendAndFinalize(
+    api.tx.sudo.sudo(api.tx.poaw.setVerificationMode('Prefill')),
+    account('alice'),
+  );
+  assert.equal(dispatchError, undefined);
+}
+
+/** Registers and starts the miner nodes of `cheap` ({ name: price }), in order. */
+async function addMiners(net, cheap) {
+  for (const [name, price] of Object.entries(cheap)) {
+    await registerDevMiner(net.api, name, account(name), { price });
+    await net.startMiner(name);
+  }
+}
+
+/**
+ * Submits PROMPT from `requester` and waits for the task to end; returns its details,
+ * the money events and transaction fees of the blocks it took, and the requester's
+ * balance change.
+ */
+async function runTask(api, requester) {
+  const start = await bestNumber(api);
+  const before = await total(api, requester.address);
+  const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
+  assert.equal(q.mode, 'Prefill');
+  // Twice the quote: referees are picked at the task's price cap, which the quote sets
+  // at the winners' asks; the genesis experts ask more than the cheap ones below.
+  const submitted = await tasks.submitTask(api, requester, {
+    model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee * 2n, sampling: SAMPLING,
+  });
+  assert.ok(submitted.ok, submitted.error);
+  const details = await tasks.waitForResult(api, submitted.task, 240_000);
+  const end = await bestNumber(api);
+  const money = await moneyEvents(api, start + 1, end);
+  const fees = await feesInBlocks(api, start + 1, end);
+  const spent = before - (await total(api, requester.address));
+  return { details, money, fees, spent, start, end };
+}
+
+/** The layers of each chunk of the dev model. */
+async function chunkLayers(api) {
+  const model = (await api.query.models.models(0)).unwrap();
+  return model.spec.chunks.map((c) => c.endLayer.toNumber() - c.startLayer.toNumber());
+}
+
+/** What each expert earns for `slots`, by docs/protocol.md. */
+async function earnings(api, details, slots) {
+  const layers = await chunkLayers(api);
+  const output = details.outputs.find((o) => o.pipeline === 0);
+  const tokens = output.promptTokens + output.tokens.length;
+  const share = prefillShareParts(api);
+  const sums = new Map();
+  for (const slot of slots) {
+    sums.set(slot.expert, (sums.get(slot.expert) ?? 0n) + prefillEarned(slot, layers, tokens, share));
+  }
+  return sums;
+}
+
+/** The poaw events of blocks `from..=to`, as `{ method, ...fields }`. */
+async function poawEvents(api, from, to) {
+  const found = [];
+  for (let number = from; number <= to; number++) {
+    const events = await api.query.system.events.at(await api.rpc.chain.getBlockHash(number));
+    for (const { event } of events) {
+      if (event.section !== 'poaw') continue;
+      const names = event.meta.fields.map((f) => f.name.toString());
+      found.push({ method: event.method, ...Object.fromEntries(names.map((n, i) => [n, event.data[i].toJSON()])) });
+    }
+  }
+  return found;
+}
+
+/** The dispute settlements among `events`, as [chunk, outcome]. */
+function settlements(events) {
+  return events.filter((e) => e.method === 'DisputeSettled').map((e) => [e.chunk, e.outcome]);
+}
+
+function describe(details, events = []) {
+  const slots = details.slots.map((s) => `${s.role} ${s.pipeline}/${s.chunk} ${s.expert}: ${s.state}`);
+  const flow = events.filter((e) => !['Committed', 'Revealed', 'SlotAssigned', 'MinerPaid'].includes(e.method));
+  return `${slots.join('; ')}\n${flow.map((e) => JSON.stringify(e)).join('\n')}`;
+}
+
+test('one pipeline generates, a disjoint one verifies by prefill: the answer is dllm-infer\'s and both are paid, no miner pays a fee', async () => {
+  const net = await startTestnet();
+  try {
+    const { api } = net;
+    await usePrefill(api);
+    const requester = account('ferdie');
+    const { details, money, fees, spent } = await runTask(api, requester);
+    assert.equal(details.status, 'Completed', describe(details));
+
+    const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
+    assert.equal(details.outputs.length, 1, 'only the generator publishes an output');
+    const [output] = details.outputs;
+    assert.equal(output.promptTokens, reference.prompt_tokens.length);
+    assert.deepEqual(output.tokens, reference.tokens);
+    assert.equal(output.text, reference.text);
+
+    const roles = details.slots.map((s) => `${s.role} ${s.pipeline}/${s.chunk}:${s.state}`).sort();
+    assert.deepEqual(roles, ['Generator 0/0:Revealed', 'Generator 0/1:Revealed', 'Verifier 1/0:Revealed', 'Verifier 1/1:Revealed']);
+    const generators = details.slots.filter((s) => s.role === 'Generator').map((s) => s.expert);
+    const verifiers = details.slots.filter((s) => s.role === 'Verifier').map((s) => s.expert);
+    assert.ok(verifiers.every((v) => !generators.includes(v)), 'the verifier checks work not its own');
+
+    const expected = await earnings(api, details, details.slots);
+    assert.deepEqual(money.paid, expected);
+    assert.equal(money.slashed.size, 0);
+    const miners = [...expected.values()].reduce((a, b) => a + b, 0n);
+    const fee = ceilDiv(miners * 1_000_000_000n, MINER_SHARE_PARTS);
+    assert.equal(BigInt(details.settlement.fee), fee);
+    assert.equal(spent, fee + (fees.get(requester.address) ?? 0n));
+    for (const slot of details.slots) {
+      assert.equal(fees.get(slot.expert) ?? 0n, 0n, `${slot.expert} paid no transaction fee for its duties`);
+    }
+  } finally {
+    await net.stop();
+  }
+});
+
+test('a generator that distorts its activations is caught by the verifier, settled by a referee node, slashed; the requester is refunded in full', async () => {
+  // Eve asks least: she generates both chunks, distorting what she computes. Ferdie
+  // serves both chunks at the genesis price, so that chunk 0 has a referee whichever
+  // miner verifies it.
+  const net = await startTestnet({ perturb: ['eve'] });
+  try {
+    const { api } = net;
+    await usePrefill(api);
+    await addMiners(net, { eve: CHEAPEST, ferdie: 10n * 10n ** 6n });
+    const eve = account('eve').address;
+    const requester = account('alice');
+    const { details, money, fees, spent, start, end } = await runTask(api, requester);
+    const events = await poawEvents(api, start + 1, end);
+    assert.equal(details.status, 'Expired', describe(details, events));
+    assert.ok(details.slots.filter((s) => s.role === 'Generator').every((s) => s.expert === eve), describe(details));
+    assert.deepEqual(settlements(events), [[0, 'GeneratorLost']], describe(details, events));
+    const referees = details.slots.filter((s) => s.role === 'Referee');
+    // The refunded task frees every slot (Abandoned); the referee's reveal is in the events.
+    assert.ok(referees.length > 0, describe(details, events));
+    for (const referee of referees) {
+      assert.ok(events.some((e) => e.method === 'Revealed' && e.pipeline === referee.pipeline && e.chunk === referee.chunk), describe(details, events));
+    }
+    // Only Eve's bond is touched, and her slash pays the verifier's and the referees'
+    // prefill work.
+    assert.deepEqual([...money.slashed.keys()], [eve]);
+    assert.equal(money.slashed.get(eve), 1_000n * experts.UNIT, '10% of a 10 000 DLLM bond');
+    assert.deepEqual(money.paid, await earnings(api, details, details.slots.filter((s) => s.role !== 'Generator')));
+    assert.equal(spent, fees.get(requester.address) ?? 0n, 'the requester paid its transaction fee only');
+  } finally {
+    await net.stop();
+  }
+});
+
+test('a verifier that distorts its activations loses against the referee node: slashed, the task completes and the generator is paid', async () => {
+  // Ferdie asks least and generates honestly; Eve asks next and verifies, distorting.
+  const net = await startTestnet({ perturb: ['eve'] });
+  try {
+    const { api } = net;
+    await usePrefill(api);
+    await addMiners(net, { ferdie: CHEAPEST, eve: CHEAPER });
+    const eve = account('eve').address;
+    const ferdie = account('ferdie').address;
+    const requester = account('alice');
+    const { details, money, fees, spent, start, end } = await runTask(api, requester);
+    const events = await poawEvents(api, start + 1, end);
+    assert.equal(details.status, 'Completed', describe(details, events));
+    assert.ok(details.slots.filter((s) => s.role === 'Generator').every((s) => s.expert === ferdie), describe(details));
+    assert.ok(details.slots.filter((s) => s.role === 'Verifier').every((s) => s.expert === eve), describe(details));
+
+    const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
+    assert.deepEqual(details.outputs.map((o) => o.tokens), [reference.tokens]);
+    assert.deepEqual(settlements(events), [[0, 'VerifierLost']], describe(details, events));
+    assert.deepEqual([...money.slashed.keys()], [eve]);
+    // The requester pays the generation; the referees are paid from Eve's slash.
+    const generation = await earnings(api, details, details.slots.filter((s) => s.role === 'Generator'));
+    const referees = await earnings(api, details, details.slots.filter((s) => s.role === 'Referee'));
+    const expected = new Map([...generation]);
+    for (const [who, amount] of referees) expected.set(who, (expected.get(who) ?? 0n) + amount);
+    assert.deepEqual(money.paid, expected);
+    const miners = [...generation.values()].reduce((a, b) => a + b, 0n);
+    assert.equal(spent, ceilDiv(miners * 1_000_000_000n, MINER_SHARE_PARTS) + (fees.get(requester.address) ?? 0n));
+  } finally {
+    await net.stop();
+  }
+});
