@@ -322,7 +322,7 @@ pub fn verify_record(
 	let mut logits = FingerprintBuilder::for_rows(params, RowKind::Logits)?;
 	let mut sampling = SamplingCheck::new(
 		record.generated_tokens.clone(),
-		record.sampling.clone(),
+		record.sampling,
 		record.stop,
 		options.params.max_logit_error_milli as f32 / 1000.0,
 		stop_tokens.to_vec(),

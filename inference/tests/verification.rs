@@ -108,7 +108,7 @@ fn verify_in_stages(
 	let mut verifiers: Vec<StageVerifier> = (0..stages.len())
 		.map(|s| {
 			let last = (s == last).then(|| LastStage {
-				sampling: record.sampling.clone(),
+				sampling: record.sampling,
 				stop_tokens: vec![EOS],
 				max_logit_error: VerificationParams::F32.max_logit_error_milli as f32 / 1000.0,
 			});

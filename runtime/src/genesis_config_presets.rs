@@ -161,10 +161,10 @@ fn genesis(
 			experts: market.experts,
 			unbonding_period: market.unbonding_period
 		},
-		// The miners' worker plays the redundant protocol until it takes the prefill
-		// roles (generator, verifier, referee); the admin switches with
+		// Generate once, verify by prefill (the miners' worker plays generator, verifier
+		// and referee); the admin may switch to the redundant protocol with
 		// `poaw.setVerificationMode`.
-		poaw: PoawConfig { verification: Some(pallet_poaw::VerificationMode::Redundant) },
+		poaw: PoawConfig { verification: Some(pallet_poaw::VerificationMode::Prefill) },
 	})
 }
 

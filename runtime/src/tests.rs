@@ -132,9 +132,12 @@ fn development_preset_has_the_tiny_model_and_three_experts() {
 		pallet_experts::Pallet::<Runtime>::do_try_state().expect("holds match the records");
 		pallet_models::Pallet::<Runtime>::do_try_state().expect("models are valid");
 
-		// Tasks: two pipelines at the genesis experts' ask; the payout account exists.
+		// Tasks: generated once and verified by prefill, at the genesis experts' ask
+		// (redundancy 2 stays configured for the redundant protocol); the payout account
+		// exists.
 		let quote = crate::Poaw::quote(0, 10, 5).expect("the dev model takes tasks");
-		assert_eq!(quote.redundancy, 2);
+		assert_eq!(quote.mode, pallet_poaw::VerificationMode::Prefill);
+		assert_eq!(quote.redundancy, 1);
 		assert_eq!(quote.price_per_token_layer, genesis_config_presets::DEV_EXPERT_PRICE);
 		assert_eq!(pallet_poaw::Redundancy::<Runtime>::get(), 2);
 		assert_eq!(

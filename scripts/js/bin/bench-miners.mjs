@@ -130,7 +130,7 @@ runCli(async () => {
   const prometheus = { bob: await freePort() };
 
   // Miners start after the model is registered (a miner refuses unknown weights).
-  const net = await startTestnet({ miners: [], dir, modelDir: mid?.modelDir });
+  const net = await startTestnet({ miners: [], dir, modelDir: mid?.modelDir, mode: 'Redundant' });
   try {
     const { api } = net;
     const alice = keyring.addFromUri('//Alice');

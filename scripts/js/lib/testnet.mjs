@@ -10,11 +10,12 @@ import { promisify } from 'node:util';
 
 import { writeFileSync } from 'node:fs';
 
+import { Keyring } from '@polkadot/keyring';
 import { u8aToHex } from '@polkadot/util';
 import { base58Decode } from '@polkadot/util-crypto';
 
 import * as experts from './experts.mjs';
-import { nodeBinary, startNode } from './node.mjs';
+import { nodeBinary, sendAndFinalize, startNode } from './node.mjs';
 
 const run = promisify(execFile);
 
@@ -42,14 +43,15 @@ export async function nodePeerId(name) {
 
 /**
  * Registers `signer` (dev account `name`) as an expert of both chunks of the dev model
- * under its node's peer id, bonding 10 000 DLLM and asking `price` per token per layer.
+ * under its node's peer id, bonding 10 000 DLLM and asking `price` per token per layer,
+ * computing in `dtype` (the miner node's `--dtype`).
  */
-export async function registerDevMiner(api, name, signer, { price = 10n * 10n ** 6n } = {}) {
+export async function registerDevMiner(api, name, signer, { price = 10n * 10n ** 6n, dtype = 'f32' } = {}) {
   const profile = { domains: ['general'], peerId: await nodePeerId(name), price, capacity: 4, commissionPercent: 10 };
   let result = await experts.registerExpert(api, signer, 10_000n * experts.UNIT, profile);
   if (!result.ok) throw new Error(`registering ${name}: ${result.error}`);
   for (const chunk of [0, 1]) {
-    result = await experts.serveChunk(api, signer, 0, chunk);
+    result = await experts.serveChunk(api, signer, 0, chunk, undefined, experts.formatOf(dtype));
     if (!result.ok) throw new Error(`${name} serving chunk ${chunk}: ${result.error}`);
   }
 }
@@ -82,10 +84,11 @@ export async function referenceGeneration(modelDir, prompt, maxTokens, sampling 
 
 /**
  * Starts the validator and one miner node per name in `miners` (perturbing ones in
- * `perturb`); resolves once all answer RPC. With `dir`, the model and the nodes' logs
+ * `perturb`; `startMiner(name, { dtype })` starts one more); resolves once all answer RPC. With `dir`, the model and the nodes' logs
  * (`<name>.log`) stay there; `modelDir` serves another registered model than the dev
- * one; `rpcPort` fixes the validator's RPC port. Returns { api, validator, miners,
- * modelDir, startMiner, stop }.
+ * one; `rpcPort` fixes the validator's RPC port; `mode` (`Redundant` or `Prefill`)
+ * has root set how tasks are verified before the miners start (the dev chain's genesis
+ * verifies by prefill). Returns { api, validator, miners, modelDir, startMiner, stop }.
  */
 export async function startTestnet({
   miners = ['bob', 'charlie', 'dave'],
@@ -94,6 +97,7 @@ export async function startTestnet({
   modelDir,
   rpcPort,
   prometheus = {},
+  mode,
 } = {}) {
   const root = dir ?? mkdtempSync(join(tmpdir(), 'dllm-testnet-'));
   mkdirSync(root, { recursive: true });
@@ -103,10 +107,21 @@ export async function startTestnet({
     rpcPort,
     logFile: logFile('alice'),
   });
+  if (mode) {
+    const alice = new Keyring({ type: 'sr25519' }).addFromUri('//Alice');
+    const { dispatchError } = await sendAndFinalize(
+      validator.api.tx.sudo.sudo(validator.api.tx.poaw.setVerificationMode(mode)),
+      alice,
+    );
+    if (dispatchError) {
+      await validator.kill();
+      throw new Error(`setting the verification mode ${mode} failed: ${dispatchError}`);
+    }
+  }
   const bootnode = `/ip4/127.0.0.1/tcp/${validator.p2pPort}/p2p/${VALIDATOR_PEER}`;
   const running = {};
 
-  async function startMiner(name, { prometheusPort = prometheus[name] } = {}) {
+  async function startMiner(name, { prometheusPort = prometheus[name], dtype } = {}) {
     // A base path of its own (not --tmp), so that a restarted miner finds its keystore,
     // its database and the results it has not revealed yet.
     const args = [
@@ -116,6 +131,7 @@ export async function startTestnet({
       '--miner', '--model-dir', modelDir,
     ];
     if (perturb.includes(name)) args.push('--miner-perturb-activations');
+    if (dtype) args.push('--dtype', dtype);
     running[name] = await startNode(args, { prometheusPort, logFile: logFile(name) });
     return running[name];
   }

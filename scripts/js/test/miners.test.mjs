@@ -1,5 +1,6 @@
-// End to end on loopback: a validator and miner nodes (`dllm-node --miner`) answer
-// prompts submitted from polkadot-js. The answer must be what `dllm-infer generate`
+// End to end on loopback, under the redundant protocol (root switches to it; the dev
+// chain verifies by prefill, see prefill-miners.test.mjs): a validator and miner nodes
+// (`dllm-node --miner`) answer prompts submitted from polkadot-js. The answer must be what `dllm-infer generate`
 // prints for the same model, prompt and sampling, and every balance must move as
 // docs/protocol.md says: with all miners up, with one miner down, and with one miner
 // that returns wrong activations.
@@ -113,7 +114,7 @@ function majority(details) {
 }
 
 test('miners answer a prompt with what dllm-infer generates, and are paid as docs/protocol.md says', async () => {
-  const net = await startTestnet();
+  const net = await startTestnet({ mode: 'Redundant' });
   try {
     const { details } = await runTask(net, ['bob', 'charlie', 'dave'], { agreeing: majority });
     const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
@@ -131,7 +132,7 @@ test('miners answer a prompt with what dllm-infer generates, and are paid as doc
 });
 
 test('a miner that is down when its slot comes is not paid; a restarted miner reveals once; the task completes', async () => {
-  const net = await startTestnet();
+  const net = await startTestnet({ mode: 'Redundant' });
   try {
     const { api } = net;
     const dave = account('dave').address;
@@ -177,7 +178,7 @@ test('a miner that is down when its slot comes is not paid; a restarted miner re
 });
 
 test('a miner that returns wrong activations is outvoted (redundancy 3) and not paid', async () => {
-  const net = await startTestnet({ perturb: ['dave'] });
+  const net = await startTestnet({ mode: 'Redundant', perturb: ['dave'] });
   try {
     const { api } = net;
     // A third disjoint pipeline: Eve registers for both chunks with her node's peer id.
@@ -206,7 +207,7 @@ test('a miner that returns wrong activations is outvoted (redundancy 3) and not 
 });
 
 test('miners run several tasks at once, each with its own answer', async () => {
-  const net = await startTestnet();
+  const net = await startTestnet({ mode: 'Redundant' });
   try {
     const { api } = net;
     const prompts = [['ferdie', 'What is DLLM?'], ['eve', 'Tell me about GPUs.'], ['alice', 'Why pipelines?']];

@@ -1,10 +1,10 @@
-// Prefill verification (PoAW v2) on real miner nodes, on loopback: root switches the
-// chain to prefill verification once; then one pipeline of `dllm-node --miner` nodes
-// generates, a disjoint one recomputes the published generation by prefill and checks
-// its sampling, and the chain compares their fingerprints. A miner that distorts its
-// activations (`--miner-perturb-activations`) is caught whichever side it is on: a
-// referee node settles the dispute, the liar is slashed and nobody else is blamed. No
-// root call settles anything. Balances move as docs/protocol.md says.
+// Prefill verification (PoAW v2, the dev chain's mode from genesis) on real miner nodes,
+// on loopback: one pipeline of `dllm-node --miner` nodes generates, a disjoint one
+// recomputes the published generation by prefill and checks its sampling, and the chain
+// compares their fingerprints. A miner that distorts its activations
+// (`--miner-perturb-activations`) is caught whichever side it is on: a referee node
+// settles the dispute, the liar is slashed and nobody else is blamed; no root call
+// anywhere. Miners in f16 and f32 agree. Balances move as docs/protocol.md says.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -13,7 +13,6 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import * as experts from '../lib/experts.mjs';
-import { sendAndFinalize } from '../lib/node.mjs';
 import {
   MINER_SHARE_PARTS, ceilDiv, feesInBlocks, moneyEvents, prefillEarned, prefillShareParts, total,
 } from '../lib/settlement.mjs';
@@ -36,20 +35,16 @@ async function bestNumber(api) {
   return (await api.rpc.chain.getHeader()).number.toNumber();
 }
 
-/** Root switches the chain to prefill verification (setup, not settlement). */
+/** The dev chain verifies by prefill from genesis. */
 async function usePrefill(api) {
-  const { dispatchError } = await sendAndFinalize(
-    api.tx.sudo.sudo(api.tx.poaw.setVerificationMode('Prefill')),
-    account('alice'),
-  );
-  assert.equal(dispatchError, undefined);
+  assert.equal((await api.query.poaw.verification()).toString(), 'Prefill');
 }
 
-/** Registers and starts the miner nodes of `cheap` ({ name: price }), in order. */
-async function addMiners(net, cheap) {
+/** Registers and starts the miner nodes of `cheap` ({ name: price }), in order, in `dtype`. */
+async function addMiners(net, cheap, dtype = 'f32') {
   for (const [name, price] of Object.entries(cheap)) {
-    await registerDevMiner(net.api, name, account(name), { price });
-    await net.startMiner(name);
+    await registerDevMiner(net.api, name, account(name), { price, dtype });
+    await net.startMiner(name, { dtype });
   }
 }
 
@@ -219,6 +214,50 @@ test('a verifier that distorts its activations loses against the referee node: s
     assert.deepEqual(money.paid, expected);
     const miners = [...generation.values()].reduce((a, b) => a + b, 0n);
     assert.equal(spent, ceilDiv(miners * 1_000_000_000n, MINER_SHARE_PARTS) + (fees.get(requester.address) ?? 0n));
+  } finally {
+    await net.stop();
+  }
+});
+
+test('a generator computing in f16 and verifiers in f32 agree on 10 prompts of 32 tokens: no dispute', async () => {
+  // Eve asks least and runs f16; the genesis experts verify in f32.
+  const net = await startTestnet();
+  try {
+    const { api } = net;
+    await usePrefill(api);
+    await addMiners(net, { eve: CHEAPEST }, 'f16');
+    const eve = account('eve').address;
+    const requesters = ['alice', 'ferdie'].map(account);
+    const start = await bestNumber(api);
+    // Eve holds two slots per task against her capacity of 4 (and submissions need a
+    // free generator): two tasks at a time.
+    const generated = [];
+    for (let batch = 0; batch < 5; batch++) {
+      const submitted = await Promise.all([0, 1].map(async (j) => {
+        const i = batch * 2 + j;
+        const prompt = `Prompt number ${i}: tell me about ${['GPUs', 'pipelines', 'tokens', 'stakes', 'blocks'][i % 5]}.`;
+        const q = await tasks.quote(api, 0, prompt, 32);
+        const result = await tasks.submitTask(api, requesters[j], {
+          model: 0, prompt, maxTokens: 32, maxFee: q.maxFee * 2n,
+          sampling: { ...SAMPLING, temperatureMilli: j ? 800 : 0, seed: i },
+        });
+        assert.ok(result.ok, result.error);
+        return result.task;
+      }));
+      for (const task of submitted) {
+        const details = await tasks.waitForResult(api, task, 240_000);
+        assert.equal(details.status, 'Completed', describe(details));
+        assert.ok(details.slots.filter((s) => s.role === 'Generator').every((s) => s.expert === eve && s.format === 'F16'), describe(details));
+        assert.ok(details.slots.filter((s) => s.role === 'Verifier').every((s) => s.format === 'F32'), describe(details));
+        generated.push(details.outputs[0].tokens.length);
+      }
+    }
+    const events = await poawEvents(api, start + 1, await bestNumber(api));
+    const compared = events.filter((e) => e.method === 'WorkCompared');
+    assert.equal(compared.length, 10);
+    assert.ok(compared.every((e) => e.disagreement === null && e.sampling_accepted), JSON.stringify(compared));
+    assert.equal(events.filter((e) => e.method === 'RefereesAssigned').length, 0);
+    console.log(`f16 generator, f32 verifiers: 10 tasks, generated tokens ${generated.join(', ')}, no dispute`);
   } finally {
     await net.stop();
   }

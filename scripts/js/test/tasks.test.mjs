@@ -16,7 +16,7 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import { UNIT, submit } from '../lib/experts.mjs';
 import { MINER_SHARE_PARTS, ceilDiv, feesOf as feesIn, palletAccount as palletAccountOf } from '../lib/settlement.mjs';
-import { startDevNode } from '../lib/node.mjs';
+import { sendAndFinalize, startDevNode } from '../lib/node.mjs';
 import * as tasks from '../lib/tasks.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -33,6 +33,13 @@ before(async () => {
   node = await startDevNode();
   api = node.api;
   keyring = new Keyring({ type: 'sr25519' });
+  // These tests play the redundant protocol's miners (verification.test.mjs plays the
+  // prefill roles the dev chain starts with).
+  const { dispatchError } = await sendAndFinalize(
+    api.tx.sudo.sudo(api.tx.poaw.setVerificationMode('Redundant')),
+    keyring.addFromUri('//Alice'),
+  );
+  assert.equal(dispatchError, undefined);
 });
 
 after(async () => {
