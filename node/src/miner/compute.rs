@@ -8,7 +8,7 @@ use dllm_inference::{
 	sampling::SamplingParams,
 	shard::{LogitsMode, SessionId},
 	tokenizer::PromptTokenizer,
-	verification::{LastStage, StageVerdict, StageVerifier},
+	verification::{LastStage, StageVerifier},
 	wire::{ActivationMessage, Payload},
 	MistralConfig, Shard, ShardInput, ShardOutput,
 };
@@ -208,10 +208,17 @@ pub struct CheckSession {
 	pub assignment: Assignment,
 	/// The hash of the generator's published output, which every check attests.
 	pub published: H256,
-	/// The stage's share of the verification.
-	pub verifier: StageVerifier,
-	/// The last piece run, for retried requests.
-	pub last_piece: Option<u32>,
+	/// The stage's share of the verification; out while a piece runs, gone once the
+	/// stage's result is kept.
+	pub verifier: Option<StageVerifier>,
+	/// Whether the published prompt length and text follow from the prompt and tokens
+	/// (this miner's tokenizer); the last chunk rejects the sampling otherwise.
+	pub claims_consistent: bool,
+	/// The last piece this stage ran, and its output for the next stage (kept so that
+	/// a retried piece is passed on again rather than run twice).
+	pub last_piece: Option<(u32, Option<Vec<u8>>)>,
+	/// The piece running now.
+	pub in_flight: Option<u32>,
 }
 
 impl CheckSession {
@@ -225,6 +232,7 @@ impl CheckSession {
 		generated: &[u32],
 		config: &MistralConfig,
 		profile: &VerificationParams,
+		claims_consistent: bool,
 	) -> Result<Self, String> {
 		let max_positions = config.max_position_embeddings;
 		let last = (assignment.chunk + 1 == assignment.chunks).then(|| {
@@ -244,30 +252,41 @@ impl CheckSession {
 		let session = session_id(assignment.task, assignment.pipeline);
 		let verifier = StageVerifier::new(FINGERPRINT_PARAMS, session, prompt_len, generated, last)
 			.map_err(|e| e.to_string())?;
-		Ok(CheckSession { assignment, published, verifier, last_piece: None })
+		Ok(CheckSession {
+			assignment,
+			published,
+			verifier: Some(verifier),
+			claims_consistent,
+			last_piece: None,
+			in_flight: None,
+		})
 	}
 }
 
-/// Runs one encoded prefill piece through `shard` for `session` (blocking); returns the
-/// encoded hidden states for the next stage (none from the model's last chunk).
+/// Runs one encoded prefill piece of `assignment`'s check through `shard` (blocking);
+/// returns the encoded hidden states for the next stage (none from the model's last
+/// chunk).
 pub fn run_check_piece(
 	shard: &Mutex<Shard>,
-	session: &mut CheckSession,
+	verifier: &mut StageVerifier,
+	assignment: &Assignment,
 	message: &[u8],
 	perturb: bool,
 ) -> Result<Option<Vec<u8>>, String> {
 	let mut shard = shard.lock().map_err(|_| "shard lock poisoned".to_string())?;
-	let id = session_id(session.assignment.task, session.assignment.pipeline);
+	let id = session_id(assignment.task, assignment.pipeline);
 	let message = ActivationMessage::decode(message, shard.device()).map_err(|e| e.to_string())?;
-	let offset = session.verifier.next_offset();
+	let offset = verifier.next_offset();
 	message.expect(id, offset).map_err(|e| e.to_string())?;
 	let count = message.num_positions as usize;
+	if count > PREFILL_PIECE {
+		return Err(format!("a prefill piece of {count} positions; at most {PREFILL_PIECE}"));
+	}
 	let input = match message.payload {
 		Payload::Tokens(tokens) => ShardInput::Tokens(tokens),
 		Payload::Hidden(hidden) => ShardInput::Hidden(hidden),
 		Payload::Logits(_) => return Err("a chunk cannot take logits".into()),
 	};
-	let verifier = &mut session.verifier;
 	let mode = verifier.logits_mode(offset, count).map_err(|e| e.to_string())?;
 	let mut pass = shard.run(id, offset, input, mode).map_err(|e| e.to_string())?;
 	if perturb {
@@ -278,16 +297,13 @@ pub fn run_check_piece(
 		}
 	}
 	verifier.absorb(offset, count, &pass).map_err(|e| e.to_string())?;
-	if session.assignment.chunk + 1 == session.assignment.chunks {
+	if assignment.chunk + 1 >= assignment.pipeline_experts.len() as u32 {
+		// The pipeline's last stage (the model's last chunk, or a referee round's
+		// disputed one) passes nothing on.
 		return Ok(None);
 	}
 	let reply = ActivationMessage::hidden(id, offset, pass.hidden).map_err(|e| e.to_string())?;
 	Ok(Some(reply.encode().map_err(|e| e.to_string())?))
-}
-
-/// A finished stage's verdict.
-pub fn finish_check(session: CheckSession, max_fingerprint: usize) -> Result<StageVerdict, String> {
-	session.verifier.finish(max_fingerprint).map_err(|e| e.to_string())
 }
 
 /// Frees a session's KV cache in its shard.

@@ -100,6 +100,8 @@ pub enum Refusal {
 	Downstream(Vec<u8>),
 	/// The receiver's computation failed.
 	Failed(Vec<u8>),
+	/// The receiver is still running this request (a retry came early); try again.
+	Busy,
 }
 
 impl std::fmt::Display for Refusal {
@@ -111,6 +113,7 @@ impl std::fmt::Display for Refusal {
 			Refusal::BadRequest(why) => write!(f, "bad request: {}", text(why)),
 			Refusal::Downstream(why) => write!(f, "a later stage failed: {}", text(why)),
 			Refusal::Failed(why) => write!(f, "the stage failed: {}", text(why)),
+			Refusal::Busy => write!(f, "the receiver is still running this request"),
 		}
 	}
 }

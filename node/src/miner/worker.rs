@@ -159,15 +159,21 @@ impl Worker {
 					let call = commit_call(&result);
 					self.submit_once(key, false, number, call).await;
 				}
-				(SlotState::Assigned, None) if assignment.chunk == 0 => {
-					if status_of(assignment.task).is_some_and(|s| drive_due(&assignment, s)) {
-						self.start_drive(assignment, number);
-					}
+				(SlotState::Assigned, None)
+					if assignment.chunk == 0
+						&& status_of(assignment.task)
+							.is_some_and(|s| drive_due(&assignment, s)) =>
+				{
+					self.start_drive(assignment, number);
 				}
 				(SlotState::Committed(committed), Some(result))
 					if committed == result.commitment =>
 				{
-					if status_of(assignment.task).is_some_and(|s| reveal_due(&assignment, s)) {
+					// Not a guard: a result waiting for its stage must not fall through
+					// to the missing-result arm below.
+					let due =
+						status_of(assignment.task).is_some_and(|s| reveal_due(&assignment, s));
+					if due {
 						self.submit_once(key, true, number, reveal_call(result)).await;
 					}
 				}
@@ -361,6 +367,11 @@ impl Worker {
 		let prompt = String::from_utf8_lossy(&assignment.prompt).into_owned();
 		let prompt_tokens =
 			self.model.tokenizer.encode(&prompt, false).map_err(|e| e.to_string())?;
+		// What the generator claims beside its tokens must follow from them: a wrong
+		// prompt length or text is rejected by the last chunk's verdict.
+		let decoded = self.model.tokenizer.decode(&output.tokens).ok();
+		let claims_consistent = output.prompt_tokens as usize == prompt_tokens.len()
+			&& decoded.is_some_and(|text| text.as_bytes() == output.text.as_slice());
 		let format_of = |pipeline: PipelineIndex, chunk| {
 			task.slots
 				.iter()
@@ -381,17 +392,21 @@ impl Worker {
 			&output.tokens,
 			&self.model.config,
 			&profile,
+			claims_consistent,
 		)?;
-		let tokens = dllm_inference::verification::StageVerifier::input_tokens(
-			&prompt_tokens,
-			&output.tokens,
-		);
+		// A token outside the vocabulary cannot be embedded; it runs as token 0 and the
+		// last chunk's sampling check rejects it.
+		let vocab = self.model.config.vocab_size as u32;
+		let generated: Vec<u32> =
+			output.tokens.iter().map(|t| if *t < vocab { *t } else { 0 }).collect();
+		let tokens =
+			dllm_inference::verification::StageVerifier::input_tokens(&prompt_tokens, &generated);
 		Ok((session, tokens))
 	}
 
-	/// Runs prefill piece `piece` of `key`'s check session through this miner's chunk
-	/// and the rest of the pipeline; the stage's result is committed after its last
-	/// piece.
+	/// Runs prefill piece `piece` of `key`'s check session through this miner's chunk,
+	/// keeps the stage's result after its last piece, and passes the piece on to the
+	/// rest of the pipeline. A retried piece is passed on again, not run twice.
 	fn check_piece(
 		self: &Arc<Self>,
 		key: SlotKey,
@@ -401,7 +416,8 @@ impl Worker {
 		let worker = self.clone();
 		async move {
 			let result = worker.check_piece_inner(key, piece, message).await;
-			if result.is_err() {
+			// A refused request (busy, out of order) leaves the session as it was.
+			if matches!(result, Err(Refusal::Failed(_) | Refusal::Downstream(_))) {
 				worker.drop_session(key);
 			}
 			result
@@ -416,36 +432,69 @@ impl Worker {
 		message: Vec<u8>,
 	) -> Result<(), Refusal> {
 		let session = lock(&self.checks).get(&key).cloned().ok_or_else(no_session)?;
-		let assignment = {
-			let session = lock(&session);
-			if session.last_piece == Some(piece) {
-				// A retried request: it ran.
-				return Ok(());
+		let (assignment, verifier, retried) = {
+			let mut session = lock(&session);
+			if session.in_flight == Some(piece) {
+				return Err(Refusal::Busy);
 			}
-			let expected = session.last_piece.map_or(0, |last| last + 1);
-			if piece != expected {
-				return Err(Refusal::BadRequest(
-					format!("prefill piece {piece}, expected {expected}").into_bytes(),
-				));
+			match &session.last_piece {
+				Some((last, output)) if *last == piece => {
+					(session.assignment.clone(), None, Some(output.clone()))
+				}
+				Some((last, _)) if piece < *last => return Ok(()),
+				last => {
+					let expected = last.as_ref().map_or(0, |(last, _)| last + 1);
+					if piece != expected {
+						return Err(Refusal::BadRequest(
+							format!("prefill piece {piece}, expected {expected}").into_bytes(),
+						));
+					}
+					let verifier = session.verifier.take().ok_or_else(no_session)?;
+					session.in_flight = Some(piece);
+					(session.assignment.clone(), Some(verifier), None)
+				}
 			}
-			session.assignment.clone()
 		};
-		let shard = self
-			.model
-			.shard(assignment.model, assignment.chunk)
-			.ok_or_else(|| Refusal::Failed(b"this miner does not serve the chunk".to_vec()))?;
-		let perturb = self.model.perturb;
-		let pass_session = session.clone();
-		let hidden = tokio::task::spawn_blocking(move || {
-			let mut session = lock(&pass_session);
-			compute::run_check_piece(&shard, &mut session, &message, perturb)
-		})
-		.await
-		.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}").into_bytes()))?
-		.map_err(|e| Refusal::Failed(e.into_bytes()))?;
+		let output = match (verifier, retried) {
+			(_, Some(output)) => output,
+			(Some(mut verifier), None) => {
+				let shard =
+					self.model.shard(assignment.model, assignment.chunk).ok_or_else(|| {
+						Refusal::Failed(b"this miner does not serve the chunk".to_vec())
+					})?;
+				let perturb = self.model.perturb;
+				let stage = assignment.clone();
+				let (verifier, output) = tokio::task::spawn_blocking(move || {
+					let output =
+						compute::run_check_piece(&shard, &mut verifier, &stage, &message, perturb);
+					(verifier, output)
+				})
+				.await
+				.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}").into_bytes()))?;
+				let output = output.map_err(|e| Refusal::Failed(e.into_bytes()))?;
+				let finished = {
+					let mut session = lock(&session);
+					session.in_flight = None;
+					session.last_piece = Some((piece, output.clone()));
+					if verifier.is_done() {
+						Some(verifier)
+					} else {
+						session.verifier = Some(verifier);
+						None
+					}
+				};
+				// The stage's result does not depend on the stages after it: kept and
+				// committed before the piece is passed on.
+				if let Some(verifier) = finished {
+					self.finish_check(key, &session, verifier).await;
+				}
+				output
+			}
+			(None, None) => return Err(no_session()),
+		};
 		let next_chunk = assignment.chunk + 1;
 		if let (Some(hidden), Some(next)) =
-			(hidden, assignment.pipeline_experts.get(next_chunk as usize))
+			(output, assignment.pipeline_experts.get(next_chunk as usize))
 		{
 			let next_key = (assignment.task, assignment.pipeline, next_chunk);
 			if *next == self.account {
@@ -466,15 +515,6 @@ impl Worker {
 					_ => return Err(Refusal::Downstream(b"malformed reply".to_vec())),
 				}
 			}
-		}
-		let done = {
-			let mut session = lock(&session);
-			session.last_piece = Some(piece);
-			session.verifier.is_done()
-		};
-		drop(session);
-		if done {
-			self.finish_check(key).await;
 		}
 		Ok(())
 	}
@@ -538,20 +578,20 @@ impl Worker {
 	}
 
 	/// A check stage ran its last piece: keep its fingerprint (and, on the model's last
-	/// chunk, its sampling verdict) and commit to it.
-	async fn finish_check(&self, key: SlotKey) {
-		let Some(session) = lock(&self.checks).remove(&key) else { return };
+	/// chunk, its sampling verdict) and commit to it. The session stays (without its
+	/// verifier) until the slot closes, to answer retried pieces.
+	async fn finish_check(
+		&self,
+		key: SlotKey,
+		session: &Arc<Mutex<CheckSession>>,
+		verifier: dllm_inference::verification::StageVerifier,
+	) {
 		self.free_cache(key);
-		let Ok(session) =
-			Arc::try_unwrap(session).map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
-		else {
-			log::error!(target: LOG_TARGET, "task {} pipeline {} chunk {}: the check is still in use", key.0, key.1, key.2);
-			return;
+		let (published, claims_consistent) = {
+			let session = lock(session);
+			(session.published, session.claims_consistent)
 		};
-		let published = session.published;
-		let max_fingerprint =
-			<<Runtime as pallet_poaw::Config>::MaxFingerprintBytes as Get<u32>>::get() as usize;
-		let verdict = match compute::finish_check(session, max_fingerprint) {
+		let verdict = match verifier.finish(max_fingerprint_bytes()) {
 			Ok(verdict) => verdict,
 			Err(e) => {
 				self.metrics.failure();
@@ -565,16 +605,21 @@ impl Worker {
 		};
 		let (output, output_hash) = match &verdict.sampling {
 			Some(sampling) => {
+				let accepted = sampling.accepted && claims_consistent;
 				log::info!(
 					target: LOG_TARGET,
-					"task {} pipeline {}: the sampling is {}{}",
+					"task {} pipeline {}: the generation is {}{}",
 					key.0, key.1,
-					if sampling.accepted { "plausible" } else { "rejected" },
-					sampling.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(),
+					if accepted { "plausible" } else { "rejected" },
+					match (&sampling.reason, claims_consistent) {
+						(Some(reason), _) => format!(": {reason}"),
+						(None, false) => ": its prompt length or text do not follow from its tokens".into(),
+						(None, true) => String::new(),
+					},
 				);
 				(
-					RevealedOutput::Verdict { accepted: sampling.accepted },
-					pallet_poaw::verdict_hash(published, sampling.accepted),
+					RevealedOutput::Verdict { accepted },
+					pallet_poaw::verdict_hash(published, accepted),
 				)
 			}
 			None => (RevealedOutput::Hash(published), published),
@@ -594,6 +639,11 @@ impl Worker {
 			salt,
 			commitment,
 		};
+		self.keep_and_commit(key, result).await;
+	}
+
+	/// Keeps `result` on disk (a restarted miner must still reveal it) and commits it.
+	async fn keep_and_commit(&self, key: SlotKey, result: SlotResult) {
 		if let Err(e) = self.store.save(&result) {
 			self.metrics.failure();
 			log::error!(target: LOG_TARGET, "{e}");
@@ -735,6 +785,9 @@ impl Worker {
 				Ok(Ok(StageResponse::Refused(Refusal::NotAssigned))) => {
 					last_error = "the slot is not assigned there (yet)".into();
 				}
+				Ok(Ok(StageResponse::Refused(Refusal::Busy))) => {
+					last_error = "the receiver is still running this request".into();
+				}
 				Ok(Ok(StageResponse::Refused(refusal))) => {
 					return Err(Refusal::Downstream(refusal.to_string().into_bytes()))
 				}
@@ -772,13 +825,7 @@ impl Worker {
 				return;
 			}
 		};
-		if let Err(e) = self.store.save(&result) {
-			self.metrics.failure();
-			log::error!(target: LOG_TARGET, "{e}");
-			return;
-		}
-		let now = self.chain.best().1;
-		self.submit_once(key, false, now, commit_call(&result)).await;
+		self.keep_and_commit(key, result).await;
 	}
 
 	fn attest(&self, session: &Session) -> Result<SlotResult, String> {
@@ -787,10 +834,11 @@ impl Worker {
 		let tokens = session.tokens.clone();
 		let text = self.model.tokenizer.decode(&tokens).map_err(|e| e.to_string())?.into_bytes();
 		let output_hash = pallet_poaw::output_hash(prompt_tokens, &tokens, &text);
-		let max_fingerprint =
-			<<Runtime as pallet_poaw::Config>::MaxFingerprintBytes as Get<u32>>::get() as usize;
-		let fingerprint =
-			session.fingerprint.finish(max_fingerprint).map_err(|e| e.to_string())?.encode();
+		let fingerprint = session
+			.fingerprint
+			.finish(max_fingerprint_bytes())
+			.map_err(|e| e.to_string())?
+			.encode();
 		let last = assignment.chunk + 1 == assignment.chunks;
 		let full =
 			|| RevealedOutput::Full { prompt_tokens, tokens: tokens.clone(), text: text.clone() };
@@ -874,12 +922,22 @@ impl Worker {
 		step: u32,
 		peer: PeerId,
 	) -> Result<(), Refusal> {
+		if lock(&self.checks).contains_key(&key) {
+			return Err(Refusal::BadRequest(
+				b"this slot checks by prefill; it generates nothing".to_vec(),
+			));
+		}
 		let existing = self.session_assignment(key);
 		let assignment = match existing {
 			Some(assignment) => assignment,
 			None if step == 0 => self.wait_for_assignment(key).await?,
 			None => return Err(no_session()),
 		};
+		if assignment.mode == VerificationMode::Prefill && assignment.role != Role::Generator {
+			return Err(Refusal::BadRequest(
+				b"this slot checks by prefill; it generates nothing".to_vec(),
+			));
+		}
 		if !self.is_previous_miner(&assignment, peer) {
 			return Err(Refusal::WrongSender);
 		}
@@ -1000,6 +1058,11 @@ impl Worker {
 				.await;
 		});
 	}
+}
+
+/// The most bytes a fingerprint may take on chain.
+fn max_fingerprint_bytes() -> usize {
+	<<Runtime as pallet_poaw::Config>::MaxFingerprintBytes as Get<u32>>::get() as usize
 }
 
 /// A pass for a session this stage does not hold (never opened, ended or freed).

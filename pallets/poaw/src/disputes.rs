@@ -116,8 +116,14 @@ impl<T: Config> Pallet<T> {
 
 	/// Assigns the next referee round for `chunk` (`sampling`: the sampling is
 	/// disputed): the chunk's auction and those of the chunks before it, among experts
-	/// not yet in the task, at the task's price cap. Without referees, or past
-	/// `MaxRefereeRounds`, the task is refunded and nobody is slashed.
+	/// not yet in the task. Without referees, or past `MaxRefereeRounds`, the task is
+	/// refunded and nobody is slashed.
+	///
+	/// The task's price cap does not bound the referees' asks: a requester paying the
+	/// quote has its winners' own asks as its cap, which would leave every dearer
+	/// expert out and let a lying side escape unsettled. Referees are paid from the
+	/// loser's slash (scaled down to it), or, when both sides stand, by the requester
+	/// at most at its cap.
 	pub(crate) fn open_referee_round(
 		task: TaskId,
 		mut info: TaskOf<T>,
@@ -146,7 +152,7 @@ impl<T: Config> Pallet<T> {
 						.into_iter()
 						.map(|(bid, _, _)| bid)
 						.collect();
-						let award = auction::run(&bids, 1, info.price_cap.saturated_into())
+						let award = auction::run(&bids, 1, u128::MAX)
 							.into_iter()
 							.next()
 							.ok_or(Error::<T>::NoMinersAvailable)?;
@@ -274,7 +280,8 @@ impl<T: Config> Pallet<T> {
 			.collect();
 		match outcome {
 			DisputeOutcome::BothAgreed => {
-				// A disagreement at the tolerance's edge: everybody's work stands.
+				// A disagreement at the tolerance's edge: everybody's work stands. The
+				// requester pays the referees at most at its price cap (its escrow's bound).
 				let paid: Vec<usize> = (0..slots.len())
 					.filter(|i| {
 						slots
@@ -282,7 +289,17 @@ impl<T: Config> Pallet<T> {
 							.is_some_and(|s| s.role != Role::Referee || s.pipeline == pipeline)
 					})
 					.collect();
-				Self::complete_prefill(task, info, &slots, &paid, None, &[]);
+				let capped: Vec<SlotOf<T>> = slots
+					.iter()
+					.cloned()
+					.map(|mut slot| {
+						if slot.role == Role::Referee {
+							slot.threshold = slot.threshold.min(info.price_cap);
+						}
+						slot
+					})
+					.collect();
+				Self::complete_prefill(task, info, &capped, &paid, None, &[]);
 			}
 			DisputeOutcome::VerifierLost => {
 				// The generator's work stands, and the verifier's chunks before `k` agreed.

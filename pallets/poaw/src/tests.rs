@@ -1683,6 +1683,49 @@ fn a_generator_lying_at_chunk_1_is_slashed_and_the_requester_refunded_in_full() 
 }
 
 #[test]
+fn referees_asking_above_the_task_price_cap_still_settle_and_are_paid_from_the_slash() {
+	run(|| {
+		// The requester pays exactly the quote: its cap is the winners' highest ask (20);
+		// the only experts left to referee ask 30.
+		Verification::<Test>::put(VerificationMode::Prefill);
+		expert(1, &[0], 10, 2);
+		expert(2, &[0], 20, 2);
+		expert(3, &[1], 10, 2);
+		expert(4, &[1], 20, 2);
+		expert(6, &[0], 30, 2);
+		expert(8, &[1], 30, 2);
+		let quote = Poaw::quote(0, prompt_token_bound(PROMPT.len() as u32), 4).unwrap();
+		let task = submit(quote.max_fee);
+		next_block();
+		assert_eq!(status(task), TaskStatus::Assigned);
+		let cap = Tasks::<Test>::get(task).unwrap().price_cap;
+		assert!(cap < 30, "cap {cap}");
+		play_sides(task, |s| if s.role == Role::Generator && s.chunk == 1 { 900 } else { 0 }, true);
+		let referees = role_slots(task, Role::Referee);
+		assert_eq!(referees.iter().map(|s| s.expert).collect::<Vec<_>>(), vec![6, 8]);
+		play_referees(task, true);
+		assert!(events().contains(&Event::DisputeSettled {
+			task,
+			chunk: 1,
+			outcome: DisputeOutcome::GeneratorLost
+		}));
+		let slash = DISPUTE_SLASH.mul_floor(MIN_BOND);
+		assert_eq!(slashed(3), slash);
+		// The slash pays the verifier's and the referees' prefill work (2 layers × 8
+		// tokens × threshold, a fifth of it): the referees at their own ask (no losing
+		// bid), above the task's cap; all scaled down alike to the slash.
+		let owed = |s: &SlotOf<Test>| PREFILL_SHARE.mul_floor(2 * 8 * s.threshold);
+		assert!(referees.iter().all(|s| s.threshold == 30));
+		let verifiers = role_slots(task, Role::Verifier);
+		let total: u64 = verifiers.iter().chain(referees.iter()).map(owed).sum();
+		let scale = Perbill::from_rational(slash.min(total), total);
+		for slot in verifiers.iter().chain(referees.iter()) {
+			assert_eq!(paid_to(slot.expert), scale.mul_floor(owed(slot)), "{}", slot.expert);
+		}
+	});
+}
+
+#[test]
 fn a_verifier_lying_is_slashed_and_the_task_completes() {
 	run(|| {
 		let task = prefill_task();

@@ -58,10 +58,10 @@ async function runTask(api, requester) {
   const before = await total(api, requester.address);
   const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
   assert.equal(q.mode, 'Prefill');
-  // Twice the quote: referees are picked at the task's price cap, which the quote sets
-  // at the winners' asks; the genesis experts ask more than the cheap ones below.
+  // Exactly the quote: its cap is the cheap winners' ask, yet the dearer genesis experts
+  // referee (referees are paid from the loser's slash, not held to the cap).
   const submitted = await tasks.submitTask(api, requester, {
-    model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee * 2n, sampling: SAMPLING,
+    model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee, sampling: SAMPLING,
   });
   assert.ok(submitted.ok, submitted.error);
   const details = await tasks.waitForResult(api, submitted.task, 240_000);
