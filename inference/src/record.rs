@@ -188,9 +188,10 @@ impl Record {
 
 	/// The tokens a verifier's prefill runs.
 	pub fn input_tokens(&self) -> Vec<u32> {
-		let mut tokens = self.prompt_tokens.clone();
-		tokens.extend_from_slice(&self.generated_tokens[..self.generated_tokens.len() - 1]);
-		tokens
+		crate::verification::StageVerifier::input_tokens(
+			&self.prompt_tokens,
+			&self.generated_tokens,
+		)
 	}
 
 	/// The layer ranges of the chunks.

@@ -587,22 +587,22 @@ impl Worker {
 		verifier: dllm_inference::verification::StageVerifier,
 	) {
 		self.free_cache(key);
+		let result = Self::check_result(key, session, verifier);
+		self.keep_and_commit(key, result, "finish the check").await;
+	}
+
+	/// A finished check stage's result: its fingerprint, and on the model's last chunk
+	/// its verdict on the published output.
+	fn check_result(
+		key: SlotKey,
+		session: &Arc<Mutex<CheckSession>>,
+		verifier: dllm_inference::verification::StageVerifier,
+	) -> Result<SlotResult, String> {
 		let (published, claims_consistent) = {
 			let session = lock(session);
 			(session.published, session.claims_consistent)
 		};
-		let verdict = match verifier.finish(max_fingerprint_bytes()) {
-			Ok(verdict) => verdict,
-			Err(e) => {
-				self.metrics.failure();
-				log::error!(
-					target: LOG_TARGET,
-					"task {} pipeline {} chunk {}: cannot finish the check: {e}",
-					key.0, key.1, key.2,
-				);
-				return;
-			}
-		};
+		let verdict = verifier.finish(max_fingerprint_bytes()).map_err(|e| e.to_string())?;
 		let (output, output_hash) = match &verdict.sampling {
 			Some(sampling) => {
 				let accepted = sampling.accepted && claims_consistent;
@@ -628,7 +628,7 @@ impl Worker {
 		let salt: [u8; 32] = rand::random();
 		let commitment =
 			pallet_poaw::commitment(key.0, key.1, key.2, &fingerprint, output_hash, salt);
-		let result = SlotResult {
+		Ok(SlotResult {
 			task: key.0,
 			pipeline: key.1,
 			chunk: key.2,
@@ -638,12 +638,24 @@ impl Worker {
 			output_hash,
 			salt,
 			commitment,
-		};
-		self.keep_and_commit(key, result).await;
+		})
 	}
 
-	/// Keeps `result` on disk (a restarted miner must still reveal it) and commits it.
-	async fn keep_and_commit(&self, key: SlotKey, result: SlotResult) {
+	/// Keeps `result` on disk (a restarted miner must still reveal it) and commits it;
+	/// an error (from what it failed to `what`) is logged and counted.
+	async fn keep_and_commit(&self, key: SlotKey, result: Result<SlotResult, String>, what: &str) {
+		let result = match result {
+			Ok(result) => result,
+			Err(e) => {
+				self.metrics.failure();
+				log::error!(
+					target: LOG_TARGET,
+					"task {} pipeline {} chunk {}: cannot {what}: {e}",
+					key.0, key.1, key.2,
+				);
+				return;
+			}
+		};
 		if let Err(e) = self.store.save(&result) {
 			self.metrics.failure();
 			log::error!(target: LOG_TARGET, "{e}");
@@ -813,19 +825,7 @@ impl Worker {
 			self.attest(&session)
 		};
 		self.free_cache(key);
-		let result = match result {
-			Ok(result) => result,
-			Err(e) => {
-				self.metrics.failure();
-				log::error!(
-					target: LOG_TARGET,
-					"task {} pipeline {} chunk {}: cannot attest the output: {e}",
-					key.0, key.1, key.2,
-				);
-				return;
-			}
-		};
-		self.keep_and_commit(key, result).await;
+		self.keep_and_commit(key, result, "attest the output").await;
 	}
 
 	fn attest(&self, session: &Session) -> Result<SlotResult, String> {
