@@ -1115,5 +1115,6 @@ fn reveal_call(result: SlotResult) -> RuntimeCall {
 		fingerprint: result.fingerprint,
 		output: result.output,
 		salt: result.salt,
+		input_check: None,
 	})
 }

@@ -2,7 +2,10 @@
 //! slots act in the current stage, opening the next stage, each redundant pipeline's
 //! agreed output, and concluding a redundant task on what was revealed.
 
-use crate::*;
+use crate::{
+	disputes::{GENERATOR, VERIFIER},
+	*,
+};
 use alloc::{collections::btree_map::BTreeMap, vec::Vec};
 
 impl<T: Config> Pallet<T> {
@@ -90,6 +93,7 @@ impl<T: Config> Pallet<T> {
 		fingerprint: Vec<u8>,
 		output: RevealedOutput,
 		salt: [u8; 32],
+		input_check: Option<InputCheck<Vec<u8>>>,
 	) -> DispatchResult {
 		let info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
 		ensure!(
@@ -111,6 +115,10 @@ impl<T: Config> Pallet<T> {
 		};
 		let fingerprint: BoundedVec<u8, T::MaxFingerprintBytes> =
 			fingerprint.try_into().map_err(|_| Error::<T>::FingerprintTooLong)?;
+		let input_check = match input_check {
+			None => None,
+			Some(check) => Some(Self::bounded_input_check(&info, slot, check)?),
+		};
 		let is_last = chunk.saturating_add(1) == chunks;
 		let mut full = None;
 		let mut verdict = None;
@@ -166,6 +174,9 @@ impl<T: Config> Pallet<T> {
 		if let Some(accepted) = verdict {
 			Verdicts::<T>::insert(task, index as u32, accepted);
 		}
+		if let Some(check) = input_check {
+			InputChecks::<T>::insert(task, index as u32, check);
+		}
 		Self::sync_miner_tasks(task, &slots, &[]);
 		let stage_done =
 			!slots.iter().any(|slot| Self::reveals_now(&info, slot) && slot.state.is_pending());
@@ -181,6 +192,43 @@ impl<T: Config> Pallet<T> {
 			Self::stage_revealed(task, info, slots);
 		}
 		Ok(())
+	}
+
+	/// An input check revealed by `slot`: only the current round's referee of a disputed
+	/// chunk past chunk 0 (not a sampling dispute) has one, about one of the two sides.
+	fn bounded_input_check(
+		info: &TaskOf<T>,
+		slot: &SlotOf<T>,
+		check: InputCheck<Vec<u8>>,
+	) -> Result<InputCheck<BoundedVec<u8, T::MaxFingerprintBytes>>, DispatchError> {
+		let expected = info.status == TaskStatus::Judging
+			&& Some(slot.pipeline) == Self::referee_pipeline(info)
+			&& info
+				.dispute
+				.is_some_and(|d| !d.sampling && d.chunk == slot.chunk && d.chunk > 0)
+			&& matches!(check.side(), GENERATOR | VERIFIER);
+		ensure!(expected, Error::<T>::InputCheckNotExpected);
+		let bound = |bytes: Vec<u8>| {
+			BoundedVec::<u8, T::MaxFingerprintBytes>::try_from(bytes)
+				.map_err(|_| DispatchError::from(Error::<T>::FingerprintTooLong))
+		};
+		Ok(match check {
+			InputCheck::Withheld { side } => InputCheck::Withheld { side },
+			InputCheck::Checked { side, recomputed, input } => {
+				InputCheck::Checked { side, recomputed: bound(recomputed)?, input: bound(input)? }
+			}
+		})
+	}
+
+	/// The fingerprint bytes a reveal carries, as its weight counts them: the
+	/// fingerprint and an input check's two, each at most `MaxFingerprintBytes`.
+	pub(crate) fn revealed_bytes(
+		fingerprint: &[u8],
+		input_check: &Option<InputCheck<Vec<u8>>>,
+	) -> u32 {
+		let max = T::MaxFingerprintBytes::get() as usize;
+		let check = input_check.as_ref().map_or(0, |c| c.fingerprint_bytes());
+		fingerprint.len().min(max).saturating_add(check.min(max.saturating_mul(2))) as u32
 	}
 
 	/// Whether `slot` commits in the task's current stage.

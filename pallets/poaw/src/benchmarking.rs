@@ -109,6 +109,7 @@ fn reveal_slot<T: Config>(
 		fp.to_vec(),
 		claim,
 		[1; 32],
+		None,
 	)
 	.map(|_| ())
 	.map_err(|e| e.error)
@@ -293,7 +294,7 @@ mod benchmarks {
 			text: out.2.clone(),
 		};
 		#[extrinsic_call]
-		_(RawOrigin::Signed(last.expert), task, last.pipeline, last.chunk, fp, claim, [1; 32]);
+		_(RawOrigin::Signed(last.expert), task, last.pipeline, last.chunk, fp, claim, [1; 32], None);
 		assert_eq!(Tasks::<T>::get(task).map(|t| t.status), Some(TaskStatus::Completed));
 	}
 

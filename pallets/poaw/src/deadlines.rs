@@ -303,6 +303,7 @@ impl<T: Config> Pallet<T> {
 			LateMiners::<T>::remove(task);
 			let _ = Fingerprints::<T>::clear_prefix(task, T::MaxSlots::get(), None);
 			let _ = Verdicts::<T>::clear_prefix(task, T::MaxSlots::get(), None);
+			let _ = InputChecks::<T>::clear_prefix(task, T::MaxSlots::get(), None);
 			let _ = Outputs::<T>::clear_prefix(task, T::MaxRedundancy::get() as u32, None);
 			weight.saturating_accrue(per_task);
 			Self::deposit_event(Event::ResultRemoved { task });

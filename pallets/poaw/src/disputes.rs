@@ -40,20 +40,27 @@ impl<T: Config> Pallet<T> {
 		b: usize,
 	) -> bool {
 		let (Some(slot_a), Some(slot_b)) = (slots.get(a), slots.get(b)) else { return false };
-		let format = slot_a.format.max(slot_b.format);
+		let (Some(bytes_a), Some(bytes_b)) =
+			(Fingerprints::<T>::get(task, a as u32), Fingerprints::<T>::get(task, b as u32))
+		else {
+			return false;
+		};
+		Self::bytes_agree(info, slot_a.format.max(slot_b.format), &bytes_a, &bytes_b)
+	}
+
+	/// Whether two encoded fingerprints agree under the model's profile for `format`.
+	fn bytes_agree(info: &TaskOf<T>, format: NumericFormat, a: &[u8], b: &[u8]) -> bool {
 		let params =
 			T::Models::verification(info.model, format).unwrap_or(VerificationParams::DEFAULT);
-		let decode = |index: usize| {
-			Fingerprints::<T>::get(task, index as u32)
-				.and_then(|bytes| Fingerprint::decode(&bytes).ok())
-				.filter(|fingerprint| {
-					let registered = params.fingerprint;
-					fingerprint.params
-						== dllm_fingerprint::FingerprintParams {
-							top_k: registered.top_k_for(fingerprint.width),
-							..registered
-						}
-				})
+		let decode = |bytes: &[u8]| {
+			Fingerprint::decode(bytes).ok().filter(|fingerprint| {
+				let registered = params.fingerprint;
+				fingerprint.params
+					== dllm_fingerprint::FingerprintParams {
+						top_k: registered.top_k_for(fingerprint.width),
+						..registered
+					}
+			})
 		};
 		let (Some(fp_a), Some(fp_b)) = (decode(a), decode(b)) else { return false };
 		let tolerance = match fp_a.kind {
@@ -61,6 +68,66 @@ impl<T: Config> Pallet<T> {
 			RowKind::Logits => params.logits,
 		};
 		dllm_fingerprint::compare(&fp_a, &fp_b, &tolerance).is_ok_and(|c| c.accepted)
+	}
+
+	/// Whether the revealed fingerprint of slot `index` agrees with `bytes`, taken in
+	/// `format`.
+	fn agrees_with(
+		task: TaskId,
+		info: &TaskOf<T>,
+		slots: &[SlotOf<T>],
+		index: Option<usize>,
+		format: NumericFormat,
+		bytes: &[u8],
+	) -> bool {
+		let Some((index, slot)) = index.and_then(|i| slots.get(i).map(|slot| (i, slot))) else {
+			return false;
+		};
+		Fingerprints::<T>::get(task, index as u32)
+			.is_some_and(|own| Self::bytes_agree(info, slot.format.max(format), &own, bytes))
+	}
+
+	/// The slot to blame when the referee `referee` of chunk `k` disagrees with side
+	/// `side`, whose stage at `k` is `stage`: that stage, unless the referee's input
+	/// check shows that the stage's output follows from the input its upstream sent
+	/// (the recomputation agrees with the stage's fingerprint) and that this input does
+	/// not follow from the prefix (it disagrees with the referee's and the other side's
+	/// chunk `k - 1`): then the upstream stage. `None`: the evidence contradicts itself
+	/// (the stage's input and its output both check out), and the round is inconclusive.
+	fn blamed_stage(
+		task: TaskId,
+		info: &TaskOf<T>,
+		slots: &[SlotOf<T>],
+		k: ChunkIndex,
+		side: PipelineIndex,
+		stage: usize,
+		referee: usize,
+	) -> Option<usize> {
+		let check = InputChecks::<T>::get(task, referee as u32).filter(|c| c.side() == side);
+		let (Some(upstream_chunk), Some(InputCheck::Checked { recomputed, input, .. })) =
+			(k.checked_sub(1), check)
+		else {
+			return Some(stage);
+		};
+		let referee_slot = slots.get(referee)?;
+		if !Self::agrees_with(task, info, slots, Some(stage), referee_slot.format, &recomputed) {
+			return Some(stage);
+		}
+		let other = if side == GENERATOR { VERIFIER } else { GENERATOR };
+		let upstream = Self::revealed(slots, side, upstream_chunk)?;
+		let pipeline = referee_slot.pipeline;
+		// The input was computed in the upstream stage's format.
+		let sent_format = slots.get(upstream)?.format;
+		let follows = |index: Option<usize>| {
+			Self::agrees_with(task, info, slots, index, sent_format, &input)
+		};
+		let against_referee = follows(Self::revealed(slots, pipeline, upstream_chunk));
+		let against_other = follows(Self::revealed(slots, other, upstream_chunk));
+		if against_referee || against_other {
+			return None;
+		}
+		Self::deposit_event(Event::BlameTraced { task, pipeline: side, chunk: upstream_chunk });
+		Some(upstream)
 	}
 
 	/// The index of the slot of `pipeline` and `chunk`, if it revealed.
@@ -245,9 +312,10 @@ impl<T: Config> Pallet<T> {
 			(Some(r), Some(g), Some(v)) => {
 				let with_generator = Self::fingerprints_agree(task, &info, &slots, r, g);
 				let with_verifier = Self::fingerprints_agree(task, &info, &slots, r, v);
+				let blame = |side, stage| Self::blamed_stage(task, &info, &slots, k, side, stage, r);
 				match (with_generator, with_verifier) {
-					(true, false) => Some((DisputeOutcome::VerifierLost, v)),
-					(false, true) => Some((DisputeOutcome::GeneratorLost, g)),
+					(true, false) => blame(VERIFIER, v).map(|l| (DisputeOutcome::VerifierLost, l)),
+					(false, true) => blame(GENERATOR, g).map(|l| (DisputeOutcome::GeneratorLost, l)),
 					(true, true) => Some((DisputeOutcome::BothAgreed, usize::MAX)),
 					(false, false) => None,
 				}
@@ -302,12 +370,15 @@ impl<T: Config> Pallet<T> {
 				Self::complete_prefill(task, info, &capped, &paid, None, &[]);
 			}
 			DisputeOutcome::VerifierLost => {
-				// The generator's work stands, and the verifier's chunks before `k` agreed.
+				// The generator's work stands, and the verifier's chunks before `k` agreed
+				// (but the loser's, when the blame was traced upstream).
 				let paid: Vec<usize> = (0..slots.len())
 					.filter(|i| {
-						slots.get(*i).is_some_and(|s| {
-							s.role == Role::Generator || (s.role == Role::Verifier && s.chunk < k)
-						})
+						*i != loser
+							&& slots.get(*i).is_some_and(|s| {
+								s.role == Role::Generator
+									|| (s.role == Role::Verifier && s.chunk < k)
+							})
 					})
 					.collect();
 				Self::complete_prefill(task, info, &slots, &paid, Some(loser), &referees);

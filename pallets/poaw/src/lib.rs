@@ -329,6 +329,17 @@ pub mod pallet {
 	pub type Verdicts<T: Config> =
 		StorageDoubleMap<_, Twox64Concat, TaskId, Twox64Concat, u32, bool>;
 
+	/// Input checks revealed by disputed chunks' referees, by slot index.
+	#[pallet::storage]
+	pub type InputChecks<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		TaskId,
+		Twox64Concat,
+		u32,
+		InputCheck<BoundedVec<u8, T::MaxFingerprintBytes>>,
+	>;
+
 	#[pallet::genesis_config]
 	#[derive(polkadot_sdk::frame_support::DefaultNoBound)]
 	pub struct GenesisConfig<T: Config> {
@@ -467,6 +478,10 @@ pub mod pallet {
 		RefereeRoundFailed { task: TaskId, round: u8 },
 		/// A dispute ended.
 		DisputeSettled { task: TaskId, chunk: ChunkIndex, outcome: DisputeOutcome },
+		/// The losing side's stage at the disputed chunk computed faithfully from the
+		/// input its upstream stage sent, and that input does not follow from the prefix:
+		/// the blame moves to the upstream stage, `chunk`.
+		BlameTraced { task: TaskId, pipeline: PipelineIndex, chunk: ChunkIndex },
 	}
 
 	#[pallet::error]
@@ -543,6 +558,9 @@ pub mod pallet {
 		/// This slot does not publish an output: only the generator's last chunk does,
 		/// with `commit_output`, and it must.
 		NotTheOutputSlot,
+		/// Only the referee of the disputed chunk (past chunk 0, not a sampling dispute)
+		/// reveals an input check, of the generator's or the verifier's stage.
+		InputCheckNotExpected,
 	}
 
 	#[pallet::hooks]
@@ -728,13 +746,15 @@ pub mod pallet {
 		/// Reveals what the caller's slot committed to. The last chunk of a redundant
 		/// pipeline reveals the output (prompt token count, generated tokens, text); the
 		/// generator's and verifier's other chunks its hash; the verifier's and referees'
-		/// last chunks their sampling verdict. The last reveal of a stage concludes it:
-		/// the vote, the comparison of the two sides, or the referee's judgement. Free for
-		/// the slot's miner when it is accepted.
+		/// last chunks their sampling verdict. The referee of a disputed chunk past chunk 0
+		/// may add what it found recomputing the losing side's stage from that stage's own
+		/// input (`input_check`); everyone else passes `None`. The last reveal of a stage
+		/// concludes it: the vote, the comparison of the two sides, or the referee's
+		/// judgement. Free for the slot's miner when it is accepted.
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::reveal(
 			T::MaxSlots::get(),
-			fingerprint.len().min(T::MaxFingerprintBytes::get() as usize) as u32,
+			Pallet::<T>::revealed_bytes(fingerprint, input_check),
 		).saturating_add(T::WeightInfo::compare_work(
 			T::MaxSlots::get() / 2,
 			T::MaxFingerprintBytes::get(),
@@ -748,11 +768,11 @@ pub mod pallet {
 			fingerprint: Vec<u8>,
 			output: RevealedOutput,
 			salt: [u8; 32],
+			input_check: Option<InputCheck<Vec<u8>>>,
 		) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
-			let fingerprint_len =
-				(fingerprint.len().min(T::MaxFingerprintBytes::get() as usize)) as u32;
-			Self::do_reveal(&who, task, pipeline, chunk, fingerprint, output, salt)?;
+			let fingerprint_len = Self::revealed_bytes(&fingerprint, &input_check);
+			Self::do_reveal(&who, task, pipeline, chunk, fingerprint, output, salt, input_check)?;
 			// Charged up front for the largest task; refunded down to this task's slots
 			// (a referee round added during the reveal counts too).
 			let slots = Slots::<T>::decode_len(task).map_or(T::MaxSlots::get(), |n| n as u32);

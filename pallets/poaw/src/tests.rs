@@ -167,6 +167,7 @@ fn reveal_slot(task: TaskId, slot: &SlotOf<Test>, output: &Output) -> DispatchRe
 		fingerprint(slot),
 		claim(slot, output),
 		salt(slot),
+		None,
 	)
 	.map(|_| ())
 	.map_err(|e| e.error)
@@ -460,6 +461,7 @@ fn accepted_commits_and_reveals_are_free_refused_ones_pay() {
 			fingerprint(&slot),
 			claim(&slot, &good()),
 			salt(&slot),
+			None,
 		)
 		.unwrap();
 		assert_eq!(revealed.pays_fee, Pays::No);
@@ -725,7 +727,7 @@ fn commit_refuses_wrong_callers_and_stages() {
 		assert_ok!(Poaw::commit(signed(1), task, 0, 0, h));
 		assert_noop!(Poaw::commit(signed(1), task, 0, 0, h), Error::<Test>::AlreadyCommitted);
 		assert_noop!(
-			Poaw::reveal(signed(1), task, 0, 0, vec![], RevealedOutput::Hash(h), [0; 32]),
+			Poaw::reveal(signed(1), task, 0, 0, vec![], RevealedOutput::Hash(h), [0; 32], None),
 			Error::<Test>::WrongStage
 		);
 	});
@@ -743,7 +745,7 @@ fn reveal_refuses_what_was_not_committed() {
 		let s = slots(task);
 		let (first, last) = (&s[0], &s[1]);
 		let reveal = |slot: &SlotOf<Test>, fp: Vec<u8>, out: RevealedOutput, salt: [u8; 32]| {
-			Poaw::reveal(signed(slot.expert), task, slot.pipeline, slot.chunk, fp, out, salt)
+			Poaw::reveal(signed(slot.expert), task, slot.pipeline, slot.chunk, fp, out, salt, None)
 		};
 		let g = good();
 		assert_noop!(
@@ -785,7 +787,7 @@ fn reveal_refuses_what_was_not_committed() {
 			Error::<Test>::FingerprintTooLong
 		);
 		assert_noop!(
-			Poaw::reveal(signed(2), task, 0, 0, fingerprint(first), claim(first, &g), salt(first)),
+			Poaw::reveal(signed(2), task, 0, 0, fingerprint(first), claim(first, &g), salt(first), None),
 			Error::<Test>::NotYourSlot
 		);
 		assert_ok!(reveal_slot(task, first, &g));
@@ -1493,6 +1495,7 @@ fn prefill_reveal(task: TaskId, slot: &SlotOf<Test>, shift: i16, verdict: bool) 
 		sketch(slot, shift),
 		output,
 		salt(slot),
+		None,
 	)
 	.map(|_| ())
 	.map_err(|e| e.error)
@@ -1761,6 +1764,225 @@ fn a_verifier_lying_is_slashed_and_the_task_completes() {
 	});
 }
 
+/// The current round's referees commit and reveal honestly; the chunk-1 referee adds
+/// `check` to its reveal.
+fn play_referees_checking(task: TaskId, check: InputCheck<Vec<u8>>) {
+	assert_eq!(status(task), TaskStatus::Refereeing);
+	for slot in role_slots(task, Role::Referee) {
+		assert_ok!(prefill_commit(task, &slot, 0, true));
+	}
+	for slot in role_slots(task, Role::Referee) {
+		let (_, output) = prefill_claim(&slot, true);
+		let input_check = (slot.chunk == 1).then(|| check.clone());
+		assert_ok!(Poaw::reveal(
+			signed(slot.expert),
+			task,
+			slot.pipeline,
+			slot.chunk,
+			sketch(&slot, 0),
+			output,
+			salt(&slot),
+			input_check,
+		));
+	}
+}
+
+/// What a referee finds recomputing a stage of `side` at chunk 1 whose input carries
+/// `input_shift` and whose recomputation from that input gives `recomputed_shift`.
+fn checked(task: TaskId, side: PipelineIndex, recomputed: i16, input: i16) -> InputCheck<Vec<u8>> {
+	let s = slots(task);
+	let (chunk_0, chunk_1) = (&s[0], &s[1]);
+	assert_eq!((chunk_0.chunk, chunk_1.chunk), (0, 1));
+	InputCheck::Checked { side, recomputed: sketch(chunk_1, recomputed), input: sketch(chunk_0, input) }
+}
+
+#[test]
+fn an_upstream_stage_that_corrupts_what_it_sends_is_slashed_not_its_honest_downstream() {
+	run(|| {
+		let task = prefill_task();
+		let before = total(REQUESTER);
+		let issued = issuance();
+		// Generator stage 0 (1) fingerprints honest hidden states but sends others; stage
+		// 1 (3) computes faithfully from what it got, so only chunk 1 disagrees.
+		play_sides(task, |s| if s.role == Role::Generator && s.chunk == 1 { 900 } else { 0 }, true);
+		assert!(events().contains(&Event::WorkCompared {
+			task,
+			disagreement: Some(1),
+			sampling_accepted: true
+		}));
+		// The referee reruns stage 1 on stage 1's signed input: it reproduces stage 1's
+		// fingerprint, and the input itself does not follow from chunk 0.
+		play_referees_checking(task, checked(task, 0, 900, 900));
+		assert_eq!(status(task), TaskStatus::Expired);
+		assert!(events().contains(&Event::BlameTraced { task, pipeline: 0, chunk: 0 }));
+		assert!(events().contains(&Event::DisputeSettled {
+			task,
+			chunk: 1,
+			outcome: DisputeOutcome::GeneratorLost
+		}));
+		assert_eq!(slashed(1), DISPUTE_SLASH.mul_floor(MIN_BOND));
+		assert_eq!(slashed(3), 0, "the downstream stage computed faithfully");
+		assert!(reports().contains(&(1, TaskOutcome::Outvoted)));
+		assert!(!reports().iter().any(|(who, _)| *who == 3), "3 is neither blamed nor credited");
+		assert_eq!(total(REQUESTER), before, "refunded in full");
+		assert_eq!(issuance(), issued);
+		for who in [1, 2, 3, 4, 5, 6, 8] {
+			assert_eq!(active_tasks(who), 0, "{who} freed");
+		}
+	});
+}
+
+#[test]
+fn a_stage_whose_output_does_not_follow_from_its_own_input_stays_the_one_slashed() {
+	// The stage's input checks out but recomputing from it does not give its
+	// fingerprint; or it hands over no signed input at all.
+	let found: [fn(TaskId) -> InputCheck<Vec<u8>>; 2] =
+		[|task| checked(task, 0, 0, 0), |_| InputCheck::Withheld { side: 0 }];
+	for check in found {
+		run(|| {
+			let task = prefill_task();
+			let before = total(REQUESTER);
+			play_sides(
+				task,
+				|s| if s.role == Role::Generator && s.chunk == 1 { 900 } else { 0 },
+				true,
+			);
+			play_referees_checking(task, check(task));
+			assert_eq!(status(task), TaskStatus::Expired);
+			assert!(!events().iter().any(|e| matches!(e, Event::BlameTraced { .. })));
+			assert_eq!(slashed(3), DISPUTE_SLASH.mul_floor(MIN_BOND));
+			assert_eq!(slashed(1), 0);
+			assert_eq!(total(REQUESTER), before);
+		});
+	}
+}
+
+#[test]
+fn a_verifier_stage_that_corrupts_what_it_sends_is_slashed_and_the_task_completes() {
+	run(|| {
+		let task = prefill_task();
+		let before = total(REQUESTER);
+		let issued = issuance();
+		play_sides(task, |s| if s.role == Role::Verifier && s.chunk == 1 { 900 } else { 0 }, true);
+		play_referees_checking(task, checked(task, 1, 900, 900));
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert!(events().contains(&Event::BlameTraced { task, pipeline: 1, chunk: 0 }));
+		assert!(events().contains(&Event::DisputeSettled {
+			task,
+			chunk: 1,
+			outcome: DisputeOutcome::VerifierLost
+		}));
+		assert_eq!(slashed(2), DISPUTE_SLASH.mul_floor(MIN_BOND));
+		assert_eq!(slashed(4), 0);
+		// Neither verifier stage is paid: 2 lost, 4 built on its bad input.
+		assert_eq!((paid_to(2), paid_to(4)), (0, 0));
+		assert!(!reports().iter().any(|(who, _)| *who == 4));
+		let generation = 2 * 8 * 25;
+		assert_eq!((paid_to(1), paid_to(3)), (generation, generation));
+		assert_eq!(
+			before - total(REQUESTER),
+			MINER_SHARE.saturating_reciprocal_mul_ceil(2 * generation)
+		);
+		assert_eq!(issuance(), issued);
+	});
+}
+
+#[test]
+fn an_input_check_that_contradicts_itself_makes_the_round_inconclusive() {
+	run(|| {
+		let task = prefill_task();
+		play_sides(task, |s| if s.role == Role::Generator && s.chunk == 1 { 900 } else { 0 }, true);
+		// The input follows from chunk 0 and the stage's output from its input, yet the
+		// stage disagrees with the referee: nobody can be blamed on this evidence.
+		play_referees_checking(task, checked(task, 0, 900, 0));
+		assert!(events().contains(&Event::RefereeRoundFailed { task, round: 1 }));
+		assert_eq!((slashed(1), slashed(3)), (0, 0));
+	});
+}
+
+#[test]
+fn only_the_disputed_chunks_referee_reveals_an_input_check() {
+	run(|| {
+		let task = prefill_task();
+		play_sides(task, |s| if s.role == Role::Generator && s.chunk == 1 { 900 } else { 0 }, true);
+		let referees = role_slots(task, Role::Referee);
+		for slot in referees.iter() {
+			assert_ok!(prefill_commit(task, slot, 0, true));
+		}
+		let reveal = |slot: &SlotOf<Test>, check: InputCheck<Vec<u8>>| {
+			let (_, output) = prefill_claim(slot, true);
+			Poaw::reveal(
+				signed(slot.expert),
+				task,
+				slot.pipeline,
+				slot.chunk,
+				sketch(slot, 0),
+				output,
+				salt(slot),
+				Some(check),
+			)
+		};
+		let (chunk_0, chunk_1) = (&referees[0], &referees[1]);
+		assert_noop!(reveal(chunk_0, checked(task, 0, 0, 0)), Error::<Test>::InputCheckNotExpected);
+		assert_noop!(
+			reveal(chunk_1, InputCheck::Withheld { side: 2 }),
+			Error::<Test>::InputCheckNotExpected
+		);
+		let oversized = InputCheck::Checked {
+			side: 0,
+			recomputed: vec![0; MAX_FINGERPRINT as usize + 1],
+			input: vec![],
+		};
+		assert_noop!(reveal(chunk_1, oversized), Error::<Test>::FingerprintTooLong);
+		assert_ok!(reveal(chunk_1, checked(task, 0, 900, 900)));
+	});
+	run(|| {
+		// Nobody else has one: not a side, not a dispute on chunk 0.
+		let task = prefill_task();
+		for slot in role_slots(task, Role::Generator) {
+			assert_ok!(prefill_commit(task, &slot, 0, true));
+		}
+		for slot in role_slots(task, Role::Verifier) {
+			assert_ok!(prefill_commit(task, &slot, if slot.chunk == 0 { 700 } else { 0 }, true));
+		}
+		let generator = role_slots(task, Role::Generator)[0].clone();
+		let (_, output) = prefill_claim(&generator, true);
+		assert_noop!(
+			Poaw::reveal(
+				signed(generator.expert),
+				task,
+				generator.pipeline,
+				generator.chunk,
+				sketch(&generator, 0),
+				output,
+				salt(&generator),
+				Some(InputCheck::Withheld { side: 0 }),
+			),
+			Error::<Test>::InputCheckNotExpected
+		);
+		for slot in slots(task) {
+			let shift = if slot.role == Role::Verifier && slot.chunk == 0 { 700 } else { 0 };
+			assert_ok!(prefill_reveal(task, &slot, shift, true));
+		}
+		let referee = role_slots(task, Role::Referee)[0].clone();
+		assert_ok!(prefill_commit(task, &referee, 0, true));
+		let (_, output) = prefill_claim(&referee, true);
+		assert_noop!(
+			Poaw::reveal(
+				signed(referee.expert),
+				task,
+				referee.pipeline,
+				referee.chunk,
+				sketch(&referee, 0),
+				output,
+				salt(&referee),
+				Some(InputCheck::Withheld { side: 1 }),
+			),
+			Error::<Test>::InputCheckNotExpected
+		);
+	});
+}
+
 #[test]
 fn a_rejected_sampling_is_settled_by_the_referees_verdict() {
 	run(|| {
@@ -1926,7 +2148,8 @@ fn prefill_calls_refuse_the_wrong_slot_stage_and_claim() {
 				first.chunk,
 				sketch(&first, 0),
 				RevealedOutput::Hash(hash_of(&bad())),
-				salt(&first)
+				salt(&first),
+				None
 			),
 			Error::<Test>::OutputMismatch
 		);
@@ -1939,7 +2162,8 @@ fn prefill_calls_refuse_the_wrong_slot_stage_and_claim() {
 				verifier_last.chunk,
 				sketch(&verifier_last, 0),
 				RevealedOutput::Hash(hash_of(&good())),
-				salt(&verifier_last)
+				salt(&verifier_last),
+				None
 			),
 			Error::<Test>::VerdictRequired
 		);

@@ -348,6 +348,53 @@ pub enum RevealedOutput {
 	},
 }
 
+/// What the disputed chunk's referee found when it recomputed the losing side's stage
+/// from that stage's own input: the activations its upstream stage sent it, under the
+/// upstream's signature (docs/protocol.md, "Blame follows the computation"). With it the
+/// chain tells a stage that computed wrongly from one that was fed bad input.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub enum InputCheck<Bytes> {
+	/// The stage of `side` did not hand over a signed input covering every position: it
+	/// cannot show that its output follows from what it received.
+	Withheld {
+		/// The side (pipeline) whose stage was asked.
+		side: PipelineIndex,
+	},
+	/// The stage of `side` handed over its signed input.
+	Checked {
+		/// The side (pipeline) whose stage was asked.
+		side: PipelineIndex,
+		/// The fingerprint of the disputed chunk run by prefill on that input.
+		recomputed: Bytes,
+		/// The fingerprint of the input itself (the previous chunk's output as sent).
+		input: Bytes,
+	},
+}
+
+impl<Bytes> InputCheck<Bytes> {
+	/// The side whose stage was checked.
+	pub fn side(&self) -> PipelineIndex {
+		match self {
+			InputCheck::Withheld { side } | InputCheck::Checked { side, .. } => *side,
+		}
+	}
+
+	/// How many fingerprint bytes it carries.
+	pub fn fingerprint_bytes(&self) -> usize
+	where
+		Bytes: AsRef<[u8]>,
+	{
+		match self {
+			InputCheck::Withheld { .. } => 0,
+			InputCheck::Checked { recomputed, input, .. } => {
+				recomputed.as_ref().len().saturating_add(input.as_ref().len())
+			}
+		}
+	}
+}
+
 /// A pipeline's output as the runtime API returns it.
 #[derive(Clone, PartialEq, Eq, Encode, Decode, TypeInfo, Debug)]
 pub struct OutputView {

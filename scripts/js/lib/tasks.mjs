@@ -188,14 +188,16 @@ export function commitOutput(api, signer, task, pipeline, chunk, hash, output) {
 /**
  * Reveals a slot; `output` is { promptTokens, tokens, text } for a redundant last chunk,
  * { verdict: bool } for a verifier's or referee's last chunk, else the output hash.
+ * `inputCheck` (the disputed chunk's referee only): { Withheld: { side } } or
+ * { Checked: { side, recomputed, input } }, else null.
  */
-export function reveal(api, signer, slot, fingerprint, output, salt) {
+export function reveal(api, signer, slot, fingerprint, output, salt, inputCheck = null) {
   const claim =
     typeof output === 'string'
       ? { Hash: output }
       : output.verdict !== undefined
         ? { Verdict: { accepted: output.verdict } }
         : { Full: { promptTokens: output.promptTokens, tokens: output.tokens, text: output.text } };
-  const tx = api.tx.poaw.reveal(slot.task, slot.pipeline, slot.chunk, hex(fingerprint), claim, hex(salt));
+  const tx = api.tx.poaw.reveal(slot.task, slot.pipeline, slot.chunk, hex(fingerprint), claim, hex(salt), inputCheck);
   return submit(api, tx, signer);
 }
