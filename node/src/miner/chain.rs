@@ -120,6 +120,16 @@ impl Submitter {
 		AccountId::from(self.public)
 	}
 
+	/// Signs `payload` (an activation message's [`super::protocol::hop_payload`]) with
+	/// the miner key.
+	pub fn sign_message(&self, payload: &[u8]) -> Result<[u8; 64], String> {
+		self.keystore
+			.sr25519_sign(KEY_TYPE, &self.public, payload)
+			.map_err(|e| format!("signing failed: {e}"))?
+			.map(|signature| signature.0)
+			.ok_or_else(|| "the miner key left the keystore".to_string())
+	}
+
 	/// Signs `call` at the best block's runtime and nonce and submits it.
 	pub async fn submit(&self, call: RuntimeCall) -> Result<H256, String> {
 		let (xt, nonce) = self.sign(call)?;

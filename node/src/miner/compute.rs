@@ -2,6 +2,7 @@
 //! pipeline pass of one session through one of them.
 
 use super::chain::Assignment;
+use candle_core::Tensor;
 use dllm_inference::{
 	fingerprint::{FingerprintBuilder, FingerprintParams, RowKind, VerificationParams},
 	record::RecordSampling,
@@ -20,6 +21,23 @@ use std::{
 	sync::{Arc, Mutex},
 };
 
+/// Test only: how a dishonest miner distorts its work (`--miner-perturb-activations`,
+/// `--miner-corrupt-sent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Perturb {
+	/// Honest work.
+	Honest,
+	/// Every activation it outputs (and fingerprints) is wrong.
+	Outputs,
+	/// It fingerprints its honest hidden states but sends wrong ones to the next stage.
+	Sent,
+}
+
+/// A dishonest miner's wrong activations.
+fn distort(hidden: &Tensor) -> Result<Tensor, String> {
+	hidden.affine(-2.0, 0.5).map_err(|e| e.to_string())
+}
+
 /// The model this miner serves: its tokenizer and the chunks it holds.
 pub struct ServedModel {
 	/// The registry's id.
@@ -30,8 +48,8 @@ pub struct ServedModel {
 	pub tokenizer: PromptTokenizer,
 	/// Loaded chunks by index.
 	pub shards: BTreeMap<ChunkIndex, Arc<Mutex<Shard>>>,
-	/// Test only: distort every activation this miner outputs.
-	pub perturb: bool,
+	/// Test only: how this miner cheats.
+	pub perturb: Perturb,
 	/// The registry's verification profile of each format the model accepts: the
 	/// sampling check absorbs the logit error of the looser of the generator's and
 	/// this miner's formats.
@@ -138,7 +156,7 @@ pub fn run_pass(
 	session: &Mutex<Session>,
 	message: &[u8],
 	max_positions: usize,
-	perturb: bool,
+	perturb: Perturb,
 ) -> Result<PassOutput, String> {
 	let mut shard = shard.lock().map_err(|_| "shard lock poisoned".to_string())?;
 	let mut session = session.lock().map_err(|_| "session lock poisoned".to_string())?;
@@ -162,10 +180,16 @@ pub fn run_pass(
 	match output {
 		ShardOutput::Hidden(hidden) => {
 			// Test only: a dishonest miner's wrong activations.
-			let hidden = if perturb { hidden.affine(-2.0, 0.5) } else { Ok(hidden) }
-				.map_err(|e| e.to_string())?;
-			session.fingerprint.push(&hidden).map_err(|e| e.to_string())?;
-			let reply = ActivationMessage::hidden(id, offset, hidden).map_err(|e| e.to_string())?;
+			let (fingerprinted, sent) = match perturb {
+				Perturb::Honest => (hidden.clone(), hidden),
+				Perturb::Outputs => {
+					let wrong = distort(&hidden)?;
+					(wrong.clone(), wrong)
+				}
+				Perturb::Sent => (hidden.clone(), distort(&hidden)?),
+			};
+			session.fingerprint.push(&fingerprinted).map_err(|e| e.to_string())?;
+			let reply = ActivationMessage::hidden(id, offset, sent).map_err(|e| e.to_string())?;
 			Ok(PassOutput::Hidden(reply.encode().map_err(|e| e.to_string())?))
 		}
 		ShardOutput::Logits(logits) => {
@@ -181,7 +205,7 @@ pub fn run_pass(
 				.and_then(|row| row.to_dtype(candle_core::DType::F32))
 				.and_then(|row| row.to_vec1::<f32>())
 				.map_err(|e| e.to_string())?;
-			if perturb {
+			if perturb == Perturb::Outputs {
 				last.iter_mut().for_each(|logit| *logit = -*logit);
 			}
 			session.fingerprint.push_row(&last).map_err(|e| e.to_string())?;
@@ -234,6 +258,31 @@ impl CheckSession {
 		profile: &VerificationParams,
 		claims_consistent: bool,
 	) -> Result<Self, String> {
+		let session = session_id(assignment.task, assignment.pipeline);
+		let verifier =
+			stage_verifier(&assignment, session, prompt_len, generated, config, profile)?;
+		Ok(CheckSession {
+			assignment,
+			published,
+			verifier: Some(verifier),
+			claims_consistent,
+			last_piece: None,
+			in_flight: None,
+		})
+	}
+}
+
+/// The share of a verification that `assignment`'s chunk runs, in KV-cache session
+/// `session`: on the model's last chunk it checks the sampling under `profile`.
+fn stage_verifier(
+	assignment: &Assignment,
+	session: SessionId,
+	prompt_len: usize,
+	generated: &[u32],
+	config: &MistralConfig,
+	profile: &VerificationParams,
+) -> Result<StageVerifier, String> {
+	{
 		let max_positions = config.max_position_embeddings;
 		let last = (assignment.chunk + 1 == assignment.chunks).then(|| {
 			let params = sampling(&assignment.sampling);
@@ -249,17 +298,8 @@ impl CheckSession {
 				max_logit_error: profile.max_logit_error_milli as f32 / 1000.0,
 			}
 		});
-		let session = session_id(assignment.task, assignment.pipeline);
-		let verifier = StageVerifier::new(FINGERPRINT_PARAMS, session, prompt_len, generated, last)
-			.map_err(|e| e.to_string())?;
-		Ok(CheckSession {
-			assignment,
-			published,
-			verifier: Some(verifier),
-			claims_consistent,
-			last_piece: None,
-			in_flight: None,
-		})
+		StageVerifier::new(FINGERPRINT_PARAMS, session, prompt_len, generated, last)
+			.map_err(|e| e.to_string())
 	}
 }
 
@@ -271,7 +311,7 @@ pub fn run_check_piece(
 	verifier: &mut StageVerifier,
 	assignment: &Assignment,
 	message: &[u8],
-	perturb: bool,
+	perturb: Perturb,
 ) -> Result<Option<Vec<u8>>, String> {
 	let mut shard = shard.lock().map_err(|_| "shard lock poisoned".to_string())?;
 	let id = session_id(assignment.task, assignment.pipeline);
@@ -289,9 +329,9 @@ pub fn run_check_piece(
 	};
 	let mode = verifier.logits_mode(offset, count).map_err(|e| e.to_string())?;
 	let mut pass = shard.run(id, offset, input, mode).map_err(|e| e.to_string())?;
-	if perturb {
+	if perturb == Perturb::Outputs {
 		// Test only: a dishonest verifier's wrong activations.
-		pass.hidden = pass.hidden.affine(-2.0, 0.5).map_err(|e| e.to_string())?;
+		pass.hidden = distort(&pass.hidden)?;
 		if let Some(logits) = &pass.logits {
 			pass.logits = Some(logits.neg().map_err(|e| e.to_string())?);
 		}
@@ -302,8 +342,122 @@ pub fn run_check_piece(
 		// disputed one) passes nothing on.
 		return Ok(None);
 	}
-	let reply = ActivationMessage::hidden(id, offset, pass.hidden).map_err(|e| e.to_string())?;
+	let sent = match perturb {
+		Perturb::Sent => distort(&pass.hidden)?,
+		_ => pass.hidden,
+	};
+	let reply = ActivationMessage::hidden(id, offset, sent).map_err(|e| e.to_string())?;
 	Ok(Some(reply.encode().map_err(|e| e.to_string())?))
+}
+
+/// The KV-cache session of a referee's rerun of another stage (no pipeline has this
+/// index: a task has at most `1 + MaxRefereeRounds` of them).
+const RECHECK_PIPELINE: PipelineIndex = PipelineIndex::MAX;
+
+/// What a referee found rerunning another miner's stage on the input that stage
+/// received.
+pub enum Recheck {
+	/// The encoded fingerprints of the stage rerun on its input and of the input itself.
+	Done {
+		/// The chunk's output recomputed from the input.
+		recomputed: Vec<u8>,
+		/// The input as received (the previous chunk's output as sent).
+		input: Vec<u8>,
+	},
+	/// The input does not make a pass: it does not decode, skips or repeats positions,
+	/// or does not cover them all.
+	BadInput(String),
+}
+
+/// Reruns `assignment`'s chunk (a referee's slot) by prefill on `messages`, the
+/// activation messages another pipeline's stage of the same chunk received, and
+/// fingerprints both the rerun and the input (blocking). `Err`: this miner's own
+/// computation failed.
+#[allow(clippy::too_many_arguments)]
+pub fn recheck_stage(
+	shard: &Mutex<Shard>,
+	assignment: &Assignment,
+	prompt_len: usize,
+	generated: &[u32],
+	config: &MistralConfig,
+	profile: &VerificationParams,
+	messages: &[Vec<u8>],
+	max_bytes: usize,
+) -> Result<Recheck, String> {
+	let mut shard = shard.lock().map_err(|_| "shard lock poisoned".to_string())?;
+	let session = session_id(assignment.task, RECHECK_PIPELINE);
+	let mut verifier = stage_verifier(assignment, session, prompt_len, generated, config, profile)?;
+	let mut input = FingerprintBuilder::for_rows(FINGERPRINT_PARAMS, RowKind::Hidden)
+		.map_err(|e| e.to_string())?;
+	let result = rerun(&mut shard, &mut verifier, &mut input, messages);
+	shard.end_session(session);
+	if let Err(bad) = result {
+		return Ok(Recheck::BadInput(bad));
+	}
+	if !verifier.is_done() {
+		return Ok(Recheck::BadInput(format!(
+			"the input covers {} of {} positions",
+			verifier.next_offset(),
+			verifier.positions()
+		)));
+	}
+	let recomputed = verifier.finish(max_bytes).map_err(|e| e.to_string())?.fingerprint.encode();
+	let input = input.finish(max_bytes).map_err(|e| e.to_string())?.encode();
+	Ok(Recheck::Done { recomputed, input })
+}
+
+/// Feeds `messages` (hidden states, in position order) through `verifier` in pieces of
+/// at most [`PREFILL_PIECE`] positions, fingerprinting them into `input` as they come.
+fn rerun(
+	shard: &mut Shard,
+	verifier: &mut StageVerifier,
+	input: &mut FingerprintBuilder,
+	messages: &[Vec<u8>],
+) -> Result<(), String> {
+	let mut pending: Vec<Tensor> = Vec::new();
+	let (mut pending_positions, mut next) = (0usize, 0usize);
+	for (index, bytes) in messages.iter().enumerate() {
+		let message = ActivationMessage::decode(bytes, shard.device())
+			.map_err(|e| format!("message {index}: {e}"))?;
+		if message.position_offset as usize != next {
+			return Err(format!(
+				"message {index} starts at position {}, expected {next}",
+				message.position_offset
+			));
+		}
+		let Payload::Hidden(hidden) = message.payload else {
+			return Err(format!("message {index} carries no hidden states"));
+		};
+		let count = message.num_positions as usize;
+		if count == 0 || count > verifier.positions().saturating_sub(next) {
+			return Err(format!("message {index}: {count} positions at {next}"));
+		}
+		input.push(&hidden).map_err(|e| format!("message {index}: {e}"))?;
+		if pending_positions + count > PREFILL_PIECE {
+			run_pending(shard, verifier, &mut pending)?;
+			pending_positions = 0;
+		}
+		pending.push(hidden);
+		pending_positions += count;
+		next += count;
+	}
+	run_pending(shard, verifier, &mut pending)
+}
+
+/// Runs the hidden states gathered in `pending` as one prefill piece.
+fn run_pending(
+	shard: &mut Shard,
+	verifier: &mut StageVerifier,
+	pending: &mut Vec<Tensor>,
+) -> Result<(), String> {
+	if pending.is_empty() {
+		return Ok(());
+	}
+	let piece = Tensor::cat(pending, 1).map_err(|e| e.to_string())?;
+	pending.clear();
+	let offset = verifier.next_offset();
+	verifier.run_piece(shard, offset, ShardInput::Hidden(piece)).map_err(|e| e.to_string())?;
+	Ok(())
 }
 
 /// Frees a session's KV cache in its shard.

@@ -11,6 +11,7 @@
 
 pub mod chain;
 pub mod compute;
+pub mod inputs;
 pub mod metrics;
 pub mod protocol;
 pub mod store;
@@ -83,6 +84,11 @@ pub struct MinerCmd {
 	/// or referee (a dishonest miner).
 	#[arg(long, hide = true, requires = "miner")]
 	pub miner_perturb_activations: bool,
+
+	/// Test only: fingerprint honest activations but send distorted ones to the next
+	/// stage (a dishonest upstream that frames its downstream).
+	#[arg(long, hide = true, requires = "miner", conflicts_with = "miner_perturb_activations")]
+	pub miner_corrupt_sent: bool,
 }
 
 /// Which chunks `--serve-chunks` asks for.
@@ -128,7 +134,7 @@ pub struct Prepared {
 	device: Device,
 	dtype: DType,
 	format: NumericFormat,
-	perturb: bool,
+	perturb: compute::Perturb,
 	requests: async_channel::Receiver<IncomingRequest>,
 }
 
@@ -200,7 +206,10 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 		protocol::protocol_name(),
 		Vec::new(),
 		protocol::max_request_bytes(dir.config().max_position_embeddings, dir.config().hidden_size),
-		protocol::MAX_RESPONSE_BYTES,
+		protocol::max_response_bytes(
+			dir.config().max_position_embeddings,
+			dir.config().hidden_size,
+		),
 		protocol::REQUEST_TIMEOUT,
 		Some(sender),
 	);
@@ -214,7 +223,11 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 		device,
 		dtype,
 		format,
-		perturb: cmd.miner_perturb_activations,
+		perturb: match (cmd.miner_perturb_activations, cmd.miner_corrupt_sent) {
+			(true, _) => compute::Perturb::Outputs,
+			(_, true) => compute::Perturb::Sent,
+			_ => compute::Perturb::Honest,
+		},
 		requests,
 	};
 	Ok((prepared, protocol))
@@ -440,6 +453,8 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			submitted: Default::default(),
 			peers: Default::default(),
 			warned: Default::default(),
+			inputs: Default::default(),
+			input_checks: Default::default(),
 		});
 		node.spawner.spawn(
 			"dllm-miner-requests",

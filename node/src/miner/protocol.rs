@@ -9,22 +9,56 @@
 //! A verifier's or referee's pipeline recomputes a published generation by prefill:
 //! [`StageRequest::Prefill`] carries one piece of prompt + generated positions down the
 //! pipeline, and the answer comes once every later stage ran it.
+//!
+//! Every activation message is signed by its sender's miner key ([`hop_payload`]): the
+//! receiver keeps what it received, so that in a dispute the referee of its chunk can
+//! fetch it ([`StageRequest::Input`]) and tell a stage that computed wrongly from one
+//! that was fed bad input (docs/protocol.md, "Blame follows the computation").
 
 use codec::{Decode, Encode};
 use dllm_primitives::market::{ChunkIndex, TaskId};
 use pallet_poaw::PipelineIndex;
-use polkadot_sdk::sc_network::ProtocolName;
+use polkadot_sdk::{
+	sc_network::ProtocolName,
+	sp_runtime::traits::{BlakeTwo256, Hash},
+};
 use std::time::Duration;
 
 /// The protocol's name.
-pub const PROTOCOL_NAME: &str = "/dllm/activations/1";
+pub const PROTOCOL_NAME: &str = "/dllm/activations/2";
 
 /// How long a requester waits for a reply. A reply waits for every later stage, so this
 /// bounds a whole pipeline pass (a prefill of a long prompt through every chunk).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Replies are tokens or short errors.
+/// Replies are tokens, short errors, or a page of a stage's received input.
 pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+
+/// A sender's sr25519 signature of an activation message.
+pub type Signature = [u8; 64];
+
+/// What the sender of message `index` (a generation step or a prefill piece) of the
+/// stream into `chunk` of `task`'s `pipeline` signs.
+pub fn hop_payload(
+	task: TaskId,
+	pipeline: PipelineIndex,
+	chunk: ChunkIndex,
+	index: u32,
+	message: &[u8],
+) -> Vec<u8> {
+	(b"dllm-hop", task, pipeline, chunk, index, BlakeTwo256::hash(message)).encode()
+}
+
+/// One activation message a stage received, with its sender's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct SignedMessage {
+	/// The generation step or prefill piece.
+	pub index: u32,
+	/// The encoded `dllm_inference::wire::ActivationMessage`.
+	pub message: Vec<u8>,
+	/// The sender's signature of [`hop_payload`].
+	pub signature: Signature,
+}
 
 /// Bytes of a request's own fields around the activation message.
 const REQUEST_OVERHEAD: u64 = 1024;
@@ -36,6 +70,14 @@ pub fn max_request_bytes(max_positions: usize, hidden_size: usize) -> u64 {
 		.saturating_mul(hidden_size as u64)
 		.saturating_mul(4)
 		.saturating_add(REQUEST_OVERHEAD)
+}
+
+/// The largest reply a miner accepts: a page of received input holds at least one
+/// message, which is at most a request's size.
+pub fn max_response_bytes(max_positions: usize, hidden_size: usize) -> u64 {
+	max_request_bytes(max_positions, hidden_size)
+		.saturating_add(REQUEST_OVERHEAD)
+		.max(MAX_RESPONSE_BYTES)
 }
 
 /// The protocol's name as sc-network takes it.
@@ -59,6 +101,8 @@ pub enum StageRequest {
 		step: u32,
 		/// An encoded `dllm_inference::wire::ActivationMessage`.
 		message: Vec<u8>,
+		/// The sender's signature of [`hop_payload`] with `step`.
+		signature: Signature,
 	},
 	/// The pipeline stopped early (a later stage failed): free the session.
 	Abort {
@@ -83,6 +127,20 @@ pub enum StageRequest {
 		piece: u32,
 		/// An encoded `dllm_inference::wire::ActivationMessage`.
 		message: Vec<u8>,
+		/// The sender's signature of [`hop_payload`] with `piece`.
+		signature: Signature,
+	},
+	/// The disputed chunk's referee asks for what the receiver's slot received, from
+	/// message `from` on.
+	Input {
+		/// The task.
+		task: TaskId,
+		/// The receiver's pipeline.
+		pipeline: PipelineIndex,
+		/// The receiver's chunk.
+		chunk: ChunkIndex,
+		/// The first message wanted.
+		from: u32,
 	},
 }
 
@@ -129,6 +187,14 @@ pub enum StageResponse {
 	Refused(Refusal),
 	/// The prefill piece ran through this stage and every later one.
 	Prefilled,
+	/// Received messages from the one asked for, in order; `complete` when they reach
+	/// the last one kept.
+	Input {
+		/// The messages.
+		messages: Vec<SignedMessage>,
+		/// Whether nothing follows.
+		complete: bool,
+	},
 }
 
 #[cfg(test)]
@@ -143,11 +209,36 @@ mod tests {
 			chunk: 2,
 			step: 3,
 			message: vec![1, 2, 3],
+			signature: [7; 64],
 		};
 		assert_eq!(StageRequest::decode(&mut &request.encode()[..]).unwrap(), request);
-		let piece =
-			StageRequest::Prefill { task: 7, pipeline: 2, chunk: 1, piece: 4, message: vec![9] };
+		let piece = StageRequest::Prefill {
+			task: 7,
+			pipeline: 2,
+			chunk: 1,
+			piece: 4,
+			message: vec![9],
+			signature: [1; 64],
+		};
 		assert_eq!(StageRequest::decode(&mut &piece.encode()[..]).unwrap(), piece);
+		let ask = StageRequest::Input { task: 7, pipeline: 0, chunk: 1, from: 3 };
+		assert_eq!(StageRequest::decode(&mut &ask.encode()[..]).unwrap(), ask);
+		let page = StageResponse::Input {
+			messages: vec![SignedMessage { index: 3, message: vec![1], signature: [2; 64] }],
+			complete: true,
+		};
+		assert_eq!(StageResponse::decode(&mut &page.encode()[..]).unwrap(), page);
+		// The signed payload binds every field.
+		let signed = hop_payload(7, 0, 1, 3, &[1]);
+		for other in [
+			hop_payload(8, 0, 1, 3, &[1]),
+			hop_payload(7, 1, 1, 3, &[1]),
+			hop_payload(7, 0, 2, 3, &[1]),
+			hop_payload(7, 0, 1, 4, &[1]),
+			hop_payload(7, 0, 1, 3, &[2]),
+		] {
+			assert_ne!(signed, other);
+		}
 		assert_eq!(
 			StageResponse::decode(&mut &StageResponse::Prefilled.encode()[..]).unwrap(),
 			StageResponse::Prefilled
@@ -170,6 +261,7 @@ mod tests {
 			chunk: 1,
 			step: 0,
 			message: vec![5; 100],
+			signature: [0; 64],
 		}
 		.encode();
 		for cut in 0..valid.len() {

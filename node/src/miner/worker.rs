@@ -11,8 +11,9 @@
 use super::{
 	chain::{Assignment, ChainView, Submitter},
 	compute::{self, CheckSession, PassOutput, ServedModel, Session, PREFILL_PIECE},
+	inputs::InputCheckState,
 	metrics::Metrics,
-	protocol::{protocol_name, Refusal, StageRequest, StageResponse},
+	protocol::{protocol_name, Refusal, SignedMessage, StageRequest, StageResponse},
 	store::{ResultStore, SlotKey, SlotResult},
 	LOG_TARGET,
 };
@@ -21,7 +22,9 @@ use dllm_inference::{sampling::sample, wire::ActivationMessage};
 use dllm_primitives::market::TaskId;
 use dllm_runtime::{AccountId, BlockNumber, Runtime, RuntimeCall};
 use futures::{future::BoxFuture, FutureExt, StreamExt};
-use pallet_poaw::{PipelineIndex, RevealedOutput, Role, SlotState, TaskStatus, VerificationMode};
+use pallet_poaw::{
+	InputCheck, PipelineIndex, RevealedOutput, Role, SlotState, TaskStatus, VerificationMode,
+};
 use polkadot_sdk::{
 	sc_client_api::BlockchainEvents,
 	sc_network::{
@@ -71,9 +74,13 @@ pub struct Worker {
 	pub(super) submitted: Mutex<HashMap<(SlotKey, bool), BlockNumber>>,
 	pub(super) peers: Mutex<HashMap<AccountId, PeerId>>,
 	pub(super) warned: Mutex<HashSet<SlotKey>>,
+	/// What each slot received, signed by its senders (evidence for a referee).
+	pub(super) inputs: Mutex<HashMap<SlotKey, Vec<SignedMessage>>>,
+	/// This miner's referee slots' input checks.
+	pub(super) input_checks: Mutex<HashMap<SlotKey, InputCheckState>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 	// A panic while holding one of these maps cannot leave it inconsistent (single
 	// inserts and removes), so a poisoned lock is used as is.
 	mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -174,7 +181,7 @@ impl Worker {
 					let due =
 						status_of(assignment.task).is_some_and(|s| reveal_due(&assignment, s));
 					if due {
-						self.submit_once(key, true, number, reveal_call(result)).await;
+						self.reveal(&assignment, result, number).await;
 					}
 				}
 				(SlotState::Committed(_), _) if lock(&self.warned).insert(key) => {
@@ -188,10 +195,26 @@ impl Worker {
 				_ => {}
 			}
 		}
+		let kept: HashSet<TaskId> = {
+			let inputs = lock(&self.inputs).keys().map(|key| key.0).collect::<Vec<_>>();
+			let checks = lock(&self.input_checks).keys().map(|key| key.0).collect::<Vec<_>>();
+			inputs.into_iter().chain(checks).collect()
+		};
+		let open_tasks: HashSet<TaskId> = kept
+			.into_iter()
+			.filter(|task| status_of(*task).is_some_and(|status| status.is_open()))
+			.collect();
+		self.prune_inputs(|task| open_tasks.contains(&task));
 	}
 
 	/// Submits a commit (`reveal == false`) or reveal unless one was sent recently.
-	async fn submit_once(&self, key: SlotKey, reveal: bool, now: BlockNumber, call: RuntimeCall) {
+	pub(super) async fn submit_once(
+		&self,
+		key: SlotKey,
+		reveal: bool,
+		now: BlockNumber,
+		call: RuntimeCall,
+	) {
 		{
 			let mut submitted = lock(&self.submitted);
 			if submitted.get(&(key, reveal)).is_some_and(|at| now < at + RESUBMIT_AFTER) {
@@ -497,10 +520,13 @@ impl Worker {
 			(output, assignment.pipeline_experts.get(next_chunk as usize))
 		{
 			let next_key = (assignment.task, assignment.pipeline, next_chunk);
+			let signature = self.sign_hop(next_key, piece, &hidden)?;
 			if *next == self.account {
 				if piece == 0 && !lock(&self.checks).contains_key(&next_key) {
 					self.open_check_for(next_key).await?;
 				}
+				let signed = SignedMessage { index: piece, message: hidden.clone(), signature };
+				self.record_input(next_key, signed)?;
 				self.check_piece(next_key, piece, hidden).await?;
 			} else {
 				let request = StageRequest::Prefill {
@@ -509,6 +535,7 @@ impl Worker {
 					chunk: next_chunk,
 					piece,
 					message: hidden,
+					signature,
 				};
 				match self.send(next, request).await? {
 					StageResponse::Prefilled => {}
@@ -753,10 +780,13 @@ impl Worker {
 			.pipeline_experts
 			.get(next_chunk as usize)
 			.ok_or_else(|| Refusal::Failed(b"the pipeline has no next miner".to_vec()))?;
+		let next_key = (assignment.task, assignment.pipeline, next_chunk);
+		let signature = self.sign_hop(next_key, step, &message)?;
 		if *next == self.account {
-			let key = (assignment.task, assignment.pipeline, next_chunk);
-			self.open_session(key, step).await?;
-			return self.advance(key, step, message).await.map(|(token, _)| token);
+			self.open_session(next_key, step).await?;
+			let signed = SignedMessage { index: step, message: message.clone(), signature };
+			self.record_input(next_key, signed)?;
+			return self.advance(next_key, step, message).await.map(|(token, _)| token);
 		}
 		let request = StageRequest::Activations {
 			task: assignment.task,
@@ -764,6 +794,7 @@ impl Worker {
 			chunk: next_chunk,
 			step,
 			message,
+			signature,
 		};
 		match self.send(next, request).await? {
 			StageResponse::Token(token) => Ok(token),
@@ -803,7 +834,7 @@ impl Worker {
 				Ok(Ok(StageResponse::Refused(refusal))) => {
 					return Err(Refusal::Downstream(refusal.to_string().into_bytes()))
 				}
-				Ok(Ok(StageResponse::Aborted)) | Ok(Err(_)) => {
+				Ok(Ok(StageResponse::Aborted | StageResponse::Input { .. })) | Ok(Err(_)) => {
 					return Err(Refusal::Downstream(b"malformed reply".to_vec()))
 				}
 				Err(e) => last_error = e.to_string(),
@@ -875,9 +906,14 @@ impl Worker {
 		self.metrics.received(request.payload.len());
 		let response = match StageRequest::decode(&mut &request.payload[..]) {
 			Err(e) => StageResponse::Refused(Refusal::BadRequest(e.to_string().into_bytes())),
-			Ok(StageRequest::Activations { task, pipeline, chunk, step, message }) => {
+			Ok(StageRequest::Activations { task, pipeline, chunk, step, message, signature }) => {
 				let key = (task, pipeline, chunk);
-				match self.accept(key, step, request.peer).await {
+				let signed = SignedMessage { index: step, message: message.clone(), signature };
+				match self
+					.accept(key, step, request.peer)
+					.await
+					.and_then(|()| self.record_input(key, signed))
+				{
 					Err(refusal) => StageResponse::Refused(refusal),
 					Ok(()) => match self.advance(key, step, message).await {
 						Ok((token, _)) => StageResponse::Token(token),
@@ -885,14 +921,25 @@ impl Worker {
 					},
 				}
 			}
-			Ok(StageRequest::Prefill { task, pipeline, chunk, piece, message }) => {
+			Ok(StageRequest::Prefill { task, pipeline, chunk, piece, message, signature }) => {
 				let key = (task, pipeline, chunk);
-				match self.accept_check(key, piece, request.peer).await {
+				let signed = SignedMessage { index: piece, message: message.clone(), signature };
+				match self
+					.accept_check(key, piece, request.peer)
+					.await
+					.and_then(|()| self.record_input(key, signed))
+				{
 					Err(refusal) => StageResponse::Refused(refusal),
 					Ok(()) => match self.check_piece(key, piece, message).await {
 						Ok(()) => StageResponse::Prefilled,
 						Err(refusal) => StageResponse::Refused(refusal),
 					},
+				}
+			}
+			Ok(StageRequest::Input { task, pipeline, chunk, from }) => {
+				match self.input_page((task, pipeline, chunk), from, request.peer) {
+					Ok(page) => page,
+					Err(refusal) => StageResponse::Refused(refusal),
 				}
 			}
 			Ok(StageRequest::Abort { task, pipeline, chunk }) => {
@@ -993,7 +1040,7 @@ impl Worker {
 	}
 
 	/// The libp2p peer an expert registered.
-	fn peer_of(&self, miner: &AccountId, refresh: bool) -> Result<PeerId, String> {
+	pub(super) fn peer_of(&self, miner: &AccountId, refresh: bool) -> Result<PeerId, String> {
 		if !refresh {
 			if let Some(peer) = lock(&self.peers).get(miner) {
 				return Ok(*peer);
@@ -1010,7 +1057,7 @@ impl Worker {
 
 	/// The slot of `key`'s open session (generation or check). The map's lock is
 	/// released before the session's is taken: a session stays locked for a whole pass.
-	fn session_assignment(&self, key: SlotKey) -> Option<Assignment> {
+	pub(super) fn session_assignment(&self, key: SlotKey) -> Option<Assignment> {
 		let session = lock(&self.sessions).get(&key).cloned();
 		if let Some(session) = session {
 			return Some(lock(&session).assignment.clone());
@@ -1061,12 +1108,12 @@ impl Worker {
 }
 
 /// The most bytes a fingerprint may take on chain.
-fn max_fingerprint_bytes() -> usize {
+pub(super) fn max_fingerprint_bytes() -> usize {
 	<<Runtime as pallet_poaw::Config>::MaxFingerprintBytes as Get<u32>>::get() as usize
 }
 
 /// A pass for a session this stage does not hold (never opened, ended or freed).
-fn no_session() -> Refusal {
+pub(super) fn no_session() -> Refusal {
 	Refusal::BadRequest(b"no session here: restart the pipeline at step 0".to_vec())
 }
 
@@ -1107,7 +1154,10 @@ fn commit_call(result: &SlotResult) -> RuntimeCall {
 	}
 }
 
-fn reveal_call(result: SlotResult) -> RuntimeCall {
+pub(super) fn reveal_call(
+	result: SlotResult,
+	input_check: Option<InputCheck<Vec<u8>>>,
+) -> RuntimeCall {
 	RuntimeCall::Poaw(pallet_poaw::Call::reveal {
 		task: result.task,
 		pipeline: result.pipeline,
@@ -1115,6 +1165,6 @@ fn reveal_call(result: SlotResult) -> RuntimeCall {
 		fingerprint: result.fingerprint,
 		output: result.output,
 		salt: result.salt,
-		input_check: None,
+		input_check,
 	})
 }

@@ -203,9 +203,7 @@ impl<T: Config> Pallet<T> {
 	) -> Result<InputCheck<BoundedVec<u8, T::MaxFingerprintBytes>>, DispatchError> {
 		let expected = info.status == TaskStatus::Judging
 			&& Some(slot.pipeline) == Self::referee_pipeline(info)
-			&& info
-				.dispute
-				.is_some_and(|d| !d.sampling && d.chunk == slot.chunk && d.chunk > 0)
+			&& info.dispute.is_some_and(|d| !d.sampling && d.chunk == slot.chunk && d.chunk > 0)
 			&& matches!(check.side(), GENERATOR | VERIFIER);
 		ensure!(expected, Error::<T>::InputCheckNotExpected);
 		let bound = |bytes: Vec<u8>| {

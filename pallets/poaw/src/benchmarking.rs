@@ -294,7 +294,16 @@ mod benchmarks {
 			text: out.2.clone(),
 		};
 		#[extrinsic_call]
-		_(RawOrigin::Signed(last.expert), task, last.pipeline, last.chunk, fp, claim, [1; 32], None);
+		_(
+			RawOrigin::Signed(last.expert),
+			task,
+			last.pipeline,
+			last.chunk,
+			fp,
+			claim,
+			[1; 32],
+			None,
+		);
 		assert_eq!(Tasks::<T>::get(task).map(|t| t.status), Some(TaskStatus::Completed));
 	}
 

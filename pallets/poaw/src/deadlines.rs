@@ -266,7 +266,10 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// What concluding a prefill stage can cost beyond the bookkeeping: comparing every
-	/// chunk's fingerprints and assigning a referee round.
+	/// chunk's fingerprints and assigning a referee round. A judgement compares fewer:
+	/// the referee against both sides, an input check's three and one per earlier
+	/// round's referee (at most `4 + rounds`), while a task judging round `rounds` on
+	/// chunk `k ≥ 1` holds at least `2 × 2 + rounds × 2` slots.
 	pub(crate) fn judgement_weight(slots: u32) -> Weight {
 		T::WeightInfo::compare_work(
 			slots.min(T::MaxSlots::get() / 2),

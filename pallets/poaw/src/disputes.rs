@@ -118,9 +118,8 @@ impl<T: Config> Pallet<T> {
 		let pipeline = referee_slot.pipeline;
 		// The input was computed in the upstream stage's format.
 		let sent_format = slots.get(upstream)?.format;
-		let follows = |index: Option<usize>| {
-			Self::agrees_with(task, info, slots, index, sent_format, &input)
-		};
+		let follows =
+			|index: Option<usize>| Self::agrees_with(task, info, slots, index, sent_format, &input);
 		let against_referee = follows(Self::revealed(slots, pipeline, upstream_chunk));
 		let against_other = follows(Self::revealed(slots, other, upstream_chunk));
 		if against_referee || against_other {
@@ -312,10 +311,13 @@ impl<T: Config> Pallet<T> {
 			(Some(r), Some(g), Some(v)) => {
 				let with_generator = Self::fingerprints_agree(task, &info, &slots, r, g);
 				let with_verifier = Self::fingerprints_agree(task, &info, &slots, r, v);
-				let blame = |side, stage| Self::blamed_stage(task, &info, &slots, k, side, stage, r);
+				let blame =
+					|side, stage| Self::blamed_stage(task, &info, &slots, k, side, stage, r);
 				match (with_generator, with_verifier) {
 					(true, false) => blame(VERIFIER, v).map(|l| (DisputeOutcome::VerifierLost, l)),
-					(false, true) => blame(GENERATOR, g).map(|l| (DisputeOutcome::GeneratorLost, l)),
+					(false, true) => {
+						blame(GENERATOR, g).map(|l| (DisputeOutcome::GeneratorLost, l))
+					}
 					(true, true) => Some((DisputeOutcome::BothAgreed, usize::MAX)),
 					(false, false) => None,
 				}

@@ -787,7 +787,16 @@ fn reveal_refuses_what_was_not_committed() {
 			Error::<Test>::FingerprintTooLong
 		);
 		assert_noop!(
-			Poaw::reveal(signed(2), task, 0, 0, fingerprint(first), claim(first, &g), salt(first), None),
+			Poaw::reveal(
+				signed(2),
+				task,
+				0,
+				0,
+				fingerprint(first),
+				claim(first, &g),
+				salt(first),
+				None
+			),
 			Error::<Test>::NotYourSlot
 		);
 		assert_ok!(reveal_slot(task, first, &g));
@@ -1486,6 +1495,16 @@ fn prefill_commit(task: TaskId, slot: &SlotOf<Test>, shift: i16, verdict: bool) 
 }
 
 fn prefill_reveal(task: TaskId, slot: &SlotOf<Test>, shift: i16, verdict: bool) -> DispatchResult {
+	prefill_reveal_checked(task, slot, shift, verdict, None)
+}
+
+fn prefill_reveal_checked(
+	task: TaskId,
+	slot: &SlotOf<Test>,
+	shift: i16,
+	verdict: bool,
+	input_check: Option<InputCheck<Vec<u8>>>,
+) -> DispatchResult {
 	let (_, output) = prefill_claim(slot, verdict);
 	Poaw::reveal(
 		signed(slot.expert),
@@ -1495,7 +1514,7 @@ fn prefill_reveal(task: TaskId, slot: &SlotOf<Test>, shift: i16, verdict: bool) 
 		sketch(slot, shift),
 		output,
 		salt(slot),
-		None,
+		input_check,
 	)
 	.map(|_| ())
 	.map_err(|e| e.error)
@@ -1793,7 +1812,11 @@ fn checked(task: TaskId, side: PipelineIndex, recomputed: i16, input: i16) -> In
 	let s = slots(task);
 	let (chunk_0, chunk_1) = (&s[0], &s[1]);
 	assert_eq!((chunk_0.chunk, chunk_1.chunk), (0, 1));
-	InputCheck::Checked { side, recomputed: sketch(chunk_1, recomputed), input: sketch(chunk_0, input) }
+	InputCheck::Checked {
+		side,
+		recomputed: sketch(chunk_1, recomputed),
+		input: sketch(chunk_0, input),
+	}
 }
 
 #[test]
@@ -2219,9 +2242,12 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 			let issuance = Balances::total_issuance();
 			let start: BTreeMap<u64, u64> =
 				(1..=12).chain([COMMUNITY]).map(|who| (who, total(who))).collect();
-			// Per (task, slot index): the fingerprint shift (0: honest) and, per task,
-			// whether its generation sampled wrongly.
-			let mut shifts: BTreeMap<(TaskId, usize), i16> = BTreeMap::new();
+			// Per (task, slot index): the slot's own lie (a fingerprint shift); per (task,
+			// pipeline): whether its chunk 0 sends what it did not fingerprint, and the
+			// shift that gives its honest chunk 1; per task, whether its generation
+			// sampled wrongly.
+			let mut lies: BTreeMap<(TaskId, usize), Option<i16>> = BTreeMap::new();
+			let mut framings: BTreeMap<(TaskId, PipelineIndex), Option<i16>> = BTreeMap::new();
 			let mut wrong_sampling: BTreeMap<TaskId, bool> = BTreeMap::new();
 			let mut liars: Vec<u64> = Vec::new();
 			let mut next_lie = 900i16;
@@ -2266,32 +2292,98 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 							if !due || rng.below(8) == 0 {
 								continue;
 							}
-							let shift = *shifts.entry((task, index)).or_insert_with(|| {
-								if rng.below(6) == 0 {
+							let mut draw_lie = |odds: u64| {
+								(rng.below(odds) == 0).then(|| {
 									next_lie += 37;
 									next_lie
-								} else {
-									0
-								}
-							});
+								})
+							};
+							let own_lie = *lies.entry((task, index)).or_insert_with(|| draw_lie(6));
+							let framing = match slot.role {
+								Role::Referee => None,
+								_ => *framings
+									.entry((task, slot.pipeline))
+									.or_insert_with(|| draw_lie(8)),
+							};
+							// A framed chunk 1 computes faithfully on a bad input.
+							let shift = match (own_lie, framing, slot.chunk) {
+								(Some(lie), _, _) => lie,
+								(None, Some(framed), 1) => framed,
+								_ => 0,
+							};
 							// Honest checkers reject a wrong sampling; a lying verifier
 							// says the opposite.
 							let honest_verdict = !wrong;
-							let verdict = if shift != 0 && slot.role == Role::Verifier {
+							let verdict = if own_lie.is_some() && slot.role == Role::Verifier {
 								!honest_verdict
 							} else {
 								honest_verdict
 							};
-							let lied = shift != 0
+							let lied = own_lie.is_some()
+								|| (framing.is_some() && slot.chunk == 0)
 								|| verdict != honest_verdict
 								|| (slot.role == Role::Generator && slot.chunk == 1 && wrong);
 							if lied && !liars.contains(&slot.expert) {
 								liars.push(slot.expert);
 							}
+							// An honest chunk-1 referee reruns the side it disagrees with
+							// on that side's own input.
+							let check = match info.dispute {
+								Some(d)
+									if slot.role == Role::Referee
+										&& slot.chunk == 1 && d.chunk == 1
+										&& !d.sampling && own_lie.is_none()
+										&& matches!(slot.state, SlotState::Committed(_)) =>
+								{
+									let all = slots(task);
+									let stage_shift = |side: PipelineIndex| {
+										let i = all
+											.iter()
+											.position(|s| s.pipeline == side && s.chunk == 1)?;
+										let framed = framings.get(&(task, side)).copied().flatten();
+										Some(match lies.get(&(task, i)).copied().flatten() {
+											Some(lie) => lie,
+											None => framed.unwrap_or(0),
+										})
+									};
+									let losing: Vec<PipelineIndex> = [0, 1]
+										.into_iter()
+										.filter(|side| stage_shift(*side) != Some(0))
+										.collect();
+									match losing.as_slice() {
+										[side] => {
+											let framed = framings
+												.get(&(task, *side))
+												.copied()
+												.flatten()
+												.unwrap_or(0);
+											let at = |chunk| {
+												all.iter()
+													.find(|s| {
+														s.pipeline == *side && s.chunk == chunk
+													})
+													.map(|s| sketch(s, framed))
+											};
+											match (at(1), at(0)) {
+												(Some(recomputed), Some(input)) => {
+													Some(InputCheck::Checked {
+														side: *side,
+														recomputed,
+														input,
+													})
+												}
+												_ => None,
+											}
+										}
+										_ => None,
+									}
+								}
+								_ => None,
+							};
 							let _ = if slot.state == SlotState::Assigned {
 								prefill_commit(task, &slot, shift, verdict)
 							} else {
-								prefill_reveal(task, &slot, shift, verdict)
+								prefill_reveal_checked(task, &slot, shift, verdict, check)
 							};
 						}
 					}
@@ -2332,6 +2424,7 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 						*outcomes.entry(name).or_default() += 1;
 					}
 					Event::TaskCompleted { .. } => *outcomes.entry("completed").or_default() += 1,
+					Event::BlameTraced { .. } => *outcomes.entry("blame traced").or_default() += 1,
 					_ => {}
 				}
 			}
@@ -2365,7 +2458,7 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 		});
 	}
 	println!("prefill sequences ended: {outcomes:?}");
-	for end in ["completed", "generator lost", "verifier lost"] {
+	for end in ["completed", "generator lost", "verifier lost", "blame traced"] {
 		assert!(outcomes.get(end).copied().unwrap_or(0) > 0, "never {end}: {outcomes:?}");
 	}
 }

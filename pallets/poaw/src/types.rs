@@ -423,6 +423,9 @@ pub struct TaskDetails<AccountId, Balance, BlockNumber> {
 	pub slots: Vec<Slot<AccountId, Balance, BlockNumber>>,
 	/// The revealed outputs, until the result retention ends.
 	pub outputs: Vec<OutputView>,
+	/// The revealed fingerprints by slot index (into `slots`), until the result
+	/// retention ends: what a referee sets its own against.
+	pub fingerprints: Vec<(u32, Vec<u8>)>,
 }
 
 /// A slot a miner has to act on, with what its worker needs.

@@ -61,6 +61,9 @@ impl<T: Config> Pallet<T> {
 			prompt: Prompts::<T>::get(task).map(|p| p.into_inner()),
 			slots: Slots::<T>::get(task).into_inner(),
 			outputs,
+			fingerprints: Fingerprints::<T>::iter_prefix(task)
+				.map(|(index, bytes)| (index, bytes.into_inner()))
+				.collect(),
 		})
 	}
 }

@@ -31,6 +31,19 @@ export function registerExpert(api, signer, bond, profile) {
   return submit(api, tx, signer);
 }
 
+/** Changes `signer`'s asking price per token per layer, keeping the rest of its profile. */
+export async function setPrice(api, signer, price) {
+  const { profile } = (await api.query.experts.experts(signer.address)).unwrap();
+  const tx = api.tx.experts.updateProfile(
+    profile.domains,
+    profile.peerId,
+    price,
+    profile.maxConcurrentTasks,
+    profile.commission,
+  );
+  return submit(api, tx, signer);
+}
+
 /** The registered weight hash of a chunk, as hex. */
 export async function chunkHash(api, model, chunk) {
   const info = await api.query.models.models(model);

@@ -42,15 +42,15 @@ export async function nodePeerId(name) {
 }
 
 /**
- * Registers `signer` (dev account `name`) as an expert of both chunks of the dev model
- * under its node's peer id, bonding 10 000 DLLM and asking `price` per token per layer,
- * computing in `dtype` (the miner node's `--dtype`).
+ * Registers `signer` (dev account `name`) as an expert of `chunks` (both) of the dev
+ * model under its node's peer id, bonding 10 000 DLLM and asking `price` per token per
+ * layer, computing in `dtype` (the miner node's `--dtype`).
  */
-export async function registerDevMiner(api, name, signer, { price = 10n * 10n ** 6n, dtype = 'f32' } = {}) {
+export async function registerDevMiner(api, name, signer, { price = 10n * 10n ** 6n, dtype = 'f32', chunks = [0, 1] } = {}) {
   const profile = { domains: ['general'], peerId: await nodePeerId(name), price, capacity: 4, commissionPercent: 10 };
   let result = await experts.registerExpert(api, signer, 10_000n * experts.UNIT, profile);
   if (!result.ok) throw new Error(`registering ${name}: ${result.error}`);
-  for (const chunk of [0, 1]) {
+  for (const chunk of chunks) {
     result = await experts.serveChunk(api, signer, 0, chunk, undefined, experts.formatOf(dtype));
     if (!result.ok) throw new Error(`${name} serving chunk ${chunk}: ${result.error}`);
   }
@@ -84,7 +84,8 @@ export async function referenceGeneration(modelDir, prompt, maxTokens, sampling 
 
 /**
  * Starts the validator and one miner node per name in `miners` (perturbing ones in
- * `perturb`; `startMiner(name, { dtype })` starts one more); resolves once all answer RPC. With `dir`, the model and the nodes' logs
+ * `perturb`, ones that corrupt only what they send in `corruptSent`;
+ * `startMiner(name, { dtype })` starts one more); resolves once all answer RPC. With `dir`, the model and the nodes' logs
  * (`<name>.log`) stay there; `modelDir` serves another registered model than the dev
  * one; `rpcPort` fixes the validator's RPC port; `mode` (`Redundant` or `Prefill`)
  * has root set how tasks are verified before the miners start (the dev chain's genesis
@@ -93,6 +94,7 @@ export async function referenceGeneration(modelDir, prompt, maxTokens, sampling 
 export async function startTestnet({
   miners = ['bob', 'charlie', 'dave'],
   perturb = [],
+  corruptSent = [],
   dir,
   modelDir,
   rpcPort,
@@ -131,6 +133,7 @@ export async function startTestnet({
       '--miner', '--model-dir', modelDir,
     ];
     if (perturb.includes(name)) args.push('--miner-perturb-activations');
+    if (corruptSent.includes(name)) args.push('--miner-corrupt-sent');
     if (dtype) args.push('--dtype', dtype);
     running[name] = await startNode(args, { prometheusPort, logFile: logFile(name) });
     return running[name];

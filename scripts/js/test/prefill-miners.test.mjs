@@ -4,7 +4,9 @@
 // compares their fingerprints. A miner that distorts its activations
 // (`--miner-perturb-activations`) is caught whichever side it is on: a referee node
 // settles the dispute, the liar is slashed and nobody else is blamed; no root call
-// anywhere. Miners in f16 and f32 agree. Balances move as docs/protocol.md says.
+// anywhere. A stage that corrupts only what it sends is blamed instead of its downstream
+// (the referee reruns the downstream stage on its signed input). Miners in f16 and f32
+// agree. Balances move as docs/protocol.md says.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -214,6 +216,44 @@ test('a verifier that distorts its activations loses against the referee node: s
     assert.deepEqual(money.paid, expected);
     const miners = [...generation.values()].reduce((a, b) => a + b, 0n);
     assert.equal(spent, ceilDiv(miners * 1_000_000_000n, MINER_SHARE_PARTS) + (fees.get(requester.address) ?? 0n));
+  } finally {
+    await net.stop();
+  }
+});
+
+test('a generator stage that sends what it did not fingerprint is slashed; its downstream, fed that input, is not blamed', async () => {
+  // Eve serves chunk 0 only and Ferdie chunk 1 only, both asking least: they generate.
+  // Dave (both chunks) asks next and verifies; Bob (chunk 0) and Charlie (chunk 1) are
+  // left to referee. Eve fingerprints her honest hidden states but sends distorted ones
+  // (`--miner-corrupt-sent`), so only Ferdie's chunk 1 disagrees with the verifier. The
+  // referee of chunk 1 reruns Ferdie's stage on the input Eve signed and sent him: his
+  // output follows from it, the input does not follow from chunk 0, and the blame moves
+  // to Eve.
+  const net = await startTestnet({ corruptSent: ['eve'] });
+  try {
+    const { api } = net;
+    await usePrefill(api);
+    const priced = await experts.setPrice(api, account('dave'), CHEAPER);
+    assert.ok(priced.ok, priced.error);
+    for (const [name, chunk] of [['eve', 0], ['ferdie', 1]]) {
+      await registerDevMiner(api, name, account(name), { price: CHEAPEST, chunks: [chunk] });
+      await net.startMiner(name);
+    }
+    const eve = account('eve').address;
+    const ferdie = account('ferdie').address;
+    const requester = account('alice');
+    const { details, money, fees, spent, start, end } = await runTask(api, requester);
+    const events = await poawEvents(api, start + 1, end);
+    assert.equal(details.status, 'Expired', describe(details, events));
+    const generator = details.slots.filter((s) => s.role === 'Generator').map((s) => [s.chunk, s.expert]);
+    assert.deepEqual(generator.sort(), [[0, eve], [1, ferdie]], describe(details));
+    const compared = events.find((e) => e.method === 'WorkCompared');
+    assert.equal(compared?.disagreement, 1, describe(details, events));
+    assert.ok(events.some((e) => e.method === 'BlameTraced' && e.pipeline === 0 && e.chunk === 0), describe(details, events));
+    assert.deepEqual(settlements(events), [[1, 'GeneratorLost']], describe(details, events));
+    assert.deepEqual([...money.slashed.keys()], [eve]);
+    assert.ok(!money.paid.has(ferdie), 'the downstream stage is neither paid nor slashed');
+    assert.equal(spent, fees.get(requester.address) ?? 0n, 'the requester paid its transaction fee only');
   } finally {
     await net.stop();
   }

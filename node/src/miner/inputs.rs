@@ -1,0 +1,394 @@
+//! Evidence for disputes: every stage keeps the activation messages it received, each
+//! signed by the miner that sent it, and the referee of a disputed chunk fetches the
+//! losing side's and reruns that stage on them. The chain then blames the stage whose
+//! output does not follow from its own input, or its upstream when the input itself
+//! does not follow from the prefix (docs/protocol.md, "Blame follows the computation").
+
+use super::{
+	chain::{Assignment, TaskView},
+	compute::{self, Recheck},
+	protocol::{hop_payload, protocol_name, Refusal, SignedMessage, StageRequest, StageResponse},
+	store::{SlotKey, SlotResult},
+	worker::{lock, max_fingerprint_bytes, no_session, reveal_call, Worker},
+	LOG_TARGET,
+};
+use codec::{Decode, Encode};
+use dllm_inference::fingerprint::{compare, Fingerprint, RowKind};
+use dllm_primitives::market::{ChunkIndex, NumericFormat, TaskId};
+use dllm_runtime::AccountId;
+use pallet_poaw::{InputCheck, PipelineIndex, Role, TaskStatus};
+use polkadot_sdk::{
+	sc_network::{IfDisconnected, PeerId},
+	sp_core::{sr25519, Pair},
+};
+use std::sync::Arc;
+
+/// Received input is kept for at most this many slots (the oldest tasks' go first).
+const MAX_KEPT_INPUTS: usize = 64;
+/// The generator's and the verifier's pipelines.
+const SIDES: [PipelineIndex; 2] = [0, 1];
+
+/// A referee slot's input check: being computed, or what it reveals.
+#[derive(Clone)]
+pub enum InputCheckState {
+	/// Fetching the losing stage's input and rerunning it.
+	Running,
+	/// Done: the check to reveal (`None`: none applies or it could not be made).
+	Ready(Option<InputCheck<Vec<u8>>>),
+}
+
+/// Whether `signature` is `signer`'s over `payload`.
+fn signed_by(signer: &AccountId, payload: &[u8], signature: &[u8; 64]) -> bool {
+	let public = sr25519::Public::from_raw(*<AccountId as AsRef<[u8; 32]>>::as_ref(signer));
+	sr25519::Pair::verify(&sr25519::Signature::from_raw(*signature), payload, &public)
+}
+
+/// Whether two encoded fingerprints agree under `worker`'s profile for the looser of
+/// two formats (as the chain compares them).
+fn agree(worker: &Worker, formats: (NumericFormat, NumericFormat), a: &[u8], b: &[u8]) -> bool {
+	let params = worker.model.profile(formats.0, formats.1);
+	let (Ok(a), Ok(b)) = (Fingerprint::decode(a), Fingerprint::decode(b)) else { return false };
+	let tolerance = match a.kind {
+		RowKind::Hidden => params.hidden,
+		RowKind::Logits => params.logits,
+	};
+	compare(&a, &b, &tolerance).is_ok_and(|c| c.accepted)
+}
+
+impl Worker {
+	/// Signs message `index` of the stream into `receiver` (this miner is its sender).
+	pub(super) fn sign_hop(
+		&self,
+		receiver: SlotKey,
+		index: u32,
+		message: &[u8],
+	) -> Result<[u8; 64], Refusal> {
+		let payload = hop_payload(receiver.0, receiver.1, receiver.2, index, message);
+		self.submitter.sign_message(&payload).map_err(|e| Refusal::Failed(e.into_bytes()))
+	}
+
+	/// Keeps a message `key`'s slot received, once its signature shows it came from the
+	/// previous chunk's miner. A resent message is kept once; a different message at an
+	/// index already kept replaces it and everything after it (a pipeline run again).
+	pub(super) fn record_input(&self, key: SlotKey, signed: SignedMessage) -> Result<(), Refusal> {
+		let assignment = self.session_assignment(key).ok_or_else(no_session)?;
+		let upstream = key
+			.2
+			.checked_sub(1)
+			.and_then(|chunk| assignment.pipeline_experts.get(chunk as usize))
+			.ok_or(Refusal::WrongSender)?;
+		let payload = hop_payload(key.0, key.1, key.2, signed.index, &signed.message);
+		if !signed_by(upstream, &payload, &signed.signature) {
+			return Err(Refusal::BadRequest(
+				b"the message is not signed by the previous chunk's miner".to_vec(),
+			));
+		}
+		let mut inputs = lock(&self.inputs);
+		let log = inputs.entry(key).or_default();
+		let index = signed.index as usize;
+		if log.get(index).is_some_and(|kept| kept.message == signed.message) {
+			return Ok(());
+		}
+		if index > log.len() {
+			return Err(Refusal::BadRequest(
+				format!("message {index} arrived before message {}", log.len()).into_bytes(),
+			));
+		}
+		log.truncate(index);
+		log.push(signed);
+		Ok(())
+	}
+
+	/// Forgets the input of slots whose task ended (or that this miner no longer
+	/// sees), and the oldest beyond [`MAX_KEPT_INPUTS`].
+	pub(super) fn prune_inputs(&self, open: impl Fn(TaskId) -> bool) {
+		let mut inputs = lock(&self.inputs);
+		inputs.retain(|key, _| open(key.0));
+		if inputs.len() > MAX_KEPT_INPUTS {
+			let mut keys: Vec<SlotKey> = inputs.keys().copied().collect();
+			keys.sort();
+			for key in keys.iter().take(inputs.len() - MAX_KEPT_INPUTS) {
+				inputs.remove(key);
+			}
+		}
+		lock(&self.input_checks).retain(|key, _| open(key.0));
+	}
+
+	/// A page of what slot `key` received, from message `from` on, for the referee of
+	/// its chunk in the task's current dispute.
+	pub(super) fn input_page(
+		&self,
+		key: SlotKey,
+		from: u32,
+		peer: PeerId,
+	) -> Result<StageResponse, Refusal> {
+		let (best, _) = self.chain.best();
+		let task = self
+			.chain
+			.task(best, key.0)
+			.map_err(|e| Refusal::Failed(e.into_bytes()))?
+			.ok_or(Refusal::NotAssigned)?;
+		let referee = task.task.dispute.is_some_and(|dispute| {
+			let round = 1 + dispute.rounds;
+			task.slots.iter().any(|slot| {
+				slot.role == Role::Referee
+					&& slot.pipeline == round
+					&& slot.chunk == key.2
+					&& dispute.chunk == key.2
+					&& self.peer_of(&slot.expert, false).is_ok_and(|p| p == peer)
+			})
+		});
+		if !referee {
+			return Err(Refusal::WrongSender);
+		}
+		let inputs = lock(&self.inputs);
+		let log = inputs.get(&key).ok_or_else(no_session)?;
+		let limit = super::protocol::max_request_bytes(
+			self.model.config.max_position_embeddings,
+			self.model.config.hidden_size,
+		) as usize;
+		let mut messages = Vec::new();
+		let mut bytes = 0usize;
+		for signed in log.iter().skip(from as usize) {
+			let size = signed.message.len() + 80;
+			if !messages.is_empty() && bytes + size > limit {
+				break;
+			}
+			bytes += size;
+			messages.push(signed.clone());
+		}
+		let complete = from as usize + messages.len() >= log.len();
+		Ok(StageResponse::Input { messages, complete })
+	}
+
+	/// The reveal of a slot, with its input check when it is the disputed chunk's
+	/// referee: computed once in the background (fetching the losing stage's input and
+	/// rerunning it), then submitted.
+	pub(super) async fn reveal(
+		self: &Arc<Self>,
+		assignment: &Assignment,
+		result: SlotResult,
+		now: dllm_runtime::BlockNumber,
+	) {
+		let key = (assignment.task, assignment.pipeline, assignment.chunk);
+		if assignment.role != Role::Referee || assignment.chunk == 0 {
+			return self.submit_once(key, true, now, reveal_call(result, None)).await;
+		}
+		let known = lock(&self.input_checks).get(&key).cloned();
+		match known {
+			Some(InputCheckState::Ready(check)) => {
+				self.submit_once(key, true, now, reveal_call(result, check)).await;
+			}
+			Some(InputCheckState::Running) => {}
+			None => {
+				lock(&self.input_checks).insert(key, InputCheckState::Running);
+				let worker = self.clone();
+				let assignment = assignment.clone();
+				self.spawner.spawn("dllm-miner-input-check", Some("dllm-miner"), async move {
+					let check = worker.input_check(&assignment, &result).await;
+					lock(&worker.input_checks).insert(key, InputCheckState::Ready(check.clone()));
+					let now = worker.chain.best().1;
+					worker.submit_once(key, true, now, reveal_call(result, check)).await;
+				});
+			}
+		}
+	}
+
+	/// What this referee (slot `assignment`, whose own result is `result`) reveals about
+	/// the losing side's stage: nothing when the dispute is not on its chunk or is about
+	/// the sampling, or when its own fingerprint does not single out one side.
+	async fn input_check(
+		&self,
+		assignment: &Assignment,
+		result: &SlotResult,
+	) -> Option<InputCheck<Vec<u8>>> {
+		let (best, _) = self.chain.best();
+		let task = match self.chain.task(best, assignment.task) {
+			Ok(Some(task)) => task,
+			Ok(None) => return None,
+			Err(e) => {
+				log::warn!(target: LOG_TARGET, "task {}: {e}", assignment.task);
+				return None;
+			}
+		};
+		let k = assignment.chunk;
+		let dispute = task.task.dispute?;
+		if dispute.sampling || dispute.chunk != k || task.task.status != TaskStatus::Judging {
+			return None;
+		}
+		let side = self.losing_side(&task, assignment, &result.fingerprint)?;
+		let slot_of = |pipeline: PipelineIndex, chunk: ChunkIndex| {
+			task.slots.iter().find(|s| s.pipeline == pipeline && s.chunk == chunk)
+		};
+		let stage = slot_of(side, k)?.expert.clone();
+		let upstream = slot_of(side, k - 1)?.expert.clone();
+		let messages = match self.fetch_input(&task, side, k, &stage, &upstream).await {
+			Ok(messages) => messages,
+			Err(why) => {
+				log::warn!(
+					target: LOG_TARGET,
+					"task {} chunk {k}: side {side}'s stage gave no signed input: {why}",
+					task.id,
+				);
+				return Some(InputCheck::Withheld { side });
+			}
+		};
+		match self.rerun_stage(assignment, &task, side, messages).await {
+			Ok(Recheck::Done { recomputed, input }) => {
+				log::info!(
+					target: LOG_TARGET,
+					"task {} chunk {k}: side {side}'s stage rerun on its own input",
+					task.id,
+				);
+				Some(InputCheck::Checked { side, recomputed, input })
+			}
+			Ok(Recheck::BadInput(why)) => {
+				log::warn!(
+					target: LOG_TARGET,
+					"task {} chunk {k}: side {side}'s input makes no pass: {why}",
+					task.id,
+				);
+				Some(InputCheck::Withheld { side })
+			}
+			Err(e) => {
+				self.metrics.failure();
+				log::error!(target: LOG_TARGET, "task {} chunk {k}: cannot rerun: {e}", task.id);
+				None
+			}
+		}
+	}
+
+	/// The side whose revealed chunk-`k` fingerprint disagrees with this referee's
+	/// (`own`), when exactly one does.
+	fn losing_side(
+		&self,
+		task: &TaskView,
+		assignment: &Assignment,
+		own: &[u8],
+	) -> Option<PipelineIndex> {
+		let own_format = task
+			.slots
+			.iter()
+			.find(|s| s.pipeline == assignment.pipeline && s.chunk == assignment.chunk)?
+			.format;
+		let disagreeing: Vec<PipelineIndex> = SIDES
+			.into_iter()
+			.filter(|side| {
+				let Some(index) = task
+					.slots
+					.iter()
+					.position(|s| s.pipeline == *side && s.chunk == assignment.chunk)
+				else {
+					return true;
+				};
+				let format = task.slots[index].format;
+				let revealed = task.fingerprints.iter().find(|(i, _)| *i as usize == index);
+				!revealed.is_some_and(|(_, bytes)| agree(self, (own_format, format), own, bytes))
+			})
+			.collect();
+		match disagreeing.as_slice() {
+			[side] => Some(*side),
+			_ => None,
+		}
+	}
+
+	/// Every message `stage` (side `side`, chunk `k`) received, each checked to be
+	/// signed by `upstream`, in order.
+	async fn fetch_input(
+		&self,
+		task: &TaskView,
+		side: PipelineIndex,
+		k: ChunkIndex,
+		stage: &AccountId,
+		upstream: &AccountId,
+	) -> Result<Vec<Vec<u8>>, String> {
+		let key = (task.id, side, k);
+		let peer = self.peer_of(stage, false)?;
+		let mut messages: Vec<Vec<u8>> = Vec::new();
+		// Each page holds at least one message, and a pass has at most one per position.
+		let most = self.model.config.max_position_embeddings + 1;
+		while messages.len() <= most {
+			let request = StageRequest::Input {
+				task: key.0,
+				pipeline: key.1,
+				chunk: key.2,
+				from: messages.len() as u32,
+			}
+			.encode();
+			let (reply, _) = self
+				.network
+				.request(peer, protocol_name(), request, None, IfDisconnected::TryConnect)
+				.await
+				.map_err(|e| format!("the request failed: {e}"))?;
+			let (page, complete) = match StageResponse::decode(&mut &reply[..]) {
+				Ok(StageResponse::Input { messages, complete }) => (messages, complete),
+				Ok(StageResponse::Refused(refusal)) => return Err(refusal.to_string()),
+				_ => return Err("malformed reply".into()),
+			};
+			if page.is_empty() && !complete {
+				return Err("an empty page".into());
+			}
+			for signed in page {
+				let index = messages.len() as u32;
+				let payload = hop_payload(key.0, key.1, key.2, index, &signed.message);
+				if signed.index != index || !signed_by(upstream, &payload, &signed.signature) {
+					return Err(format!("message {index} is not signed by the upstream miner"));
+				}
+				messages.push(signed.message);
+			}
+			if complete {
+				return Ok(messages);
+			}
+		}
+		Err("more messages than the context has positions".into())
+	}
+
+	/// Reruns this referee's chunk on another stage's input (on the blocking pool).
+	async fn rerun_stage(
+		&self,
+		assignment: &Assignment,
+		task: &TaskView,
+		side: PipelineIndex,
+		messages: Vec<Vec<u8>>,
+	) -> Result<Recheck, String> {
+		let shard = self
+			.model
+			.shard(assignment.model, assignment.chunk)
+			.ok_or("this miner does not serve the chunk")?;
+		let output = task
+			.outputs
+			.iter()
+			.find(|output| output.pipeline == 0)
+			.ok_or("the generator published no output")?;
+		let prompt = String::from_utf8_lossy(&assignment.prompt).into_owned();
+		let prompt_len =
+			self.model.tokenizer.encode(&prompt, false).map_err(|e| e.to_string())?.len();
+		let format_of = |pipeline: PipelineIndex| {
+			task.slots
+				.iter()
+				.find(|s| s.pipeline == pipeline && s.chunk == assignment.chunk)
+				.map(|s| s.format)
+		};
+		let (Some(own), Some(theirs)) = (format_of(assignment.pipeline), format_of(side)) else {
+			return Err("the task's slots do not list both stages".into());
+		};
+		let profile = self.model.profile(own, theirs);
+		let config = self.model.config.clone();
+		let generated = output.tokens.clone();
+		let stage = assignment.clone();
+		tokio::task::spawn_blocking(move || {
+			compute::recheck_stage(
+				&shard,
+				&stage,
+				prompt_len,
+				&generated,
+				&config,
+				&profile,
+				&messages,
+				max_fingerprint_bytes(),
+			)
+		})
+		.await
+		.map_err(|e| format!("the rerun panicked: {e}"))?
+	}
+}
