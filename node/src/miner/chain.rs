@@ -14,14 +14,14 @@ use polkadot_sdk::{
 	frame_system_rpc_runtime_api::AccountNonceApi,
 	sc_client_api::StorageProvider,
 	sc_transaction_pool,
-	sc_transaction_pool_api::{TransactionPool, TransactionSource},
+	sc_transaction_pool_api::{InPoolTransaction, TransactionPool, TransactionSource},
 	sp_api::{Core, ProvideRuntimeApi},
 	sp_blockchain::HeaderBackend,
 	sp_core::{sr25519, storage::StorageKey, H256},
 	sp_keystore::KeystorePtr,
 	sp_runtime::{MultiAddress, MultiSignature, OpaqueExtrinsic},
 };
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A slot as the runtime API lists it.
 pub type Assignment = MinerAssignment<AccountId, Balance, BlockNumber>;
@@ -101,8 +101,9 @@ pub struct Submitter {
 	pool: Arc<Pool>,
 	keystore: KeystorePtr,
 	public: sr25519::Public,
-	/// The next nonce to use, when known ahead of the chain (several in one block).
-	next_nonce: Mutex<Option<Nonce>>,
+	/// Held from signing to the pool's answer, so that each submission sees the one
+	/// before it among the pool's ready transactions.
+	submitting: futures::lock::Mutex<()>,
 }
 
 impl Submitter {
@@ -112,7 +113,7 @@ impl Submitter {
 		keystore: KeystorePtr,
 		public: sr25519::Public,
 	) -> Self {
-		Submitter { client, pool, keystore, public, next_nonce: Mutex::new(None) }
+		Submitter { client, pool, keystore, public, submitting: futures::lock::Mutex::new(()) }
 	}
 
 	/// The miner's account.
@@ -130,21 +131,25 @@ impl Submitter {
 			.ok_or_else(|| "the miner key left the keystore".to_string())
 	}
 
-	/// Signs `call` at the best block's runtime and nonce and submits it.
+	/// Signs `call` at the best block's runtime and the account's next index (the
+	/// chain's nonce, past this account's transactions ready in the pool) and submits
+	/// it. A transaction the pool dropped leaves no gap: the next submission reuses its
+	/// nonce (N3 in the December security review).
 	pub async fn submit(&self, call: RuntimeCall) -> Result<H256, String> {
+		let _turn = self.submitting.lock().await;
 		let (xt, nonce) = self.sign(call)?;
 		let best = self.client.info().best_hash;
-		match self.pool.submit_one(best, TransactionSource::Local, xt).await {
-			Ok(hash) => Ok(hash),
-			Err(e) => {
-				// The pool refused it (e.g. a stale nonce after a dropped transaction):
-				// read the nonce from the chain next time.
-				if let Ok(mut next) = self.next_nonce.lock() {
-					*next = None;
-				}
-				Err(format!("the transaction pool refused the extrinsic (nonce {nonce}): {e}"))
-			}
-		}
+		self.pool
+			.submit_one(best, TransactionSource::Local, xt)
+			.await
+			.map_err(|e| format!("the transaction pool refused the extrinsic (nonce {nonce}): {e}"))
+	}
+
+	/// The nonce after the chain's `chain_nonce` and this account's transactions that
+	/// are ready in the pool.
+	fn next_index(&self, chain_nonce: Nonce) -> Nonce {
+		let ready = self.pool.ready().map(|tx| tx.provides().first().cloned());
+		next_index(&self.account(), chain_nonce, ready)
 	}
 
 	fn sign(&self, call: RuntimeCall) -> Result<(OpaqueExtrinsic, Nonce), String> {
@@ -157,12 +162,7 @@ impl Submitter {
 		let chain_nonce = api
 			.account_nonce(info.best_hash, account.clone())
 			.map_err(|e| format!("reading the account nonce failed: {e}"))?;
-		let nonce = {
-			let mut next = self.next_nonce.lock().map_err(|_| "nonce lock poisoned".to_string())?;
-			let nonce = next.map_or(chain_nonce, |local| local.max(chain_nonce));
-			*next = Some(nonce.saturating_add(1));
-			nonce
-		};
+		let nonce = self.next_index(chain_nonce);
 		let extension = dllm_runtime::tx_extension(nonce);
 		let genesis = info.genesis_hash;
 		let implicit = (
@@ -191,5 +191,43 @@ impl Submitter {
 		let opaque = OpaqueExtrinsic::try_from_encoded_extrinsic(&xt.encode()[..])
 			.map_err(|e| format!("encoding the extrinsic failed: {e}"))?;
 		Ok((opaque, nonce))
+	}
+}
+
+/// The nonce after `chain_nonce` and the run of `account`'s transactions among `ready`
+/// (each one's first `provides` tag, in the pool's order, which is by nonce per
+/// sender): a signed transaction provides `(account, nonce)`, SCALE-encoded.
+fn next_index(
+	account: &AccountId,
+	chain_nonce: Nonce,
+	ready: impl Iterator<Item = Option<Vec<u8>>>,
+) -> Nonce {
+	let mut next = chain_nonce;
+	for tag in ready.flatten() {
+		if tag == (account, next).encode() {
+			next = next.saturating_add(1);
+		}
+	}
+	next
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn the_next_index_follows_the_ready_run_and_fills_a_dropped_transactions_gap() {
+		let me = AccountId::from([1u8; 32]);
+		let other = AccountId::from([2u8; 32]);
+		let tag = |who: &AccountId, nonce: Nonce| Some((who, nonce).encode());
+		// Two of mine ready after the chain's 5, someone else's between them.
+		let ready = vec![tag(&me, 5), tag(&other, 5), tag(&me, 6), None];
+		assert_eq!(next_index(&me, 5, ready.into_iter()), 7);
+		// Nonce 6 was dropped: 7 waits in the future queue, so 6 is next again (a local
+		// counter would have gone on at 8, and everything after it would wait forever).
+		let ready = vec![tag(&me, 5)];
+		assert_eq!(next_index(&me, 5, ready.into_iter()), 6);
+		// Nothing of mine in the pool: the chain's nonce.
+		assert_eq!(next_index(&me, 9, vec![tag(&other, 9)].into_iter()), 9);
 	}
 }

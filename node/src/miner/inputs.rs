@@ -21,10 +21,31 @@ use polkadot_sdk::{
 	sc_network::{IfDisconnected, PeerId},
 	sp_core::{sr25519, Pair},
 };
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-/// Received input is kept for at most this many slots (the oldest tasks' go first).
+/// Received input is kept for at most this many slots and bytes (the oldest tasks'
+/// outside a dispute go first).
 const MAX_KEPT_INPUTS: usize = 64;
+const MAX_KEPT_INPUT_BYTES: usize = 4 << 30;
+
+/// What one slot received, in order.
+#[derive(Default)]
+pub struct InputLog {
+	/// The messages, each signed by the previous chunk's miner.
+	messages: Vec<Arc<SignedMessage>>,
+	/// Whether the stage kept its result (the log no longer changes).
+	frozen: bool,
+}
+
+impl InputLog {
+	fn bytes(&self) -> usize {
+		self.messages.iter().map(|signed| signed.message.len()).sum()
+	}
+}
+
+/// How long a referee waits for the losing stage's whole input, and for one page of it.
+const INPUT_CHECK_TIME: Duration = Duration::from_secs(30);
+const INPUT_REQUEST_TIME: Duration = Duration::from_secs(10);
 /// The generator's and the verifier's pipelines.
 const SIDES: [PipelineIndex; 2] = [0, 1];
 
@@ -67,11 +88,17 @@ impl Worker {
 		self.submitter.sign_message(&payload).map_err(|e| Refusal::Failed(e.into_bytes()))
 	}
 
-	/// Keeps a message `key`'s slot received, once its signature shows it came from the
-	/// previous chunk's miner. A resent message is kept once; a different message at an
-	/// index already kept replaces it and everything after it (a pipeline run again).
-	pub(super) fn record_input(&self, key: SlotKey, signed: SignedMessage) -> Result<(), Refusal> {
-		let assignment = self.session_assignment(key).ok_or_else(no_session)?;
+	/// Keeps a message `key`'s slot is about to compute on, once its signature shows it
+	/// came from the previous chunk's miner. A resent message is kept once (with the
+	/// signature just checked: the upstream may have been replaced); a different one at
+	/// an index already kept replaces it and everything after it (a pipeline run again)
+	/// until the stage kept its result: from then on the log is what it computed on.
+	pub(super) fn record_input(
+		&self,
+		key: SlotKey,
+		assignment: &Assignment,
+		signed: SignedMessage,
+	) -> Result<(), Refusal> {
 		let upstream = key
 			.2
 			.checked_sub(1)
@@ -86,32 +113,65 @@ impl Worker {
 		let mut inputs = lock(&self.inputs);
 		let log = inputs.entry(key).or_default();
 		let index = signed.index as usize;
-		if log.get(index).is_some_and(|kept| kept.message == signed.message) {
-			return Ok(());
+		if let Some(kept) = log.messages.get_mut(index) {
+			if kept.message == signed.message {
+				*kept = Arc::new(signed);
+				return Ok(());
+			}
 		}
-		if index > log.len() {
+		if log.frozen {
 			return Err(Refusal::BadRequest(
-				format!("message {index} arrived before message {}", log.len()).into_bytes(),
+				b"this stage already kept its result on other input".to_vec(),
 			));
 		}
-		log.truncate(index);
-		log.push(signed);
+		if index > log.messages.len() {
+			return Err(Refusal::BadRequest(
+				format!("message {index} arrived before message {}", log.messages.len())
+					.into_bytes(),
+			));
+		}
+		log.messages.truncate(index);
+		log.messages.push(Arc::new(signed));
 		Ok(())
 	}
 
-	/// Forgets the input of slots whose task ended (or that this miner no longer
-	/// sees), and the oldest beyond [`MAX_KEPT_INPUTS`].
-	pub(super) fn prune_inputs(&self, open: impl Fn(TaskId) -> bool) {
+	/// The stage of `key` kept its result: what it received can no longer change.
+	pub(super) fn freeze_input(&self, key: SlotKey) {
+		if let Some(log) = lock(&self.inputs).get_mut(&key) {
+			log.frozen = true;
+		}
+	}
+
+	/// Forgets the input of slots whose task ended (`status` `None` or closed), then,
+	/// beyond [`MAX_KEPT_INPUTS`] slots or [`MAX_KEPT_INPUT_BYTES`], that of the oldest
+	/// tasks not in a dispute: a disputed task's evidence goes last.
+	pub(super) fn prune_inputs(&self, status: impl Fn(TaskId) -> Option<TaskStatus>) {
+		let disputed = |task: TaskId| {
+			matches!(status(task), Some(TaskStatus::Refereeing | TaskStatus::Judging))
+		};
 		let mut inputs = lock(&self.inputs);
-		inputs.retain(|key, _| open(key.0));
-		if inputs.len() > MAX_KEPT_INPUTS {
-			let mut keys: Vec<SlotKey> = inputs.keys().copied().collect();
-			keys.sort();
-			for key in keys.iter().take(inputs.len() - MAX_KEPT_INPUTS) {
-				inputs.remove(key);
+		inputs.retain(|key, _| status(key.0).is_some_and(TaskStatus::is_open));
+		let mut keys: Vec<(bool, SlotKey)> =
+			inputs.keys().map(|key| (disputed(key.0), *key)).collect();
+		// Not disputed first, oldest first.
+		keys.sort();
+		let mut bytes: usize = inputs.values().map(InputLog::bytes).sum();
+		for (_, key) in keys {
+			if inputs.len() <= MAX_KEPT_INPUTS && bytes <= MAX_KEPT_INPUT_BYTES {
+				break;
+			}
+			if let Some(log) = inputs.remove(&key) {
+				bytes = bytes.saturating_sub(log.bytes());
+				log::warn!(
+					target: LOG_TARGET,
+					"task {} pipeline {} chunk {}: received input forgotten (over the bound of \
+					 {MAX_KEPT_INPUTS} slots, {MAX_KEPT_INPUT_BYTES} bytes)",
+					key.0, key.1, key.2,
+				);
 			}
 		}
-		lock(&self.input_checks).retain(|key, _| open(key.0));
+		drop(inputs);
+		lock(&self.input_checks).retain(|key, _| status(key.0).is_some_and(TaskStatus::is_open));
 	}
 
 	/// A page of what slot `key` received, from message `from` on, for the referee of
@@ -128,42 +188,50 @@ impl Worker {
 			.task(best, key.0)
 			.map_err(|e| Refusal::Failed(e.into_bytes()))?
 			.ok_or(Refusal::NotAssigned)?;
+		let is_peer = |expert: &AccountId| {
+			self.peer_of(expert, false).is_ok_and(|p| p == peer)
+				|| self.peer_of(expert, true).is_ok_and(|p| p == peer)
+		};
 		let referee = task.task.dispute.is_some_and(|dispute| {
 			let round = 1 + dispute.rounds;
-			task.slots.iter().any(|slot| {
-				slot.role == Role::Referee
-					&& slot.pipeline == round
-					&& slot.chunk == key.2
-					&& dispute.chunk == key.2
-					&& self.peer_of(&slot.expert, false).is_ok_and(|p| p == peer)
-			})
+			dispute.chunk == key.2
+				&& task.slots.iter().any(|slot| {
+					slot.role == Role::Referee
+						&& slot.pipeline == round
+						&& slot.chunk == key.2
+						&& is_peer(&slot.expert)
+				})
 		});
 		if !referee {
 			return Err(Refusal::WrongSender);
 		}
-		let inputs = lock(&self.inputs);
-		let log = inputs.get(&key).ok_or_else(no_session)?;
-		let limit = super::protocol::max_request_bytes(
-			self.model.config.max_position_embeddings,
-			self.model.config.hidden_size,
-		) as usize;
-		let mut messages = Vec::new();
-		let mut bytes = 0usize;
-		for signed in log.iter().skip(from as usize) {
-			let size = signed.message.len() + 80;
-			if !messages.is_empty() && bytes + size > limit {
-				break;
+		// Shared handles under the lock; the bytes are copied after it.
+		let (page, total): (Vec<Arc<SignedMessage>>, usize) = {
+			let inputs = lock(&self.inputs);
+			let log = inputs.get(&key).ok_or_else(no_session)?;
+			let limit = super::protocol::max_request_bytes(
+				self.model.config.max_position_embeddings,
+				self.model.config.hidden_size,
+			) as usize;
+			let mut page = Vec::new();
+			let mut bytes = 0usize;
+			for signed in log.messages.iter().skip(from as usize) {
+				let size = signed.message.len() + 80;
+				if !page.is_empty() && bytes + size > limit {
+					break;
+				}
+				bytes += size;
+				page.push(signed.clone());
 			}
-			bytes += size;
-			messages.push(signed.clone());
-		}
-		let complete = from as usize + messages.len() >= log.len();
+			(page, log.messages.len())
+		};
+		let complete = from as usize + page.len() >= total;
+		let messages = page.iter().map(|signed| (**signed).clone()).collect();
 		Ok(StageResponse::Input { messages, complete })
 	}
 
 	/// The reveal of a slot, with its input check when it is the disputed chunk's
-	/// referee: computed once in the background (fetching the losing stage's input and
-	/// rerunning it), then submitted.
+	/// referee (waiting, block by block, for the check started at its commit).
 	pub(super) async fn reveal(
 		self: &Arc<Self>,
 		assignment: &Assignment,
@@ -171,7 +239,7 @@ impl Worker {
 		now: dllm_runtime::BlockNumber,
 	) {
 		let key = (assignment.task, assignment.pipeline, assignment.chunk);
-		if assignment.role != Role::Referee || assignment.chunk == 0 {
+		if !Self::may_check_input(assignment) {
 			return self.submit_once(key, true, now, reveal_call(result, None)).await;
 		}
 		let known = lock(&self.input_checks).get(&key).cloned();
@@ -180,18 +248,37 @@ impl Worker {
 				self.submit_once(key, true, now, reveal_call(result, check)).await;
 			}
 			Some(InputCheckState::Running) => {}
-			None => {
-				lock(&self.input_checks).insert(key, InputCheckState::Running);
-				let worker = self.clone();
-				let assignment = assignment.clone();
-				self.spawner.spawn("dllm-miner-input-check", Some("dllm-miner"), async move {
-					let check = worker.input_check(&assignment, &result).await;
-					lock(&worker.input_checks).insert(key, InputCheckState::Ready(check.clone()));
-					let now = worker.chain.best().1;
-					worker.submit_once(key, true, now, reveal_call(result, check)).await;
-				});
-			}
+			None => self.start_input_check(assignment, result),
 		}
+	}
+
+	/// Whether `assignment` is a referee's slot that may owe an input check.
+	fn may_check_input(assignment: &Assignment) -> bool {
+		assignment.role == Role::Referee && assignment.chunk > 0
+	}
+
+	/// Starts, once, the input check of a referee's slot whose own result (`result`) is
+	/// kept: both sides' fingerprints are on chain since the dispute opened, so it runs
+	/// while the round commits, bounded by [`INPUT_CHECK_TIME`], and is ready by the
+	/// reveal.
+	pub(super) fn start_input_check(self: &Arc<Self>, assignment: &Assignment, result: SlotResult) {
+		let key = (assignment.task, assignment.pipeline, assignment.chunk);
+		if !Self::may_check_input(assignment) {
+			return;
+		}
+		{
+			let mut checks = lock(&self.input_checks);
+			if checks.contains_key(&key) {
+				return;
+			}
+			checks.insert(key, InputCheckState::Running);
+		}
+		let worker = self.clone();
+		let assignment = assignment.clone();
+		self.spawner.spawn("dllm-miner-input-check", Some("dllm-miner"), async move {
+			let check = worker.input_check(&assignment, &result).await;
+			lock(&worker.input_checks).insert(key, InputCheckState::Ready(check));
+		});
 	}
 
 	/// What this referee (slot `assignment`, whose own result is `result`) reveals about
@@ -213,7 +300,8 @@ impl Worker {
 		};
 		let k = assignment.chunk;
 		let dispute = task.task.dispute?;
-		if dispute.sampling || dispute.chunk != k || task.task.status != TaskStatus::Judging {
+		let round_open = matches!(task.task.status, TaskStatus::Refereeing | TaskStatus::Judging);
+		if dispute.sampling || dispute.chunk != k || !round_open {
 			return None;
 		}
 		let side = self.losing_side(&task, assignment, &result.fingerprint)?;
@@ -222,7 +310,13 @@ impl Worker {
 		};
 		let stage = slot_of(side, k)?.expert.clone();
 		let upstream = slot_of(side, k - 1)?.expert.clone();
-		let messages = match self.fetch_input(&task, side, k, &stage, &upstream).await {
+		let fetched = tokio::time::timeout(
+			INPUT_CHECK_TIME,
+			self.fetch_input(&task, side, k, &stage, &upstream),
+		)
+		.await
+		.unwrap_or_else(|_| Err(format!("no complete answer within {INPUT_CHECK_TIME:?}")));
+		let messages = match fetched {
 			Ok(messages) => messages,
 			Err(why) => {
 				log::warn!(
@@ -305,20 +399,28 @@ impl Worker {
 		let key = (task.id, side, k);
 		let peer = self.peer_of(stage, false)?;
 		let mut messages: Vec<Vec<u8>> = Vec::new();
-		// Each page holds at least one message, and a pass has at most one per position.
+		// Each page holds at least one message, a pass has at most one per position, and
+		// all of them hold at most the whole context's hidden states.
 		let most = self.model.config.max_position_embeddings + 1;
+		let most_bytes = super::protocol::max_request_bytes(
+			self.model.config.max_position_embeddings,
+			self.model.config.hidden_size,
+		) as usize;
+		let mut bytes = 0usize;
 		while messages.len() <= most {
-			let request = StageRequest::Input {
-				task: key.0,
-				pipeline: key.1,
-				chunk: key.2,
-				from: messages.len() as u32,
-			}
-			.encode();
-			let (reply, _) = self
-				.network
-				.request(peer, protocol_name(), request, None, IfDisconnected::TryConnect)
+			let from = messages.len() as u32;
+			let request =
+				StageRequest::Input { task: key.0, pipeline: key.1, chunk: key.2, from }.encode();
+			let reply = self.network.request(
+				peer,
+				protocol_name(),
+				request,
+				None,
+				IfDisconnected::TryConnect,
+			);
+			let (reply, _) = tokio::time::timeout(INPUT_REQUEST_TIME, reply)
 				.await
+				.map_err(|_| format!("no answer within {INPUT_REQUEST_TIME:?}"))?
 				.map_err(|e| format!("the request failed: {e}"))?;
 			let (page, complete) = match StageResponse::decode(&mut &reply[..]) {
 				Ok(StageResponse::Input { messages, complete }) => (messages, complete),
@@ -333,6 +435,10 @@ impl Worker {
 				let payload = hop_payload(key.0, key.1, key.2, index, &signed.message);
 				if signed.index != index || !signed_by(upstream, &payload, &signed.signature) {
 					return Err(format!("message {index} is not signed by the upstream miner"));
+				}
+				bytes += signed.message.len();
+				if bytes > most_bytes {
+					return Err("more input than the whole context's hidden states".into());
 				}
 				messages.push(signed.message);
 			}

@@ -11,9 +11,9 @@
 use super::{
 	chain::{Assignment, ChainView, Submitter},
 	compute::{self, CheckSession, PassOutput, ServedModel, Session, PREFILL_PIECE},
-	inputs::InputCheckState,
+	inputs::{InputCheckState, InputLog},
 	metrics::Metrics,
-	protocol::{protocol_name, Refusal, SignedMessage, StageRequest, StageResponse},
+	protocol::{protocol_name, Refusal, Signature, SignedMessage, StageRequest, StageResponse},
 	store::{ResultStore, SlotKey, SlotResult},
 	LOG_TARGET,
 };
@@ -75,7 +75,7 @@ pub struct Worker {
 	pub(super) peers: Mutex<HashMap<AccountId, PeerId>>,
 	pub(super) warned: Mutex<HashSet<SlotKey>>,
 	/// What each slot received, signed by its senders (evidence for a referee).
-	pub(super) inputs: Mutex<HashMap<SlotKey, Vec<SignedMessage>>>,
+	pub(super) inputs: Mutex<HashMap<SlotKey, InputLog>>,
 	/// This miner's referee slots' input checks.
 	pub(super) input_checks: Mutex<HashMap<SlotKey, InputCheckState>>,
 }
@@ -165,6 +165,7 @@ impl Worker {
 				(SlotState::Assigned, Some(result)) => {
 					let call = commit_call(&result);
 					self.submit_once(key, false, number, call).await;
+					self.start_input_check(&assignment, result);
 				}
 				(SlotState::Assigned, None)
 					if assignment.chunk == 0
@@ -200,11 +201,9 @@ impl Worker {
 			let checks = lock(&self.input_checks).keys().map(|key| key.0).collect::<Vec<_>>();
 			inputs.into_iter().chain(checks).collect()
 		};
-		let open_tasks: HashSet<TaskId> = kept
-			.into_iter()
-			.filter(|task| status_of(*task).is_some_and(|status| status.is_open()))
-			.collect();
-		self.prune_inputs(|task| open_tasks.contains(&task));
+		let kept_statuses: HashMap<TaskId, Option<TaskStatus>> =
+			kept.into_iter().map(|task| (task, status_of(task))).collect();
+		self.prune_inputs(|task| kept_statuses.get(&task).copied().flatten());
 	}
 
 	/// Submits a commit (`reveal == false`) or reveal unless one was sent recently.
@@ -305,10 +304,11 @@ impl Worker {
 			let message = ActivationMessage::tokens(session_id, offset, input.clone())
 				.and_then(|message| message.encode())
 				.map_err(|e| e.to_string())?;
-			let (token, done) = self.advance(key, step, message).await.map_err(|refusal| {
-				self.abort_downstream(&assignment);
-				refusal.to_string()
-			})?;
+			let (token, done) =
+				self.advance(key, step, message, None).await.map_err(|refusal| {
+					self.abort_downstream(&assignment);
+					refusal.to_string()
+				})?;
 			first_token.get_or_insert_with(|| started.elapsed());
 			if done {
 				let generated = step as usize + 1;
@@ -360,7 +360,7 @@ impl Worker {
 			let message = ActivationMessage::tokens(session_id, start, tokens[start..end].to_vec())
 				.and_then(|message| message.encode())
 				.map_err(|e| e.to_string())?;
-			self.check_piece(key, piece as u32, message).await.map_err(|refusal| {
+			self.check_piece(key, piece as u32, message, None).await.map_err(|refusal| {
 				self.abort_downstream(&assignment);
 				refusal.to_string()
 			})?;
@@ -435,10 +435,11 @@ impl Worker {
 		key: SlotKey,
 		piece: u32,
 		message: Vec<u8>,
+		signature: Option<Signature>,
 	) -> BoxFuture<'static, Result<(), Refusal>> {
 		let worker = self.clone();
 		async move {
-			let result = worker.check_piece_inner(key, piece, message).await;
+			let result = worker.check_piece_inner(key, piece, message, signature).await;
 			// A refused request (busy, out of order) leaves the session as it was.
 			if matches!(result, Err(Refusal::Failed(_) | Refusal::Downstream(_))) {
 				worker.drop_session(key);
@@ -453,6 +454,7 @@ impl Worker {
 		key: SlotKey,
 		piece: u32,
 		message: Vec<u8>,
+		signature: Option<Signature>,
 	) -> Result<(), Refusal> {
 		let session = lock(&self.checks).get(&key).cloned().ok_or_else(no_session)?;
 		let (assignment, verifier, retried) = {
@@ -471,6 +473,12 @@ impl Worker {
 						return Err(Refusal::BadRequest(
 							format!("prefill piece {piece}, expected {expected}").into_bytes(),
 						));
+					}
+					// Kept before it runs: the piece is what this stage computes on.
+					if let Some(signature) = signature {
+						let signed =
+							SignedMessage { index: piece, message: message.clone(), signature };
+						self.record_input(key, &session.assignment, signed)?;
 					}
 					let verifier = session.verifier.take().ok_or_else(no_session)?;
 					session.in_flight = Some(piece);
@@ -525,9 +533,7 @@ impl Worker {
 				if piece == 0 && !lock(&self.checks).contains_key(&next_key) {
 					self.open_check_for(next_key).await?;
 				}
-				let signed = SignedMessage { index: piece, message: hidden.clone(), signature };
-				self.record_input(next_key, signed)?;
-				self.check_piece(next_key, piece, hidden).await?;
+				self.check_piece(next_key, piece, hidden, Some(signature)).await?;
 			} else {
 				let request = StageRequest::Prefill {
 					task: assignment.task,
@@ -671,6 +677,7 @@ impl Worker {
 	/// Keeps `result` on disk (a restarted miner must still reveal it) and commits it;
 	/// an error (from what it failed to `what`) is logged and counted.
 	async fn keep_and_commit(&self, key: SlotKey, result: Result<SlotResult, String>, what: &str) {
+		self.freeze_input(key);
 		let result = match result {
 			Ok(result) => result,
 			Err(e) => {
@@ -699,10 +706,11 @@ impl Worker {
 		key: SlotKey,
 		step: u32,
 		message: Vec<u8>,
+		signature: Option<Signature>,
 	) -> BoxFuture<'static, Result<(u32, bool), Refusal>> {
 		let worker = self.clone();
 		async move {
-			let result = worker.advance_inner(key, step, message).await;
+			let result = worker.advance_inner(key, step, message, signature).await;
 			if result.is_err() {
 				worker.drop_session(key);
 			}
@@ -716,6 +724,7 @@ impl Worker {
 		key: SlotKey,
 		step: u32,
 		message: Vec<u8>,
+		signature: Option<Signature>,
 	) -> Result<(u32, bool), Refusal> {
 		let stop = self.model.config.eos_token_ids();
 		let session = lock(&self.sessions).get(&key).cloned().ok_or_else(no_session)?;
@@ -730,6 +739,11 @@ impl Worker {
 				return Err(Refusal::BadRequest(
 					format!("step {step}, expected {}", session.tokens.len()).into_bytes(),
 				));
+			}
+			// Kept before it runs: the step is what this stage computes on.
+			if let Some(signature) = signature {
+				let signed = SignedMessage { index: step, message: message.clone(), signature };
+				self.record_input(key, &session.assignment, signed)?;
 			}
 			session.assignment.clone()
 		};
@@ -784,9 +798,10 @@ impl Worker {
 		let signature = self.sign_hop(next_key, step, &message)?;
 		if *next == self.account {
 			self.open_session(next_key, step).await?;
-			let signed = SignedMessage { index: step, message: message.clone(), signature };
-			self.record_input(next_key, signed)?;
-			return self.advance(next_key, step, message).await.map(|(token, _)| token);
+			return self
+				.advance(next_key, step, message, Some(signature))
+				.await
+				.map(|(token, _)| token);
 		}
 		let request = StageRequest::Activations {
 			task: assignment.task,
@@ -908,14 +923,9 @@ impl Worker {
 			Err(e) => StageResponse::Refused(Refusal::BadRequest(e.to_string().into_bytes())),
 			Ok(StageRequest::Activations { task, pipeline, chunk, step, message, signature }) => {
 				let key = (task, pipeline, chunk);
-				let signed = SignedMessage { index: step, message: message.clone(), signature };
-				match self
-					.accept(key, step, request.peer)
-					.await
-					.and_then(|()| self.record_input(key, signed))
-				{
+				match self.accept(key, step, request.peer).await {
 					Err(refusal) => StageResponse::Refused(refusal),
-					Ok(()) => match self.advance(key, step, message).await {
+					Ok(()) => match self.advance(key, step, message, Some(signature)).await {
 						Ok((token, _)) => StageResponse::Token(token),
 						Err(refusal) => StageResponse::Refused(refusal),
 					},
@@ -923,14 +933,9 @@ impl Worker {
 			}
 			Ok(StageRequest::Prefill { task, pipeline, chunk, piece, message, signature }) => {
 				let key = (task, pipeline, chunk);
-				let signed = SignedMessage { index: piece, message: message.clone(), signature };
-				match self
-					.accept_check(key, piece, request.peer)
-					.await
-					.and_then(|()| self.record_input(key, signed))
-				{
+				match self.accept_check(key, piece, request.peer).await {
 					Err(refusal) => StageResponse::Refused(refusal),
-					Ok(()) => match self.check_piece(key, piece, message).await {
+					Ok(()) => match self.check_piece(key, piece, message, Some(signature)).await {
 						Ok(()) => StageResponse::Prefilled,
 						Err(refusal) => StageResponse::Refused(refusal),
 					},

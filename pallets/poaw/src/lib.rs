@@ -755,7 +755,8 @@ pub mod pallet {
 		#[pallet::weight(T::WeightInfo::reveal(
 			T::MaxSlots::get(),
 			Pallet::<T>::revealed_bytes(fingerprint, input_check),
-		).saturating_add(T::WeightInfo::compare_work(
+		).saturating_add(Pallet::<T>::input_check_write(input_check))
+		.saturating_add(T::WeightInfo::compare_work(
 			T::MaxSlots::get() / 2,
 			T::MaxFingerprintBytes::get(),
 			T::MaxOffersPerChunk::get(),
@@ -772,6 +773,7 @@ pub mod pallet {
 		) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
 			let fingerprint_len = Self::revealed_bytes(&fingerprint, &input_check);
+			let check_write = Self::input_check_write(&input_check);
 			Self::do_reveal(&who, task, pipeline, chunk, fingerprint, output, salt, input_check)?;
 			// Charged up front for the largest task; refunded down to this task's slots
 			// (a referee round added during the reveal counts too).
@@ -780,7 +782,9 @@ pub mod pallet {
 				Some(VerificationMode::Prefill) => Self::judgement_weight(slots),
 				_ => Weight::zero(),
 			};
-			let actual = T::WeightInfo::reveal(slots, fingerprint_len).saturating_add(judgement);
+			let actual = T::WeightInfo::reveal(slots, fingerprint_len)
+				.saturating_add(check_write)
+				.saturating_add(judgement);
 			Ok(polkadot_sdk::frame_support::dispatch::PostDispatchInfo {
 				actual_weight: Some(actual),
 				pays_fee: Pays::No,
