@@ -85,6 +85,7 @@ impl<T: Config> Pallet<T> {
 		Ok((hash, output))
 	}
 
+	#[allow(clippy::too_many_arguments)]
 	pub(crate) fn do_reveal(
 		who: &T::AccountId,
 		task: TaskId,

@@ -761,6 +761,7 @@ pub mod pallet {
 			T::MaxFingerprintBytes::get(),
 			T::MaxOffersPerChunk::get(),
 		)))]
+		#[allow(clippy::too_many_arguments)]
 		pub fn reveal(
 			origin: OriginFor<T>,
 			task: TaskId,

@@ -1859,8 +1859,8 @@ fn an_upstream_stage_that_corrupts_what_it_sends_is_slashed_not_its_honest_downs
 fn a_stage_whose_output_does_not_follow_from_its_own_input_stays_the_one_slashed() {
 	// The stage's input checks out but recomputing from it does not give its
 	// fingerprint; or it hands over no signed input at all.
-	let found: [fn(TaskId) -> InputCheck<Vec<u8>>; 2] =
-		[|task| checked(task, 0, 0, 0), |_| InputCheck::Withheld { side: 0 }];
+	type Found = fn(TaskId) -> InputCheck<Vec<u8>>;
+	let found: [Found; 2] = [|task| checked(task, 0, 0, 0), |_| InputCheck::Withheld { side: 0 }];
 	for check in found {
 		run(|| {
 			let task = prefill_task();
