@@ -173,6 +173,21 @@ impl_runtime_apis! {
 		}
 	}
 
+	impl pallet_poaw::runtime_api::RegistryApi<
+		Block,
+		AccountId,
+		pallet_experts::ExpertInfo<Runtime>,
+		pallet_models::ModelInfo<Runtime>,
+	> for Runtime {
+		fn expert(who: AccountId) -> Option<pallet_experts::ExpertInfo<Runtime>> {
+			pallet_experts::Experts::<Runtime>::get(who)
+		}
+
+		fn model(model: pallet_poaw::ModelId) -> Option<pallet_models::ModelInfo<Runtime>> {
+			pallet_models::Models::<Runtime>::get(model)
+		}
+	}
+
 	impl pallet_transaction_payment_rpc_runtime_api::TransactionPaymentApi<Block, Balance> for Runtime {
 		fn query_info(
 			uxt: <Block as BlockT>::Extrinsic,

@@ -1,23 +1,25 @@
-//! What the worker reads from the chain (runtime API and registry storage) and how it
-//! signs and submits its extrinsics.
+//! What the worker reads from the chain (runtime APIs only) and how it signs and
+//! submits its extrinsics.
 
 use super::KEY_TYPE;
 use crate::service::FullClient;
-use codec::{Decode, Encode};
+use codec::Encode;
 use dllm_primitives::market::{ModelId, TaskId};
 use dllm_runtime::{
 	opaque::Block, AccountId, Balance, BlockNumber, Nonce, Runtime, RuntimeCall, SignedPayload,
 	UncheckedExtrinsic,
 };
-use pallet_poaw::{runtime_api::PoawApi, MinerAssignment, TaskDetails, TaskStatus};
+use pallet_poaw::{
+	runtime_api::{PoawApi, RegistryApi},
+	MinerAssignment, TaskDetails, TaskStatus,
+};
 use polkadot_sdk::{
 	frame_system_rpc_runtime_api::AccountNonceApi,
-	sc_client_api::StorageProvider,
 	sc_transaction_pool,
 	sc_transaction_pool_api::{InPoolTransaction, TransactionPool, TransactionSource},
 	sp_api::{Core, ProvideRuntimeApi},
 	sp_blockchain::HeaderBackend,
-	sp_core::{sr25519, storage::StorageKey, H256},
+	sp_core::{sr25519, H256},
 	sp_keystore::KeystorePtr,
 	sp_runtime::{MultiAddress, MultiSignature, OpaqueExtrinsic},
 };
@@ -73,25 +75,22 @@ impl ChainView {
 
 	/// An expert's registry record at `at`.
 	pub fn expert(&self, at: H256, who: &AccountId) -> Result<Option<ExpertRecord>, String> {
-		self.read(at, pallet_experts::Experts::<Runtime>::hashed_key_for(who), "expert")
+		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::expert(
+			&*self.client.runtime_api(),
+			at,
+			who.clone(),
+		)
+		.map_err(|e| format!("runtime API `expert` failed: {e}"))
 	}
 
 	/// A model's registry record at `at`.
 	pub fn model(&self, at: H256, model: ModelId) -> Result<Option<ModelRecord>, String> {
-		self.read(at, pallet_models::Models::<Runtime>::hashed_key_for(model), "model")
-	}
-
-	fn read<T: Decode>(&self, at: H256, key: Vec<u8>, what: &str) -> Result<Option<T>, String> {
-		let Some(data) = self
-			.client
-			.storage(at, &StorageKey(key))
-			.map_err(|e| format!("reading the {what} record failed: {e}"))?
-		else {
-			return Ok(None);
-		};
-		T::decode(&mut &data.0[..])
-			.map(Some)
-			.map_err(|e| format!("the {what} record does not decode: {e}"))
+		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::model(
+			&*self.client.runtime_api(),
+			at,
+			model,
+		)
+		.map_err(|e| format!("runtime API `model` failed: {e}"))
 	}
 }
 

@@ -1,4 +1,5 @@
-//! `PoawApi`: what miners' workers and clients read from the task pallet.
+//! `PoawApi`: what miners' workers and clients read from the task pallet;
+//! `RegistryApi`: the expert and model records a miner's worker reads.
 
 use crate::types::{FeeQuote, MinerAssignment, QuoteError, TaskDetails, TaskId};
 use alloc::vec::Vec;
@@ -20,5 +21,19 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
 		/// The least `max_fee` for `prompt_tokens` + `max_tokens` tokens on `model` now.
 		/// `submit_task` counts a prompt of `n` bytes as `n + 2` tokens.
 		fn quote(model: ModelId, prompt_tokens: u32, max_tokens: u32) -> Result<FeeQuote<Balance>, QuoteError>;
+	}
+
+	/// The registry records a miner's worker reads (so that no node decodes pallet
+	/// storage by key): `Expert` and `Model` are the runtime's expert and model records.
+	pub trait RegistryApi<AccountId, Expert, Model>
+	where
+		AccountId: Codec,
+		Expert: Codec,
+		Model: Codec,
+	{
+		/// An expert's record: profile (peer id, price), bond, served chunks and formats.
+		fn expert(who: AccountId) -> Option<Expert>;
+		/// A model's record: spec (chunks, hashes, numerics) and status.
+		fn model(model: ModelId) -> Option<Model>;
 	}
 }
