@@ -282,25 +282,23 @@ fn stage_verifier(
 	config: &MistralConfig,
 	profile: &VerificationParams,
 ) -> Result<StageVerifier, String> {
-	{
-		let max_positions = config.max_position_embeddings;
-		let last = (assignment.chunk + 1 == assignment.chunks).then(|| {
-			let params = sampling(&assignment.sampling);
-			LastStage {
-				sampling: RecordSampling {
-					temperature: params.temperature,
-					top_k: params.top_k,
-					top_p: params.top_p,
-					seed: params.seed,
-					max_tokens: generation_cap(assignment.max_tokens, prompt_len, max_positions),
-				},
-				stop_tokens: config.eos_token_ids(),
-				max_logit_error: profile.max_logit_error_milli as f32 / 1000.0,
-			}
-		});
-		StageVerifier::new(FINGERPRINT_PARAMS, session, prompt_len, generated, last)
-			.map_err(|e| e.to_string())
-	}
+	let max_positions = config.max_position_embeddings;
+	let last = (assignment.chunk + 1 == assignment.chunks).then(|| {
+		let params = sampling(&assignment.sampling);
+		LastStage {
+			sampling: RecordSampling {
+				temperature: params.temperature,
+				top_k: params.top_k,
+				top_p: params.top_p,
+				seed: params.seed,
+				max_tokens: generation_cap(assignment.max_tokens, prompt_len, max_positions),
+			},
+			stop_tokens: config.eos_token_ids(),
+			max_logit_error: profile.max_logit_error_milli as f32 / 1000.0,
+		}
+	});
+	StageVerifier::new(FINGERPRINT_PARAMS, session, prompt_len, generated, last)
+		.map_err(|e| e.to_string())
 }
 
 /// Runs one encoded prefill piece of `assignment`'s check through `shard` (blocking);
