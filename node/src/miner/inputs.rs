@@ -58,10 +58,11 @@ pub enum InputCheckState {
 	Ready(Option<InputCheck<Vec<u8>>>),
 }
 
-/// Whether `signature` is `signer`'s over `payload`.
-fn signed_by(signer: &AccountId, payload: &[u8], signature: &[u8; 64]) -> bool {
+/// Whether `signed` is `signer`'s message `signed.index` into slot `receiver`.
+fn signed_by(signer: &AccountId, receiver: SlotKey, signed: &SignedMessage) -> bool {
+	let payload = hop_payload(receiver.0, receiver.1, receiver.2, signed.index, &signed.message);
 	let public = sr25519::Public::from_raw(*<AccountId as AsRef<[u8; 32]>>::as_ref(signer));
-	sr25519::Pair::verify(&sr25519::Signature::from_raw(*signature), payload, &public)
+	sr25519::Pair::verify(&sr25519::Signature::from_raw(signed.signature), &payload, &public)
 }
 
 /// Whether two encoded fingerprints agree under `worker`'s profile for the looser of
@@ -104,8 +105,7 @@ impl Worker {
 			.checked_sub(1)
 			.and_then(|chunk| assignment.pipeline_experts.get(chunk as usize))
 			.ok_or(Refusal::WrongSender)?;
-		let payload = hop_payload(key.0, key.1, key.2, signed.index, &signed.message);
-		if !signed_by(upstream, &payload, &signed.signature) {
+		if !signed_by(upstream, key, &signed) {
 			return Err(Refusal::BadRequest(
 				b"the message is not signed by the previous chunk's miner".to_vec(),
 			));
@@ -432,8 +432,7 @@ impl Worker {
 			}
 			for signed in page {
 				let index = messages.len() as u32;
-				let payload = hop_payload(key.0, key.1, key.2, index, &signed.message);
-				if signed.index != index || !signed_by(upstream, &payload, &signed.signature) {
+				if signed.index != index || !signed_by(upstream, key, &signed) {
 					return Err(format!("message {index} is not signed by the upstream miner"));
 				}
 				bytes += signed.message.len();
