@@ -297,6 +297,8 @@ impl pallet_poaw::Config for Runtime {
 	type DisputeSlash = DisputeSlash;
 	type PrefillShare = PrefillShare;
 	type MaxRefereeRounds = ConstU8<2>;
+	/// A stage accused of silence answers within 3 blocks (18 s at 6 s blocks).
+	type SilenceClaimPeriod = ConstU32<3>;
 	type WeightInfo = pallet_poaw::weights::SubstrateWeight<Runtime>;
 }
 

@@ -266,6 +266,8 @@ impl<T: Config> Pallet<T> {
 
 	/// Every slot of the current stage committed: the next stage opens.
 	pub(crate) fn stage_committed(task: TaskId, info: &mut TaskOf<T>) {
+		// Nobody waits on anybody any more.
+		SilenceClaims::<T>::remove(task);
 		match (info.mode, info.status) {
 			(VerificationMode::Prefill, TaskStatus::Assigned) => {
 				Self::open_verification(task, info)

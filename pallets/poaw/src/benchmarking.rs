@@ -443,11 +443,24 @@ mod benchmarks {
 		assert_eq!(Tasks::<T>::get(task).map(|t| t.status), Some(TaskStatus::Expired));
 	}
 
-	/// Nobody committed: every slot is blamed, replacements run their auctions.
+	/// Nobody committed: every slot is blamed or released by ripe silence claims (the
+	/// most the task can hold: chunks 0 and 1 claim each other, every later chunk is
+	/// claimed by its upstream), replacements run their auctions.
 	#[benchmark]
 	fn end_commit_stage(s: Linear<1, { T::MaxSlots::get().min(MAX_CHUNKS) }>) {
 		let task = assigned_task::<T>(s, 1);
 		let now = System::<T>::block_number();
+		let mut claims = Vec::new();
+		if s > 1 {
+			claims.push(SilenceClaim { pipeline: 0, by: 1, silent: 0, ripe_at: now });
+		}
+		for chunk in 1..s {
+			claims.push(SilenceClaim { pipeline: 0, by: chunk - 1, silent: chunk, ripe_at: now });
+		}
+		SilenceClaims::<T>::insert(
+			task,
+			SilenceRecord { stage_deadline: now, claims: BoundedVec::truncate_from(claims) },
+		);
 		// `handle_timeouts` reads these two and charges the reads on its own.
 		let info = Tasks::<T>::get(task).expect("task exists");
 		let slots = Slots::<T>::get(task);
@@ -455,6 +468,27 @@ mod benchmarks {
 		{
 			Pallet::<T>::handle_timeout(task, info, slots, now);
 		}
+	}
+
+	/// A stage claims its downstream silent, with the task's claims as full as they
+	/// can be but for this one.
+	#[benchmark]
+	fn claim_silence(s: Linear<2, { T::MaxSlots::get().min(MAX_CHUNKS) }>) {
+		let task = assigned_task::<T>(s, 1);
+		let now = System::<T>::block_number();
+		let deadline = Tasks::<T>::get(task).expect("task exists").deadline;
+		let others = (0..T::MaxSlots::get().saturating_sub(1))
+			.map(|i| SilenceClaim { pipeline: 1, by: i, silent: i + 1, ripe_at: now })
+			.collect::<Vec<_>>();
+		SilenceClaims::<T>::insert(
+			task,
+			SilenceRecord { stage_deadline: deadline, claims: BoundedVec::truncate_from(others) },
+		);
+		let first = Slots::<T>::get(task)[0].clone();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(first.expert), task, 0, 0, 1);
+		let record = SilenceClaims::<T>::get(task).expect("claims kept");
+		assert_eq!(record.claims.len() as u32, T::MaxSlots::get());
 	}
 
 	/// One pipeline revealed, the other missed a reveal: the task completes, paying

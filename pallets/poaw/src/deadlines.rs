@@ -58,7 +58,9 @@ impl<T: Config> Pallet<T> {
 		};
 		match info.status {
 			TaskStatus::Queued => T::WeightInfo::expire_queued(),
-			TaskStatus::Assigned | TaskStatus::Verifying => T::WeightInfo::end_commit_stage(slots),
+			// Its silence claims are read and written as well.
+			TaskStatus::Assigned | TaskStatus::Verifying => T::WeightInfo::end_commit_stage(slots)
+				.saturating_add(T::DbWeight::get().reads_writes(1, 1)),
 			TaskStatus::Committed | TaskStatus::Judging | TaskStatus::Refereeing => {
 				T::WeightInfo::end_reveal_stage(slots).saturating_add(judgement)
 			}
@@ -70,10 +72,15 @@ impl<T: Config> Pallet<T> {
 	pub(crate) fn heaviest_deadline() -> Weight {
 		let slots = T::MaxSlots::get();
 		T::DbWeight::get().reads(2).saturating_add(
-			T::WeightInfo::expire_queued().max(T::WeightInfo::end_commit_stage(slots)).max(
-				T::WeightInfo::end_reveal_stage(slots)
-					.saturating_add(Self::judgement_weight(slots)),
-			),
+			T::WeightInfo::expire_queued()
+				.max(
+					T::WeightInfo::end_commit_stage(slots)
+						.saturating_add(T::DbWeight::get().reads_writes(1, 1)),
+				)
+				.max(
+					T::WeightInfo::end_reveal_stage(slots)
+						.saturating_add(Self::judgement_weight(slots)),
+				),
 		)
 	}
 
@@ -101,31 +108,59 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	/// The commit deadline passed: slots that did not commit are replaced by the
-	/// auction's next best or their pipeline is abandoned.
+	/// The commit deadline passed, or a silence claim ripened: slots that did not
+	/// commit are replaced by the auction's next best or their pipeline is abandoned.
+	/// With silence claims (silence.rs) only the stage found silent is blamed; the late
+	/// stages that waited on it are excused and keep their slots.
 	pub(crate) fn end_commit_stage(
 		task: TaskId,
 		info: &mut TaskOf<T>,
 		mut slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
 		now: BlockNumberFor<T>,
 	) {
-		let mut replaced = LateMiners::<T>::get(task);
-		let missed: Vec<usize> = (0..slots.len())
-			.filter(|i| {
-				slots.get(*i).is_some_and(|slot| {
-					slot.state == SlotState::Assigned && Self::commits_now(info, slot)
-				})
+		let record = SilenceClaims::<T>::take(task);
+		let stage_deadline = record.as_ref().map_or(now, |record| record.stage_deadline);
+		let stage_over = now >= stage_deadline;
+		let (verdict, open_claims) = match &record {
+			Some(record) => Self::silence_verdict(&slots, &record.claims, now),
+			None => Default::default(),
+		};
+		let late = |info: &TaskOf<T>, slots: &[SlotOf<T>], index: usize| {
+			slots.get(index).is_some_and(|slot| {
+				slot.state == SlotState::Assigned && Self::commits_now(info, slot)
 			})
-			.collect();
-		// Everyone late is blamed and freed first, so that abandoning a pipeline
-		// below cannot hide a second late miner.
+		};
+		let mut missed: Vec<usize> =
+			verdict.blamed.iter().chain(verdict.released.iter()).copied().collect();
+		let mut excused: Vec<usize> = Vec::new();
+		if stage_over {
+			for index in 0..slots.len() {
+				if !late(info, &slots, index) || missed.contains(&index) {
+					continue;
+				}
+				let explained =
+					slots.get(index).is_some_and(|slot| verdict.explained.contains(&slot.pipeline));
+				if explained {
+					excused.push(index);
+				} else {
+					missed.push(index);
+				}
+			}
+		}
+		let mut replaced = LateMiners::<T>::get(task);
+		// Everyone late is blamed (or released) and freed first, so that abandoning a
+		// pipeline below cannot hide a second late miner.
 		for index in missed.iter() {
 			let Some(slot) = slots.get_mut(*index) else { continue };
-			Self::blame(task, info, slot);
+			if verdict.released.contains(index) {
+				Self::release(task, slot);
+			} else {
+				Self::blame(task, info, slot);
+			}
 			let _ = replaced.try_push(slot.expert.clone());
 		}
 		let mut dead: Vec<PipelineIndex> = Vec::new();
-		for index in missed {
+		for index in missed.iter().copied() {
 			let Some(slot) = slots.get(index).cloned() else { continue };
 			if dead.contains(&slot.pipeline) {
 				continue;
@@ -179,13 +214,41 @@ impl<T: Config> Pallet<T> {
 			Self::expire(task, info.clone(), &slots, Perbill::zero());
 			return;
 		}
-		if slots
-			.iter()
-			.any(|slot| slot.state == SlotState::Assigned && Self::commits_now(info, slot))
-		{
-			Self::reschedule(task, info, now.saturating_add(T::CommitPeriod::get()));
-		} else {
+		let waiting = (0..slots.len()).any(|index| late(info, &slots, index));
+		if !waiting {
 			Self::stage_committed(task, info);
+		} else {
+			// A replacement, or a stage excused after waiting on one, gets a whole
+			// period; a claim decided early leaves the stage's own deadline.
+			let stage_deadline = if stage_over || !missed.is_empty() {
+				stage_deadline.max(now.saturating_add(T::CommitPeriod::get()))
+			} else {
+				stage_deadline
+			};
+			for index in excused {
+				if let Some(slot) = slots.get(index) {
+					Self::deposit_event(Event::StageExcused {
+						task,
+						pipeline: slot.pipeline,
+						chunk: slot.chunk,
+						deadline: stage_deadline,
+					});
+				}
+			}
+			let open_claims: Vec<SilenceClaimOf<T>> =
+				open_claims.into_iter().filter(|claim| !dead.contains(&claim.pipeline)).collect();
+			let next = if open_claims.is_empty() {
+				stage_deadline
+			} else {
+				let record = SilenceRecord {
+					stage_deadline,
+					claims: BoundedVec::truncate_from(open_claims),
+				};
+				let next = Self::next_silence_deadline(&record);
+				SilenceClaims::<T>::insert(task, record);
+				next
+			};
+			Self::reschedule(task, info, next);
 		}
 		Slots::<T>::insert(task, &slots);
 		Tasks::<T>::insert(task, &*info);

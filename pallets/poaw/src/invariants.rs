@@ -64,6 +64,26 @@ impl<T: Config> Pallet<T> {
 			);
 		}
 		let _ = pending;
+		for (id, record) in SilenceClaims::<T>::iter() {
+			let task = Tasks::<T>::get(id).ok_or("silence claims of an unknown task")?;
+			ensure!(
+				matches!(task.status, TaskStatus::Assigned | TaskStatus::Verifying),
+				"silence claims outside a commit stage"
+			);
+			ensure!(task.deadline <= record.stage_deadline, "the stage ends before its claims");
+			let slots = Slots::<T>::get(id);
+			for claim in record.claims.iter() {
+				ensure!(
+					task.deadline <= claim.ripe_at,
+					"a silence claim ripens after the task's next deadline passed"
+				);
+				ensure!(
+					Self::slot_index(&slots, claim.pipeline, claim.by).is_ok()
+						&& Self::slot_index(&slots, claim.pipeline, claim.silent).is_ok(),
+					"a silence claim names no slot"
+				);
+			}
+		}
 		let mut queued_by: BTreeMap<T::AccountId, u32> = BTreeMap::new();
 		for id in queue.iter() {
 			let task = Tasks::<T>::get(id).ok_or("queue names an unknown task")?;

@@ -39,6 +39,7 @@ mod invariants;
 mod mock;
 pub mod runtime_api;
 mod settlement;
+mod silence;
 #[cfg(test)]
 mod tests;
 pub mod types;
@@ -79,6 +80,13 @@ pub type TaskOf<T> =
 /// A slot as stored.
 pub type SlotOf<T> =
 	Slot<<T as polkadot_sdk::frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
+/// A silence claim as stored.
+pub type SilenceClaimOf<T> = SilenceClaim<BlockNumberFor<T>>;
+/// A task's open silence claims as stored.
+pub type SilenceRecordOf<T> = SilenceRecord<
+	BlockNumberFor<T>,
+	BoundedVec<SilenceClaimOf<T>, <T as pallet::Config>::MaxSlots>,
+>;
 
 /// A bid in a chunk's auction with its expert's free capacity and declared format.
 type BidWithCapacity<AccountId> = (auction::Bid<AccountId>, u32, NumericFormat);
@@ -237,6 +245,10 @@ pub mod pallet {
 		/// refunded and nobody is slashed.
 		#[pallet::constant]
 		type MaxRefereeRounds: Get<u8>;
+		/// Blocks a stage accused of silence (`claim_silence`) has to answer with a claim
+		/// of its own before the accusation stands.
+		#[pallet::constant]
+		type SilenceClaimPeriod: Get<BlockNumberFor<Self>>;
 		/// Weights of this pallet's calls and hooks.
 		type WeightInfo: WeightInfo;
 	}
@@ -340,6 +352,11 @@ pub mod pallet {
 		InputCheck<BoundedVec<u8, T::MaxFingerprintBytes>>,
 	>;
 
+	/// Open silence claims of a task's commit stage (`claim_silence`).
+	#[pallet::storage]
+	pub type SilenceClaims<T: Config> =
+		StorageMap<_, Twox64Concat, TaskId, SilenceRecordOf<T>, OptionQuery>;
+
 	#[pallet::genesis_config]
 	#[derive(polkadot_sdk::frame_support::DefaultNoBound)]
 	pub struct GenesisConfig<T: Config> {
@@ -410,6 +427,31 @@ pub mod pallet {
 			chunk: ChunkIndex,
 			expert: T::AccountId,
 			output_hash: H256,
+		},
+		/// A stage said its pipeline neighbour `silent` stopped answering; the claim
+		/// stands at `ripe_at` unless that stage commits or claims the same of it.
+		SilenceClaimed {
+			task: TaskId,
+			pipeline: PipelineIndex,
+			chunk: ChunkIndex,
+			silent: ChunkIndex,
+			ripe_at: BlockNumberFor<T>,
+		},
+		/// A late stage waited on a stage found silent: not blamed, it keeps its slot
+		/// until the stage's new deadline.
+		StageExcused {
+			task: TaskId,
+			pipeline: PipelineIndex,
+			chunk: ChunkIndex,
+			deadline: BlockNumberFor<T>,
+		},
+		/// Two neighbouring stages claimed each other silent: both are freed, unpaid and
+		/// not blamed (the chain cannot tell which one stopped), and replaced.
+		SlotReleased {
+			task: TaskId,
+			pipeline: PipelineIndex,
+			chunk: ChunkIndex,
+			expert: T::AccountId,
 		},
 		/// A miner missed its deadline: not paid, reported.
 		DeadlineMissed {
@@ -561,6 +603,15 @@ pub mod pallet {
 		/// Only the referee of the disputed chunk (past chunk 0, not a sampling dispute)
 		/// reveals an input check, of the generator's or the verifier's stage.
 		InputCheckNotExpected,
+		/// A silence claim names a stage that is not the next or previous chunk of the
+		/// caller's pipeline.
+		NotANeighbour,
+		/// The stage claimed silent already committed or left the task.
+		NeighbourNotSilent,
+		/// The caller already claimed that stage silent.
+		AlreadyClaimed,
+		/// The task holds as many silence claims as it has slots.
+		TooManyClaims,
 	}
 
 	#[pallet::hooks]
@@ -590,9 +641,12 @@ pub mod pallet {
 			assert!(T::MaxSlots::get() >= 1);
 			// A stage of zero blocks would put its deadline behind the cursor that has
 			// already passed this block: the task and its escrow would wait forever (L6).
-			for period in
-				[T::AssignmentTimeout::get(), T::CommitPeriod::get(), T::RevealPeriod::get()]
-			{
+			for period in [
+				T::AssignmentTimeout::get(),
+				T::CommitPeriod::get(),
+				T::RevealPeriod::get(),
+				T::SilenceClaimPeriod::get(),
+			] {
 				assert!(!period.is_zero(), "every stage lasts at least one block");
 			}
 			// One deadline and one auction at their worst fit in a block's budget, or a
@@ -883,6 +937,28 @@ pub mod pallet {
 		) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
 			Self::do_commit(&who, task, pipeline, chunk, commitment, Some(output))?;
+			Ok(Pays::No.into())
+		}
+
+		/// The caller's stage of a pipeline in its commit stage cannot go on because its
+		/// neighbour `silent` (the next chunk, which stopped answering; or the previous
+		/// one, which stopped sending) left it waiting. After `SilenceClaimPeriod` blocks
+		/// the claim stands unless the accused committed or made the same claim of the
+		/// caller: the silent stage alone is blamed and replaced by the chunk's next best,
+		/// and the pipeline's other late stages are excused with a new deadline; two
+		/// stages claiming each other are both freed unblamed and replaced. Free when
+		/// accepted.
+		#[pallet::call_index(7)]
+		#[pallet::weight(T::WeightInfo::claim_silence(T::MaxSlots::get()))]
+		pub fn claim_silence(
+			origin: OriginFor<T>,
+			task: TaskId,
+			pipeline: PipelineIndex,
+			chunk: ChunkIndex,
+			silent: ChunkIndex,
+		) -> DispatchResultWithPostInfo {
+			let who = ensure_signed(origin)?;
+			Self::do_claim_silence(&who, task, pipeline, chunk, silent)?;
 			Ok(Pays::No.into())
 		}
 	}

@@ -200,6 +200,7 @@ pub const MAX_QUEUED_PER_REQUESTER: u32 = 4;
 pub const QUEUE_EXPIRY_FEE: Perbill = Perbill::from_percent(2);
 pub const PREFILL_SHARE: Perbill = Perbill::from_percent(20);
 pub const MAX_REFEREE_ROUNDS: u8 = 2;
+pub const SILENCE_PERIOD: u64 = 2;
 
 parameter_types! {
 	pub const PoawPalletId: PalletId = PalletId(*b"dllm/poa");
@@ -247,6 +248,7 @@ impl pallet_poaw::Config for Test {
 	type DisputeSlash = DisputeSlash;
 	type PrefillShare = PrefillShare;
 	type MaxRefereeRounds = polkadot_sdk::frame_support::traits::ConstU8<MAX_REFEREE_ROUNDS>;
+	type SilenceClaimPeriod = polkadot_sdk::frame_support::traits::ConstU64<SILENCE_PERIOD>;
 	type WeightInfo = ();
 }
 

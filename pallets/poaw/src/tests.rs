@@ -35,6 +35,10 @@ fn signed(who: u64) -> RuntimeOrigin {
 }
 
 fn expert(who: u64, chunks: &[u32], price: u64, capacity: u32) {
+	expert_of_model(who, 0, chunks, price, capacity)
+}
+
+fn expert_of_model(who: u64, model: u32, chunks: &[u32], price: u64, capacity: u32) {
 	let peer = vec![0x00, 0x24, who as u8];
 	assert_ok!(Experts::register_expert(
 		signed(who),
@@ -48,9 +52,9 @@ fn expert(who: u64, chunks: &[u32], price: u64, capacity: u32) {
 	for chunk in chunks {
 		assert_ok!(Experts::serve_chunk(
 			signed(who),
-			0,
+			model,
 			*chunk,
-			chunk_hash(0, *chunk),
+			chunk_hash(model, *chunk),
 			NumericFormat::F32
 		));
 	}
@@ -2284,6 +2288,20 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 						let wrong =
 							*wrong_sampling.entry(task).or_insert_with(|| rng.below(8) == 0);
 						let info = Tasks::<Test>::get(task).unwrap();
+						// Now and then a stage says its neighbour left it waiting, rightly
+						// or not; the accused may answer in kind.
+						if rng.below(5) == 0 {
+							let all = slots(task);
+							let slot = &all[rng.below(all.len() as u64) as usize];
+							let silent = 1 - slot.chunk;
+							let _ = Poaw::claim_silence(
+								signed(slot.expert),
+								task,
+								slot.pipeline,
+								slot.chunk,
+								silent,
+							);
+						}
 						for (index, slot) in slots(task).into_iter().enumerate() {
 							let due = (Poaw::commits_now(&info, &slot)
 								&& slot.state == SlotState::Assigned)
@@ -2425,6 +2443,15 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 					}
 					Event::TaskCompleted { .. } => *outcomes.entry("completed").or_default() += 1,
 					Event::BlameTraced { .. } => *outcomes.entry("blame traced").or_default() += 1,
+					Event::SilenceClaimed { .. } => {
+						*outcomes.entry("silence claimed").or_default() += 1
+					}
+					Event::SlotReleased { .. } => {
+						*outcomes.entry("slot released").or_default() += 1
+					}
+					Event::StageExcused { .. } => {
+						*outcomes.entry("stage excused").or_default() += 1
+					}
 					_ => {}
 				}
 			}
@@ -2458,7 +2485,7 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 		});
 	}
 	println!("prefill sequences ended: {outcomes:?}");
-	for end in ["completed", "generator lost", "verifier lost", "blame traced"] {
+	for end in ["completed", "generator lost", "verifier lost", "blame traced", "silence claimed"] {
 		assert!(outcomes.get(end).copied().unwrap_or(0) > 0, "never {end}: {outcomes:?}");
 	}
 }
@@ -2489,5 +2516,241 @@ fn a_referee_matching_neither_side_is_outvoted_once_a_later_round_settles() {
 		assert!(!reports().contains(&(first[0].expert, TaskOutcome::Outvoted)));
 		assert_eq!(slashed(liar), 0);
 		assert_eq!(paid_to(liar), 0);
+	});
+}
+
+// ---------------------------------------------------------------- silent stages
+
+/// The slot's miner claims its neighbour `silent` silent (the slots here are of the
+/// last task submitted).
+fn claim_silence(slot: &SlotOf<Test>, silent: ChunkIndex) -> DispatchResult {
+	let task = NextTaskId::<Test>::get() - 1;
+	Poaw::claim_silence(signed(slot.expert), task, slot.pipeline, slot.chunk, silent)
+		.map(|_| ())
+		.map_err(|e| e.error)
+}
+
+fn blamed() -> Vec<u64> {
+	reports()
+		.into_iter()
+		.filter(|(_, outcome)| *outcome == TaskOutcome::MissedDeadline)
+		.map(|(who, _)| who)
+		.collect()
+}
+
+#[test]
+fn a_silent_chunk_1_is_the_only_stage_blamed_and_its_replacement_continues_the_generation() {
+	run(|| {
+		let task = prefill_task();
+		let generator = role_slots(task, Role::Generator);
+		let (first, second) = (generator[0].clone(), generator[1].clone());
+		assert_eq!((first.expert, second.expert), (1, 3));
+		let deadline = Tasks::<Test>::get(task).unwrap().deadline;
+		// Chunk 1 (3) stops answering mid-generation: chunk 0 says so.
+		let now = System::block_number();
+		let call = Poaw::claim_silence(signed(1), task, 0, 0, 1).unwrap();
+		assert_eq!(call.pays_fee, Pays::No, "a duty is free when accepted");
+		assert!(events().contains(&Event::SilenceClaimed {
+			task,
+			pipeline: 0,
+			chunk: 0,
+			silent: 1,
+			ripe_at: now + SILENCE_PERIOD,
+		}));
+		assert_eq!(Tasks::<Test>::get(task).unwrap().deadline, now + SILENCE_PERIOD);
+		for _ in 0..SILENCE_PERIOD {
+			next_block();
+		}
+		// Before the stage's own deadline, the silent stage alone is blamed and replaced;
+		// chunk 0 keeps its slot (and its KV cache) and feeds the replacement.
+		assert!(System::block_number() < deadline);
+		assert_eq!(blamed(), vec![3]);
+		let generator = role_slots(task, Role::Generator);
+		assert_eq!(generator[0], first, "chunk 0 untouched");
+		assert_eq!((generator[1].expert, generator[1].state), (8, SlotState::Assigned));
+		assert_eq!(status(task), TaskStatus::Assigned);
+		let info = Tasks::<Test>::get(task).unwrap();
+		assert_eq!(info.deadline, System::block_number() + COMMIT_PERIOD, "a whole period");
+		assert!(SilenceClaims::<Test>::get(task).is_none());
+		assert_eq!(active_tasks(3), 0, "the silent miner is freed");
+		// The pipeline finishes through the replacement and the task completes.
+		for slot in role_slots(task, Role::Generator) {
+			assert_ok!(prefill_commit(task, &slot, 0, true));
+		}
+		for slot in role_slots(task, Role::Verifier) {
+			assert_ok!(prefill_commit(task, &slot, 0, true));
+		}
+		for slot in slots(task) {
+			assert_ok!(prefill_reveal(task, &slot, 0, true));
+		}
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert_eq!(paid_to(3), 0, "the silent miner is not paid");
+		assert!(paid_to(1) > 0 && paid_to(8) > 0);
+		assert_eq!(blamed(), vec![3], "nobody else");
+	});
+}
+
+/// Experts of model 1 (4 chunks of one layer): chunk 0: 1, 2; chunk 1: 3, 4; chunk 2:
+/// 5, 6 and 8 (dearest); chunk 3: 9, 10.
+fn four_chunk_market() {
+	Verification::<Test>::put(VerificationMode::Prefill);
+	for (who, chunk, price) in [
+		(1, 0, 10),
+		(2, 0, 20),
+		(3, 1, 10),
+		(4, 1, 20),
+		(5, 2, 10),
+		(6, 2, 20),
+		(8, 2, 25),
+		(9, 3, 10),
+		(10, 3, 20),
+	] {
+		expert_of_model(who, 1, &[chunk], price, 2);
+	}
+}
+
+#[test]
+fn a_silent_middle_stage_claimed_at_the_last_block_blames_only_it_and_excuses_the_rest() {
+	run(|| {
+		four_chunk_market();
+		let quote = Poaw::quote(1, prompt_token_bound(PROMPT.len() as u32), 4).unwrap();
+		assert_ok!(Poaw::submit_task(
+			signed(REQUESTER),
+			1,
+			PROMPT.to_vec(),
+			4,
+			sampling(),
+			quote.max_fee * 3,
+			None
+		));
+		let task = NextTaskId::<Test>::get() - 1;
+		next_block();
+		assert_eq!(status(task), TaskStatus::Assigned);
+		let generator: Vec<u64> =
+			role_slots(task, Role::Generator).iter().map(|s| s.expert).collect();
+		assert_eq!(generator, vec![1, 3, 5, 9]);
+		let deadline = Tasks::<Test>::get(task).unwrap().deadline;
+		while System::block_number() + 1 < deadline {
+			next_block();
+		}
+		// Chunk 1 (3) waited on chunk 2 (5) until the stage's last block: the accused
+		// still gets its whole answering time.
+		assert_ok!(claim_silence(&role_slots(task, Role::Generator)[1], 2));
+		next_block();
+		assert_eq!(System::block_number(), deadline);
+		assert_eq!(status(task), TaskStatus::Assigned);
+		assert!(blamed().is_empty(), "nothing decided before the claim ripens");
+		next_block();
+		// Chunk 2 is blamed and replaced; 0, 1 and 3, late only because they waited on
+		// it, are excused with a whole new period.
+		assert_eq!(blamed(), vec![5]);
+		let new_deadline = System::block_number() + COMMIT_PERIOD;
+		for chunk in [0, 1, 3] {
+			assert!(events().contains(&Event::StageExcused {
+				task,
+				pipeline: 0,
+				chunk,
+				deadline: new_deadline
+			}));
+		}
+		let generator: Vec<(u64, SlotState)> =
+			role_slots(task, Role::Generator).iter().map(|s| (s.expert, s.state)).collect();
+		assert_eq!(generator, [1, 3, 8, 9].map(|who| (who, SlotState::Assigned)).to_vec());
+		assert_eq!(Tasks::<Test>::get(task).unwrap().deadline, new_deadline);
+		// Without a new claim, the next deadline blames whoever is still late.
+		for _ in 0..COMMIT_PERIOD {
+			next_block();
+		}
+		let mut late = blamed();
+		late.sort();
+		assert_eq!(late, vec![1, 3, 5, 8, 9]);
+	});
+}
+
+#[test]
+fn two_stages_claiming_each_other_silent_are_both_released_and_neither_is_blamed() {
+	run(|| {
+		let task = prefill_task();
+		let generator = role_slots(task, Role::Generator);
+		assert_ok!(claim_silence(&generator[0], 1));
+		next_block();
+		// The accused is alive and says it is its upstream that stopped sending.
+		assert_ok!(claim_silence(&generator[1], 0));
+		next_block();
+		assert!(blamed().is_empty(), "the chain cannot tell which of the two stopped");
+		for (chunk, who) in [(0, 1), (1, 3)] {
+			assert!(events().contains(&Event::SlotReleased {
+				task,
+				pipeline: 0,
+				chunk,
+				expert: who
+			}));
+			assert_eq!(active_tasks(who), 0);
+		}
+		let generator: Vec<(u64, SlotState)> =
+			role_slots(task, Role::Generator).iter().map(|s| (s.expert, s.state)).collect();
+		// Replaced by the next best outside the task (the verifier's 2 and 4 excluded).
+		assert_eq!(generator, vec![(6, SlotState::Assigned), (8, SlotState::Assigned)]);
+		assert_eq!(status(task), TaskStatus::Assigned);
+	});
+}
+
+#[test]
+fn a_claim_against_a_stage_that_commits_protects_nobody() {
+	run(|| {
+		let task = prefill_task();
+		let generator = role_slots(task, Role::Generator);
+		assert_ok!(claim_silence(&generator[1], 0));
+		// The accused was not silent: it commits in time.
+		assert_ok!(prefill_commit(task, &generator[0], 0, true));
+		for _ in 0..SILENCE_PERIOD {
+			next_block();
+		}
+		assert!(blamed().is_empty());
+		assert_eq!(role_slots(task, Role::Generator)[0].expert, 1);
+		// The claimer itself never committed: the stage's deadline blames it as before.
+		for _ in 0..COMMIT_PERIOD {
+			next_block();
+		}
+		assert_eq!(blamed(), vec![3]);
+	});
+}
+
+#[test]
+fn silence_claims_refuse_wrong_callers_stages_and_targets_and_change_nothing() {
+	run(|| {
+		let task = prefill_task();
+		let generator = role_slots(task, Role::Generator);
+		let verifier = role_slots(task, Role::Verifier);
+		assert_noop!(Poaw::claim_silence(signed(1), 99, 0, 0, 1), Error::<Test>::UnknownTask);
+		assert_noop!(Poaw::claim_silence(signed(2), task, 0, 0, 1), Error::<Test>::NotYourSlot);
+		assert_noop!(Poaw::claim_silence(signed(1), task, 0, 5, 1), Error::<Test>::UnknownSlot);
+		for silent in [0, 2, 7] {
+			assert_noop!(
+				Poaw::claim_silence(signed(1), task, 0, 0, silent),
+				Error::<Test>::NotANeighbour
+			);
+		}
+		// The verifier does not compute yet: it cannot be waiting on anybody.
+		assert_noop!(claim_silence(&verifier[0], 1), Error::<Test>::WrongStage);
+		assert_ok!(claim_silence(&generator[0], 1));
+		assert_noop!(claim_silence(&generator[0], 1), Error::<Test>::AlreadyClaimed);
+		// A stage that committed is neither waiting nor silent.
+		assert_ok!(prefill_commit(task, &generator[1], 0, true));
+		assert_noop!(claim_silence(&generator[1], 0), Error::<Test>::AlreadyCommitted);
+		let task_two = {
+			let quote = Poaw::quote(0, prompt_token_bound(PROMPT.len() as u32), 4).unwrap();
+			submit(quote.max_fee * 3)
+		};
+		next_block();
+		let second = role_slots(task_two, Role::Generator);
+		assert_ok!(prefill_commit(task_two, &second[0], 0, true));
+		assert_noop!(
+			Poaw::claim_silence(signed(second[1].expert), task_two, 0, 1, 0),
+			Error::<Test>::NeighbourNotSilent
+		);
+		// Refused calls pay.
+		let refused = Poaw::claim_silence(signed(2), task, 0, 0, 1).unwrap_err();
+		assert_eq!(refused.post_info.pays_fee, Pays::Yes);
 	});
 }

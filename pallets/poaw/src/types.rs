@@ -459,6 +459,9 @@ pub struct MinerAssignment<AccountId, Balance, BlockNumber> {
 	pub sampling: SamplingParams,
 	/// What the slot is paid per token per layer.
 	pub threshold: Balance,
+	/// Chunks of its pipeline whose open silence claims name this slot (it answers a
+	/// false one by claiming the same of its accuser).
+	pub accused_by: Vec<ChunkIndex>,
 }
 
 /// What a task would cost now.
@@ -524,4 +527,33 @@ pub fn commitment(
 ) -> H256 {
 	let fingerprint_hash = BlakeTwo256::hash(fingerprint);
 	BlakeTwo256::hash_of(&(task, pipeline, chunk, fingerprint_hash, output_hash, salt))
+}
+
+/// A stage's claim that its pipeline neighbour stopped answering (docs/protocol.md,
+/// "Silent stages"): the stage `by` of `pipeline` says the stage `silent` (the next or
+/// the previous chunk) left it waiting. It stands once `ripe_at` comes unless the
+/// accused committed or claimed the same of its accuser.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct SilenceClaim<BlockNumber> {
+	/// The pipeline.
+	pub pipeline: PipelineIndex,
+	/// The claiming stage's chunk.
+	pub by: ChunkIndex,
+	/// The chunk it says is silent.
+	pub silent: ChunkIndex,
+	/// When the claim is decided: the accused has had time to answer it.
+	pub ripe_at: BlockNumber,
+}
+
+/// A task's open silence claims, with the deadline its commit stage had before them.
+#[derive(
+	Clone, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Debug,
+)]
+pub struct SilenceRecord<BlockNumber, Claims> {
+	/// The stage's own deadline (at least every claim's `ripe_at`).
+	pub stage_deadline: BlockNumber,
+	/// The claims not decided yet.
+	pub claims: Claims,
 }

@@ -15,6 +15,8 @@ impl<T: Config> Pallet<T> {
 			let chunks = T::Models::chunk_count(info.model).unwrap_or(0);
 			let slots = Slots::<T>::get(task);
 			let prompt = Prompts::<T>::get(task).map(|p| p.into_inner()).unwrap_or_default();
+			let claims =
+				SilenceClaims::<T>::get(task).map(|r| r.claims.into_inner()).unwrap_or_default();
 			for slot in slots.iter().filter(|s| s.expert == miner && s.state.is_pending()) {
 				found.push(MinerAssignment {
 					task,
@@ -35,6 +37,11 @@ impl<T: Config> Pallet<T> {
 					max_tokens: info.max_tokens,
 					sampling: info.sampling,
 					threshold: slot.threshold,
+					accused_by: claims
+						.iter()
+						.filter(|c| c.pipeline == slot.pipeline && c.silent == slot.chunk)
+						.map(|c| c.by)
+						.collect(),
 				});
 			}
 		}
