@@ -75,4 +75,70 @@ impl PromptTokenizer {
 	pub fn eos(&self) -> &[u32] {
 		&self.eos
 	}
+
+	/// Whether `id` is a byte-fallback token (`<0x41>`): its text depends on the bytes
+	/// around it.
+	pub fn is_byte_token(&self, id: u32) -> bool {
+		self.inner.id_to_token(id).is_some_and(|token| {
+			let bytes = token.as_bytes();
+			bytes.len() == 6
+				&& bytes.starts_with(b"<0x")
+				&& bytes[5] == b'>'
+				&& bytes[3..5].iter().all(u8::is_ascii_hexdigit)
+		})
+	}
+}
+
+/// The text a generation adds token by token, for streaming: each token's piece is
+/// what it adds to the decoding of every token so far, and the pieces concatenate to
+/// `decode(all tokens)` (the output the chain records). Byte-fallback decoding makes
+/// that subtle: a run of byte tokens (`<0x..>`) decodes as UTF-8 as a whole, and one
+/// invalid byte turns every byte of its run into U+FFFD, so text inside an open run can
+/// still change. A byte token's text is therefore held until a token that is not a
+/// byte closes the run (or the generation ends), and that token carries it.
+#[derive(Debug, Default, Clone)]
+pub struct TextStream {
+	tokens: Vec<u32>,
+	sent: String,
+}
+
+impl TextStream {
+	/// An empty stream.
+	pub fn new() -> Self {
+		Self::default()
+	}
+
+	/// Adds a token; returns the text it makes visible (possibly empty).
+	pub fn push(&mut self, tokenizer: &PromptTokenizer, token: u32) -> Result<String> {
+		self.tokens.push(token);
+		if tokenizer.is_byte_token(token) {
+			return Ok(String::new());
+		}
+		let text = tokenizer.decode(&self.tokens)?;
+		Ok(self.advance(text))
+	}
+
+	/// The generation ended: the rest of the decoded text.
+	pub fn finish(&mut self, tokenizer: &PromptTokenizer) -> Result<String> {
+		let text = tokenizer.decode(&self.tokens)?;
+		Ok(self.advance(text))
+	}
+
+	/// Everything sent so far.
+	pub fn sent(&self) -> &str {
+		&self.sent
+	}
+
+	fn advance(&mut self, text: String) -> String {
+		// A decoder that rewrites earlier text (space clean-up before punctuation) holds
+		// the stream back until the decoding extends what was sent again.
+		match text.strip_prefix(self.sent.as_str()) {
+			Some(piece) if !piece.is_empty() => {
+				let piece = piece.to_string();
+				self.sent = text;
+				piece
+			}
+			_ => String::new(),
+		}
+	}
 }

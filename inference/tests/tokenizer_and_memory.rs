@@ -45,3 +45,43 @@ fn a_shard_holds_about_its_share_of_the_layer_weights() {
 	let embed_and_head = 2 * spec.vocab * spec.hidden * 4 + spec.hidden * 4;
 	assert_eq!(everything - embed_and_head, 4 * two);
 }
+
+#[test]
+fn streamed_text_pieces_concatenate_to_the_decoded_output() {
+	use dllm_inference::tokenizer::TextStream;
+	let (_dir, model) = tiny_model("stream", &TinySpec::default());
+	let tokenizer = PromptTokenizer::from_file(&model.tokenizer_path(), model.config()).unwrap();
+	let stream_of = |tokens: &[u32]| {
+		let mut stream = TextStream::new();
+		let mut pieces: Vec<String> =
+			tokens.iter().map(|token| stream.push(&tokenizer, *token).unwrap()).collect();
+		pieces.push(stream.finish(&tokenizer).unwrap());
+		pieces
+	};
+	// The generated tokenizer is byte-level: byte tokens 3..=258, then `<extra_N>` tokens
+	// that are not bytes; 2 is the end of sequence.
+	let bytes = |text: &str| tokenizer.encode(text, false).unwrap()[1..].to_vec();
+	assert!(bytes("a").iter().all(|t| tokenizer.is_byte_token(*t)));
+	assert!(!tokenizer.is_byte_token(300) && !tokenizer.is_byte_token(2));
+	let text = "ab wörld 你好🚀!";
+	let mut tokens = bytes(text);
+	tokens.insert(2, 300);
+	tokens.push(301);
+	tokens.push(2);
+	let pieces = stream_of(&tokens);
+	assert_eq!(pieces.concat(), tokenizer.decode(&tokens).unwrap());
+	// A run of bytes comes out whole with the token that closes it.
+	assert_eq!(pieces[..3], ["", "", "ab<extra_300>"]);
+	assert!(pieces[3..tokens.len() - 2].iter().all(String::is_empty));
+	assert!(pieces[tokens.len() - 2].ends_with("🚀!<extra_301>"));
+	// Invalid bytes (a random model's output): byte fallback rewrites its whole run as
+	// U+FFFD, and the pieces still concatenate to exactly what the chain decodes.
+	for tokens in [
+		vec![3 + b'@' as u32, 3, 3 + 0xC3, 300, 3 + 0xFF, 3 + b'a' as u32, 2],
+		vec![3 + b'a' as u32, 3 + 0xC3],
+		vec![310, 3 + 0xE4, 311, 3 + 0xE4, 3 + 0xBD],
+	] {
+		let pieces = stream_of(&tokens);
+		assert_eq!(pieces.concat(), tokenizer.decode(&tokens).unwrap(), "{tokens:?}");
+	}
+}

@@ -11,6 +11,7 @@ mod command;
 mod miner;
 mod rpc;
 mod service;
+mod tokens;
 
 fn main() {
 	// Errors are for people: one line that says what is wrong, no stack trace.

@@ -220,6 +220,24 @@ pub fn new_full<
 		}
 		None => None,
 	};
+	// Every node speaks the token protocol: miners publish their generations' tokens,
+	// and any node fetches them for its RPC clients (`dllm_subscribeTask`).
+	let token_streams = miner.as_ref().map(|_| Arc::new(crate::tokens::TokenStreams::default()));
+	let (token_requests, token_inbound) = match miner {
+		Some(_) => {
+			let (sender, receiver) = async_channel::bounded(64);
+			(Some(receiver), Some(sender))
+		}
+		None => (None, None),
+	};
+	net_config.add_request_response_protocol(N::request_response_config(
+		crate::tokens::protocol_name(),
+		Vec::new(),
+		crate::tokens::MAX_REQUEST_BYTES,
+		crate::tokens::MAX_RESPONSE_BYTES,
+		crate::tokens::REQUEST_TIMEOUT,
+		token_inbound,
+	));
 	let peer_store_handle = net_config.peer_store_handle();
 
 	let genesis_hash = client
@@ -290,7 +308,14 @@ pub fn new_full<
 		);
 	}
 
-	if let Some(prepared) = miner {
+	if let (Some(streams), Some(requests)) = (&token_streams, token_requests) {
+		task_manager.spawn_handle().spawn(
+			"dllm-tokens",
+			Some("dllm-miner"),
+			streams.clone().serve(requests, task_manager.spawn_handle()),
+		);
+	}
+	if let (Some(prepared), Some(streams)) = (miner, &token_streams) {
 		crate::miner::start(
 			prepared,
 			crate::miner::NodeParts {
@@ -302,6 +327,7 @@ pub fn new_full<
 				essential: task_manager.spawn_essential_handle(),
 				registry: config.prometheus_registry().cloned(),
 				data_path: config.data_path.clone(),
+				token_streams: streams.clone(),
 			},
 		)?;
 	}
@@ -315,8 +341,13 @@ pub fn new_full<
 	let rpc_extensions_builder = {
 		let client = client.clone();
 		let pool = transaction_pool.clone();
+		let tasks = crate::rpc::TaskRpc::new(client.clone(), network.clone(), token_streams);
 		Box::new(move |_| {
-			let deps = crate::rpc::FullDeps { client: client.clone(), pool: pool.clone() };
+			let deps = crate::rpc::FullDeps {
+				client: client.clone(),
+				pool: pool.clone(),
+				tasks: tasks.clone(),
+			};
 			crate::rpc::create_full(deps).map_err(Into::into)
 		})
 	};

@@ -46,6 +46,8 @@ impl InputLog {
 /// How long a referee waits for the losing stage's whole input, and for one page of it.
 const INPUT_CHECK_TIME: Duration = Duration::from_secs(30);
 const INPUT_REQUEST_TIME: Duration = Duration::from_secs(10);
+/// How often one page is asked for while the stage is unreachable or not ready.
+const INPUT_ATTEMPTS: u32 = 6;
 /// The generator's and the verifier's pipelines.
 const SIDES: [PipelineIndex; 2] = [0, 1];
 
@@ -409,24 +411,7 @@ impl Worker {
 		let mut bytes = 0usize;
 		while messages.len() <= most {
 			let from = messages.len() as u32;
-			let request =
-				StageRequest::Input { task: key.0, pipeline: key.1, chunk: key.2, from }.encode();
-			let reply = self.network.request(
-				peer,
-				protocol_name(),
-				request,
-				None,
-				IfDisconnected::TryConnect,
-			);
-			let (reply, _) = tokio::time::timeout(INPUT_REQUEST_TIME, reply)
-				.await
-				.map_err(|_| format!("no answer within {INPUT_REQUEST_TIME:?}"))?
-				.map_err(|e| format!("the request failed: {e}"))?;
-			let (page, complete) = match StageResponse::decode(&mut &reply[..]) {
-				Ok(StageResponse::Input { messages, complete }) => (messages, complete),
-				Ok(StageResponse::Refused(refusal)) => return Err(refusal.to_string()),
-				_ => return Err("malformed reply".into()),
-			};
+			let (page, complete) = self.input_request(peer, key, from).await?;
 			if page.is_empty() && !complete {
 				return Err("an empty page".into());
 			}
@@ -446,6 +431,51 @@ impl Worker {
 			}
 		}
 		Err("more messages than the context has positions".into())
+	}
+
+	/// One page of `key`'s input from `peer`, asked again while the stage cannot be
+	/// reached yet (it may have just joined: no address known) or has not seen the
+	/// referee round in its best block; the caller bounds the whole fetch.
+	async fn input_request(
+		&self,
+		peer: PeerId,
+		key: SlotKey,
+		from: u32,
+	) -> Result<(Vec<SignedMessage>, bool), String> {
+		let request =
+			StageRequest::Input { task: key.0, pipeline: key.1, chunk: key.2, from }.encode();
+		let mut attempt = 0u32;
+		loop {
+			let reply = self.network.request(
+				peer,
+				protocol_name(),
+				request.clone(),
+				None,
+				IfDisconnected::TryConnect,
+			);
+			let reply = tokio::time::timeout(INPUT_REQUEST_TIME, reply)
+				.await
+				.map_err(|_| format!("no answer within {INPUT_REQUEST_TIME:?}"))?;
+			let transient = match reply {
+				Ok((bytes, _)) => match StageResponse::decode(&mut &bytes[..]) {
+					Ok(StageResponse::Input { messages, complete }) => {
+						return Ok((messages, complete))
+					}
+					Ok(StageResponse::Refused(
+						refusal @ (Refusal::NotAssigned | Refusal::WrongSender | Refusal::Busy),
+					)) => refusal.to_string(),
+					Ok(StageResponse::Refused(refusal)) => return Err(refusal.to_string()),
+					_ => return Err("malformed reply".into()),
+				},
+				Err(e) => format!("the request failed: {e}"),
+			};
+			attempt += 1;
+			if attempt >= INPUT_ATTEMPTS {
+				return Err(transient);
+			}
+			log::debug!(target: LOG_TARGET, "task {} chunk {}: input request: {transient}; again", key.0, key.2);
+			tokio::time::sleep(Duration::from_millis(500 << attempt.min(4))).await;
+		}
 	}
 
 	/// Reruns this referee's chunk on another stage's input (on the blocking pool).

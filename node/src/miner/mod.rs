@@ -4,7 +4,7 @@
 //!
 //! - [`chain`]: what it reads from the chain, and how it signs and submits.
 //! - [`compute`]: the loaded chunks and one pass through one of them.
-//! - [`protocol`]: the `/dllm/activations/1` request-response messages.
+//! - [`protocol`]: the `/dllm/activations/2` request-response messages.
 //! - [`worker`]: block following, pipelines, requests, commits and reveals.
 //! - [`store`]: results kept on disk until revealed.
 //! - [`metrics`]: Prometheus metrics.
@@ -89,6 +89,11 @@ pub struct MinerCmd {
 	/// stage (a dishonest upstream that frames its downstream).
 	#[arg(long, hide = true, requires = "miner", conflicts_with = "miner_perturb_activations")]
 	pub miner_corrupt_sent: bool,
+
+	/// Test only: wait this long after each token this miner's pipelines generate, so
+	/// that a test can stop a stage mid-generation.
+	#[arg(long, hide = true, value_name = "MS", default_value_t = 0, requires = "miner")]
+	pub miner_token_delay_ms: u64,
 }
 
 /// Which chunks `--serve-chunks` asks for.
@@ -135,6 +140,7 @@ pub struct Prepared {
 	dtype: DType,
 	format: NumericFormat,
 	perturb: compute::Perturb,
+	token_delay: std::time::Duration,
 	requests: async_channel::Receiver<IncomingRequest>,
 }
 
@@ -228,6 +234,7 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 			(_, true) => compute::Perturb::Sent,
 			_ => compute::Perturb::Honest,
 		},
+		token_delay: std::time::Duration::from_millis(cmd.miner_token_delay_ms),
 		requests,
 	};
 	Ok((prepared, protocol))
@@ -388,6 +395,8 @@ pub struct NodeParts {
 	pub essential: SpawnEssentialTaskHandle,
 	pub registry: Option<Registry>,
 	pub data_path: PathBuf,
+	/// Where the generations this node drives publish their tokens (`/dllm/tokens/1`).
+	pub token_streams: Arc<crate::tokens::TokenStreams>,
 }
 
 /// Starts the worker. Errors found now (wrong weights, wrong peer id) stop the node at
@@ -455,6 +464,9 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			warned: Default::default(),
 			inputs: Default::default(),
 			input_checks: Default::default(),
+			token_streams: node.token_streams,
+			claimed: Default::default(),
+			token_delay: prepared.token_delay,
 		});
 		node.spawner.spawn(
 			"dllm-miner-requests",

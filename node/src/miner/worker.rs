@@ -17,8 +17,9 @@ use super::{
 	store::{ResultStore, SlotKey, SlotResult},
 	LOG_TARGET,
 };
+use crate::tokens::{StreamState, StreamedToken, TokenStreams};
 use codec::{Decode, Encode};
-use dllm_inference::{sampling::sample, wire::ActivationMessage};
+use dllm_inference::{sampling::sample, tokenizer::TextStream, wire::ActivationMessage};
 use dllm_primitives::market::TaskId;
 use dllm_runtime::{AccountId, BlockNumber, Runtime, RuntimeCall};
 use futures::{future::BoxFuture, FutureExt, StreamExt};
@@ -55,7 +56,12 @@ const ASSIGNMENT_WAIT: Duration = Duration::from_secs(10);
 
 pub(super) enum Drive {
 	Running,
-	Failed { at: BlockNumber, attempts: u32 },
+	/// Failed `attempts` times, last at block `at`, with these miners in the pipeline.
+	Failed {
+		at: BlockNumber,
+		attempts: u32,
+		pipeline: Vec<AccountId>,
+	},
 }
 
 /// The miner worker.
@@ -78,6 +84,12 @@ pub struct Worker {
 	pub(super) inputs: Mutex<HashMap<SlotKey, InputLog>>,
 	/// This miner's referee slots' input checks.
 	pub(super) input_checks: Mutex<HashMap<SlotKey, InputCheckState>>,
+	/// The tokens of the generations this miner drives, for `/dllm/tokens/1`.
+	pub(super) token_streams: Arc<TokenStreams>,
+	/// Silence claims submitted, by slot and accused chunk.
+	pub(super) claimed: Mutex<HashSet<(SlotKey, u32)>>,
+	/// Test only (`--miner-token-delay-ms`): a pause after each generated token.
+	pub(super) token_delay: Duration,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -141,8 +153,16 @@ impl Worker {
 				}
 			})
 		};
+		lock(&self.claimed).retain(|(key, _)| open.contains(key));
 		for assignment in assignments {
 			let key = (assignment.task, assignment.pipeline, assignment.chunk);
+			// Accused of silence while alive: the accuser stopped talking to this miner,
+			// or lies; the chain cannot tell, and frees both unblamed.
+			if assignment.state == SlotState::Assigned {
+				for accuser in &assignment.accused_by {
+					self.claim_silence(key, *accuser).await;
+				}
+			}
 			if self.model.shard(assignment.model, assignment.chunk).is_none() {
 				if lock(&self.warned).insert(key) {
 					log::warn!(
@@ -245,8 +265,20 @@ impl Worker {
 			let mut drives = lock(&self.drives);
 			let attempts = match drives.get(&id) {
 				Some(Drive::Running) => return,
-				Some(Drive::Failed { at, attempts }) => {
-					if *attempts >= DRIVE_ATTEMPTS || now < at + RETRY_DRIVE_AFTER {
+				// The chain replaced a stage (one found silent): start again at once
+				// through the replacement.
+				Some(Drive::Failed { pipeline, .. })
+					if *pipeline != assignment.pipeline_experts =>
+				{
+					0
+				}
+				Some(Drive::Failed { at, attempts, .. }) => {
+					// A stage of this pipeline found its neighbour silent: trying the same
+					// miners again is futile until the chain replaces it.
+					let claimed = lock(&self.claimed)
+						.iter()
+						.any(|((task, pipeline, _), _)| (*task, *pipeline) == id);
+					if claimed || *attempts >= DRIVE_ATTEMPTS || now < at + RETRY_DRIVE_AFTER {
 						return;
 					}
 					*attempts
@@ -259,6 +291,7 @@ impl Worker {
 			self.spawner.spawn("dllm-miner-pipeline", Some("dllm-miner"), async move {
 				worker.metrics.task_started();
 				let role = assignment.role;
+				let pipeline = assignment.pipeline_experts.clone();
 				let result = match (assignment.mode, role) {
 					(VerificationMode::Prefill, Role::Verifier | Role::Referee) => {
 						worker.check(assignment).await
@@ -281,16 +314,26 @@ impl Worker {
 							attempts + 1,
 						);
 						let at = worker.chain.best().1;
-						drives.insert(id, Drive::Failed { at, attempts: attempts + 1 });
+						drives.insert(id, Drive::Failed { at, attempts: attempts + 1, pipeline });
 					}
 				}
 			});
 		}
 	}
 
-	/// Drives a pipeline from its first chunk: tokenizes the prompt, then runs one pass
-	/// per generated token until the last chunk's token ends it.
+	/// Drives a pipeline from its first chunk and publishes its tokens as they come.
 	async fn generate(self: &Arc<Self>, assignment: Assignment) -> Result<(), String> {
+		let stream = (assignment.task, assignment.pipeline);
+		self.token_streams.start(stream);
+		let result = self.generate_tokens(&assignment).await;
+		let state = if result.is_ok() { StreamState::Finished } else { StreamState::Stopped };
+		self.token_streams.end(stream, state);
+		result
+	}
+
+	/// Tokenizes the prompt, then runs one pass per generated token until the last
+	/// chunk's token ends it.
+	async fn generate_tokens(self: &Arc<Self>, assignment: &Assignment) -> Result<(), String> {
 		let started = Instant::now();
 		let key = (assignment.task, assignment.pipeline, assignment.chunk);
 		let prompt = String::from_utf8_lossy(&assignment.prompt).into_owned();
@@ -300,16 +343,26 @@ impl Worker {
 		lock(&self.sessions).insert(key, Arc::new(Mutex::new(Session::new(assignment.clone())?)));
 		let mut offset = 0usize;
 		let mut first_token = None;
+		let mut text = TextStream::new();
 		for step in 0u32.. {
 			let message = ActivationMessage::tokens(session_id, offset, input.clone())
 				.and_then(|message| message.encode())
 				.map_err(|e| e.to_string())?;
 			let (token, done) =
 				self.advance(key, step, message, None).await.map_err(|refusal| {
-					self.abort_downstream(&assignment);
+					self.abort_downstream(assignment);
 					refusal.to_string()
 				})?;
 			first_token.get_or_insert_with(|| started.elapsed());
+			let mut piece = text.push(&self.model.tokenizer, token).map_err(|e| e.to_string())?;
+			if done {
+				piece.push_str(&text.finish(&self.model.tokenizer).map_err(|e| e.to_string())?);
+			}
+			self.token_streams.push(
+				(assignment.task, assignment.pipeline),
+				step,
+				StreamedToken { token, text: piece.into_bytes() },
+			);
 			if done {
 				let generated = step as usize + 1;
 				let first = first_token.unwrap_or_default();
@@ -337,6 +390,9 @@ impl Worker {
 			}
 			offset += input.len();
 			input = vec![token];
+			if !self.token_delay.is_zero() {
+				tokio::time::sleep(self.token_delay).await;
+			}
 		}
 		Ok(())
 	}
@@ -857,10 +913,70 @@ impl Worker {
 			log::debug!(target: LOG_TARGET, "request to {miner} (peer {peer}) failed: {last_error}");
 		}
 		self.metrics.failure();
+		// The next stage left this one waiting: say so on chain, so that the deadline
+		// blames it alone and the chain replaces it.
+		if let StageRequest::Activations { task, pipeline, chunk, .. } = request {
+			if let Some(own) = chunk.checked_sub(1) {
+				self.claim_silence((task, pipeline, own), chunk).await;
+			}
+		}
 		Err(Refusal::Downstream(
 			format!("miner {miner} (peer {peer}) unreachable after {SEND_ATTEMPTS} attempts: {last_error}")
 				.into_bytes(),
 		))
+	}
+
+	/// Claims on chain that the neighbour `silent` of this miner's slot `key` left it
+	/// waiting, once per slot and neighbour, and only while both slots still owe their
+	/// commit (a refused claim would cost a fee).
+	pub(super) async fn claim_silence(&self, key: SlotKey, silent: u32) {
+		if !lock(&self.claimed).insert((key, silent)) {
+			return;
+		}
+		let (best, _) = self.chain.best();
+		let open = match self.chain.task(best, key.0) {
+			Ok(Some(details)) => {
+				let computing = match (details.task.mode, details.task.status) {
+					(VerificationMode::Redundant, TaskStatus::Assigned) => None,
+					(VerificationMode::Prefill, TaskStatus::Assigned) => Some(Role::Generator),
+					(VerificationMode::Prefill, TaskStatus::Verifying) => Some(Role::Verifier),
+					_ => {
+						return;
+					}
+				};
+				let waiting = |chunk: u32| {
+					details.slots.iter().any(|slot| {
+						slot.pipeline == key.1
+							&& slot.chunk == chunk
+							&& slot.state == SlotState::Assigned
+							&& computing.is_none_or(|role| slot.role == role)
+					})
+				};
+				waiting(key.2) && waiting(silent)
+			}
+			_ => false,
+		};
+		if !open {
+			return;
+		}
+		let call = RuntimeCall::Poaw(pallet_poaw::Call::claim_silence {
+			task: key.0,
+			pipeline: key.1,
+			chunk: key.2,
+			silent,
+		});
+		match self.submitter.submit(call).await {
+			Ok(hash) => log::warn!(
+				target: LOG_TARGET,
+				"task {} pipeline {} chunk {}: chunk {silent}'s miner is silent; claimed on 				 chain ({hash:?}) so that it alone is blamed and replaced",
+				key.0, key.1, key.2,
+			),
+			Err(e) => log::warn!(
+				target: LOG_TARGET,
+				"task {} pipeline {} chunk {}: the silence claim against chunk {silent} was 				 not submitted: {e}",
+				key.0, key.1, key.2,
+			),
+		}
 	}
 
 	/// The generation of `key` ended: attest the result, keep it, commit to it.
@@ -979,7 +1095,15 @@ impl Worker {
 				b"this slot checks by prefill; it generates nothing".to_vec(),
 			));
 		}
-		let existing = self.session_assignment(key);
+		let mut existing = self.session_assignment(key);
+		if let Some(stale) = &existing {
+			if step == 0 && (self.restarted(key) || !self.is_previous_miner(stale, peer)) {
+				// The pipeline starts over from its first token (the chain replaced a
+				// stage): begin again with the chain's current view of the pipeline.
+				self.drop_session(key);
+				existing = None;
+			}
+		}
 		let assignment = match existing {
 			Some(assignment) => assignment,
 			None if step == 0 => self.wait_for_assignment(key).await?,
@@ -994,6 +1118,13 @@ impl Worker {
 			return Err(Refusal::WrongSender);
 		}
 		self.open_session(key, step).await
+	}
+
+	/// Whether `key`'s generation session is past its first step: a step 0 now is the
+	/// pipeline starting over, not a retry of the first request.
+	fn restarted(&self, key: SlotKey) -> bool {
+		let session = lock(&self.sessions).get(&key).cloned();
+		session.is_some_and(|session| lock(&session).tokens.len() > 1)
 	}
 
 	fn is_previous_miner(&self, assignment: &Assignment, peer: PeerId) -> bool {

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 import { ApiPromise, WsProvider } from '@polkadot/api';
 
+import { DLLM_RPC } from './rpc.mjs';
+
 const here = dirname(fileURLToPath(import.meta.url));
 
 /** The node binary: $DLLM_NODE, else the release build in $CARGO_TARGET_DIR. */
@@ -91,7 +93,7 @@ export async function startNode(args, { rpcPort, p2pPort, prometheusPort, logFil
   let api;
   try {
     api = await Promise.race([
-      ApiPromise.create({ provider, noInitWarn: true, throwOnConnect: false }),
+      ApiPromise.create({ provider, rpc: DLLM_RPC, noInitWarn: true, throwOnConnect: false }),
       died,
       tooSlow,
     ]);

@@ -118,6 +118,52 @@ export async function waitForResult(api, task, timeoutMs = 600_000) {
   });
 }
 
+/**
+ * Follows `task` through `dllm_subscribeTask`: calls `onToken({ index, token, text })` for
+ * each streamed token; resolves { tokens, text, final } once the chain's verdict comes
+ * (`final`: { status, fee, refunded, miners, community, output, tokens }), or rejects
+ * with the node's error (an unknown task) or after `timeoutMs`.
+ */
+export function streamTask(api, task, { onToken = () => {}, timeoutMs = 600_000 } = {}) {
+  // The node ends the subscription after the verdict; unsubscribing then may fail.
+  const stop = (unsub) => Promise.resolve().then(unsub).catch(() => {});
+  return new Promise((resolveStream, reject) => {
+    const tokens = [];
+    let unsubscribe = null;
+    let done = false;
+    const finish = (outcome) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (unsubscribe) stop(unsubscribe);
+      outcome();
+    };
+    const timer = setTimeout(
+      () => finish(() => reject(new Error(`task ${task}: no verdict streamed after ${timeoutMs / 1000} s`))),
+      timeoutMs,
+    );
+    api.rpc.dllm
+      .subscribeTask(task, (event) => {
+        const item = event.toJSON();
+        if (item.type === 'token') {
+          if (item.index !== tokens.length) {
+            finish(() => reject(new Error(`task ${task}: token ${item.index} streamed after ${tokens.length} tokens`)));
+            return;
+          }
+          tokens.push(item);
+          onToken(item);
+        } else if (item.type === 'final') {
+          finish(() => resolveStream({ tokens, text: tokens.map((t) => t.text).join(''), final: item }));
+        }
+      })
+      .then((unsub) => {
+        unsubscribe = unsub;
+        if (done) stop(unsub);
+      })
+      .catch((error) => finish(() => reject(error)));
+  });
+}
+
 /** Slots `address` still has to commit or reveal. */
 export async function assignments(api, address) {
   const list = await api.call.poawApi.assignments(address);

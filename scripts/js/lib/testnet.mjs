@@ -85,7 +85,8 @@ export async function referenceGeneration(modelDir, prompt, maxTokens, sampling 
 /**
  * Starts the validator and one miner node per name in `miners` (perturbing ones in
  * `perturb`, ones that corrupt only what they send in `corruptSent`;
- * `startMiner(name, { dtype })` starts one more); resolves once all answer RPC. With `dir`, the model and the nodes' logs
+ * `startMiner(name, { dtype })` starts one more; `extraArgs` gives some miners more
+ * flags, e.g. `{ eve: ['--miner-token-delay-ms', '400'] }`); resolves once all answer RPC. With `dir`, the model and the nodes' logs
  * (`<name>.log`) stay there; `modelDir` serves another registered model than the dev
  * one; `rpcPort` fixes the validator's RPC port; `mode` (`Redundant` or `Prefill`)
  * has root set how tasks are verified before the miners start (the dev chain's genesis
@@ -95,6 +96,7 @@ export async function startTestnet({
   miners = ['bob', 'charlie', 'dave'],
   perturb = [],
   corruptSent = [],
+  extraArgs = {},
   dir,
   modelDir,
   rpcPort,
@@ -135,6 +137,7 @@ export async function startTestnet({
     if (perturb.includes(name)) args.push('--miner-perturb-activations');
     if (corruptSent.includes(name)) args.push('--miner-corrupt-sent');
     if (dtype) args.push('--dtype', dtype);
+    args.push(...(extraArgs[name] ?? []));
     running[name] = await startNode(args, { prometheusPort, logFile: logFile(name) });
     return running[name];
   }

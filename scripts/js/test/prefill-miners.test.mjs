@@ -6,9 +6,12 @@
 // settles the dispute, the liar is slashed and nobody else is blamed; no root call
 // anywhere. A stage that corrupts only what it sends is blamed instead of its downstream
 // (the referee reruns the downstream stage on its signed input). Miners in f16 and f32
-// agree. Balances move as docs/protocol.md says.
+// agree. A miner killed mid-generation is claimed silent by its upstream, blamed alone
+// and replaced, and the token stream continues without a gap. Balances move as
+// docs/protocol.md says.
 
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { Keyring } from '@polkadot/keyring';
@@ -32,6 +35,11 @@ const CHEAPER = 6n * 10n ** 6n;
 await cryptoWaitReady();
 const keyring = new Keyring({ type: 'sr25519' });
 const account = (name) => keyring.addFromUri(`//${name[0].toUpperCase()}${name.slice(1)}`);
+
+/** With DLLM_TEST_DIR set, a test's nodes keep their logs in a directory of it. */
+function logDir(name) {
+  return process.env.DLLM_TEST_DIR ? join(process.env.DLLM_TEST_DIR, `${name}-${Date.now()}`) : undefined;
+}
 
 async function bestNumber(api) {
   return (await api.rpc.chain.getHeader()).number.toNumber();
@@ -66,12 +74,16 @@ async function runTask(api, requester) {
     model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee, sampling: SAMPLING,
   });
   assert.ok(submitted.ok, submitted.error);
+  // Followed two ways: the node's token stream and the chain's record.
+  const streamed = tasks.streamTask(api, submitted.task, { timeoutMs: 240_000 });
   const details = await tasks.waitForResult(api, submitted.task, 240_000);
+  const stream = await streamed;
+  assert.equal(stream.final.status, details.status, 'the stream ends with the chain\'s verdict');
   const end = await bestNumber(api);
   const money = await moneyEvents(api, start + 1, end);
   const fees = await feesInBlocks(api, start + 1, end);
   const spent = before - (await total(api, requester.address));
-  return { details, money, fees, spent, start, end };
+  return { details, money, fees, spent, start, end, stream };
 }
 
 /** The layers of each chunk of the dev model. */
@@ -91,6 +103,19 @@ async function earnings(api, details, slots) {
     sums.set(slot.expert, (sums.get(slot.expert) ?? 0n) + prefillEarned(slot, layers, tokens, share));
   }
   return sums;
+}
+
+/**
+ * Eve (chunk 0) and Ferdie (chunk 1), asking least, generate on two miner nodes; Dave
+ * (both chunks), re-priced to ask next, verifies; Bob and Charlie are left over.
+ */
+async function splitGenerator(net) {
+  const priced = await experts.setPrice(net.api, account('dave'), CHEAPER);
+  assert.ok(priced.ok, priced.error);
+  for (const [name, chunk] of [['eve', 0], ['ferdie', 1]]) {
+    await registerDevMiner(net.api, name, account(name), { price: CHEAPEST, chunks: [chunk] });
+    await net.startMiner(name);
+  }
 }
 
 /** The poaw events of blocks `from..=to`, as `{ method, ...fields }`. */
@@ -124,7 +149,7 @@ test('one pipeline generates, a disjoint one verifies by prefill: the answer is 
     const { api } = net;
     await usePrefill(api);
     const requester = account('ferdie');
-    const { details, money, fees, spent } = await runTask(api, requester);
+    const { details, money, fees, spent, stream } = await runTask(api, requester);
     assert.equal(details.status, 'Completed', describe(details));
 
     const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
@@ -133,6 +158,14 @@ test('one pipeline generates, a disjoint one verifies by prefill: the answer is 
     assert.equal(output.promptTokens, reference.prompt_tokens.length);
     assert.deepEqual(output.tokens, reference.tokens);
     assert.equal(output.text, reference.text);
+    // The tokens streamed from the generator's first-chunk miner (through the validator
+    // node the client is connected to) are the published output, in order, no gap.
+    assert.deepEqual(stream.tokens.map((t) => t.index), reference.tokens.map((_, i) => i));
+    assert.deepEqual(stream.tokens.map((t) => t.token), output.tokens);
+    assert.equal(stream.text, output.text);
+    assert.equal(stream.final.output, output.text);
+    assert.deepEqual(stream.final.tokens, output.tokens);
+    assert.equal(stream.final.fee, BigInt(details.settlement.fee).toString());
 
     const roles = details.slots.map((s) => `${s.role} ${s.pipeline}/${s.chunk}:${s.state}`).sort();
     assert.deepEqual(roles, ['Generator 0/0:Revealed', 'Generator 0/1:Revealed', 'Verifier 1/0:Revealed', 'Verifier 1/1:Revealed']);
@@ -229,16 +262,11 @@ test('a generator stage that sends what it did not fingerprint is slashed; its d
   // referee of chunk 1 reruns Ferdie's stage on the input Eve signed and sent him: his
   // output follows from it, the input does not follow from chunk 0, and the blame moves
   // to Eve.
-  const net = await startTestnet({ corruptSent: ['eve'] });
+  const net = await startTestnet({ corruptSent: ['eve'], dir: logDir('corrupt-sent') });
   try {
     const { api } = net;
     await usePrefill(api);
-    const priced = await experts.setPrice(api, account('dave'), CHEAPER);
-    assert.ok(priced.ok, priced.error);
-    for (const [name, chunk] of [['eve', 0], ['ferdie', 1]]) {
-      await registerDevMiner(api, name, account(name), { price: CHEAPEST, chunks: [chunk] });
-      await net.startMiner(name);
-    }
+    await splitGenerator(net);
     const eve = account('eve').address;
     const ferdie = account('ferdie').address;
     const requester = account('alice');
@@ -254,6 +282,66 @@ test('a generator stage that sends what it did not fingerprint is slashed; its d
     assert.deepEqual([...money.slashed.keys()], [eve]);
     assert.ok(!money.paid.has(ferdie), 'the downstream stage is neither paid nor slashed');
     assert.equal(spent, fees.get(requester.address) ?? 0n, 'the requester paid its transaction fee only');
+  } finally {
+    await net.stop();
+  }
+});
+
+test('the chunk-1 miner killed mid-generation is claimed silent, blamed alone and replaced; the stream has no gap and the answer is dllm-infer\'s', async () => {
+  // Eve (chunk 0) and Ferdie (chunk 1) ask least and generate, Eve pausing 400 ms
+  // after each token so that the kill lands mid-generation; Dave asks next and
+  // verifies; Charlie (chunk 1) is the next best for Ferdie's chunk.
+  const net = await startTestnet({ extraArgs: { eve: ['--miner-token-delay-ms', '400'] }, dir: logDir('killed') });
+  try {
+    const { api } = net;
+    await usePrefill(api);
+    await splitGenerator(net);
+    const [eve, ferdie, charlie] = ['eve', 'ferdie', 'charlie'].map((name) => account(name).address);
+    const requester = account('alice');
+    const start = await bestNumber(api);
+    // Twice the quote: the price cap then covers Charlie's ask (a replacement is held
+    // to the task's cap).
+    const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
+    const submitted = await tasks.submitTask(api, requester, {
+      model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee * 2n, sampling: SAMPLING,
+    });
+    assert.ok(submitted.ok, submitted.error);
+    let killed = null;
+    const streamed = tasks.streamTask(api, submitted.task, {
+      timeoutMs: 300_000,
+      onToken: (token) => {
+        if (token.index === 2 && !killed) killed = net.miners.ferdie.kill();
+      },
+    });
+    const details = await tasks.waitForResult(api, submitted.task, 300_000);
+    const stream = await streamed;
+    assert.ok(killed, 'Ferdie was killed after the third streamed token');
+    await killed;
+    const end = await bestNumber(api);
+    const events = await poawEvents(api, start + 1, end);
+    const money = await moneyEvents(api, start + 1, end);
+    assert.equal(details.status, 'Completed', describe(details, events));
+    // Eve said Ferdie left her waiting; Ferdie alone was blamed, and Charlie took his
+    // chunk while Eve kept hers.
+    assert.ok(
+      events.some((e) => e.method === 'SilenceClaimed' && e.pipeline === 0 && e.chunk === 0 && e.silent === 1),
+      describe(details, events),
+    );
+    assert.deepEqual(events.filter((e) => e.method === 'DeadlineMissed').map((e) => e.expert), [ferdie], describe(details, events));
+    assert.ok(events.some((e) => e.method === 'SlotReassigned' && e.chunk === 1 && e.expert === charlie), describe(details, events));
+    const generator = details.slots.filter((s) => s.role === 'Generator').map((s) => [s.chunk, s.expert]);
+    assert.deepEqual(generator.sort(), [[0, eve], [1, charlie]], describe(details));
+    // The answer is dllm-infer's, and the stream delivered it whole, in order, once.
+    const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
+    assert.deepEqual(details.outputs[0].tokens, reference.tokens);
+    assert.deepEqual(stream.tokens.map((t) => t.index), reference.tokens.map((_, i) => i));
+    assert.deepEqual(stream.tokens.map((t) => t.token), reference.tokens);
+    assert.equal(stream.text, reference.text);
+    assert.equal(stream.final.status, 'Completed');
+    // The killed miner is unpaid; the others are paid; nobody is slashed.
+    assert.ok(!money.paid.has(ferdie), 'the killed miner is not paid');
+    assert.ok(money.paid.has(eve) && money.paid.has(charlie), describe(details, events));
+    assert.equal(money.slashed.size, 0);
   } finally {
     await net.stop();
   }

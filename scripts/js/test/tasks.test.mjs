@@ -141,6 +141,13 @@ test('bad submissions are refused with their error names and leave balances alon
   assert.equal((await api.query.poaw.nextTaskId()).toNumber(), 0, 'no task was created');
 });
 
+test('dllm_subscribeTask refuses an unknown task with a JSON-RPC error', async () => {
+  await assert.rejects(
+    tasks.streamTask(api, 987_654, { timeoutMs: 10_000 }),
+    (error) => /1001: unknown task 987654/.test(error.message),
+  );
+});
+
 test('a prompt is assigned to the genesis experts and completes with exact payouts', async () => {
   const eve = account('//Eve');
   const miners = Object.fromEntries(['//Bob', '//Charlie', '//Dave'].map((uri) => {
@@ -159,6 +166,9 @@ test('a prompt is assigned to the genesis experts and completes with exact payou
   feesOf(submitted.events, fees);
   const task = submitted.task;
   assert.equal(await escrowHeld(eve.address), q.maxFee);
+  // No miner node runs here (the miners are played by extrinsics): the stream has no
+  // tokens, and still ends with the chain's verdict.
+  const streamed = tasks.streamTask(api, task, { timeoutMs: 60_000 });
 
   // The next block runs the auction.
   let details;
@@ -218,6 +228,19 @@ test('a prompt is assigned to the genesis experts and completes with exact payou
   }
   assert.equal(await escrowHeld(eve.address), 0n);
   assert.equal(await free(payout), api.consts.balances.existentialDeposit.toBigInt(), 'nothing stays in the payout account');
+  const stream = await streamed;
+  assert.deepEqual(stream.tokens, []);
+  assert.deepEqual(stream.final, {
+    type: 'final',
+    task,
+    status: 'Completed',
+    fee: fee.toString(),
+    refunded: (q.maxFee - fee).toString(),
+    miners: miners_.toString(),
+    community: (fee - miners_).toString(),
+    output: 'abc',
+    tokens: [11, 12, 13],
+  });
   assert.deepEqual(await tasks.assignments(api, bob), []);
   completedTask = task;
 });

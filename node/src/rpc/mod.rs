@@ -1,5 +1,10 @@
-//! The node's RPC extensions: account nonces (`system_accountNextIndex`, `system_dryRun`)
-//! and fee queries (`payment_queryInfo`). Standard Substrate RPCs come from sc-service.
+//! The node's RPC extensions: account nonces (`system_accountNextIndex`, `system_dryRun`),
+//! fee queries (`payment_queryInfo`) and a task's streamed tokens (`dllm_subscribeTask`,
+//! [`tasks`]). Standard Substrate RPCs come from sc-service.
+
+pub mod tasks;
+
+pub use tasks::TaskRpc;
 
 use std::sync::Arc;
 
@@ -21,6 +26,8 @@ pub struct FullDeps<C, P> {
 	pub client: Arc<C>,
 	/// The transaction pool.
 	pub pool: Arc<P>,
+	/// The task RPC.
+	pub tasks: TaskRpc,
 }
 
 /// Builds the RPC extensions of a full node.
@@ -40,10 +47,11 @@ where
 	P: TransactionPool + 'static,
 {
 	let mut module = RpcModule::new(());
-	let FullDeps { client, pool } = deps;
+	let FullDeps { client, pool, tasks } = deps;
 
 	module.merge(System::new(client.clone(), pool).into_rpc())?;
 	module.merge(TransactionPayment::new(client).into_rpc())?;
+	module.merge(tasks::DllmTaskApiServer::into_rpc(tasks))?;
 
 	Ok(module)
 }

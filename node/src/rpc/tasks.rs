@@ -1,0 +1,286 @@
+//! `dllm_subscribeTask`: a task's tokens as its generator produces them, then the
+//! chain's verdict.
+//!
+//! The node reads the task through the runtime API, asks the generator pipeline's
+//! chunk-0 miner (the peer its expert registered) for the tokens over `/dllm/tokens/1`,
+//! or its own miner's streams when it is that miner, and passes them on in order. When
+//! the chain replaces that miner, the node asks the replacement from the next token
+//! on. Once the task is finished on chain, one last item carries the verdict and the
+//! accepted output, which is what counts: the streamed tokens are a preview of it.
+
+use crate::{
+	miner::chain::{ChainView, TaskView},
+	service::FullClient,
+	tokens::{self, StreamState, TokenRequest, TokenResponse, TokenStreams},
+};
+use dllm_primitives::market::TaskId;
+use dllm_runtime::{AccountId, Balance, BlockNumber};
+use futures::StreamExt;
+use jsonrpsee::{
+	core::{async_trait, SubscriptionResult},
+	proc_macros::rpc,
+	types::ErrorObjectOwned,
+	PendingSubscriptionSink, SubscriptionMessage, SubscriptionSink,
+};
+use pallet_poaw::{PipelineIndex, Role, SlotState, TaskStatus, VerificationMode};
+use polkadot_sdk::{
+	sc_client_api::BlockchainEvents, sc_network::service::traits::NetworkService,
+	sc_network::PeerId,
+};
+use serde::Serialize;
+use std::{sync::Arc, time::Duration};
+
+/// JSON-RPC error code: no such task on chain.
+pub const UNKNOWN_TASK: i32 = 1001;
+/// JSON-RPC error code: the chain could not be read.
+pub const CHAIN_ERROR: i32 = 1002;
+
+/// How long the stream waits for a block before it looks at the chain again.
+const BLOCK_WAIT: Duration = Duration::from_secs(6);
+/// Pause before asking again a miner that is unreachable or not publishing yet.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// One item of a task's subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum TaskEvent {
+	/// A generated token, in order from index 0.
+	#[serde(rename_all = "camelCase")]
+	Token {
+		/// Its position among the generated tokens.
+		index: u32,
+		/// Its id.
+		token: u32,
+		/// The text it adds to the output (empty inside a multi-byte character).
+		text: String,
+	},
+	/// The chain's verdict; nothing follows.
+	#[serde(rename_all = "camelCase")]
+	Final {
+		/// The task.
+		task: TaskId,
+		/// `Completed` (paid out), `Expired` (refunded), or `Forgotten` (its record
+		/// was removed before this node saw it end).
+		status: String,
+		/// What the requester paid, miners and community together (a decimal string).
+		fee: Option<String>,
+		/// What went back to the requester.
+		refunded: Option<String>,
+		/// Paid to miners.
+		miners: Option<String>,
+		/// Paid to the community fund.
+		community: Option<String>,
+		/// The accepted output's text.
+		output: Option<String>,
+		/// The accepted output's token ids.
+		tokens: Option<Vec<u32>>,
+	},
+}
+
+/// The DLLM task RPC.
+#[rpc(server, namespace = "dllm")]
+pub trait DllmTaskApi {
+	/// Streams `task`'s generated tokens, then the chain's verdict.
+	#[subscription(
+		name = "subscribeTask" => "taskEvent",
+		unsubscribe = "unsubscribeTask",
+		item = TaskEvent,
+	)]
+	async fn subscribe_task(&self, task: TaskId) -> SubscriptionResult;
+}
+
+/// What the task RPC reads: the chain, the network, and this node's own streams when
+/// it is a miner.
+#[derive(Clone)]
+pub struct TaskRpc {
+	chain: ChainView,
+	client: Arc<FullClient>,
+	network: Arc<dyn NetworkService>,
+	local: Option<Arc<TokenStreams>>,
+}
+
+impl TaskRpc {
+	pub fn new(
+		client: Arc<FullClient>,
+		network: Arc<dyn NetworkService>,
+		local: Option<Arc<TokenStreams>>,
+	) -> Self {
+		TaskRpc { chain: ChainView::new(client.clone()), client, network, local }
+	}
+
+	fn task(&self, task: TaskId) -> Result<Option<TaskView>, ErrorObjectOwned> {
+		let (best, _) = self.chain.best();
+		self.chain.task(best, task).map_err(|e| ErrorObjectOwned::owned(CHAIN_ERROR, e, None::<()>))
+	}
+
+	/// Who publishes the task's tokens: the generator pipeline's chunk-0 miner.
+	fn source(&self, details: &TaskView) -> Option<(PeerId, PipelineIndex)> {
+		let slot = generator_slot(details)?;
+		let expert = self.chain.expert(self.chain.best().0, &slot.expert).ok()??;
+		Some((PeerId::from_bytes(&expert.profile.peer_id).ok()?, slot.pipeline))
+	}
+
+	async fn page(&self, peer: PeerId, request: TokenRequest) -> Result<TokenResponse, String> {
+		match &self.local {
+			Some(streams) if peer == self.network.local_peer_id() => {
+				Ok(streams.wait_page(&request, tokens::LONG_POLL).await)
+			}
+			_ => tokens::fetch(&*self.network, peer, request).await,
+		}
+	}
+
+	/// Relays `task`'s tokens to `sink` until the chain finishes the task or the
+	/// client leaves.
+	async fn relay(&self, task: TaskId, sink: SubscriptionSink) -> Result<(), String> {
+		let mut imports = self.client.import_notification_stream();
+		let mut next = 0u32;
+		let mut finished = false;
+		loop {
+			let details = self.task(task).map_err(|e| e.message().to_string())?;
+			let Some(details) = details else {
+				send(&sink, &forgotten(task)).await?;
+				return Ok(());
+			};
+			if !details.task.status.is_open() {
+				send(&sink, &verdict(&details)).await?;
+				return Ok(());
+			}
+			let source = if finished { None } else { self.source(&details) };
+			let Some((peer, pipeline)) = source else {
+				// Nothing to fetch now: wait for the chain to move.
+				let _ = tokio::time::timeout(BLOCK_WAIT, imports.next()).await;
+				continue;
+			};
+			match self.page(peer, TokenRequest { task, pipeline, from: next }).await {
+				Ok(TokenResponse::Page { tokens, total, state }) => {
+					for token in tokens {
+						let text = String::from_utf8_lossy(&token.text).into_owned();
+						send(&sink, &TaskEvent::Token { index: next, token: token.token, text })
+							.await?;
+						next += 1;
+					}
+					// A stopped stream may start again (a retry, or the chain's
+					// replacement of the miner); a finished one is complete.
+					if state == StreamState::Finished && next >= total {
+						finished = true;
+					} else if state == StreamState::Stopped && next >= total {
+						let _ = tokio::time::timeout(BLOCK_WAIT, imports.next()).await;
+					}
+				}
+				Ok(TokenResponse::Unknown | TokenResponse::Busy | TokenResponse::Malformed)
+				| Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
+			}
+		}
+	}
+}
+
+type SlotView = pallet_poaw::Slot<AccountId, Balance, BlockNumber>;
+
+/// The slot whose miner publishes the task's tokens: chunk 0 of the generator
+/// pipeline (under redundancy, of pipeline 0), its live miner rather than one the
+/// chain replaced.
+fn generator_slot(details: &TaskView) -> Option<&SlotView> {
+	let generates = |role: Role| match details.task.mode {
+		VerificationMode::Prefill => role == Role::Generator,
+		VerificationMode::Redundant => true,
+	};
+	details.slots.iter().filter(|slot| slot.chunk == 0 && generates(slot.role)).min_by_key(|slot| {
+		(slot.pipeline, matches!(slot.state, SlotState::Missed | SlotState::Abandoned))
+	})
+}
+
+fn forgotten(task: TaskId) -> TaskEvent {
+	TaskEvent::Final {
+		task,
+		status: "Forgotten".into(),
+		fee: None,
+		refunded: None,
+		miners: None,
+		community: None,
+		output: None,
+		tokens: None,
+	}
+}
+
+/// The final item of a finished task.
+fn verdict(details: &TaskView) -> TaskEvent {
+	let settlement = details.task.settlement.as_ref();
+	let accepted = settlement
+		.and_then(|s| s.output_hash)
+		.and_then(|hash| details.outputs.iter().find(|output| output.hash == hash));
+	let status = match details.task.status {
+		TaskStatus::Completed => "Completed",
+		TaskStatus::Expired => "Expired",
+		_ => "Disputed",
+	};
+	TaskEvent::Final {
+		task: details.id,
+		status: status.into(),
+		fee: settlement.map(|s| s.fee.to_string()),
+		refunded: settlement.map(|s| s.refunded.to_string()),
+		miners: settlement.map(|s| s.miners.to_string()),
+		community: settlement.map(|s| s.community.to_string()),
+		output: accepted.map(|output| String::from_utf8_lossy(&output.text).into_owned()),
+		tokens: accepted.map(|output| output.tokens.clone()),
+	}
+}
+
+async fn send(sink: &SubscriptionSink, event: &TaskEvent) -> Result<(), String> {
+	let message = SubscriptionMessage::from_json(event).map_err(|e| e.to_string())?;
+	sink.send(message).await.map_err(|_| "the client left".to_string())
+}
+
+#[async_trait]
+impl DllmTaskApiServer for TaskRpc {
+	async fn subscribe_task(
+		&self,
+		pending: PendingSubscriptionSink,
+		task: TaskId,
+	) -> SubscriptionResult {
+		match self.task(task) {
+			Err(error) => {
+				pending.reject(error).await;
+				return Ok(());
+			}
+			Ok(None) => {
+				pending
+					.reject(ErrorObjectOwned::owned(
+						UNKNOWN_TASK,
+						format!(
+							"unknown task {task}: never submitted, or its record was removed \
+							 after the retention period"
+						),
+						None::<()>,
+					))
+					.await;
+				return Ok(());
+			}
+			Ok(Some(_)) => {}
+		}
+		let sink = pending.accept().await?;
+		if let Err(why) = self.relay(task, sink).await {
+			log::debug!(target: crate::miner::LOG_TARGET, "task {task}'s subscription ended: {why}");
+		}
+		Ok(())
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn items_serialize_as_the_js_client_reads_them() {
+		let token = TaskEvent::Token { index: 3, token: 72, text: "H".into() };
+		assert_eq!(
+			serde_json::to_value(&token).unwrap(),
+			serde_json::json!({ "type": "token", "index": 3, "token": 72, "text": "H" })
+		);
+		let done = forgotten(4);
+		let value = serde_json::to_value(&done).unwrap();
+		assert_eq!(value["type"], "final");
+		assert_eq!(value["status"], "Forgotten");
+		assert_eq!(value["task"], 4);
+		assert!(value["fee"].is_null());
+	}
+}

@@ -1,0 +1,14 @@
+// The node's own RPC methods, for polkadot-js: pass `rpc: DLLM_RPC` to ApiPromise.create
+// and `api.rpc.dllm.*` works.
+
+export const DLLM_RPC = {
+  dllm: {
+    subscribeTask: {
+      description:
+        "Streams a task's generated tokens as the generator produces them ({ type: 'token', index, token, text }), then one item with the chain's verdict ({ type: 'final', status, fee, refunded, miners, community, output, tokens })",
+      params: [{ name: 'task', type: 'u64' }],
+      pubsub: ['taskEvent', 'subscribeTask', 'unsubscribeTask'],
+      type: 'Json',
+    },
+  },
+};
