@@ -11,7 +11,7 @@ use dllm_runtime::{
 };
 use pallet_poaw::{
 	runtime_api::{PoawApi, RegistryApi},
-	MinerAssignment, TaskDetails, TaskStatus,
+	FeeQuote, MinerAssignment, QuoteError, TaskDetails, TaskStatus,
 };
 use polkadot_sdk::{
 	frame_system_rpc_runtime_api::AccountNonceApi,
@@ -71,6 +71,20 @@ impl ChainView {
 			.runtime_api()
 			.task(at, task)
 			.map_err(|e| format!("runtime API `task` failed: {e}"))
+	}
+
+	/// The least `max_fee` for `prompt_tokens` + `max_tokens` tokens on `model` at `at`.
+	pub fn quote(
+		&self,
+		at: H256,
+		model: ModelId,
+		prompt_tokens: u32,
+		max_tokens: u32,
+	) -> Result<Result<FeeQuote<Balance>, QuoteError>, String> {
+		self.client
+			.runtime_api()
+			.quote(at, model, prompt_tokens, max_tokens)
+			.map_err(|e| format!("runtime API `quote` failed: {e}"))
 	}
 
 	/// An expert's registry record at `at`.

@@ -1,5 +1,5 @@
 //! `dllm_subscribeTask`: a task's tokens as its generator produces them, then the
-//! chain's verdict.
+//! chain's verdict; `dllm_quote`: the least fee for a prompt given as text.
 //!
 //! The node reads the task through the runtime API, asks the generator pipeline's
 //! chunk-0 miner (the peer its expert registered) for the tokens over `/dllm/tokens/1`,
@@ -13,11 +13,11 @@ use crate::{
 	service::FullClient,
 	tokens::{self, StreamState, TokenRequest, TokenResponse, TokenStreams},
 };
-use dllm_primitives::market::TaskId;
+use dllm_primitives::market::{ModelId, TaskId};
 use dllm_runtime::{AccountId, Balance, BlockNumber};
 use futures::StreamExt;
 use jsonrpsee::{
-	core::{async_trait, SubscriptionResult},
+	core::{async_trait, RpcResult, SubscriptionResult},
 	proc_macros::rpc,
 	types::ErrorObjectOwned,
 	PendingSubscriptionSink, SubscriptionMessage, SubscriptionSink,
@@ -25,7 +25,7 @@ use jsonrpsee::{
 use pallet_poaw::{PipelineIndex, Role, SlotState, TaskStatus, VerificationMode};
 use polkadot_sdk::{
 	sc_client_api::BlockchainEvents, sc_network::service::traits::NetworkService,
-	sc_network::PeerId,
+	sc_network::PeerId, sp_core::Get,
 };
 use serde::Serialize;
 use std::{sync::Arc, time::Duration};
@@ -77,9 +77,37 @@ pub enum TaskEvent {
 	},
 }
 
+/// JSON-RPC error code: the chain gives no quote (the reason's name is the message).
+pub const NO_QUOTE: i32 = 1003;
+/// JSON-RPC error code: the prompt cannot be submitted (empty or too long).
+pub const BAD_PROMPT: i32 = 1004;
+
+/// What `dllm_quote` answers: the least `max_fee` `submit_task` accepts now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quote {
+	/// The least `max_fee` (a decimal string: balances exceed JSON's safe integers).
+	pub max_fee: String,
+	/// Pipelines the auction can form now (1 under prefill verification).
+	pub redundancy: u8,
+	/// Price per token per layer the quote covers in every chunk (a decimal string).
+	pub price_per_token_layer: String,
+	/// Tokens paid for: the chain's bound on the prompt's tokens plus `max_tokens`.
+	pub tokens: u32,
+	/// Layers of the model.
+	pub layers: u32,
+	/// How the work is checked (`Prefill` or `Redundant`).
+	pub mode: String,
+}
+
 /// The DLLM task RPC.
 #[rpc(server, namespace = "dllm")]
 pub trait DllmTaskApi {
+	/// The least fee `submit_task` accepts now for `prompt` (text: the chain counts its
+	/// UTF-8 bytes) and `max_tokens` on `model`.
+	#[method(name = "quote")]
+	fn quote(&self, model: ModelId, prompt: String, max_tokens: u32) -> RpcResult<Quote>;
+
 	/// Streams `task`'s generated tokens, then the chain's verdict.
 	#[subscription(
 		name = "subscribeTask" => "taskEvent",
@@ -232,6 +260,36 @@ async fn send(sink: &SubscriptionSink, event: &TaskEvent) -> Result<(), String> 
 
 #[async_trait]
 impl DllmTaskApiServer for TaskRpc {
+	fn quote(&self, model: ModelId, prompt: String, max_tokens: u32) -> RpcResult<Quote> {
+		let bytes = prompt.len();
+		let most =
+			<<dllm_runtime::Runtime as pallet_poaw::Config>::MaxPromptBytes as Get<u32>>::get();
+		if bytes == 0 || bytes > most as usize {
+			return Err(ErrorObjectOwned::owned(
+				BAD_PROMPT,
+				format!("the prompt has {bytes} bytes; submit_task takes 1 to {most}"),
+				None::<()>,
+			));
+		}
+		let (best, _) = self.chain.best();
+		let tokens = pallet_poaw::prompt_token_bound(bytes as u32);
+		let quote = self
+			.chain
+			.quote(best, model, tokens, max_tokens)
+			.map_err(|e| ErrorObjectOwned::owned(CHAIN_ERROR, e, None::<()>))?
+			.map_err(|reason| {
+				ErrorObjectOwned::owned(NO_QUOTE, format!("{reason:?}"), None::<()>)
+			})?;
+		Ok(Quote {
+			max_fee: quote.max_fee.to_string(),
+			redundancy: quote.redundancy,
+			price_per_token_layer: quote.price_per_token_layer.to_string(),
+			tokens: quote.tokens,
+			layers: quote.layers,
+			mode: format!("{:?}", quote.mode),
+		})
+	}
+
 	async fn subscribe_task(
 		&self,
 		pending: PendingSubscriptionSink,

@@ -58,9 +58,8 @@ impl<T: Config> Pallet<T> {
 		};
 		match info.status {
 			TaskStatus::Queued => T::WeightInfo::expire_queued(),
-			// Its silence claims are read and written as well.
-			TaskStatus::Assigned | TaskStatus::Verifying => T::WeightInfo::end_commit_stage(slots)
-				.saturating_add(T::DbWeight::get().reads_writes(1, 1)),
+			// Measured with a full record of silence claims.
+			TaskStatus::Assigned | TaskStatus::Verifying => T::WeightInfo::end_commit_stage(slots),
 			TaskStatus::Committed | TaskStatus::Judging | TaskStatus::Refereeing => {
 				T::WeightInfo::end_reveal_stage(slots).saturating_add(judgement)
 			}
@@ -72,15 +71,10 @@ impl<T: Config> Pallet<T> {
 	pub(crate) fn heaviest_deadline() -> Weight {
 		let slots = T::MaxSlots::get();
 		T::DbWeight::get().reads(2).saturating_add(
-			T::WeightInfo::expire_queued()
-				.max(
-					T::WeightInfo::end_commit_stage(slots)
-						.saturating_add(T::DbWeight::get().reads_writes(1, 1)),
-				)
-				.max(
-					T::WeightInfo::end_reveal_stage(slots)
-						.saturating_add(Self::judgement_weight(slots)),
-				),
+			T::WeightInfo::expire_queued().max(T::WeightInfo::end_commit_stage(slots)).max(
+				T::WeightInfo::end_reveal_stage(slots)
+					.saturating_add(Self::judgement_weight(slots)),
+			),
 		)
 	}
 

@@ -3,6 +3,16 @@
 
 export const DLLM_RPC = {
   dllm: {
+    quote: {
+      description:
+        "The least max_fee submit_task accepts now for a prompt given as text ({ maxFee, redundancy, pricePerTokenLayer, tokens, layers, mode }; amounts as decimal strings)",
+      params: [
+        { name: 'model', type: 'u32' },
+        { name: 'prompt', type: 'Text' },
+        { name: 'maxTokens', type: 'u32' },
+      ],
+      type: 'Json',
+    },
     subscribeTask: {
       description:
         "Streams a task's generated tokens as the generator produces them ({ type: 'token', index, token, text }), then one item with the chain's verdict ({ type: 'final', status, fee, refunded, miners, community, output, tokens })",

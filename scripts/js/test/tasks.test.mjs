@@ -141,6 +141,25 @@ test('bad submissions are refused with their error names and leave balances alon
   assert.equal((await api.query.poaw.nextTaskId()).toNumber(), 0, 'no task was created');
 });
 
+test('dllm_quote prices a prompt given as text exactly as the runtime API does, and says why not', async () => {
+  const byRpc = (await api.rpc.dllm.quote(0, PROMPT, MAX_TOKENS)).toJSON();
+  const byApi = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
+  assert.deepEqual(byRpc, {
+    maxFee: byApi.maxFee.toString(),
+    redundancy: byApi.redundancy,
+    pricePerTokenLayer: byApi.pricePerTokenLayer.toString(),
+    tokens: byApi.tokens,
+    layers: byApi.layers,
+    mode: byApi.mode,
+  });
+  // A multi-byte prompt counts its UTF-8 bytes.
+  assert.equal((await api.rpc.dllm.quote(0, 'héllo', 4)).toJSON().tokens, tasks.promptTokenBound(6) + 4);
+  await assert.rejects(api.rpc.dllm.quote(9, PROMPT, MAX_TOKENS), /1003: UnknownModel/);
+  await assert.rejects(api.rpc.dllm.quote(0, '', MAX_TOKENS), /1004: the prompt has 0 bytes/);
+  const tooLong = 'x'.repeat(api.consts.poaw.maxPromptBytes.toNumber() + 1);
+  await assert.rejects(api.rpc.dllm.quote(0, tooLong, MAX_TOKENS), /1004/);
+});
+
 test('dllm_subscribeTask refuses an unknown task with a JSON-RPC error', async () => {
   await assert.rejects(
     tasks.streamTask(api, 987_654, { timeoutMs: 10_000 }),
