@@ -30,13 +30,7 @@ impl<T: Config> Pallet<T> {
 		let mut slots = Slots::<T>::get(task);
 		let slot = Self::own_slot(slots.as_mut(), who, pipeline, chunk)?;
 		ensure!(Self::commits_now(&info, slot), Error::<T>::WrongStage);
-		match slot.state {
-			SlotState::Assigned => {}
-			SlotState::Committed(_) | SlotState::Revealed(_) => {
-				return Err(Error::<T>::AlreadyCommitted.into())
-			}
-			SlotState::Missed | SlotState::Abandoned => return Err(Error::<T>::SlotClosed.into()),
-		}
+		Self::ensure_owes_commit(slot)?;
 		let publishes = info.mode == VerificationMode::Prefill
 			&& slot.role == Role::Generator
 			&& chunk.saturating_add(1) == chunks;
@@ -301,6 +295,17 @@ impl<T: Config> Pallet<T> {
 	/// The hash of the output the generator published.
 	pub(crate) fn published_output(task: TaskId) -> Option<H256> {
 		Outputs::<T>::get(task, 0).map(|out| output_hash(out.prompt_tokens, &out.tokens, &out.text))
+	}
+
+	/// The slot has yet to commit: neither committed nor closed.
+	pub(crate) fn ensure_owes_commit(slot: &SlotOf<T>) -> DispatchResult {
+		match slot.state {
+			SlotState::Assigned => Ok(()),
+			SlotState::Committed(_) | SlotState::Revealed(_) => {
+				Err(Error::<T>::AlreadyCommitted.into())
+			}
+			SlotState::Missed | SlotState::Abandoned => Err(Error::<T>::SlotClosed.into()),
+		}
 	}
 
 	/// Index of the slot of `pipeline` and `chunk`.

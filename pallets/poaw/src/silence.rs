@@ -40,13 +40,7 @@ impl<T: Config> Pallet<T> {
 		let mut slots = Slots::<T>::get(task);
 		let own = Self::own_slot(slots.as_mut(), who, pipeline, chunk)?;
 		ensure!(Self::commits_now(&info, own), Error::<T>::WrongStage);
-		match own.state {
-			SlotState::Assigned => {}
-			SlotState::Committed(_) | SlotState::Revealed(_) => {
-				return Err(Error::<T>::AlreadyCommitted.into())
-			}
-			SlotState::Missed | SlotState::Abandoned => return Err(Error::<T>::SlotClosed.into()),
-		}
+		Self::ensure_owes_commit(own)?;
 		ensure!(
 			Some(silent) == chunk.checked_add(1) || Some(silent) == chunk.checked_sub(1),
 			Error::<T>::NotANeighbour
