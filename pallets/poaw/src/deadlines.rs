@@ -51,16 +51,20 @@ impl<T: Config> Pallet<T> {
 	/// The worst case of handling the deadline of a task in `info`'s state with `slots`
 	/// slots (the two reads of task and slots not included).
 	pub(crate) fn deadline_weight(info: Option<&TaskOf<T>>, slots: u32) -> Weight {
-		let Some(info) = info else { return Weight::zero() };
-		let judgement = match info.mode {
-			VerificationMode::Prefill => Self::judgement_weight(slots),
-			VerificationMode::Redundant => Weight::zero(),
-		};
-		match info.status {
+		info.map_or(Weight::zero(), |info| Self::stage_end_weight(info.status, info.mode, slots))
+	}
+
+	/// The worst case of ending a stage in `status` of a task checked in `mode`.
+	fn stage_end_weight(status: TaskStatus, mode: VerificationMode, slots: u32) -> Weight {
+		match status {
 			TaskStatus::Queued => T::WeightInfo::expire_queued(),
 			// Measured with a full record of silence claims.
 			TaskStatus::Assigned | TaskStatus::Verifying => T::WeightInfo::end_commit_stage(slots),
 			TaskStatus::Committed | TaskStatus::Judging | TaskStatus::Refereeing => {
+				let judgement = match mode {
+					VerificationMode::Prefill => Self::judgement_weight(slots),
+					VerificationMode::Redundant => Weight::zero(),
+				};
 				T::WeightInfo::end_reveal_stage(slots).saturating_add(judgement)
 			}
 			_ => Weight::zero(),
@@ -70,12 +74,11 @@ impl<T: Config> Pallet<T> {
 	/// The heaviest deadline any task can have: what a block's budget must hold.
 	pub(crate) fn heaviest_deadline() -> Weight {
 		let slots = T::MaxSlots::get();
-		T::DbWeight::get().reads(2).saturating_add(
-			T::WeightInfo::expire_queued().max(T::WeightInfo::end_commit_stage(slots)).max(
-				T::WeightInfo::end_reveal_stage(slots)
-					.saturating_add(Self::judgement_weight(slots)),
-			),
-		)
+		let heaviest = [TaskStatus::Queued, TaskStatus::Assigned, TaskStatus::Committed]
+			.into_iter()
+			.map(|status| Self::stage_end_weight(status, VerificationMode::Prefill, slots))
+			.fold(Weight::zero(), |heaviest, weight| heaviest.max(weight));
+		T::DbWeight::get().reads(2).saturating_add(heaviest)
 	}
 
 	/// A task's stage ended without everyone acting.
