@@ -270,6 +270,8 @@ impl Worker {
 				Some(Drive::Failed { pipeline, .. })
 					if *pipeline != assignment.pipeline_experts =>
 				{
+					// The claims against the old miners are settled; new ones may come.
+					lock(&self.claimed).retain(|((task, pipeline, _), _)| (*task, *pipeline) != id);
 					0
 				}
 				Some(Drive::Failed { at, attempts, .. }) => {
@@ -930,7 +932,7 @@ impl Worker {
 	/// waiting, once per slot and neighbour, and only while both slots still owe their
 	/// commit (a refused claim would cost a fee).
 	pub(super) async fn claim_silence(&self, key: SlotKey, silent: u32) {
-		if !lock(&self.claimed).insert((key, silent)) {
+		if lock(&self.claimed).contains(&(key, silent)) {
 			return;
 		}
 		let (best, _) = self.chain.best();
@@ -966,14 +968,19 @@ impl Worker {
 			silent,
 		});
 		match self.submitter.submit(call).await {
-			Ok(hash) => log::warn!(
-				target: LOG_TARGET,
-				"task {} pipeline {} chunk {}: chunk {silent}'s miner is silent; claimed on 				 chain ({hash:?}) so that it alone is blamed and replaced",
-				key.0, key.1, key.2,
-			),
+			Ok(hash) => {
+				lock(&self.claimed).insert((key, silent));
+				log::warn!(
+					target: LOG_TARGET,
+					"task {} pipeline {} chunk {}: chunk {silent}'s miner is silent; claimed \
+					 on chain ({hash:?}) so that it alone is blamed and replaced",
+					key.0, key.1, key.2,
+				)
+			}
 			Err(e) => log::warn!(
 				target: LOG_TARGET,
-				"task {} pipeline {} chunk {}: the silence claim against chunk {silent} was 				 not submitted: {e}",
+				"task {} pipeline {} chunk {}: the silence claim against chunk {silent} was \
+				 not submitted: {e}",
 				key.0, key.1, key.2,
 			),
 		}
@@ -1099,7 +1106,13 @@ impl Worker {
 		if let Some(stale) = &existing {
 			if step == 0 && (self.restarted(key) || !self.is_previous_miner(stale, peer)) {
 				// The pipeline starts over from its first token (the chain replaced a
-				// stage): begin again with the chain's current view of the pipeline.
+				// stage): begin again with the chain's current view of the pipeline,
+				// once that view confirms the sender (nobody else may end a running
+				// session).
+				let current = self.wait_for_assignment(key).await?;
+				if !self.is_previous_miner(&current, peer) {
+					return Err(Refusal::WrongSender);
+				}
 				self.drop_session(key);
 				existing = None;
 			}

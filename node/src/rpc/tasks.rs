@@ -159,31 +159,31 @@ impl TaskRpc {
 
 	/// Relays `task`'s tokens to `sink` until the chain finishes the task or the
 	/// client leaves.
-	async fn relay(&self, task: TaskId, sink: SubscriptionSink) -> Result<(), String> {
+	async fn relay(&self, task: TaskId, sink: &SubscriptionSink) -> Result<(), String> {
 		let mut imports = self.client.import_notification_stream();
 		let mut next = 0u32;
 		let mut finished = false;
 		loop {
 			let details = self.task(task).map_err(|e| e.message().to_string())?;
 			let Some(details) = details else {
-				send(&sink, &forgotten(task)).await?;
+				send(sink, &forgotten(task)).await?;
 				return Ok(());
 			};
 			if !details.task.status.is_open() {
-				send(&sink, &verdict(&details)).await?;
+				send(sink, &verdict(&details)).await?;
 				return Ok(());
 			}
 			let source = if finished { None } else { self.source(&details) };
 			let Some((peer, pipeline)) = source else {
-				// Nothing to fetch now: wait for the chain to move.
-				let _ = tokio::time::timeout(BLOCK_WAIT, imports.next()).await;
+				// Nothing to fetch now.
+				next_block(&mut imports).await?;
 				continue;
 			};
 			match self.page(peer, TokenRequest { task, pipeline, from: next }).await {
 				Ok(TokenResponse::Page { tokens, total, state }) => {
 					for token in tokens {
 						let text = String::from_utf8_lossy(&token.text).into_owned();
-						send(&sink, &TaskEvent::Token { index: next, token: token.token, text })
+						send(sink, &TaskEvent::Token { index: next, token: token.token, text })
 							.await?;
 						next += 1;
 					}
@@ -192,28 +192,41 @@ impl TaskRpc {
 					if state == StreamState::Finished && next >= total {
 						finished = true;
 					} else if state == StreamState::Stopped && next >= total {
-						let _ = tokio::time::timeout(BLOCK_WAIT, imports.next()).await;
+						next_block(&mut imports).await?;
 					}
 				}
-				Ok(TokenResponse::Unknown | TokenResponse::Busy | TokenResponse::Malformed)
-				| Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
+				// Not published there (yet, or any more): look again after a block.
+				Ok(TokenResponse::Unknown | TokenResponse::Malformed) => {
+					next_block(&mut imports).await?
+				}
+				Ok(TokenResponse::Busy) | Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
 			}
 		}
+	}
+}
+
+/// Waits for the next imported block (at most [`BLOCK_WAIT`]); an error once the node
+/// stops importing.
+async fn next_block(
+	imports: &mut polkadot_sdk::sc_client_api::ImportNotifications<dllm_runtime::opaque::Block>,
+) -> Result<(), String> {
+	match tokio::time::timeout(BLOCK_WAIT, imports.next()).await {
+		Ok(None) => Err("the node is stopping".to_string()),
+		_ => Ok(()),
 	}
 }
 
 type SlotView = pallet_poaw::Slot<AccountId, Balance, BlockNumber>;
 
 /// The slot whose miner publishes the task's tokens: chunk 0 of the generator
-/// pipeline (under redundancy, of pipeline 0), its live miner rather than one the
-/// chain replaced.
+/// pipeline (under redundancy, of the first pipeline still live).
 fn generator_slot(details: &TaskView) -> Option<&SlotView> {
 	let generates = |role: Role| match details.task.mode {
 		VerificationMode::Prefill => role == Role::Generator,
 		VerificationMode::Redundant => true,
 	};
 	details.slots.iter().filter(|slot| slot.chunk == 0 && generates(slot.role)).min_by_key(|slot| {
-		(slot.pipeline, matches!(slot.state, SlotState::Missed | SlotState::Abandoned))
+		(matches!(slot.state, SlotState::Missed | SlotState::Abandoned), slot.pipeline)
 	})
 }
 
@@ -316,7 +329,14 @@ impl DllmTaskApiServer for TaskRpc {
 			Ok(Some(_)) => {}
 		}
 		let sink = pending.accept().await?;
-		if let Err(why) = self.relay(task, sink).await {
+		// Ends when the task ends on chain or the client leaves, whichever comes first.
+		let relay = Box::pin(self.relay(task, &sink));
+		let left = Box::pin(sink.closed());
+		let outcome = match futures::future::select(relay, left).await {
+			futures::future::Either::Left((outcome, _)) => outcome,
+			futures::future::Either::Right(((), _)) => Err("the client left".to_string()),
+		};
+		if let Err(why) = outcome {
 			log::debug!(target: crate::miner::LOG_TARGET, "task {task}'s subscription ended: {why}");
 		}
 		Ok(())
