@@ -46,6 +46,11 @@ impl ChainView {
 		ChainView { client }
 	}
 
+	/// Notifications of the blocks the node imports from now on.
+	pub fn imports(&self) -> polkadot_sdk::sc_client_api::ImportNotifications<Block> {
+		polkadot_sdk::sc_client_api::BlockchainEvents::import_notification_stream(&*self.client)
+	}
+
 	/// The best block's hash and number.
 	pub fn best(&self) -> (H256, BlockNumber) {
 		let info = self.client.info();

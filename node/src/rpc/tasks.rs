@@ -23,10 +23,7 @@ use jsonrpsee::{
 	PendingSubscriptionSink, SubscriptionMessage, SubscriptionSink,
 };
 use pallet_poaw::{PipelineIndex, Role, SlotState, TaskStatus, VerificationMode};
-use polkadot_sdk::{
-	sc_client_api::BlockchainEvents, sc_network::service::traits::NetworkService,
-	sc_network::PeerId, sp_core::Get,
-};
+use polkadot_sdk::{sc_network::service::traits::NetworkService, sc_network::PeerId, sp_core::Get};
 use serde::Serialize;
 use std::{sync::Arc, time::Duration};
 
@@ -122,7 +119,6 @@ pub trait DllmTaskApi {
 #[derive(Clone)]
 pub struct TaskRpc {
 	chain: ChainView,
-	client: Arc<FullClient>,
 	network: Arc<dyn NetworkService>,
 	local: Option<Arc<TokenStreams>>,
 }
@@ -133,7 +129,7 @@ impl TaskRpc {
 		network: Arc<dyn NetworkService>,
 		local: Option<Arc<TokenStreams>>,
 	) -> Self {
-		TaskRpc { chain: ChainView::new(client.clone()), client, network, local }
+		TaskRpc { chain: ChainView::new(client), network, local }
 	}
 
 	fn task(&self, task: TaskId) -> Result<Option<TaskView>, ErrorObjectOwned> {
@@ -160,7 +156,7 @@ impl TaskRpc {
 	/// Relays `task`'s tokens to `sink` until the chain finishes the task or the
 	/// client leaves.
 	async fn relay(&self, task: TaskId, sink: &SubscriptionSink) -> Result<(), String> {
-		let mut imports = self.client.import_notification_stream();
+		let mut imports = self.chain.imports();
 		let mut next = 0u32;
 		let mut finished = false;
 		loop {
