@@ -173,6 +173,7 @@ impl_runtime_apis! {
 		}
 	}
 
+	#[api_version(2)]
 	impl pallet_poaw::runtime_api::RegistryApi<
 		Block,
 		AccountId,
@@ -185,6 +186,14 @@ impl_runtime_apis! {
 
 		fn model(model: pallet_poaw::ModelId) -> Option<pallet_models::ModelInfo<Runtime>> {
 			pallet_models::Models::<Runtime>::get(model)
+		}
+
+		fn operator(expert: AccountId) -> Option<AccountId> {
+			pallet_experts::Operators::<Runtime>::get(expert)
+		}
+
+		fn operated_expert(operator: AccountId) -> Option<AccountId> {
+			pallet_experts::OperatedExperts::<Runtime>::get(operator)
 		}
 	}
 

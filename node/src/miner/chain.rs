@@ -102,6 +102,30 @@ impl ChainView {
 		.map_err(|e| format!("runtime API `expert` failed: {e}"))
 	}
 
+	/// The operator key `expert` named at `at`, if any.
+	pub fn operator(&self, at: H256, expert: &AccountId) -> Result<Option<AccountId>, String> {
+		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::operator(
+			&*self.client.runtime_api(),
+			at,
+			expert.clone(),
+		)
+		.map_err(|e| format!("runtime API `operator` failed: {e}"))
+	}
+
+	/// The expert whose duties `operator` signs at `at`, if any.
+	pub fn operated_expert(
+		&self,
+		at: H256,
+		operator: &AccountId,
+	) -> Result<Option<AccountId>, String> {
+		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::operated_expert(
+			&*self.client.runtime_api(),
+			at,
+			operator.clone(),
+		)
+		.map_err(|e| format!("runtime API `operated_expert` failed: {e}"))
+	}
+
 	/// A model's registry record at `at`.
 	pub fn model(&self, at: H256, model: ModelId) -> Result<Option<ModelRecord>, String> {
 		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::model(
@@ -113,7 +137,8 @@ impl ChainView {
 	}
 }
 
-/// Signs extrinsics with the miner key and submits them to the node's pool.
+/// Signs extrinsics with the miner key (the expert's operator key, or the expert's own)
+/// and submits them to the node's pool.
 pub struct Submitter {
 	client: Arc<FullClient>,
 	pool: Arc<Pool>,
@@ -134,7 +159,7 @@ impl Submitter {
 		Submitter { client, pool, keystore, public, submitting: futures::lock::Mutex::new(()) }
 	}
 
-	/// The miner's account.
+	/// The signing account: the expert's operator, or the expert itself.
 	pub fn account(&self) -> AccountId {
 		AccountId::from(self.public)
 	}

@@ -60,11 +60,15 @@ pub enum InputCheckState {
 	Ready(Option<InputCheck<Vec<u8>>>),
 }
 
-/// Whether `signed` is `signer`'s message `signed.index` into slot `receiver`.
-fn signed_by(signer: &AccountId, receiver: SlotKey, signed: &SignedMessage) -> bool {
+/// Whether `signed` is message `signed.index` into slot `receiver`, signed by one of
+/// `signers` (a stage's keys: [`Worker::stage_signers`]).
+fn signed_by(signers: &[AccountId], receiver: SlotKey, signed: &SignedMessage) -> bool {
 	let payload = hop_payload(receiver.0, receiver.1, receiver.2, signed.index, &signed.message);
-	let public = sr25519::Public::from_raw(*<AccountId as AsRef<[u8; 32]>>::as_ref(signer));
-	sr25519::Pair::verify(&sr25519::Signature::from_raw(signed.signature), &payload, &public)
+	let signature = sr25519::Signature::from_raw(signed.signature);
+	signers.iter().any(|signer| {
+		let public = sr25519::Public::from_raw(*<AccountId as AsRef<[u8; 32]>>::as_ref(signer));
+		sr25519::Pair::verify(&signature, &payload, &public)
+	})
 }
 
 /// Whether two encoded fingerprints agree under `worker`'s profile for the looser of
@@ -80,6 +84,18 @@ fn agree(worker: &Worker, formats: (NumericFormat, NumericFormat), a: &[u8], b: 
 }
 
 impl Worker {
+	/// The keys whose signature makes a message `expert`'s: its own, and the operator
+	/// key it names on chain now.
+	pub(super) fn stage_signers(&self, expert: &AccountId) -> Vec<AccountId> {
+		let (best, _) = self.chain.best();
+		let mut signers = vec![expert.clone()];
+		match self.chain.operator(best, expert) {
+			Ok(operator) => signers.extend(operator),
+			Err(e) => log::warn!(target: LOG_TARGET, "{e}: checking {expert}'s own key only"),
+		}
+		signers
+	}
+
 	/// Signs message `index` of the stream into `receiver` (this miner is its sender).
 	pub(super) fn sign_hop(
 		&self,
@@ -107,7 +123,7 @@ impl Worker {
 			.checked_sub(1)
 			.and_then(|chunk| assignment.pipeline_experts.get(chunk as usize))
 			.ok_or(Refusal::WrongSender)?;
-		if !signed_by(upstream, key, &signed) {
+		if !signed_by(&self.stage_signers(upstream), key, &signed) {
 			return Err(Refusal::BadRequest(
 				b"the message is not signed by the previous chunk's miner".to_vec(),
 			));
@@ -389,7 +405,7 @@ impl Worker {
 	}
 
 	/// Every message `stage` (side `side`, chunk `k`) received, each checked to be
-	/// signed by `upstream`, in order.
+	/// signed by `upstream` (or its operator), in order.
 	async fn fetch_input(
 		&self,
 		task: &TaskView,
@@ -400,6 +416,7 @@ impl Worker {
 	) -> Result<Vec<Vec<u8>>, String> {
 		let key = (task.id, side, k);
 		let peer = self.peer_of(stage, false)?;
+		let signers = self.stage_signers(upstream);
 		let mut messages: Vec<Vec<u8>> = Vec::new();
 		// Each page holds at least one message, a pass has at most one per position, and
 		// all of them hold at most the whole context's hidden states.
@@ -417,7 +434,7 @@ impl Worker {
 			}
 			for signed in page {
 				let index = messages.len() as u32;
-				if signed.index != index || !signed_by(upstream, key, &signed) {
+				if signed.index != index || !signed_by(&signers, key, &signed) {
 					return Err(format!("message {index} is not signed by the upstream miner"));
 				}
 				bytes += signed.message.len();

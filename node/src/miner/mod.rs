@@ -246,9 +246,25 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Resolution, String> {
 	let (best, number) = chain.best();
 	let mut found = None;
+	// An operator key first: the expert's own key holds its stake (N4).
 	for public in &prepared.keys {
+		let key = AccountId::from(*public);
+		if let Some(expert) = chain.operated_expert(best, &key)? {
+			if let Some(record) = chain.expert(best, &expert)? {
+				found = Some((*public, expert, record));
+				break;
+			}
+		}
+	}
+	for public in prepared.keys.iter().filter(|_| found.is_none()) {
 		let account = AccountId::from(*public);
 		if let Some(record) = chain.expert(best, &account)? {
+			log::warn!(
+				target: LOG_TARGET,
+				"the miner key is the expert {account}'s own key, which controls its stake; \
+				 name an operator key with `set_operator` and give the node only that one \
+				 (docs/operators.md)",
+			);
 			found = Some((*public, account, record));
 			break;
 		}
@@ -257,10 +273,18 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Resolution, String>
 		let accounts: Vec<String> =
 			prepared.keys.iter().map(|k| AccountId::from(*k).to_string()).collect();
 		return Ok(Resolution::Waiting(format!(
-			"no miner key ({}) is a registered expert at block #{number}",
+			"no miner key ({}) is a registered expert or an expert's operator at block \
+			 #{number}",
 			accounts.join(", ")
 		)));
 	};
+	if AccountId::from(public) != account {
+		log::info!(
+			target: LOG_TARGET,
+			"signing as {}, the operator of expert {account}",
+			AccountId::from(public)
+		);
+	}
 	let dir_path = prepared.dir_path.display();
 	let config = prepared.dir.config();
 
@@ -467,6 +491,7 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			token_streams: node.token_streams,
 			claimed: Default::default(),
 			token_delay: prepared.token_delay,
+			signer_revoked: Default::default(),
 		});
 		node.spawner.spawn(
 			"dllm-miner-requests",

@@ -90,6 +90,9 @@ pub struct Worker {
 	pub(super) claimed: Mutex<HashSet<(SlotKey, u32)>>,
 	/// Test only (`--miner-token-delay-ms`): a pause after each generated token.
 	pub(super) token_delay: Duration,
+	/// Whether the chain stopped accepting the signing key for the expert (its operator
+	/// was replaced or removed), as last seen.
+	pub(super) signer_revoked: std::sync::atomic::AtomicBool,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -120,8 +123,41 @@ impl Worker {
 		}
 	}
 
+	/// Whether the chain still accepts the signing key for the expert: an operator that
+	/// `set_operator` replaced would only submit refused calls, and refused calls pay.
+	fn signer_current(&self, best: polkadot_sdk::sp_core::H256, number: BlockNumber) -> bool {
+		use std::sync::atomic::Ordering;
+		let signer = self.submitter.account();
+		if signer == self.account {
+			return true;
+		}
+		let current = match self.chain.operator(best, &self.account) {
+			Ok(operator) => operator.as_ref() == Some(&signer),
+			Err(e) => {
+				log::warn!(target: LOG_TARGET, "block #{number}: {e}");
+				return true;
+			}
+		};
+		let was_revoked = self.signer_revoked.swap(!current, Ordering::Relaxed);
+		if !current && !was_revoked {
+			log::error!(
+				target: LOG_TARGET,
+				"block #{number}: expert {} no longer names {signer} as its operator; the \
+				 miner does no work until it does again (restart the node with the new \
+				 operator key, docs/operators.md)",
+				self.account,
+			);
+		} else if current && was_revoked {
+			log::info!(target: LOG_TARGET, "block #{number}: {signer} signs for {} again", self.account);
+		}
+		current
+	}
+
 	async fn on_best_block(self: &Arc<Self>) {
 		let (best, number) = self.chain.best();
+		if !self.signer_current(best, number) {
+			return;
+		}
 		let assignments = match self.chain.assignments(best, &self.account) {
 			Ok(assignments) => assignments,
 			Err(e) => {

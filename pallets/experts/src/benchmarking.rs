@@ -213,9 +213,13 @@ mod benchmarks {
 		let who = expert::<T>(0);
 		serve::<T>(&who, c);
 		delegators::<T>(&who, d);
+		let operator: T::AccountId = account("operator", 0, 0);
+		Pallet::<T>::set_operator(RawOrigin::Signed(who.clone()).into(), Some(operator.clone()))
+			.expect("the operator is free");
 		#[extrinsic_call]
 		_(RawOrigin::Signed(who.clone()));
 		assert!(!Experts::<T>::contains_key(&who));
+		assert!(!OperatedExperts::<T>::contains_key(&operator));
 	}
 
 	/// A new delegator of an expert that has all but one of its allowed delegators.
@@ -247,6 +251,20 @@ mod benchmarks {
 		_(origin as T::RuntimeOrigin, 7u32.into());
 		assert_eq!(UnbondingPeriod::<T>::get(), 7u32.into());
 		Ok(())
+	}
+
+	/// Replacing an operator: the old one's entry is removed, the new one's written.
+	#[benchmark]
+	fn set_operator() {
+		let who = expert::<T>(0);
+		let (old, new): (T::AccountId, T::AccountId) =
+			(account("operator", 0, 0), account("operator", 1, 0));
+		Pallet::<T>::set_operator(RawOrigin::Signed(who.clone()).into(), Some(old.clone()))
+			.expect("the operator is free");
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), Some(new.clone()));
+		assert_eq!(Operators::<T>::get(&who), Some(new));
+		assert!(!OperatedExperts::<T>::contains_key(&old));
 	}
 
 	impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);

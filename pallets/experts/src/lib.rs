@@ -288,6 +288,17 @@ pub mod pallet {
 		ValueQuery,
 	>;
 
+	/// The key each expert named to sign its duties on chain (its miner node's key):
+	/// expert → operator. The operator cannot bond, unbond, transfer the expert's funds
+	/// or change its profile.
+	#[pallet::storage]
+	pub type Operators<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, T::AccountId>;
+
+	/// The inverse of [`Operators`]: operator → expert (one expert per operator).
+	#[pallet::storage]
+	pub type OperatedExperts<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, T::AccountId>;
+
 	/// Blocks between unbonding and withdrawal.
 	#[pallet::storage]
 	pub type UnbondingPeriod<T: Config> =
@@ -409,6 +420,9 @@ pub mod pallet {
 		},
 		/// Root changed the unbonding period.
 		UnbondingPeriodSet { blocks: BlockNumberFor<T> },
+		/// An expert named the key that signs its duties (`None`: only its own key does
+		/// from now on).
+		OperatorSet { expert: T::AccountId, operator: Option<T::AccountId> },
 	}
 
 	#[pallet::error]
@@ -470,6 +484,12 @@ pub mod pallet {
 		InsufficientDelegation,
 		/// An amount overflowed.
 		Overflow,
+		/// An expert's own key cannot be an operator (of itself or of another expert).
+		OperatorIsExpert,
+		/// The account is the operator of another expert already.
+		OperatorInUse,
+		/// The account is an expert's operator: it cannot register as an expert too.
+		IsAnOperator,
 	}
 
 	#[pallet::hooks]
@@ -673,6 +693,9 @@ pub mod pallet {
 				Self::deposit_event(Event::Undelegated { delegator, expert: who.clone(), amount });
 			}
 			Experts::<T>::remove(&who);
+			if Self::clear_operator(&who) {
+				Self::deposit_event(Event::OperatorSet { expert: who.clone(), operator: None });
+			}
 			Self::deposit_event(Event::ExpertDeregistered { expert: who });
 			Ok(Some(T::WeightInfo::deregister(chunks, delegators)).into())
 		}
@@ -754,9 +777,51 @@ pub mod pallet {
 			Self::deposit_event(Event::UnbondingPeriodSet { blocks });
 			Ok(())
 		}
+
+		/// Names `operator` as the key that signs the caller's duties as a miner (the
+		/// task pallet's commits, reveals and silence claims), or with `None` takes that
+		/// right back. The operator's key is the one the miner node holds; it cannot
+		/// move the expert's stake or change its profile, so a compromised node loses no
+		/// funds except through the slashing of work it signs. A new operator replaces
+		/// the old one at once (rotate it after a node is compromised). The operator
+		/// cannot be an expert, nor operate another one.
+		#[pallet::call_index(11)]
+		#[pallet::weight(T::WeightInfo::set_operator())]
+		pub fn set_operator(
+			origin: OriginFor<T>,
+			operator: Option<T::AccountId>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(Experts::<T>::contains_key(&who), Error::<T>::NotAnExpert);
+			if let Some(operator) = &operator {
+				ensure!(!Experts::<T>::contains_key(operator), Error::<T>::OperatorIsExpert);
+				ensure!(
+					OperatedExperts::<T>::get(operator).is_none_or(|expert| expert == who),
+					Error::<T>::OperatorInUse
+				);
+			}
+			Self::clear_operator(&who);
+			if let Some(operator) = &operator {
+				Operators::<T>::insert(&who, operator);
+				OperatedExperts::<T>::insert(operator, &who);
+			}
+			Self::deposit_event(Event::OperatorSet { expert: who, operator });
+			Ok(())
+		}
 	}
 
 	impl<T: Config> Pallet<T> {
+		/// Removes `expert`'s operator, both ways; whether it had one.
+		fn clear_operator(expert: &T::AccountId) -> bool {
+			match Operators::<T>::take(expert) {
+				Some(old) => {
+					OperatedExperts::<T>::remove(old);
+					true
+				}
+				None => false,
+			}
+		}
+
 		/// Checks and bounds a profile from call arguments.
 		pub(crate) fn profile(
 			domains: Vec<Vec<u8>>,
@@ -793,6 +858,7 @@ pub mod pallet {
 			profile: ExpertProfile<T>,
 		) -> DispatchResult {
 			ensure!(!Experts::<T>::contains_key(who), Error::<T>::AlreadyRegistered);
+			ensure!(!OperatedExperts::<T>::contains_key(who), Error::<T>::IsAnOperator);
 			ensure!(bond >= T::MinExpertBond::get(), Error::<T>::BondBelowMinimum);
 			let deposit = T::ExpertDeposit::get();
 			let total = bond.checked_add(&deposit).ok_or(Error::<T>::Overflow)?;
@@ -998,6 +1064,18 @@ pub mod pallet {
 					ensure!(serves, "chunk index names an expert that does not serve it");
 				}
 			}
+			for (expert, operator) in Operators::<T>::iter() {
+				ensure!(Experts::<T>::contains_key(&expert), "an operator of no expert");
+				ensure!(!Experts::<T>::contains_key(&operator), "an operator is an expert");
+				ensure!(
+					OperatedExperts::<T>::get(&operator).as_ref() == Some(&expert),
+					"operator maps disagree"
+				);
+			}
+			ensure!(
+				OperatedExperts::<T>::iter().count() == Operators::<T>::iter().count(),
+				"operator maps differ in size"
+			);
 			let reasons = [
 				HoldReason::ExpertBond,
 				HoldReason::Delegation,
@@ -1112,6 +1190,14 @@ pub mod pallet {
 					info.active_tasks.saturating_dec();
 				}
 			});
+		}
+
+		fn operator(expert: &T::AccountId) -> Option<T::AccountId> {
+			Operators::<T>::get(expert)
+		}
+
+		fn operated_expert(operator: &T::AccountId) -> Option<T::AccountId> {
+			OperatedExperts::<T>::get(operator)
 		}
 
 		#[cfg(feature = "runtime-benchmarks")]

@@ -591,6 +591,65 @@ fn set_unbonding_period_needs_root() {
 }
 
 #[test]
+fn an_operator_signs_for_one_expert_and_can_be_replaced_or_removed() {
+	run(|| {
+		register(1);
+		register(2);
+		assert_ok!(Experts::set_operator(signed(1), Some(7)));
+		System::assert_last_event(Event::OperatorSet { expert: 1, operator: Some(7) }.into());
+		assert_eq!(Registry::operator(&1), Some(7));
+		assert_eq!(Registry::operated_expert(&7), Some(1));
+		assert_eq!(Registry::operated_expert(&1), None);
+		// Setting it again is harmless; a new one replaces it both ways.
+		assert_ok!(Experts::set_operator(signed(1), Some(7)));
+		assert_ok!(Experts::set_operator(signed(1), Some(8)));
+		assert_eq!(Registry::operated_expert(&7), None);
+		assert_eq!((Registry::operator(&1), Registry::operated_expert(&8)), (Some(8), Some(1)));
+		// The operator holds no stake: it cannot move the expert's.
+		let bond = held(HoldReason::ExpertBond, 1);
+		assert_noop!(Experts::unbond(signed(8), 10), Error::<Test>::NotAnExpert);
+		assert_noop!(Experts::deregister(signed(8)), Error::<Test>::NotAnExpert);
+		assert_eq!(held(HoldReason::ExpertBond, 1), bond);
+		assert_ok!(Experts::set_operator(signed(1), None));
+		System::assert_last_event(Event::OperatorSet { expert: 1, operator: None }.into());
+		assert_eq!((Registry::operator(&1), Registry::operated_expert(&8)), (None, None));
+	});
+}
+
+#[test]
+fn set_operator_refuses_experts_shared_operators_and_non_experts() {
+	run(|| {
+		register(1);
+		register(2);
+		assert_noop!(Experts::set_operator(signed(3), Some(7)), Error::<Test>::NotAnExpert);
+		assert_noop!(Experts::set_operator(signed(1), Some(1)), Error::<Test>::OperatorIsExpert);
+		assert_noop!(Experts::set_operator(signed(1), Some(2)), Error::<Test>::OperatorIsExpert);
+		assert_ok!(Experts::set_operator(signed(1), Some(7)));
+		assert_noop!(Experts::set_operator(signed(2), Some(7)), Error::<Test>::OperatorInUse);
+		// An operator cannot become an expert as well (its key would play two parts).
+		assert_noop!(
+			register_with(7, MIN_BOND, Perbill::from_percent(10)),
+			Error::<Test>::IsAnOperator
+		);
+	});
+}
+
+#[test]
+fn deregistering_frees_the_operator() {
+	run(|| {
+		register(1);
+		assert_ok!(Experts::set_operator(signed(1), Some(7)));
+		assert_ok!(Experts::deregister(signed(1)));
+		assert_eq!((Registry::operator(&1), Registry::operated_expert(&7)), (None, None));
+		assert!(System::events().iter().any(|record| record.event
+			== RuntimeEvent::Experts(Event::OperatorSet { expert: 1, operator: None })));
+		// The account is free again, to operate another expert or to register itself.
+		register(2);
+		assert_ok!(Experts::set_operator(signed(2), Some(7)));
+	});
+}
+
+#[test]
 fn genesis_registers_experts_serving_chunks() {
 	let mut ext = new_test_ext();
 	ext.execute_with(|| {
@@ -676,7 +735,7 @@ fn random_calls_never_panic_and_keep_the_invariants() {
 			// Mostly valid: distinct non-empty tags; now and then too many or an empty one.
 			let domains =
 				(0..next(5)).map(|i| vec![b'a' + i as u8; (next(12) != 0) as usize]).collect();
-			let call: crate::Call<Test> = match next(11) {
+			let call: crate::Call<Test> = match next(12) {
 				0 => crate::Call::register_expert {
 					bond: amount,
 					domains,
@@ -705,6 +764,7 @@ fn random_calls_never_panic_and_keep_the_invariants() {
 				7 => crate::Call::withdraw_unbonded {},
 				8 => crate::Call::deregister {},
 				9 => crate::Call::delegate { expert: 1 + next(6), amount },
+				10 => crate::Call::set_operator { operator: (next(3) != 0).then(|| 1 + next(9)) },
 				_ => crate::Call::undelegate { expert: 1 + next(6), amount },
 			};
 			let _ = call.get_dispatch_info();

@@ -19,6 +19,14 @@ impl<T: Config> Pallet<T> {
 		Self::quote_excluding(model, prompt_tokens, max_tokens, &[], Verification::<T>::get())
 	}
 
+	/// The requester and the expert it signs for as its operator, if any: neither bids
+	/// for the requester's task (R8), whichever of its keys it submits with.
+	pub(crate) fn requester_side(requester: &T::AccountId) -> Vec<T::AccountId> {
+		let mut side = alloc::vec![requester.clone()];
+		side.extend(T::Experts::operated_expert(requester));
+		side
+	}
+
 	/// [`Self::quote`] without the offers of `excluded` (a requester's own).
 	pub(crate) fn quote_excluding(
 		model: ModelId,
@@ -195,9 +203,9 @@ impl<T: Config> Pallet<T> {
 			info.tie_seed,
 			polkadot_sdk::frame_system::Pallet::<T>::parent_hash(),
 		));
-		let excluded = core::slice::from_ref(&info.requester);
+		let excluded = Self::requester_side(&info.requester);
 		let bids: Vec<_> = (0..chunks)
-			.map(|chunk| Self::bids(info.model, chunk, info.domain.as_ref(), tie_seed, excluded))
+			.map(|chunk| Self::bids(info.model, chunk, info.domain.as_ref(), tie_seed, &excluded))
 			.collect();
 		// Redundant: as many pipelines as the miners allow, down to one. Prefill: a
 		// generator and a verifier, disjoint.
@@ -358,7 +366,7 @@ impl<T: Config> Pallet<T> {
 		missed: &SlotOf<T>,
 	) -> Option<auction::Award<T::AccountId>> {
 		let mut excluded: Vec<T::AccountId> = replaced.to_vec();
-		excluded.push(info.requester.clone());
+		excluded.extend(Self::requester_side(&info.requester));
 		excluded.extend(
 			slots
 				.iter()

@@ -99,7 +99,7 @@ impl<T: Config> Pallet<T> {
 		let mut slots = Slots::<T>::get(task);
 		let index = Self::slot_index(&slots, pipeline, chunk)?;
 		let slot = slots.get_mut(index).ok_or(Error::<T>::UnknownSlot)?;
-		ensure!(&slot.expert == who, Error::<T>::NotYourSlot);
+		ensure!(Self::signs_for(who, &slot.expert), Error::<T>::NotYourSlot);
 		ensure!(Self::reveals_now(&info, slot), Error::<T>::WrongStage);
 		let committed = match slot.state {
 			SlotState::Committed(committed) => committed,
@@ -222,6 +222,12 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
+	/// The read of the slot's expert's operator when someone else signs (the commit,
+	/// reveal and silence claim benchmarks sign with the expert's own key).
+	pub(crate) fn operator_lookup() -> Weight {
+		T::DbWeight::get().reads(1)
+	}
+
 	/// The fingerprint bytes a reveal carries, as its weight counts them: the
 	/// fingerprint and an input check's two, each at most `MaxFingerprintBytes`.
 	pub(crate) fn revealed_bytes(
@@ -320,7 +326,13 @@ impl<T: Config> Pallet<T> {
 			.ok_or_else(|| Error::<T>::UnknownSlot.into())
 	}
 
-	/// The slot of `pipeline` and `chunk`, which must be `who`'s.
+	/// Whether `who` may sign `expert`'s duties: the expert itself, or the operator it
+	/// named in the expert registry (N4: the miner node holds only that key).
+	pub(crate) fn signs_for(who: &T::AccountId, expert: &T::AccountId) -> bool {
+		who == expert || T::Experts::operator(expert).as_ref() == Some(who)
+	}
+
+	/// The slot of `pipeline` and `chunk`, which `who` must sign for.
 	pub(crate) fn own_slot<'a>(
 		slots: &'a mut [SlotOf<T>],
 		who: &T::AccountId,
@@ -329,7 +341,7 @@ impl<T: Config> Pallet<T> {
 	) -> Result<&'a mut SlotOf<T>, DispatchError> {
 		let index = Self::slot_index(slots, pipeline, chunk)?;
 		let slot = slots.get_mut(index).ok_or(Error::<T>::UnknownSlot)?;
-		ensure!(&slot.expert == who, Error::<T>::NotYourSlot);
+		ensure!(Self::signs_for(who, &slot.expert), Error::<T>::NotYourSlot);
 		Ok(slot)
 	}
 

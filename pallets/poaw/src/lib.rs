@@ -2,21 +2,32 @@
 //!
 //! A requester submits a prompt for an active model with a `max_fee`, held from its
 //! account as escrow. Every block the pallet runs a reverse auction per chunk of the
-//! model among the experts serving it ([`auction`]): the best `r` miners (redundancy)
-//! of every chunk form `r` pipelines, each winner paid its threshold price. Miners
-//! commit to a hash of their chunk's activation fingerprint and of the pipeline's
-//! output, then reveal; the last chunk reveals the output. When a majority of the
-//! pipelines that revealed agree, the task completes: the requester pays
-//! `layers × tokens × threshold` to every miner of the agreeing pipelines, grossed up
-//! so that they get `MinerShare` of the fee and the community fund the rest; the rest
-//! of the escrow goes back. Deadlines end every stage: a miner that misses one is
-//! replaced by the auction's next best, is not paid and is reported to the reputation
-//! source. Disagreement leaves the task Disputed for `DisputeOrigin` to settle, with the
-//! losers slashed through the expert registry. See docs/protocol.md.
+//! model among the experts serving it ([`auction`]), never giving a task to its
+//! requester, and pays each winner its threshold price.
+//!
+//! Under prefill verification (the default, [`VerificationMode::Prefill`]) the best
+//! miners of every chunk form a generator pipeline and the next best a disjoint
+//! verifier pipeline. The generator generates and commits its per-chunk fingerprints
+//! and the output; the verifier recomputes the published generation by teacher-forced
+//! prefill and commits its own fingerprints and sampling verdict; then both reveal and
+//! the chain compares the fingerprints under the model's tolerance. A disagreement goes
+//! to referees at the first chunk where it appears (`disputes`); the loser is slashed
+//! through the expert registry. Under [`VerificationMode::Redundant`] (the first
+//! protocol) several pipelines generate and a majority of bit-identical outputs wins.
+//!
+//! Deadlines end every stage (`deadlines`): a miner that misses one is replaced by
+//! the chunk's next best, is not paid and is reported to the reputation source; a stage
+//! left waiting by a silent neighbour claims so (`silence`) and only the silent one is
+//! blamed. Accepted duties are free; a slot's duties are signed by its expert or by the
+//! operator key the expert named in the registry. Completed tasks pay
+//! `layers × tokens × threshold` to the miners, grossed up so that they get
+//! `MinerShare` of the fee and the community fund the rest; the rest of the escrow goes
+//! back. See docs/protocol.md.
 //!
 //! The calls (below) check their origin and arguments and delegate; the rest is split
 //! the way pallet-staking splits its pallet: `assignment` (quote, auction, pipelines,
 //! replacements), `attestation` (commit and reveal bookkeeping, conclusion),
+//! `disputes` (comparison, referee rounds, judgement), `silence` (silence claims),
 //! `settlement` (payments, refunds, expiry), `deadlines` (every stage's timeout,
 //! blame, retention), `views` (runtime API and the reputation pallet's ledger) and
 //! `invariants` (`try-state`).
@@ -706,7 +717,7 @@ pub mod pallet {
 				model,
 				prompt_token_bound(prompt_bytes),
 				max_tokens,
-				core::slice::from_ref(&requester),
+				&Self::requester_side(&requester),
 				mode,
 			)
 			.map_err(Error::<T>::from)?;
@@ -784,7 +795,8 @@ pub mod pallet {
 		/// (in a dispute) the referees'; the generator's last chunk uses
 		/// [`Pallet::commit_output`] instead.
 		#[pallet::call_index(1)]
-		#[pallet::weight(T::WeightInfo::commit(T::MaxSlots::get()))]
+		#[pallet::weight(T::WeightInfo::commit(T::MaxSlots::get())
+			.saturating_add(Pallet::<T>::operator_lookup()))]
 		pub fn commit(
 			origin: OriginFor<T>,
 			task: TaskId,
@@ -810,6 +822,7 @@ pub mod pallet {
 			T::MaxSlots::get(),
 			Pallet::<T>::revealed_bytes(fingerprint, input_check),
 		).saturating_add(Pallet::<T>::input_check_write(input_check))
+		.saturating_add(Pallet::<T>::operator_lookup())
 		.saturating_add(T::WeightInfo::compare_work(
 			T::MaxSlots::get() / 2,
 			T::MaxFingerprintBytes::get(),
@@ -839,6 +852,7 @@ pub mod pallet {
 			};
 			let actual = T::WeightInfo::reveal(slots, fingerprint_len)
 				.saturating_add(check_write)
+				.saturating_add(Self::operator_lookup())
 				.saturating_add(judgement);
 			Ok(polkadot_sdk::frame_support::dispatch::PostDispatchInfo {
 				actual_weight: Some(actual),
@@ -926,7 +940,7 @@ pub mod pallet {
 		#[pallet::weight(T::WeightInfo::commit_output(
 			T::MaxSlots::get(),
 			T::MaxGeneratedTokens::get(),
-		))]
+		).saturating_add(Pallet::<T>::operator_lookup()))]
 		pub fn commit_output(
 			origin: OriginFor<T>,
 			task: TaskId,
@@ -949,7 +963,8 @@ pub mod pallet {
 		/// stages claiming each other are both freed unblamed and replaced. Free when
 		/// accepted.
 		#[pallet::call_index(7)]
-		#[pallet::weight(T::WeightInfo::claim_silence(T::MaxSlots::get()))]
+		#[pallet::weight(T::WeightInfo::claim_silence(T::MaxSlots::get())
+			.saturating_add(Pallet::<T>::operator_lookup()))]
 		pub fn claim_silence(
 			origin: OriginFor<T>,
 			task: TaskId,

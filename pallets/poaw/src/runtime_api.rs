@@ -25,6 +25,8 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
 
 	/// The registry records a miner's worker reads (so that no node decodes pallet
 	/// storage by key): `Expert` and `Model` are the runtime's expert and model records.
+	/// Version 2 adds the operator keys.
+	#[api_version(2)]
 	pub trait RegistryApi<AccountId, Expert, Model>
 	where
 		AccountId: Codec,
@@ -35,5 +37,13 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
 		fn expert(who: AccountId) -> Option<Expert>;
 		/// A model's record: spec (chunks, hashes, numerics) and status.
 		fn model(model: ModelId) -> Option<Model>;
+		/// The operator key that signs `expert`'s duties besides the expert's own, if it
+		/// named one (its stage messages are signed with it too).
+		#[api_version(2)]
+		fn operator(expert: AccountId) -> Option<AccountId>;
+		/// The expert whose duties `operator` signs, if any (how a miner node holding
+		/// only an operator key finds its expert).
+		#[api_version(2)]
+		fn operated_expert(operator: AccountId) -> Option<AccountId>;
 	}
 }

@@ -137,6 +137,16 @@ fn salt(slot: &SlotOf<Test>) -> [u8; 32] {
 }
 
 fn commit_slot(task: TaskId, slot: &SlotOf<Test>, output: &Output) -> DispatchResult {
+	commit_signed(slot.expert, task, slot, output)
+}
+
+/// [`commit_slot`] signed by `signer` (the slot's expert or its operator).
+fn commit_signed(
+	signer: u64,
+	task: TaskId,
+	slot: &SlotOf<Test>,
+	output: &Output,
+) -> DispatchResult {
 	let hash = commitment(
 		task,
 		slot.pipeline,
@@ -145,7 +155,7 @@ fn commit_slot(task: TaskId, slot: &SlotOf<Test>, output: &Output) -> DispatchRe
 		hash_of(output),
 		salt(slot),
 	);
-	Poaw::commit(signed(slot.expert), task, slot.pipeline, slot.chunk, hash)
+	Poaw::commit(signed(signer), task, slot.pipeline, slot.chunk, hash)
 		.map(|_| ())
 		.map_err(|e| e.error)
 }
@@ -163,8 +173,18 @@ fn claim(slot: &SlotOf<Test>, output: &Output) -> RevealedOutput {
 }
 
 fn reveal_slot(task: TaskId, slot: &SlotOf<Test>, output: &Output) -> DispatchResult {
+	reveal_signed(slot.expert, task, slot, output)
+}
+
+/// [`reveal_slot`] signed by `signer`.
+fn reveal_signed(
+	signer: u64,
+	task: TaskId,
+	slot: &SlotOf<Test>,
+	output: &Output,
+) -> DispatchResult {
 	Poaw::reveal(
-		signed(slot.expert),
+		signed(signer),
 		task,
 		slot.pipeline,
 		slot.chunk,
@@ -428,6 +448,62 @@ fn the_requester_never_works_on_its_own_task() {
 		));
 		next_block();
 		assert!(slots(task + 1).iter().any(|slot| slot.expert == REQUESTER));
+	});
+}
+
+/// N4 of the 2026-12 review: an expert's operator key signs its duties, so that the
+/// miner node never holds the key that controls the stake; nobody else's key does, and
+/// an operator replaced is refused at once.
+#[test]
+fn an_operator_signs_its_experts_duties_and_nobody_elses() {
+	run(|| {
+		standard_experts();
+		// Operators 101 and 103 sign for experts 1 and 3 (pipeline 0 is 1 → 3).
+		assert_ok!(Experts::set_operator(signed(1), Some(101)));
+		assert_ok!(Experts::set_operator(signed(3), Some(103)));
+		let task = submit(6000);
+		next_block();
+		let all = slots(task);
+		let mine = |expert: u64| all.iter().find(|s| s.expert == expert).unwrap().clone();
+		let (one, three) = (mine(1), mine(3));
+		// The operator of another expert is refused, and so is an unrelated account.
+		assert_noop!(commit_signed(103, task, &one, &good()), Error::<Test>::NotYourSlot);
+		assert_noop!(commit_signed(99, task, &one, &good()), Error::<Test>::NotYourSlot);
+		assert_ok!(commit_signed(101, task, &one, &good()));
+		// A replaced operator loses the right at once; the new one has it.
+		assert_ok!(Experts::set_operator(signed(3), Some(104)));
+		assert_noop!(commit_signed(103, task, &three, &good()), Error::<Test>::NotYourSlot);
+		assert_ok!(commit_signed(104, task, &three, &good()));
+		for slot in all.iter().filter(|s| ![1, 3].contains(&s.expert)) {
+			assert_ok!(commit_slot(task, slot, &good()));
+		}
+		assert_eq!(status(task), TaskStatus::Committed);
+		// The expert's own key still signs too.
+		assert_ok!(reveal_signed(101, task, &one, &good()));
+		assert_ok!(reveal_signed(3, task, &three, &good()));
+		for slot in all.iter().filter(|s| ![1, 3].contains(&s.expert)) {
+			assert_ok!(reveal_slot(task, slot, &good()));
+		}
+		assert_eq!(status(task), TaskStatus::Completed);
+		// The pay goes to the experts, not to their operators.
+		for operator in [101, 103, 104] {
+			assert_eq!(total(operator), 0, "operator {operator}");
+		}
+	});
+}
+
+/// R8 through an operator key: a requester that signs as an expert's operator never
+/// gets that expert on its task.
+#[test]
+fn a_requester_never_works_on_its_own_task_through_its_operator_key() {
+	run(|| {
+		standard_experts();
+		expert(8, &[0, 1], 1, 4);
+		assert_ok!(Experts::set_operator(signed(8), Some(REQUESTER)));
+		let task = submit(20_000);
+		next_block();
+		assert_eq!(status(task), TaskStatus::Assigned);
+		assert!(slots(task).iter().all(|slot| slot.expert != 8));
 	});
 }
 

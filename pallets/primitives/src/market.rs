@@ -171,6 +171,11 @@ pub trait ExpertRegistry<AccountId, Balance> {
 	fn note_assigned(expert: &AccountId) -> DispatchResult;
 	/// The expert finished (or lost) a task it had taken.
 	fn note_finished(expert: &AccountId);
+	/// The key `expert` named to sign its duties (commits, reveals, silence claims) in
+	/// its place, so that its miner node never holds the key that controls its stake.
+	fn operator(expert: &AccountId) -> Option<AccountId>;
+	/// The expert whose duties `operator` signs, if it is one's operator.
+	fn operated_expert(operator: &AccountId) -> Option<AccountId>;
 	/// Registers `who` (funded here) as an expert serving `chunk` of `model` at `price`,
 	/// for benchmarks of other pallets.
 	#[cfg(feature = "runtime-benchmarks")]

@@ -31,6 +31,14 @@ export function registerExpert(api, signer, bond, profile) {
   return submit(api, tx, signer);
 }
 
+/**
+ * Names `operator` (an address, or null to take the right back) as the key that signs
+ * `signer`'s duties as a miner: the key its miner node holds instead of the expert's own.
+ */
+export function setOperator(api, signer, operator) {
+  return submit(api, api.tx.experts.setOperator(operator), signer);
+}
+
 /** Changes `signer`'s asking price per token per layer, keeping the rest of its profile. */
 export async function setPrice(api, signer, price) {
   const { profile } = (await api.query.experts.experts(signer.address)).unwrap();

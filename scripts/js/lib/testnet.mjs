@@ -86,7 +86,10 @@ export async function referenceGeneration(modelDir, prompt, maxTokens, sampling 
  * Starts the validator and one miner node per name in `miners` (perturbing ones in
  * `perturb`, ones that corrupt only what they send in `corruptSent`;
  * `startMiner(name, { dtype })` starts one more; `extraArgs` gives some miners more
- * flags, e.g. `{ eve: ['--miner-token-delay-ms', '400'] }`); resolves once all answer RPC. With `dir`, the model and the nodes' logs
+ * flags, e.g. `{ eve: ['--miner-token-delay-ms', '400'] }`; `operators` gives some miners
+ * an operator key instead of the expert's own, e.g. `{ charlie: '//Charlie//operator' }`:
+ * it is put in the node's keystore with `dllm-node key insert`, and the expert must name
+ * it on chain with `set_operator`); resolves once all answer RPC. With `dir`, the model and the nodes' logs
  * (`<name>.log`) stay there; `modelDir` serves another registered model than the dev
  * one; `rpcPort` fixes the validator's RPC port; `mode` (`Redundant` or `Prefill`)
  * has root set how tasks are verified before the miners start (the dev chain's genesis
@@ -97,6 +100,7 @@ export async function startTestnet({
   perturb = [],
   corruptSent = [],
   extraArgs = {},
+  operators = {},
   dir,
   modelDir,
   rpcPort,
@@ -128,8 +132,19 @@ export async function startTestnet({
   async function startMiner(name, { prometheusPort = prometheus[name], dtype } = {}) {
     // A base path of its own (not --tmp), so that a restarted miner finds its keystore,
     // its database and the results it has not revealed yet.
+    const base = join(root, name);
+    // A dev account flag puts the expert's own key in the keystore; an operator miner
+    // gets only its operator key, as docs/operators.md sets one up.
+    const identity = [`--${name}`];
+    if (operators[name]) {
+      await run(nodeBinary(), [
+        'key', 'insert', '--key-type', 'dllm', '--scheme', 'sr25519',
+        '--suri', operators[name], '--chain', 'dev', '--base-path', base,
+      ]);
+      identity.splice(0, 1, '--name', name);
+    }
     const args = [
-      '--chain', 'dev', `--${name}`, '--base-path', join(root, name), '--no-mdns',
+      '--chain', 'dev', ...identity, '--base-path', base, '--no-mdns',
       '--node-key', nodeKey(name),
       '--bootnodes', bootnode,
       '--miner', '--model-dir', modelDir,

@@ -144,6 +144,33 @@ test('refused calls name their error and change nothing', async () => {
   assert.equal(result.error, 'experts.InsufficientBond');
 });
 
+test('an operator key signs for its expert, and cannot touch its stake', async () => {
+  const keyring = new Keyring({ type: 'sr25519' });
+  const operator = keyring.addFromUri('//Bob//operator');
+  // Another expert's key (Dave's, from genesis) cannot be an operator; a non-expert
+  // cannot name one.
+  let result = await experts.setOperator(api, bob, keyring.addFromUri('//Dave').address);
+  assert.equal(result.error, 'experts.OperatorIsExpert');
+  result = await experts.setOperator(api, ferdie, operator.address);
+  assert.equal(result.error, 'experts.NotAnExpert');
+  result = await experts.setOperator(api, bob, operator.address);
+  assert.ok(result.ok, result.error);
+  assert.equal((await api.query.experts.operators(bob.address)).toString(), operator.address);
+  assert.equal((await api.query.experts.operatedExperts(operator.address)).toString(), bob.address);
+  const found = await api.call.registryApi.operatedExpert(operator.address);
+  assert.equal(found.toString(), bob.address);
+  // The operator holds no stake: it cannot unbond Bob's (funded so that it can sign).
+  const funded = await experts.submit(api, api.tx.balances.transferKeepAlive(operator.address, UNIT), bob);
+  assert.ok(funded.ok, funded.error);
+  const before = await experts.expertState(api, bob.address);
+  result = await experts.unbond(api, operator, 1n);
+  assert.equal(result.error, 'experts.NotAnExpert');
+  assert.deepEqual(await experts.expertState(api, bob.address), before);
+  result = await experts.setOperator(api, bob, null);
+  assert.ok(result.ok, result.error);
+  assert.ok((await api.query.experts.operators(bob.address)).isNone);
+});
+
 /** Runs bin/experts.mjs against the test node; resolves { code, stdout, stderr }. */
 function cli(...args) {
   const script = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'experts.mjs');

@@ -15,9 +15,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { Keyring } from '@polkadot/keyring';
+import { u8aToHex } from '@polkadot/util';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import * as experts from '../lib/experts.mjs';
+import { sendAndFinalize } from '../lib/node.mjs';
 import {
   MINER_SHARE_PARTS, ceilDiv, feesInBlocks, moneyEvents, prefillEarned, prefillShareParts, total,
 } from '../lib/settlement.mjs';
@@ -144,10 +146,23 @@ function describe(details, events = []) {
 }
 
 test('one pipeline generates, a disjoint one verifies by prefill: the answer is dllm-infer\'s and both are paid, no miner pays a fee', async () => {
-  const net = await startTestnet();
+  // Charlie's node holds only an operator key (N4): his own key, which controls his
+  // stake, stays in his wallet. He funds it for its existence and names it on chain.
+  const operator = keyring.addFromUri('//Charlie//operator');
+  const net = await startTestnet({ operators: { charlie: '//Charlie//operator' } });
   try {
     const { api } = net;
     await usePrefill(api);
+    const charlie = account('charlie');
+    const funded = await sendAndFinalize(api.tx.balances.transferKeepAlive(operator.address, experts.UNIT), charlie);
+    assert.ok(!funded.dispatchError, String(funded.dispatchError));
+    const named = await experts.setOperator(api, charlie, operator.address);
+    assert.ok(named.ok, named.error);
+    const charlieNode = net.miners.charlie.api;
+    assert.equal((await charlieNode.rpc.author.hasKey(u8aToHex(charlie.publicKey), 'dllm')).toJSON(), false);
+    assert.equal((await charlieNode.rpc.author.hasKey(u8aToHex(operator.publicKey), 'dllm')).toJSON(), true);
+    const operatorBefore = await total(api, operator.address);
+
     const requester = account('ferdie');
     const { details, money, fees, spent, stream } = await runTask(api, requester);
     assert.equal(details.status, 'Completed', describe(details));
@@ -183,6 +198,12 @@ test('one pipeline generates, a disjoint one verifies by prefill: the answer is 
     for (const slot of details.slots) {
       assert.equal(fees.get(slot.expert) ?? 0n, 0n, `${slot.expert} paid no transaction fee for its duties`);
     }
+    // Charlie's operator signed his duties (his node has no other key), free; the pay
+    // went to Charlie.
+    assert.ok(details.slots.some((s) => s.expert === charlie.address && s.state.startsWith('Revealed')), describe(details));
+    assert.ok(money.paid.get(charlie.address) > 0n);
+    assert.equal(fees.get(operator.address) ?? 0n, 0n, 'the operator paid no transaction fee');
+    assert.equal(await total(api, operator.address), operatorBefore);
   } finally {
     await net.stop();
   }
