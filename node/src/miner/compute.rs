@@ -14,6 +14,7 @@ use dllm_inference::{
 	MistralConfig, Shard, ShardInput, ShardOutput,
 };
 use dllm_primitives::market::{ChunkIndex, ModelId, NumericFormat, TaskId};
+use dllm_runtime::AccountId;
 use pallet_poaw::PipelineIndex;
 use polkadot_sdk::{sp_core::H256, sp_runtime::Perbill};
 use std::{
@@ -112,6 +113,27 @@ pub struct Session {
 	pub fingerprint: FingerprintBuilder,
 	/// The last step answered, for retried requests.
 	pub last_reply: Option<(u32, u32)>,
+	/// A step this stage ran whose result the next stage has not answered yet (it
+	/// failed or went silent): sent again, not run again, when the step is retried
+	/// (the cache already holds its positions).
+	pub pending: Option<PendingStep>,
+	/// What this stage sent down the pipeline at each answered step, kept so that a
+	/// replacement of the next stage can rebuild its cache from them (replay).
+	pub sent: Vec<Vec<u8>>,
+	/// The miner of the next chunk the `sent` messages went to (its cache holds them).
+	pub sent_to: Option<AccountId>,
+}
+
+/// A step run here and not answered downstream yet.
+pub struct PendingStep {
+	/// The step.
+	pub step: u32,
+	/// The hash of the message it ran on (a retry must bring the same one).
+	pub input: H256,
+	/// What it produced for the next stage.
+	pub output: Vec<u8>,
+	/// The next chunk's miner it went to.
+	pub to: AccountId,
 }
 
 impl Session {
@@ -131,6 +153,9 @@ impl Session {
 			fingerprint: FingerprintBuilder::for_rows(FINGERPRINT_PARAMS, kind)
 				.map_err(|e| e.to_string())?,
 			last_reply: None,
+			pending: None,
+			sent: Vec::new(),
+			sent_to: None,
 		})
 	}
 

@@ -18,6 +18,7 @@ struct Inner {
 	bytes_sent: Counter<U64>,
 	bytes_received: Counter<U64>,
 	failures: Counter<U64>,
+	replayed_steps: Counter<U64>,
 }
 
 impl Metrics {
@@ -65,6 +66,13 @@ impl Metrics {
 					)?,
 					registry,
 				)?,
+				replayed_steps: register(
+					Counter::new(
+						"dllm_miner_replayed_steps_total",
+						"Generation steps replayed to a replacement of this miner's next stage",
+					)?,
+					registry,
+				)?,
 			}),
 		})
 	}
@@ -95,6 +103,10 @@ impl Metrics {
 
 	pub fn failure(&self) {
 		self.with(|m| m.failures.inc());
+	}
+
+	pub fn replayed(&self, steps: u32) {
+		self.with(|m| m.replayed_steps.inc_by(steps.into()));
 	}
 
 	fn with(&self, f: impl FnOnce(&Inner)) {

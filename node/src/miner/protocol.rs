@@ -142,6 +142,27 @@ pub enum StageRequest {
 		/// The first message wanted.
 		from: u32,
 	},
+	/// The receiver replaces a stage that died mid-generation: run step `step` as the
+	/// dead stage did (on the message its upstream sent it then) to rebuild your cache,
+	/// and pass nothing on (the later stages ran it already); `token` is what the
+	/// pipeline sampled at that step. Replies with that token. (Last, so that the
+	/// variants before it keep their encoding.)
+	Replay {
+		/// The task.
+		task: TaskId,
+		/// Its pipeline.
+		pipeline: PipelineIndex,
+		/// The receiver's chunk.
+		chunk: ChunkIndex,
+		/// Generation step.
+		step: u32,
+		/// An encoded `dllm_inference::wire::ActivationMessage`.
+		message: Vec<u8>,
+		/// The sender's signature of [`hop_payload`] with `step`.
+		signature: Signature,
+		/// The token sampled at `step`.
+		token: u32,
+	},
 }
 
 /// Why a stage did not run a request.
@@ -221,6 +242,16 @@ mod tests {
 			signature: [1; 64],
 		};
 		assert_eq!(StageRequest::decode(&mut &piece.encode()[..]).unwrap(), piece);
+		let replay = StageRequest::Replay {
+			task: 7,
+			pipeline: 0,
+			chunk: 1,
+			step: 2,
+			message: vec![3],
+			signature: [4; 64],
+			token: 11,
+		};
+		assert_eq!(StageRequest::decode(&mut &replay.encode()[..]).unwrap(), replay);
 		let ask = StageRequest::Input { task: 7, pipeline: 0, chunk: 1, from: 3 };
 		assert_eq!(StageRequest::decode(&mut &ask.encode()[..]).unwrap(), ask);
 		let page = StageResponse::Input {

@@ -10,7 +10,7 @@
 
 use super::{
 	chain::{Assignment, ChainView, Submitter},
-	compute::{self, CheckSession, PassOutput, ServedModel, Session, PREFILL_PIECE},
+	compute::{self, CheckSession, PassOutput, PendingStep, ServedModel, Session, PREFILL_PIECE},
 	inputs::{InputCheckState, InputLog},
 	metrics::Metrics,
 	protocol::{protocol_name, Refusal, Signature, SignedMessage, StageRequest, StageResponse},
@@ -35,6 +35,7 @@ use polkadot_sdk::{
 	},
 	sc_service::SpawnTaskHandle,
 	sp_core::Get,
+	sp_runtime::traits::{BlakeTwo256, Hash},
 };
 use std::{
 	collections::{HashMap, HashSet},
@@ -50,6 +51,8 @@ const RESUBMIT_AFTER: BlockNumber = 10;
 /// at most [`DRIVE_ATTEMPTS`] times, while the slot is still open.
 const RETRY_DRIVE_AFTER: BlockNumber = 3;
 const DRIVE_ATTEMPTS: u32 = 3;
+/// How often one generation goes on through replaced stages before it gives up.
+const MAX_RESUMES: u32 = 4;
 /// How long a stage waits for a slot to appear in its own best block (the sender may
 /// have imported the assigning block a little earlier).
 const ASSIGNMENT_WAIT: Duration = Duration::from_secs(10);
@@ -382,15 +385,44 @@ impl Worker {
 		let mut offset = 0usize;
 		let mut first_token = None;
 		let mut text = TextStream::new();
+		let mut pipeline = assignment.pipeline_experts.clone();
+		let mut resumes = 0u32;
 		for step in 0u32.. {
 			let message = ActivationMessage::tokens(session_id, offset, input.clone())
 				.and_then(|message| message.encode())
 				.map_err(|e| e.to_string())?;
-			let (token, done) =
-				self.advance(key, step, message, None).await.map_err(|refusal| {
-					self.abort_downstream(assignment);
-					refusal.to_string()
-				})?;
+			let (token, done) = loop {
+				match self.advance(key, step, message.clone(), None).await {
+					Ok(answer) => break answer,
+					// A later stage died: once the chain replaces it, the step goes on
+					// through the replacement, which first gets the steps before it.
+					Err(Refusal::Downstream(why)) if resumes < MAX_RESUMES => {
+						let why = String::from_utf8_lossy(&why).into_owned();
+						log::warn!(
+							target: LOG_TARGET,
+							"task {} pipeline {}: step {step} failed downstream ({why}); \
+							 waiting for the chain to replace the stage",
+							key.0, key.1,
+						);
+						match self.wait_for_new_pipeline(key, &pipeline).await {
+							Some(current) => {
+								pipeline = current;
+								resumes += 1;
+							}
+							None => {
+								self.drop_session(key);
+								self.abort_downstream(assignment);
+								return Err(format!("a later stage failed: {why}"));
+							}
+						}
+					}
+					Err(refusal) => {
+						self.drop_session(key);
+						self.abort_downstream(assignment);
+						return Err(refusal.to_string());
+					}
+				}
+			};
 			first_token.get_or_insert_with(|| started.elapsed());
 			let mut piece = text.push(&self.model.tokenizer, token).map_err(|e| e.to_string())?;
 			if done {
@@ -433,6 +465,34 @@ impl Worker {
 			}
 		}
 		Ok(())
+	}
+
+	/// The pipeline of this miner's slot `key` once the chain shows other miners in it
+	/// than `old` (it replaced a stage), a second later so that the other stages'
+	/// nodes see it too; `None` when the slot closed or its stage ended first.
+	async fn wait_for_new_pipeline(
+		&self,
+		key: SlotKey,
+		old: &[AccountId],
+	) -> Option<Vec<AccountId>> {
+		loop {
+			let (best, number) = self.chain.best();
+			let current =
+				self.chain.assignments(best, &self.account).ok()?.into_iter().find(|a| {
+					(a.task, a.pipeline, a.chunk) == key && a.state == SlotState::Assigned
+				})?;
+			if current.pipeline_experts != old {
+				// The claims against the old miners are settled; new ones may come.
+				lock(&self.claimed)
+					.retain(|((task, pipeline, _), _)| (*task, *pipeline) != (key.0, key.1));
+				tokio::time::sleep(Duration::from_secs(1)).await;
+				return Some(current.pipeline_experts);
+			}
+			if number > current.deadline {
+				return None;
+			}
+			tokio::time::sleep(Duration::from_millis(250)).await;
+		}
 	}
 
 	/// Drives a verifier's or referee's pipeline from its first chunk: runs the
@@ -805,7 +865,9 @@ impl Worker {
 		let worker = self.clone();
 		async move {
 			let result = worker.advance_inner(key, step, message, signature).await;
-			if result.is_err() {
+			// When a later stage failed, this one's cache is right: kept, so that the
+			// step can go on through the chain's replacement of that stage.
+			if matches!(result, Err(ref refusal) if !matches!(refusal, Refusal::Downstream(_))) {
 				worker.drop_session(key);
 			}
 			result
@@ -822,7 +884,8 @@ impl Worker {
 	) -> Result<(u32, bool), Refusal> {
 		let stop = self.model.config.eos_token_ids();
 		let session = lock(&self.sessions).get(&key).cloned().ok_or_else(no_session)?;
-		let assignment = {
+		let input = BlakeTwo256::hash(&message);
+		let (assignment, pending) = {
 			let session = lock(&session);
 			match session.last_reply {
 				// A retried request: answer it again.
@@ -834,37 +897,53 @@ impl Worker {
 					format!("step {step}, expected {}", session.tokens.len()).into_bytes(),
 				));
 			}
+			let pending = match &session.pending {
+				Some(pending) if pending.step == step && pending.input != input => {
+					return Err(Refusal::BadRequest(
+						format!("step {step} again, on other input than before").into_bytes(),
+					))
+				}
+				Some(pending) if pending.step == step => Some(pending.to.clone()),
+				_ => None,
+			};
 			// Kept before it runs: the step is what this stage computes on.
 			if let Some(signature) = signature {
 				let signed = SignedMessage { index: step, message: message.clone(), signature };
 				self.record_input(key, &session.assignment, signed)?;
 			}
-			session.assignment.clone()
+			(session.assignment.clone(), pending)
 		};
-		let shard = self
-			.model
-			.shard(assignment.model, assignment.chunk)
-			.ok_or_else(|| Refusal::Failed(b"this miner does not serve the chunk".to_vec()))?;
-		let max_positions = self.model.config.max_position_embeddings;
-		let perturb = self.model.perturb;
-		let pass_session = session.clone();
-		let output = tokio::task::spawn_blocking(move || {
-			compute::run_pass(&shard, &pass_session, &message, max_positions, perturb)
-		})
-		.await
-		.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}").into_bytes()))?
-		.map_err(|e| Refusal::Failed(e.into_bytes()))?;
-
-		let token = match output {
-			PassOutput::Logits(logits) => {
-				let params = compute::sampling(&assignment.sampling);
-				sample(&logits, &params, step as u64)
-					.map_err(|e| Refusal::Failed(e.to_string().into_bytes()))?
+		let token = match pending {
+			// Run before, not answered downstream: the next stage failed. Go on through
+			// the stage the chain has there now.
+			Some(failed) => {
+				let assignment = self.replaced_downstream(key, &session, &failed).await;
+				let hidden = lock(&session).pending.as_ref().map(|p| p.output.clone());
+				let hidden = hidden.ok_or_else(no_session)?;
+				self.forward(&assignment, &session, step, hidden).await?
 			}
-			PassOutput::Hidden(hidden) => self.forward(&assignment, step, hidden).await?,
+			None => {
+				let output = self.run_pass(&assignment, &session, message).await?;
+				match output {
+					PassOutput::Logits(logits) => {
+						let params = compute::sampling(&assignment.sampling);
+						sample(&logits, &params, step as u64)
+							.map_err(|e| Refusal::Failed(e.to_string().into_bytes()))?
+					}
+					PassOutput::Hidden(hidden) => {
+						let to = next_miner(&assignment)?.clone();
+						lock(&session).pending =
+							Some(PendingStep { step, input, output: hidden.clone(), to });
+						self.forward(&assignment, &session, step, hidden).await?
+					}
+				}
+			}
 		};
 		let done = {
 			let mut session = lock(&session);
+			if let Some(pending) = session.pending.take() {
+				session.sent.push(pending.output);
+			}
 			session.tokens.push(token);
 			session.last_reply = Some((step, token));
 			session.is_done(&stop)
@@ -876,19 +955,53 @@ impl Worker {
 		Ok((token, done))
 	}
 
-	/// Hands a pass's hidden states to the next chunk's miner (this one, or a peer).
+	/// Runs `message` through this miner's chunk for `session`, on the blocking pool.
+	async fn run_pass(
+		&self,
+		assignment: &Assignment,
+		session: &Arc<Mutex<Session>>,
+		message: Vec<u8>,
+	) -> Result<PassOutput, Refusal> {
+		let shard = self
+			.model
+			.shard(assignment.model, assignment.chunk)
+			.ok_or_else(|| Refusal::Failed(b"this miner does not serve the chunk".to_vec()))?;
+		let max_positions = self.model.config.max_position_embeddings;
+		let perturb = self.model.perturb;
+		let session = session.clone();
+		tokio::task::spawn_blocking(move || {
+			compute::run_pass(&shard, &session, &message, max_positions, perturb)
+		})
+		.await
+		.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}").into_bytes()))?
+		.map_err(|e| Refusal::Failed(e.into_bytes()))
+	}
+
+	/// Hands a pass's hidden states to the next chunk's miner (this one, or a peer). A
+	/// next miner that did not get the steps before (the chain replaced a dead one)
+	/// first gets them again, with their tokens, to rebuild its cache (replay).
 	async fn forward(
 		self: &Arc<Self>,
 		assignment: &Assignment,
+		session: &Arc<Mutex<Session>>,
 		step: u32,
 		message: Vec<u8>,
 	) -> Result<u32, Refusal> {
 		let next_chunk = assignment.chunk + 1;
-		let next = assignment
-			.pipeline_experts
-			.get(next_chunk as usize)
-			.ok_or_else(|| Refusal::Failed(b"the pipeline has no next miner".to_vec()))?;
+		let next = next_miner(assignment)?;
 		let next_key = (assignment.task, assignment.pipeline, next_chunk);
+		let replay = {
+			let session = lock(session);
+			match &session.sent_to {
+				Some(to) if to == next => None,
+				_ if step == 0 => None,
+				_ => Some((session.sent.clone(), session.tokens.clone())),
+			}
+		};
+		if let Some((sent, tokens)) = replay {
+			self.replay_to(next, next_key, step, sent, tokens).await?;
+		}
+		lock(session).sent_to = Some(next.clone());
 		let signature = self.sign_hop(next_key, step, &message)?;
 		if *next == self.account {
 			self.open_session(next_key, step).await?;
@@ -908,6 +1021,132 @@ impl Worker {
 		match self.send(next, request).await? {
 			StageResponse::Token(token) => Ok(token),
 			_ => Err(Refusal::Downstream(b"malformed reply".to_vec())),
+		}
+	}
+
+	/// Sends steps `0..step` (what this stage sent then, and the tokens sampled) to
+	/// `next`, the replacement of the stage that received them.
+	async fn replay_to(
+		self: &Arc<Self>,
+		next: &AccountId,
+		next_key: SlotKey,
+		step: u32,
+		sent: Vec<Vec<u8>>,
+		tokens: Vec<u32>,
+	) -> Result<(), Refusal> {
+		if sent.len() != step as usize || tokens.len() != step as usize {
+			return Err(Refusal::Failed(
+				format!("cannot replay {step} steps: {} kept", sent.len()).into_bytes(),
+			));
+		}
+		let started = Instant::now();
+		for (index, (message, token)) in sent.into_iter().zip(tokens).enumerate() {
+			let index = index as u32;
+			let signature = self.sign_hop(next_key, index, &message)?;
+			if *next == self.account {
+				if index == 0 {
+					self.open_session(next_key, 0).await?;
+				}
+				self.replay_step(next_key, index, message, signature, token).await?;
+				continue;
+			}
+			let request = StageRequest::Replay {
+				task: next_key.0,
+				pipeline: next_key.1,
+				chunk: next_key.2,
+				step: index,
+				message,
+				signature,
+				token,
+			};
+			match self.send(next, request).await? {
+				StageResponse::Token(echo) if echo == token => {}
+				_ => return Err(Refusal::Downstream(b"malformed replay reply".to_vec())),
+			}
+		}
+		self.metrics.replayed(step);
+		log::info!(
+			target: LOG_TARGET,
+			"task {} pipeline {}: replayed {step} steps to chunk {}'s new miner {next} in {:?}",
+			next_key.0, next_key.1, next_key.2, started.elapsed(),
+		);
+		Ok(())
+	}
+
+	/// Runs replayed step `step` of `key`'s session (this miner replaces a stage that
+	/// died): the pass rebuilds the cache and the fingerprint; nothing is passed on,
+	/// and the token is the one the pipeline sampled then.
+	async fn replay_step(
+		self: &Arc<Self>,
+		key: SlotKey,
+		step: u32,
+		message: Vec<u8>,
+		signature: Signature,
+		token: u32,
+	) -> Result<u32, Refusal> {
+		let session = lock(&self.sessions).get(&key).cloned().ok_or_else(no_session)?;
+		let assignment = {
+			let session = lock(&session);
+			if session.last_reply == Some((step, token)) {
+				return Ok(token);
+			}
+			if step as usize != session.tokens.len() || session.pending.is_some() {
+				return Err(Refusal::BadRequest(
+					format!("replayed step {step}, expected {}", session.tokens.len()).into_bytes(),
+				));
+			}
+			let signed = SignedMessage { index: step, message: message.clone(), signature };
+			self.record_input(key, &session.assignment, signed)?;
+			session.assignment.clone()
+		};
+		let output = match self.run_pass(&assignment, &session, message).await {
+			Ok(output) => output,
+			Err(refusal) => {
+				self.drop_session(key);
+				return Err(refusal);
+			}
+		};
+		let mut session = lock(&session);
+		if let PassOutput::Hidden(hidden) = output {
+			// The later stages hold these positions already (from the dead stage).
+			session.sent.push(hidden);
+			session.sent_to = assignment.pipeline_experts.get(key.2 as usize + 1).cloned();
+		}
+		session.tokens.push(token);
+		session.last_reply = Some((step, token));
+		Ok(token)
+	}
+
+	/// `key`'s slot as the chain shows it now, once its next chunk's miner is no longer
+	/// `failed` when this stage claimed that one silent (waiting up to
+	/// `ASSIGNMENT_WAIT` for this node to see the replacement); the session follows it.
+	async fn replaced_downstream(
+		&self,
+		key: SlotKey,
+		session: &Arc<Mutex<Session>>,
+		failed: &AccountId,
+	) -> Assignment {
+		let claimed = lock(&self.claimed).contains(&(key, key.2 + 1));
+		let deadline = Instant::now() + ASSIGNMENT_WAIT;
+		loop {
+			let (best, _) = self.chain.best();
+			let current =
+				self.chain.assignments(best, &self.account).ok().and_then(|list| {
+					list.into_iter().find(|a| (a.task, a.pipeline, a.chunk) == key)
+				});
+			if let Some(current) = current {
+				let replaced = current.pipeline_experts.get(key.2 as usize + 1) != Some(failed);
+				if replaced || !claimed || Instant::now() >= deadline {
+					if replaced {
+						lock(&self.claimed).remove(&(key, key.2 + 1));
+					}
+					lock(session).assignment = current.clone();
+					return current;
+				}
+			} else if Instant::now() >= deadline {
+				return lock(session).assignment.clone();
+			}
+			tokio::time::sleep(Duration::from_millis(250)).await;
 		}
 	}
 
@@ -953,7 +1192,9 @@ impl Worker {
 		self.metrics.failure();
 		// The next stage left this one waiting: say so on chain, so that the deadline
 		// blames it alone and the chain replaces it.
-		if let StageRequest::Activations { task, pipeline, chunk, .. } = request {
+		if let StageRequest::Activations { task, pipeline, chunk, .. }
+		| StageRequest::Replay { task, pipeline, chunk, .. } = request
+		{
 			if let Some(own) = chunk.checked_sub(1) {
 				self.claim_silence((task, pipeline, own), chunk).await;
 			}
@@ -1100,6 +1341,16 @@ impl Worker {
 					},
 				}
 			}
+			Ok(StageRequest::Replay { task, pipeline, chunk, step, message, signature, token }) => {
+				let key = (task, pipeline, chunk);
+				match self.accept(key, step, request.peer).await {
+					Err(refusal) => StageResponse::Refused(refusal),
+					Ok(()) => match self.replay_step(key, step, message, signature, token).await {
+						Ok(token) => StageResponse::Token(token),
+						Err(refusal) => StageResponse::Refused(refusal),
+					},
+				}
+			}
 			Ok(StageRequest::Input { task, pipeline, chunk, from }) => {
 				match self.input_page((task, pipeline, chunk), from, request.peer) {
 					Ok(page) => page,
@@ -1151,6 +1402,17 @@ impl Worker {
 				}
 				self.drop_session(key);
 				existing = None;
+			} else if step > 0 && !self.is_previous_miner(stale, peer) {
+				// The chain replaced the previous stage, which died: go on with its
+				// replacement (the cache is right), once the chain confirms it.
+				let current = self.wait_for_assignment(key).await?;
+				if !self.is_previous_miner(&current, peer) {
+					return Err(Refusal::WrongSender);
+				}
+				if let Some(session) = lock(&self.sessions).get(&key).cloned() {
+					lock(&session).assignment = current.clone();
+				}
+				existing = Some(current);
 			}
 		}
 		let assignment = match existing {
@@ -1298,6 +1560,14 @@ pub(super) fn max_fingerprint_bytes() -> usize {
 }
 
 /// A pass for a session this stage does not hold (never opened, ended or freed).
+/// The miner of the chunk after `assignment`'s in its pipeline.
+fn next_miner(assignment: &Assignment) -> Result<&AccountId, Refusal> {
+	assignment
+		.pipeline_experts
+		.get(assignment.chunk as usize + 1)
+		.ok_or_else(|| Refusal::Failed(b"the pipeline has no next miner".to_vec()))
+}
+
 pub(super) fn no_session() -> Refusal {
 	Refusal::BadRequest(b"no session here: restart the pipeline at step 0".to_vec())
 }

@@ -25,7 +25,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import * as experts from '../lib/experts.mjs';
-import { freePort, runCli, sendAndFinalize } from '../lib/node.mjs';
+import { freePort, runCli, scrape, sendAndFinalize } from '../lib/node.mjs';
 import * as tasks from '../lib/tasks.mjs';
 import { inferBinary, startTestnet } from '../lib/testnet.mjs';
 
@@ -111,14 +111,6 @@ async function registerMid(api, hashText, keyring) {
     const result = await experts.serveChunk(api, keyring.addFromUri(who), 1, chunk);
     if (!result.ok) throw new Error(`serve_chunk(1, ${chunk}) by ${who}: ${result.error}`);
   }
-}
-
-async function scrape(port, metric) {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  // The node's registry labels every metric with the chain: `<metric>{chain="dllm_dev"} <value>`.
-  const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `));
-  if (!line) throw new Error(`metric ${metric} not found on port ${port}`);
-  return Number(line.split(' ').pop());
 }
 
 runCli(async () => {

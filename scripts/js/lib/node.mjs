@@ -32,6 +32,15 @@ export function nodeBinary() {
   return found;
 }
 
+/** The value of Prometheus metric `metric` on the node whose `--prometheus-port` is `port`. */
+export async function scrape(port, metric) {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  // The node's registry labels every metric with the chain: `<metric>{chain="dllm_dev"} <value>`.
+  const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `));
+  if (!line) throw new Error(`metric ${metric} not found on port ${port}`);
+  return Number(line.split(' ').pop());
+}
+
 /** A TCP port that is free right now. */
 export function freePort() {
   return new Promise((resolvePort, reject) => {

@@ -7,8 +7,8 @@
 // anywhere. A stage that corrupts only what it sends is blamed instead of its downstream
 // (the referee reruns the downstream stage on its signed input). Miners in f16 and f32
 // agree. A miner killed mid-generation is claimed silent by its upstream, blamed alone
-// and replaced, and the token stream continues without a gap. Balances move as
-// docs/protocol.md says.
+// and replaced; its upstream replays the steps so far to the replacement, and the token
+// stream continues without a gap. Balances move as docs/protocol.md says.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ import { u8aToHex } from '@polkadot/util';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import * as experts from '../lib/experts.mjs';
-import { sendAndFinalize } from '../lib/node.mjs';
+import { freePort, scrape, sendAndFinalize } from '../lib/node.mjs';
 import {
   MINER_SHARE_PARTS, ceilDiv, feesInBlocks, moneyEvents, prefillEarned, prefillShareParts, total,
 } from '../lib/settlement.mjs';
@@ -308,11 +308,14 @@ test('a generator stage that sends what it did not fingerprint is slashed; its d
   }
 });
 
-test('the chunk-1 miner killed mid-generation is claimed silent, blamed alone and replaced; the stream has no gap and the answer is dllm-infer\'s', async () => {
+test('the chunk-1 miner killed mid-generation is claimed silent, blamed alone and replaced, which rebuilds its cache from the replayed steps; the stream has no gap and the answer is dllm-infer\'s', async () => {
   // Eve (chunk 0) and Ferdie (chunk 1) ask least and generate, Eve pausing 400 ms
   // after each token so that the kill lands mid-generation; Dave asks next and
   // verifies; Charlie (chunk 1) is the next best for Ferdie's chunk.
-  const net = await startTestnet({ extraArgs: { eve: ['--miner-token-delay-ms', '400'] }, dir: logDir('killed') });
+  const prometheus = { eve: await freePort() };
+  const net = await startTestnet({
+    extraArgs: { eve: ['--miner-token-delay-ms', '400'] }, prometheus, dir: logDir('killed'),
+  });
   try {
     const { api } = net;
     await usePrefill(api);
@@ -363,6 +366,12 @@ test('the chunk-1 miner killed mid-generation is claimed silent, blamed alone an
     assert.ok(!money.paid.has(ferdie), 'the killed miner is not paid');
     assert.ok(money.paid.has(eve) && money.paid.has(charlie), describe(details, events));
     assert.equal(money.slashed.size, 0);
+    // Eve did not start over: she ran each of the 12 steps once and replayed the steps
+    // Ferdie had run (at least the three streamed before the kill) to Charlie, who
+    // rebuilt his cache from them and went on.
+    assert.equal(await scrape(prometheus.eve, 'dllm_miner_tokens_total'), reference.tokens.length);
+    const replayed = await scrape(prometheus.eve, 'dllm_miner_replayed_steps_total');
+    assert.ok(replayed >= 3 && replayed < reference.tokens.length, `replayed ${replayed} steps`);
   } finally {
     await net.stop();
   }
