@@ -16,6 +16,10 @@ pub struct Cli {
 	/// Miner options (`--miner --model-dir DIR ...`).
 	#[clap(flatten)]
 	pub miner: crate::miner::MinerCmd,
+
+	/// The OpenAI-compatible HTTP API (`--openai ...`).
+	#[clap(flatten)]
+	pub openai: crate::openai::OpenAiCmd,
 }
 
 /// Maintenance and tooling subcommands.

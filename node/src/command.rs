@@ -179,6 +179,7 @@ pub fn run() -> sc_cli::Result<()> {
 		None => {
 			let runner = cli.create_runner(&cli.run)?;
 			let miner = cli.miner.miner.then(|| cli.miner.clone());
+			let openai = cli.openai.openai.then(|| cli.openai.clone());
 			runner.run_node_until_exit(|config| async move {
 				match config.network.network_backend {
 					sc_network::config::NetworkBackendType::Libp2p => service::new_full::<
@@ -186,12 +187,12 @@ pub fn run() -> sc_cli::Result<()> {
 							Block,
 							<Block as sp_runtime::traits::Block>::Hash,
 						>,
-					>(config, miner)
+					>(config, miner, openai)
 					.map_err(sc_cli::Error::Service),
-					sc_network::config::NetworkBackendType::Litep2p => {
-						service::new_full::<sc_network::Litep2pNetworkBackend>(config, miner)
-							.map_err(sc_cli::Error::Service)
-					}
+					sc_network::config::NetworkBackendType::Litep2p => service::new_full::<
+						sc_network::Litep2pNetworkBackend,
+					>(config, miner, openai)
+					.map_err(sc_cli::Error::Service),
 				}
 			})
 		}

@@ -9,6 +9,7 @@ mod chain_spec;
 mod cli;
 mod command;
 mod miner;
+mod openai;
 mod rpc;
 mod service;
 mod tokens;

@@ -190,6 +190,7 @@ pub fn new_full<
 >(
 	config: Configuration,
 	miner: Option<crate::miner::MinerCmd>,
+	openai: Option<crate::openai::OpenAiCmd>,
 ) -> Result<TaskManager, ServiceError> {
 	let sc_service::PartialComponents {
 		client,
@@ -342,6 +343,16 @@ pub fn new_full<
 		let client = client.clone();
 		let pool = transaction_pool.clone();
 		let tasks = crate::rpc::TaskRpc::new(client.clone(), network.clone(), token_streams);
+		if let Some(cmd) = &openai {
+			let parts = crate::openai::NodeParts {
+				client: client.clone(),
+				pool: transaction_pool.clone(),
+				tasks: tasks.clone(),
+				spawner: task_manager.spawn_handle(),
+				dev: config.chain_spec.chain_type() == sc_service::ChainType::Development,
+			};
+			crate::openai::start(cmd, parts).map_err(ServiceError::Other)?;
+		}
 		Box::new(move |_| {
 			let deps = crate::rpc::FullDeps {
 				client: client.clone(),

@@ -195,6 +195,10 @@ impl_runtime_apis! {
 		fn operated_expert(operator: AccountId) -> Option<AccountId> {
 			pallet_experts::OperatedExperts::<Runtime>::get(operator)
 		}
+
+		fn models() -> Vec<pallet_poaw::ModelId> {
+			pallet_models::Models::<Runtime>::iter_keys().collect()
+		}
 	}
 
 	impl pallet_transaction_payment_rpc_runtime_api::TransactionPaymentApi<Block, Balance> for Runtime {

@@ -19,7 +19,7 @@ use polkadot_sdk::{
 	sc_transaction_pool_api::{InPoolTransaction, TransactionPool, TransactionSource},
 	sp_api::{Core, ProvideRuntimeApi},
 	sp_blockchain::HeaderBackend,
-	sp_core::{sr25519, H256},
+	sp_core::{sr25519, Pair as _, H256},
 	sp_keystore::KeystorePtr,
 	sp_runtime::{MultiAddress, MultiSignature, OpaqueExtrinsic},
 };
@@ -33,7 +33,8 @@ pub type TaskView = TaskDetails<AccountId, Balance, BlockNumber>;
 pub type ExpertRecord = pallet_experts::ExpertInfo<Runtime>;
 /// A model's registry record.
 pub type ModelRecord = pallet_models::ModelInfo<Runtime>;
-type Pool = sc_transaction_pool::TransactionPoolHandle<Block, FullClient>;
+/// The node's transaction pool.
+pub type Pool = sc_transaction_pool::TransactionPoolHandle<Block, FullClient>;
 
 /// Reads the chain at the best block.
 #[derive(Clone)]
@@ -126,6 +127,20 @@ impl ChainView {
 		.map_err(|e| format!("runtime API `operated_expert` failed: {e}"))
 	}
 
+	/// Every registered model's id at `at`.
+	pub fn models(&self, at: H256) -> Result<Vec<ModelId>, String> {
+		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::models(
+			&*self.client.runtime_api(),
+			at,
+		)
+		.map_err(|e| format!("runtime API `models` failed: {e}"))
+	}
+
+	/// The client this view reads.
+	pub fn client(&self) -> &Arc<FullClient> {
+		&self.client
+	}
+
 	/// A model's registry record at `at`.
 	pub fn model(&self, at: H256, model: ModelId) -> Result<Option<ModelRecord>, String> {
 		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::model(
@@ -142,36 +157,53 @@ impl ChainView {
 pub struct Submitter {
 	client: Arc<FullClient>,
 	pool: Arc<Pool>,
-	keystore: KeystorePtr,
-	public: sr25519::Public,
+	key: SigningKey,
 	/// Held from signing to the pool's answer, so that each submission sees the one
 	/// before it among the pool's ready transactions.
 	submitting: futures::lock::Mutex<()>,
 }
 
+/// The key a [`Submitter`] signs with.
+pub enum SigningKey {
+	/// The miner key in the node's keystore (type `dllm`).
+	Keystore { keystore: KeystorePtr, public: sr25519::Public },
+	/// A key held in memory (the OpenAI API's requester account).
+	Pair(Box<sr25519::Pair>),
+}
+
+impl SigningKey {
+	fn public(&self) -> sr25519::Public {
+		match self {
+			SigningKey::Keystore { public, .. } => *public,
+			SigningKey::Pair(pair) => pair.public(),
+		}
+	}
+
+	fn sign(&self, payload: &[u8]) -> Result<sr25519::Signature, String> {
+		match self {
+			SigningKey::Keystore { keystore, public } => keystore
+				.sr25519_sign(KEY_TYPE, public, payload)
+				.map_err(|e| format!("signing failed: {e}"))?
+				.ok_or_else(|| "the miner key left the keystore".to_string()),
+			SigningKey::Pair(pair) => Ok(pair.sign(payload)),
+		}
+	}
+}
+
 impl Submitter {
-	pub fn new(
-		client: Arc<FullClient>,
-		pool: Arc<Pool>,
-		keystore: KeystorePtr,
-		public: sr25519::Public,
-	) -> Self {
-		Submitter { client, pool, keystore, public, submitting: futures::lock::Mutex::new(()) }
+	pub fn new(client: Arc<FullClient>, pool: Arc<Pool>, key: SigningKey) -> Self {
+		Submitter { client, pool, key, submitting: futures::lock::Mutex::new(()) }
 	}
 
 	/// The signing account: the expert's operator, or the expert itself.
 	pub fn account(&self) -> AccountId {
-		AccountId::from(self.public)
+		AccountId::from(self.key.public())
 	}
 
 	/// Signs `payload` (an activation message's [`super::protocol::hop_payload`]) with
 	/// the miner key.
 	pub fn sign_message(&self, payload: &[u8]) -> Result<[u8; 64], String> {
-		self.keystore
-			.sr25519_sign(KEY_TYPE, &self.public, payload)
-			.map_err(|e| format!("signing failed: {e}"))?
-			.map(|signature| signature.0)
-			.ok_or_else(|| "the miner key left the keystore".to_string())
+		self.key.sign(payload).map(|signature| signature.0)
 	}
 
 	/// Signs `call` at the best block's runtime and the account's next index (the
@@ -221,10 +253,7 @@ impl Submitter {
 			(),
 		);
 		let payload = SignedPayload::from_raw(call.clone(), extension.clone(), implicit);
-		let signature = payload
-			.using_encoded(|bytes| self.keystore.sr25519_sign(KEY_TYPE, &self.public, bytes))
-			.map_err(|e| format!("signing failed: {e}"))?
-			.ok_or_else(|| "the miner key left the keystore".to_string())?;
+		let signature = payload.using_encoded(|bytes| self.key.sign(bytes))?;
 		let xt = UncheckedExtrinsic::new_signed(
 			call,
 			MultiAddress::Id(account),

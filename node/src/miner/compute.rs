@@ -122,6 +122,8 @@ pub struct Session {
 	pub sent: Vec<Vec<u8>>,
 	/// The miner of the next chunk the `sent` messages went to (its cache holds them).
 	pub sent_to: Option<AccountId>,
+	/// Whether a step came in live (not replayed): no replay is taken after that.
+	pub live: bool,
 }
 
 /// A step run here and not answered downstream yet.
@@ -156,6 +158,7 @@ impl Session {
 			pending: None,
 			sent: Vec::new(),
 			sent_to: None,
+			live: false,
 		})
 	}
 

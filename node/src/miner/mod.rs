@@ -471,8 +471,7 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			submitter: Submitter::new(
 				node.client.clone(),
 				node.pool,
-				node.keystore,
-				resolved.public,
+				chain::SigningKey::Keystore { keystore: node.keystore, public: resolved.public },
 			),
 			account: resolved.account,
 			network: node.network,

@@ -181,6 +181,10 @@ pub enum Refusal {
 	Failed(Vec<u8>),
 	/// The receiver is still running this request (a retry came early); try again.
 	Busy,
+	/// A later stage stopped answering and was claimed silent on chain: the step can go
+	/// on once the chain replaces it. (Last, so that the variants before it keep their
+	/// encoding.)
+	Silent(Vec<u8>),
 }
 
 impl std::fmt::Display for Refusal {
@@ -193,6 +197,7 @@ impl std::fmt::Display for Refusal {
 			Refusal::Downstream(why) => write!(f, "a later stage failed: {}", text(why)),
 			Refusal::Failed(why) => write!(f, "the stage failed: {}", text(why)),
 			Refusal::Busy => write!(f, "the receiver is still running this request"),
+			Refusal::Silent(why) => write!(f, "a later stage went silent: {}", text(why)),
 		}
 	}
 }

@@ -158,9 +158,6 @@ impl Worker {
 
 	async fn on_best_block(self: &Arc<Self>) {
 		let (best, number) = self.chain.best();
-		if !self.signer_current(best, number) {
-			return;
-		}
 		let assignments = match self.chain.assignments(best, &self.account) {
 			Ok(assignments) => assignments,
 			Err(e) => {
@@ -193,6 +190,11 @@ impl Worker {
 			})
 		};
 		lock(&self.claimed).retain(|(key, _)| open.contains(key));
+		// After the clean-up: a key the chain no longer accepts would only pay for
+		// refused calls.
+		if !self.signer_current(best, number) {
+			return;
+		}
 		for assignment in assignments {
 			let key = (assignment.task, assignment.pipeline, assignment.chunk);
 			// Accused of silence while alive: the accuser stopped talking to this miner,
@@ -396,7 +398,7 @@ impl Worker {
 					Ok(answer) => break answer,
 					// A later stage died: once the chain replaces it, the step goes on
 					// through the replacement, which first gets the steps before it.
-					Err(Refusal::Downstream(why)) if resumes < MAX_RESUMES => {
+					Err(Refusal::Silent(why)) if resumes < MAX_RESUMES => {
 						let why = String::from_utf8_lossy(&why).into_owned();
 						log::warn!(
 							target: LOG_TARGET,
@@ -595,7 +597,10 @@ impl Worker {
 		async move {
 			let result = worker.check_piece_inner(key, piece, message, signature).await;
 			// A refused request (busy, out of order) leaves the session as it was.
-			if matches!(result, Err(Refusal::Failed(_) | Refusal::Downstream(_))) {
+			if matches!(
+				result,
+				Err(Refusal::Failed(_) | Refusal::Downstream(_) | Refusal::Silent(_))
+			) {
 				worker.drop_session(key);
 			}
 			result
@@ -865,9 +870,10 @@ impl Worker {
 		let worker = self.clone();
 		async move {
 			let result = worker.advance_inner(key, step, message, signature).await;
-			// When a later stage failed, this one's cache is right: kept, so that the
-			// step can go on through the chain's replacement of that stage.
-			if matches!(result, Err(ref refusal) if !matches!(refusal, Refusal::Downstream(_))) {
+			// When a later stage went silent, this one's cache is right: kept, so that
+			// the step can go on through the chain's replacement of that stage. Any
+			// other failure starts the pipeline over.
+			if matches!(result, Err(ref refusal) if !matches!(refusal, Refusal::Silent(_))) {
 				worker.drop_session(key);
 			}
 			result
@@ -886,7 +892,7 @@ impl Worker {
 		let session = lock(&self.sessions).get(&key).cloned().ok_or_else(no_session)?;
 		let input = BlakeTwo256::hash(&message);
 		let (assignment, pending) = {
-			let session = lock(&session);
+			let mut session = lock(&session);
 			match session.last_reply {
 				// A retried request: answer it again.
 				Some((last, token)) if last == step => return Ok((token, session.is_done(&stop))),
@@ -911,6 +917,7 @@ impl Worker {
 				let signed = SignedMessage { index: step, message: message.clone(), signature };
 				self.record_input(key, &session.assignment, signed)?;
 			}
+			session.live = true;
 			(session.assignment.clone(), pending)
 		};
 		let token = match pending {
@@ -1090,6 +1097,12 @@ impl Worker {
 			if session.last_reply == Some((step, token)) {
 				return Ok(token);
 			}
+			// Only a new stage is replayed to, and no further than a generation goes.
+			if session.live || step as usize >= session.max_new {
+				return Err(Refusal::BadRequest(
+					format!("no replay here: this stage already runs (step {step})").into_bytes(),
+				));
+			}
 			if step as usize != session.tokens.len() || session.pending.is_some() {
 				return Err(Refusal::BadRequest(
 					format!("replayed step {step}, expected {}", session.tokens.len()).into_bytes(),
@@ -1106,6 +1119,19 @@ impl Worker {
 				return Err(refusal);
 			}
 		};
+		// The last chunk samples what the dead stage sampled, or the replay is false.
+		if let PassOutput::Logits(logits) = &output {
+			let params = compute::sampling(&assignment.sampling);
+			let sampled = sample(logits, &params, step as u64)
+				.map_err(|e| Refusal::Failed(e.to_string().into_bytes()))?;
+			if sampled != token {
+				self.drop_session(key);
+				return Err(Refusal::BadRequest(
+					format!("replayed step {step} samples {sampled} here, not {token}")
+						.into_bytes(),
+				));
+			}
+		}
 		let mut session = lock(&session);
 		if let PassOutput::Hidden(hidden) = output {
 			// The later stages hold these positions already (from the dead stage).
@@ -1179,6 +1205,7 @@ impl Worker {
 				Ok(Ok(StageResponse::Refused(Refusal::Busy))) => {
 					last_error = "the receiver is still running this request".into();
 				}
+				Ok(Ok(StageResponse::Refused(silent @ Refusal::Silent(_)))) => return Err(silent),
 				Ok(Ok(StageResponse::Refused(refusal))) => {
 					return Err(Refusal::Downstream(refusal.to_string().into_bytes()))
 				}
@@ -1192,17 +1219,23 @@ impl Worker {
 		self.metrics.failure();
 		// The next stage left this one waiting: say so on chain, so that the deadline
 		// blames it alone and the chain replaces it.
+		let why = format!(
+			"miner {miner} (peer {peer}) unreachable after {SEND_ATTEMPTS} attempts: {last_error}"
+		)
+		.into_bytes();
 		if let StageRequest::Activations { task, pipeline, chunk, .. }
 		| StageRequest::Replay { task, pipeline, chunk, .. } = request
 		{
 			if let Some(own) = chunk.checked_sub(1) {
-				self.claim_silence((task, pipeline, own), chunk).await;
+				let key = (task, pipeline, own);
+				self.claim_silence(key, chunk).await;
+				// Claimed on chain: the generation can wait for the replacement.
+				if lock(&self.claimed).contains(&(key, chunk)) {
+					return Err(Refusal::Silent(why));
+				}
 			}
 		}
-		Err(Refusal::Downstream(
-			format!("miner {miner} (peer {peer}) unreachable after {SEND_ATTEMPTS} attempts: {last_error}")
-				.into_bytes(),
-		))
+		Err(Refusal::Downstream(why))
 	}
 
 	/// Claims on chain that the neighbour `silent` of this miner's slot `key` left it

@@ -71,6 +71,8 @@ pub enum TaskEvent {
 		output: Option<String>,
 		/// The accepted output's token ids.
 		tokens: Option<Vec<u32>>,
+		/// The prompt's tokens as the generator counted them.
+		prompt_tokens: Option<u32>,
 	},
 }
 
@@ -153,9 +155,14 @@ impl TaskRpc {
 		}
 	}
 
-	/// Relays `task`'s tokens to `sink` until the chain finishes the task or the
-	/// client leaves.
-	async fn relay(&self, task: TaskId, sink: &SubscriptionSink) -> Result<(), String> {
+	/// Relays `task`'s tokens to `sink`, then its verdict, until the chain finishes the
+	/// task or the receiver is dropped (the RPC's and the OpenAI API's clients).
+	pub async fn relay(
+		&self,
+		task: TaskId,
+		sink: tokio::sync::mpsc::Sender<TaskEvent>,
+	) -> Result<(), String> {
+		let sink = &sink;
 		let mut imports = self.chain.imports();
 		let mut next = 0u32;
 		let mut finished = false;
@@ -236,11 +243,12 @@ fn forgotten(task: TaskId) -> TaskEvent {
 		community: None,
 		output: None,
 		tokens: None,
+		prompt_tokens: None,
 	}
 }
 
 /// The final item of a finished task.
-fn verdict(details: &TaskView) -> TaskEvent {
+pub(crate) fn verdict(details: &TaskView) -> TaskEvent {
 	let settlement = details.task.settlement.as_ref();
 	let accepted = settlement
 		.and_then(|s| s.output_hash)
@@ -259,10 +267,18 @@ fn verdict(details: &TaskView) -> TaskEvent {
 		community: settlement.map(|s| s.community.to_string()),
 		output: accepted.map(|output| String::from_utf8_lossy(&output.text).into_owned()),
 		tokens: accepted.map(|output| output.tokens.clone()),
+		prompt_tokens: accepted.map(|output| output.prompt_tokens),
 	}
 }
 
-async fn send(sink: &SubscriptionSink, event: &TaskEvent) -> Result<(), String> {
+async fn send(
+	sink: &tokio::sync::mpsc::Sender<TaskEvent>,
+	event: &TaskEvent,
+) -> Result<(), String> {
+	sink.send(event.clone()).await.map_err(|_| "the client left".to_string())
+}
+
+async fn send_json(sink: &SubscriptionSink, event: &TaskEvent) -> Result<(), String> {
 	let message = SubscriptionMessage::from_json(event).map_err(|e| e.to_string())?;
 	sink.send(message).await.map_err(|_| "the client left".to_string())
 }
@@ -326,9 +342,20 @@ impl DllmTaskApiServer for TaskRpc {
 		}
 		let sink = pending.accept().await?;
 		// Ends when the task ends on chain or the client leaves, whichever comes first.
-		let relay = Box::pin(self.relay(task, &sink));
+		let (events, mut received) = tokio::sync::mpsc::channel(64);
+		let relay = self.relay(task, events);
+		let forward = async {
+			while let Some(event) = received.recv().await {
+				send_json(&sink, &event).await?;
+			}
+			Ok(())
+		};
+		let both = Box::pin(async {
+			let (relayed, forwarded) = futures::future::join(relay, forward).await;
+			relayed.and(forwarded)
+		});
 		let left = Box::pin(sink.closed());
-		let outcome = match futures::future::select(relay, left).await {
+		let outcome = match futures::future::select(both, left).await {
 			futures::future::Either::Left((outcome, _)) => outcome,
 			futures::future::Either::Right(((), _)) => Err("the client left".to_string()),
 		};

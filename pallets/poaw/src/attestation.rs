@@ -222,8 +222,10 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	/// The read of the slot's expert's operator when someone else signs (the commit,
-	/// reveal and silence claim benchmarks sign with the expert's own key).
+	/// The read of an operator record the benchmarks do not make: the slot's expert's
+	/// operator when someone else signs (the commit, reveal and silence claim
+	/// benchmarks sign with the expert's own key), or the expert a requester operates
+	/// (`submit_task`).
 	pub(crate) fn operator_lookup() -> Weight {
 		T::DbWeight::get().reads(1)
 	}

@@ -682,7 +682,7 @@ pub mod pallet {
 			(prompt.len() as u32).min(T::MaxPromptBytes::get()),
 			T::MaxSlots::get(),
 			T::MaxOffersPerChunk::get(),
-		))]
+		).saturating_add(Pallet::<T>::operator_lookup()))]
 		pub fn submit_task(
 			origin: OriginFor<T>,
 			model: ModelId,

@@ -25,7 +25,7 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
 
 	/// The registry records a miner's worker reads (so that no node decodes pallet
 	/// storage by key): `Expert` and `Model` are the runtime's expert and model records.
-	/// Version 2 adds the operator keys.
+	/// Version 2 adds the operator keys and the model list.
 	#[api_version(2)]
 	pub trait RegistryApi<AccountId, Expert, Model>
 	where
@@ -45,5 +45,8 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
 		/// only an operator key finds its expert).
 		#[api_version(2)]
 		fn operated_expert(operator: AccountId) -> Option<AccountId>;
+		/// Every registered model's id (the OpenAI API lists the active ones).
+		#[api_version(2)]
+		fn models() -> Vec<ModelId>;
 	}
 }

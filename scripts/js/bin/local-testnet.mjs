@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Starts a local testnet on loopback and keeps it running until Ctrl-C:
 //
-//   node bin/local-testnet.mjs [--dir DIR] [--rpc-port 9944] [--miners bob,charlie,dave]
+//   node bin/local-testnet.mjs [--dir DIR] [--rpc-port 9944] [--openai-port 8080]
+//                              [--miners bob,charlie,dave]
 //
-// The validator is the dev chain's authority (Alice) with RPC on --rpc-port; each miner
+// The validator is the dev chain's authority (Alice) with RPC on --rpc-port and the
+// OpenAI-compatible API on 127.0.0.1:--openai-port (`0`: none), paid by Alice; each miner
 // is a `dllm-node --miner` for a genesis expert (Bob: chunk 0, Charlie: chunk 1, Dave:
 // both) with the node key the dev genesis registered for it, serving a tiny model
 // generated on the spot (`dllm-infer make-tiny`, the dev model's weights). Logs and the
@@ -22,7 +24,7 @@ function usage(message) {
 }
 
 function parse(argv) {
-  const options = { dir: null, rpcPort: 9944, miners: ['bob', 'charlie', 'dave'] };
+  const options = { dir: null, rpcPort: 9944, openaiPort: 8080, miners: ['bob', 'charlie', 'dave'] };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -35,6 +37,12 @@ function parse(argv) {
         const port = value();
         if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) usage(`--rpc-port must be a port number, got ${port}`);
         options.rpcPort = Number(port);
+        break;
+      }
+      case '--openai-port': {
+        const port = value();
+        if (!/^\d+$/.test(port) || Number(port) > 65535) usage(`--openai-port must be a port number or 0, got ${port}`);
+        options.openaiPort = Number(port);
         break;
       }
       case '--miners': {
@@ -53,8 +61,12 @@ runCli(async () => {
   const options = parse(process.argv.slice(2));
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'dllm-testnet-'));
   console.log(`starting the validator and miners (${options.miners.join(', ')}); logs in ${dir}`);
-  const net = await startTestnet({ miners: options.miners, dir, rpcPort: options.rpcPort });
+  const validatorArgs = options.openaiPort ? ['--openai', '--openai-port', String(options.openaiPort)] : [];
+  const net = await startTestnet({ miners: options.miners, dir, rpcPort: options.rpcPort, validatorArgs });
   console.log(`validator RPC: ws://127.0.0.1:${options.rpcPort}`);
+  if (options.openaiPort) {
+    console.log(`OpenAI-compatible API: http://127.0.0.1:${options.openaiPort}/v1 (model dllm-tiny-mistral, paid by Alice)`);
+  }
   console.log(`model: ${net.modelDir}`);
   console.log('submit a prompt:  (cd scripts/js && node bin/prompt.mjs --ws ' +
     `ws://127.0.0.1:${options.rpcPort} "What is DLLM?")`);

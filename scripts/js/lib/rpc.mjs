@@ -15,7 +15,7 @@ export const DLLM_RPC = {
     },
     subscribeTask: {
       description:
-        "Streams a task's generated tokens as the generator produces them ({ type: 'token', index, token, text }), then one item with the chain's verdict ({ type: 'final', status, fee, refunded, miners, community, output, tokens })",
+        "Streams a task's generated tokens as the generator produces them ({ type: 'token', index, token, text }), then one item with the chain's verdict ({ type: 'final', status, fee, refunded, miners, community, output, tokens, promptTokens })",
       params: [{ name: 'task', type: 'u64' }],
       pubsub: ['taskEvent', 'subscribeTask', 'unsubscribeTask'],
       type: 'Json',

@@ -89,7 +89,8 @@ export async function referenceGeneration(modelDir, prompt, maxTokens, sampling 
  * flags, e.g. `{ eve: ['--miner-token-delay-ms', '400'] }`; `operators` gives some miners
  * an operator key instead of the expert's own, e.g. `{ charlie: '//Charlie//operator' }`:
  * it is put in the node's keystore with `dllm-node key insert`, and the expert must name
- * it on chain with `set_operator`); resolves once all answer RPC. With `dir`, the model and the nodes' logs
+ * it on chain with `set_operator`; `validatorArgs` are more flags of the validator, e.g.
+ * `['--openai']`); resolves once all answer RPC. With `dir`, the model and the nodes' logs
  * (`<name>.log`) stay there; `modelDir` serves another registered model than the dev
  * one; `rpcPort` fixes the validator's RPC port; `mode` (`Redundant` or `Prefill`)
  * has root set how tasks are verified before the miners start (the dev chain's genesis
@@ -101,6 +102,7 @@ export async function startTestnet({
   corruptSent = [],
   extraArgs = {},
   operators = {},
+  validatorArgs = [],
   dir,
   modelDir,
   rpcPort,
@@ -111,7 +113,7 @@ export async function startTestnet({
   mkdirSync(root, { recursive: true });
   modelDir = modelDir ?? (await makeTinyModel(join(root, 'model')));
   const logFile = (name) => (dir ? join(dir, `${name}.log`) : undefined);
-  const validator = await startNode(['--dev', '--tmp', '--no-mdns', '--node-key', nodeKey('alice')], {
+  const validator = await startNode(['--dev', '--tmp', '--no-mdns', '--node-key', nodeKey('alice'), ...validatorArgs], {
     rpcPort,
     logFile: logFile('alice'),
   });

@@ -259,6 +259,7 @@ test('a prompt is assigned to the genesis experts and completes with exact payou
     community: (fee - miners_).toString(),
     output: 'abc',
     tokens: [11, 12, 13],
+    promptTokens: output.promptTokens,
   });
   assert.deepEqual(await tasks.assignments(api, bob), []);
   completedTask = task;
