@@ -1437,11 +1437,19 @@ impl Worker {
 				existing = None;
 			} else if step > 0 && !self.is_previous_miner(stale, peer) {
 				// The chain replaced the previous stage, which died: go on with its
-				// replacement (the cache is right), once the chain confirms it.
-				let current = self.wait_for_assignment(key).await?;
-				if !self.is_previous_miner(&current, peer) {
-					return Err(Refusal::WrongSender);
-				}
+				// replacement (the cache is right), once this node's chain confirms it
+				// (the sender may have seen the replacement a block earlier).
+				let deadline = Instant::now() + ASSIGNMENT_WAIT;
+				let current = loop {
+					let current = self.wait_for_assignment(key).await?;
+					if self.is_previous_miner(&current, peer) {
+						break current;
+					}
+					if Instant::now() >= deadline {
+						return Err(Refusal::WrongSender);
+					}
+					tokio::time::sleep(Duration::from_millis(250)).await;
+				};
 				if let Some(session) = lock(&self.sessions).get(&key).cloned() {
 					lock(&session).assignment = current.clone();
 				}
