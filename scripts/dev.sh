@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Sets up, builds and starts a development node: one validator (Alice), dev accounts
-# funded, a block on every transaction and at least every 2 s, each finalized at once.
-# The chain lives in a temporary directory unless a --base-path is given. Extra arguments
-# go to the node, e.g. `scripts/dev.sh --base-path ~/dllm-dev`.
+# Sets up, builds and runs a development network on loopback until Ctrl-C: the dev
+# chain's validator (Alice; a block on every transaction and at least every 2 s, each
+# final at once) with the OpenAI-compatible API, and a miner node for each genesis
+# expert (Bob, Charlie, Dave) serving a tiny model generated on the spot. Options are
+# those of scripts/js/bin/local-testnet.mjs: --dir DIR (logs and model), --rpc-port,
+# --openai-port (0: no API), --miners. A lone dev node without miners:
+# `source scripts/env.sh && "$DLLM_NODE" --dev`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -11,5 +14,4 @@ scripts/setup.sh
 # The whole workspace, like the tests build it, so that both share every artifact
 # (building one package alone unifies dependency features differently).
 cargo build --release --locked --workspace
-echo "[dev] polkadot-js apps: https://polkadot.js.org/apps/?rpc=ws%3A%2F%2F127.0.0.1%3A9944"
-exec "$DLLM_NODE" --dev "$@"
+exec node scripts/js/bin/local-testnet.mjs "$@"

@@ -64,6 +64,7 @@ runCli(async () => {
   const validatorArgs = options.openaiPort ? ['--openai', '--openai-port', String(options.openaiPort)] : [];
   const net = await startTestnet({ miners: options.miners, dir, rpcPort: options.rpcPort, validatorArgs });
   console.log(`validator RPC: ws://127.0.0.1:${options.rpcPort}`);
+  console.log(`polkadot-js apps: https://polkadot.js.org/apps/?rpc=ws%3A%2F%2F127.0.0.1%3A${options.rpcPort}`);
   if (options.openaiPort) {
     console.log(`OpenAI-compatible API: http://127.0.0.1:${options.openaiPort}/v1 (model dllm-tiny-mistral, paid by Alice)`);
   }

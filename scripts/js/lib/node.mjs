@@ -2,7 +2,7 @@
 
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +39,21 @@ export async function scrape(port, metric) {
   const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `));
   if (!line) throw new Error(`metric ${metric} not found on port ${port}`);
   return Number(line.split(' ').pop());
+}
+
+/** Resolves once something listens on 127.0.0.1:`port` (tried every 250 ms until `stop` settles). */
+async function untilListening(port, stop) {
+  let stopped = false;
+  stop.catch(() => {}).finally(() => { stopped = true; });
+  while (!stopped) {
+    const open = await new Promise((resolveTry) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => { socket.destroy(); resolveTry(true); });
+      socket.once('error', () => resolveTry(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /** A TCP port that is free right now. */
@@ -94,13 +109,17 @@ export async function startNode(args, { rpcPort, p2pPort, prometheusPort, logFil
     throw new Error(`dllm-node exited with ${code}:\n${log.slice(-30).join('\n')}`);
   });
   died.catch(() => {});
-  const provider = new WsProvider(`ws://127.0.0.1:${rpcPort}`, 500);
   let timer;
   const tooSlow = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new Error('dllm-node RPC not ready after 120 s')), 120_000);
   });
   let api;
+  let provider;
   try {
+    // Connect once the port listens: a WebSocket provider that retries a closed port
+    // logs a line for every attempt.
+    await Promise.race([untilListening(rpcPort, died), died, tooSlow]);
+    provider = new WsProvider(`ws://127.0.0.1:${rpcPort}`, 500);
     api = await Promise.race([
       ApiPromise.create({ provider, rpc: DLLM_RPC, noInitWarn: true, throwOnConnect: false }),
       died,
@@ -108,7 +127,7 @@ export async function startNode(args, { rpcPort, p2pPort, prometheusPort, logFil
     ]);
   } catch (error) {
     child.kill('SIGKILL');
-    await provider.disconnect().catch(() => {});
+    await provider?.disconnect().catch(() => {});
     throw error;
   } finally {
     clearTimeout(timer);
