@@ -19,6 +19,9 @@ pub struct ApiError {
 	pub code: &'static str,
 	/// What to fix, for a person.
 	pub message: String,
+	/// Whether the task was submitted already: a client must not retry (it would pay
+	/// for a second task).
+	pub submitted: bool,
 }
 
 impl ApiError {
@@ -28,11 +31,18 @@ impl ApiError {
 			kind: "invalid_request_error",
 			code: "invalid_request",
 			message: message.into(),
+			submitted: false,
 		}
 	}
 
 	pub fn new(status: u16, kind: &'static str, code: &'static str, message: String) -> Self {
-		ApiError { status, kind, code, message }
+		ApiError { status, kind, code, message, submitted: false }
+	}
+
+	/// The same error, raised after the task was submitted.
+	pub fn after_submission(mut self) -> Self {
+		self.submitted = true;
+		self
 	}
 
 	/// The JSON body: `{"error": {"message", "type", "param", "code"}}`.
@@ -318,10 +328,14 @@ pub fn completion_prompt(prompt: &PromptInput) -> Result<String, ApiError> {
 	}
 }
 
-/// `text` cut before the first of `stop`, and whether one was found.
+/// `text` cut before the stop string whose first occurrence ends first, and whether one
+/// was found. Ending first, not starting first: more text can then never move the cut,
+/// so a stream cut as it grows ends where the whole text is cut.
 pub fn cut_at_stop(text: &str, stop: &[String]) -> (String, bool) {
-	match stop.iter().filter_map(|s| text.find(s.as_str())).min() {
-		Some(at) => (text[..at].to_string(), true),
+	let first =
+		stop.iter().filter_map(|s| text.find(s.as_str()).map(|at| (at + s.len(), at))).min();
+	match first {
+		Some((_, at)) => (text[..at].to_string(), true),
 		None => (text.to_string(), false),
 	}
 }
@@ -447,6 +461,10 @@ mod tests {
 		let stop = vec!["\n".to_string(), "END".to_string()];
 		assert_eq!(cut_at_stop("abc END x\ny", &stop), ("abc ".to_string(), true));
 		assert_eq!(cut_at_stop("abc", &stop), ("abc".to_string(), false));
+		// "ABCD" starts first but "C" ends first; a stream that saw only "xABC" cut there.
+		let overlapping = vec!["ABCD".to_string(), "C".to_string()];
+		assert_eq!(cut_at_stop("xABC", &overlapping), ("xAB".to_string(), true));
+		assert_eq!(cut_at_stop("xABCDy", &overlapping), ("xAB".to_string(), true));
 	}
 
 	#[test]

@@ -54,7 +54,10 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long a submitted task may take to be included.
 const INCLUSION_WAIT: Duration = Duration::from_secs(60);
 /// How long an answer may take once the task is on chain.
-const ANSWER_WAIT: Duration = Duration::from_secs(600);
+/// (Together with the inclusion, under the OpenAI SDKs' 600 s request timeout.)
+const ANSWER_WAIT: Duration = Duration::from_secs(480);
+/// How long a client may take to send a request's headers.
+const HEADER_WAIT: Duration = Duration::from_secs(30);
 
 /// Options of the OpenAI-compatible API.
 #[derive(Debug, Clone, clap::Args)]
@@ -106,7 +109,11 @@ struct Server {
 /// Checks the options, binds the port and starts serving; an error says what to fix.
 pub fn start(cmd: &OpenAiCmd, node: NodeParts) -> Result<(), String> {
 	let from_env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-	let api_key = cmd.openai_api_key.clone().or_else(|| from_env("DLLM_OPENAI_API_KEY"));
+	let api_key = cmd
+		.openai_api_key
+		.clone()
+		.filter(|key| !key.is_empty())
+		.or_else(|| from_env("DLLM_OPENAI_API_KEY"));
 	let suri = match (cmd.openai_suri.clone().or_else(|| from_env("DLLM_OPENAI_SURI")), node.dev) {
 		(Some(suri), _) => suri,
 		(None, true) => "//Alice".to_string(),
@@ -132,6 +139,8 @@ pub fn start(cmd: &OpenAiCmd, node: NodeParts) -> Result<(), String> {
 		format!("--openai-port {}: cannot listen on {address}: {e}", cmd.openai_port)
 	})?;
 	listener.set_nonblocking(true).map_err(|e| format!("{address}: {e}"))?;
+	// The port the system chose for `--openai-port 0`.
+	let address = listener.local_addr().unwrap_or(address);
 	let submitter =
 		Submitter::new(node.client.clone(), node.pool, SigningKey::Pair(Box::new(pair)));
 	log::info!(
@@ -173,10 +182,11 @@ pub fn start(cmd: &OpenAiCmd, node: NodeParts) -> Result<(), String> {
 						async move { Ok::<_, Infallible>(server.handle(request).await) }
 					});
 					let io = hyper_util::rt::TokioIo::new(stream);
-					if let Err(e) = hyper::server::conn::http1::Builder::new()
-						.serve_connection(io, service)
-						.await
-					{
+					let mut builder = hyper::server::conn::http1::Builder::new();
+					builder
+						.timer(hyper_util::rt::TokioTimer::new())
+						.header_read_timeout(HEADER_WAIT);
+					if let Err(e) = builder.serve_connection(io, service).await {
 						log::debug!(target: LOG_TARGET, "connection ended: {e}");
 					}
 				},
@@ -198,7 +208,12 @@ fn json(status: u16, value: &serde_json::Value) -> Response<Body> {
 }
 
 fn error(e: &ApiError) -> Response<Body> {
-	json(e.status, &e.body())
+	let mut response = json(e.status, &e.body());
+	if e.submitted {
+		// The OpenAI SDKs retry 5xx answers; a retry here would pay for a second task.
+		response.headers_mut().insert("x-should-retry", header::HeaderValue::from_static("false"));
+	}
+	response
 }
 
 fn now() -> u64 {
@@ -249,7 +264,7 @@ impl Server {
 			.and_then(|value| value.to_str().ok())
 			.and_then(|value| value.strip_prefix("Bearer "));
 		match given {
-			Some(given) if given == key => Ok(()),
+			Some(given) if same_key(given, key) => Ok(()),
 			Some(_) => Err(ApiError::new(
 				401,
 				"invalid_request_error",
@@ -376,6 +391,9 @@ impl Server {
 	) -> Result<TaskId, ApiError> {
 		let bytes = prompt.len() as u32;
 		let most = <<Runtime as pallet_poaw::Config>::MaxPromptBytes as Get<u32>>::get();
+		if bytes == 0 {
+			return Err(ApiError::bad_request("the prompt is empty"));
+		}
 		if bytes > most {
 			return Err(ApiError::bad_request(format!(
 				"the prompt has {bytes} bytes with its template; the chain takes at most {most}"
@@ -433,12 +451,46 @@ impl Server {
 					504,
 					"server_error",
 					"not_included",
-					format!("the task was not included within {INCLUSION_WAIT:?}"),
-				));
+					format!(
+						"the task was not included within {INCLUSION_WAIT:?}; it may still be \
+						 (its transaction stays valid): look for {}'s tasks before retrying",
+						self.submitter.account()
+					),
+				)
+				.after_submission());
 			};
-			if let Some(index) = self.extrinsic_index(block.hash, hash) {
-				return self.submission_outcome(block.hash, index, quote.max_fee);
+			// A block off the best chain may be retracted, and the task with it.
+			if !block.is_new_best {
+				continue;
 			}
+			if let Some(index) = self.extrinsic_index(block.hash, hash) {
+				let task = self
+					.submission_outcome(block.hash, index, quote.max_fee)
+					.map_err(ApiError::after_submission)?;
+				self.check_own(task, prompt)?;
+				return Ok(task);
+			}
+		}
+	}
+
+	/// Checks that task `task` on chain is this request's: submitted by this server's
+	/// account with this prompt.
+	fn check_own(&self, task: TaskId, prompt: &str) -> Result<(), ApiError> {
+		let (best, _) = self.chain.best();
+		let details = self.chain.task(best, task).ok().flatten();
+		let ours = details.is_some_and(|d| {
+			d.task.requester == self.submitter.account()
+				&& d.task.prompt_hash == BlakeTwo256::hash(prompt.as_bytes())
+		});
+		match ours {
+			true => Ok(()),
+			false => Err(ApiError::new(
+				503,
+				"server_error",
+				"chain_unavailable",
+				format!("task {task} on the best chain is not this request's (a reorganisation?)"),
+			)
+			.after_submission()),
 		}
 	}
 
@@ -483,6 +535,12 @@ impl Server {
 		}
 		Err(unreadable("the including block shows no outcome of the submission".into()))
 	}
+}
+
+/// Whether two keys are equal, in time that does not depend on where they differ.
+fn same_key(given: &str, key: &str) -> bool {
+	let (given, key) = (given.as_bytes(), key.as_bytes());
+	given.len() == key.len() && given.iter().zip(key).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
 /// The API error for a `submit_task` the chain refused.
@@ -649,7 +707,7 @@ impl Reply {
 			match tokio::time::timeout(left, events.recv()).await {
 				Ok(Some(TaskEvent::Token { .. })) => continue,
 				Ok(Some(last @ TaskEvent::Final { .. })) => {
-					let settled = self.settle(&last)?;
+					let settled = self.settle(&last).map_err(ApiError::after_submission)?;
 					let mut body = self.envelope(
 						false,
 						vec![self.choice(&settled.content, Some(settled.finish_reason), false)],
@@ -667,7 +725,8 @@ impl Reply {
 							"task {} has no verdict yet; follow it with dllm_subscribeTask",
 							self.task
 						),
-					))
+					)
+					.after_submission())
 				}
 			}
 		}
@@ -726,11 +785,19 @@ impl Reply {
 			};
 			match last.as_ref().map(|last| self.settle(last)).unwrap_or_else(|| Err(no_verdict())) {
 				Ok(settled) => {
-					// The verified output goes on from what was streamed (a preview of it).
-					let rest = settled.content.strip_prefix(emitted.as_str()).unwrap_or("");
-					let mut end = self
-						.envelope(true, vec![self.choice(rest, Some(settled.finish_reason), true)]);
+					// The verified output goes on from what was streamed (a preview of it);
+					// a preview that is not its beginning is flagged, with the whole
+					// verified content beside it.
+					let rest = settled.content.strip_prefix(emitted.as_str());
+					let mut end = self.envelope(
+						true,
+						vec![self.choice(rest.unwrap_or(""), Some(settled.finish_reason), true)],
+					);
 					end["dllm"] = serde_json::json!(settled.info);
+					end["dllm"]["preview_matches"] = serde_json::json!(rest.is_some());
+					if rest.is_none() {
+						end["dllm"]["content"] = serde_json::json!(settled.content);
+					}
 					push(&mut frames, &end).await;
 					if self.generation.include_usage {
 						let mut usage = self.envelope(true, Vec::new());

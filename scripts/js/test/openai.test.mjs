@@ -101,6 +101,7 @@ test('a chat completion, whole and streamed: the same verified answer, dllm-infe
   assert.equal(finish, choice.finish_reason);
   assert.deepEqual(usage, whole.usage);
   assert.equal(dllm.verified, true);
+  assert.equal(dllm.preview_matches, true, 'the streamed preview is the verified answer');
   assert.notEqual(dllm.task, whole.dllm.task, 'a task of its own');
   assert.ok(chunks >= 3, `${chunks} chunks`);
 });
@@ -129,6 +130,7 @@ test('bad requests get OpenAI-style errors with the right status and cost nothin
   await refused(client.chat.completions.create({ model: MODEL, messages: MESSAGES, max_tokens: 0 }), 400);
   await refused(client.chat.completions.create({ model: MODEL, messages: [{ role: 'assistant', content: 'x' }] }), 400);
   await refused(client.chat.completions.create({ model: MODEL, messages: MESSAGES, temperature: 5 }), 400);
+  await refused(client.completions.create({ model: MODEL, prompt: '' }), 400);
   const wrongKey = new OpenAI({ baseURL: base, apiKey: 'wrong', maxRetries: 0 });
   await refused(wrongKey.models.list(), 401, 'invalid_api_key');
 
