@@ -478,11 +478,8 @@ impl Worker {
 		old: &[AccountId],
 	) -> Option<Vec<AccountId>> {
 		loop {
-			let (best, number) = self.chain.best();
-			let current =
-				self.chain.assignments(best, &self.account).ok()?.into_iter().find(|a| {
-					(a.task, a.pipeline, a.chunk) == key && a.state == SlotState::Assigned
-				})?;
+			let number = self.chain.best().1;
+			let current = self.slot_now(key).filter(|a| a.state == SlotState::Assigned)?;
 			if current.pipeline_experts != old {
 				// The claims against the old miners are settled; new ones may come.
 				lock(&self.claimed)
@@ -1155,12 +1152,7 @@ impl Worker {
 		let claimed = lock(&self.claimed).contains(&(key, key.2 + 1));
 		let deadline = Instant::now() + ASSIGNMENT_WAIT;
 		loop {
-			let (best, _) = self.chain.best();
-			let current =
-				self.chain.assignments(best, &self.account).ok().and_then(|list| {
-					list.into_iter().find(|a| (a.task, a.pipeline, a.chunk) == key)
-				});
-			if let Some(current) = current {
+			if let Some(current) = self.slot_now(key) {
 				let replaced = current.pipeline_experts.get(key.2 as usize + 1) != Some(failed);
 				if replaced || !claimed || Instant::now() >= deadline {
 					if replaced {
@@ -1511,13 +1503,8 @@ impl Worker {
 	async fn wait_for_assignment(&self, key: SlotKey) -> Result<Assignment, Refusal> {
 		let deadline = Instant::now() + ASSIGNMENT_WAIT;
 		loop {
-			let (best, _) = self.chain.best();
-			let found = self.chain.assignments(best, &self.account).ok().and_then(|list| {
-				list.into_iter().find(|a| {
-					(a.task, a.pipeline, a.chunk) == key && a.state == SlotState::Assigned
-				})
-			});
-			if let Some(assignment) = found {
+			if let Some(assignment) = self.slot_now(key).filter(|a| a.state == SlotState::Assigned)
+			{
 				return Ok(assignment);
 			}
 			if Instant::now() >= deadline {
@@ -1525,6 +1512,14 @@ impl Worker {
 			}
 			tokio::time::sleep(Duration::from_millis(250)).await;
 		}
+	}
+
+	/// This miner's slot `key` at the best block (`None` also when the chain cannot be
+	/// read).
+	fn slot_now(&self, key: SlotKey) -> Option<Assignment> {
+		let (best, _) = self.chain.best();
+		let open = self.chain.assignments(best, &self.account).ok()?;
+		open.into_iter().find(|a| (a.task, a.pipeline, a.chunk) == key)
 	}
 
 	/// The libp2p peer an expert registered.
