@@ -2,7 +2,9 @@
 # Installs what a fresh Debian/Ubuntu machine lacks to build and test DLLM:
 # protoc and clang (system packages), the pinned Rust toolchain with the wasm target
 # and rust-src, and the JS client's npm packages. Safe to run again: it only installs
-# what is missing and takes a second when everything is there.
+# what is missing and takes a second when everything is there. `--tests` adds what only
+# the tests need: Debian's Chromium, for the chat page's browser test (~15 s to install),
+# and the OpenAI Python SDK in a virtual environment (DLLM_PY_ENV, ~10 s).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,6 +12,12 @@ say() { printf '[setup] %s\n' "$*"; }
 
 # --- system packages -------------------------------------------------------------
 packages=(protobuf-compiler clang libclang-dev pkg-config make)
+if [[ "${1:-}" == "--tests" ]]; then
+	packages+=(chromium)
+elif [[ -n "${1:-}" ]]; then
+	say "unknown option $1 (the only one is --tests)" >&2
+	exit 2
+fi
 missing=()
 for pkg in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -49,6 +57,19 @@ stamp="$js/node_modules/.package-lock.json"
 if [[ ! -f "$stamp" || "$js/package-lock.json" -nt "$stamp" ]]; then
 	say "installing JS packages (npm ci)"
 	(cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# --- the tests' Python packages (the OpenAI Python SDK) ---------------------------------
+if [[ "${1:-}" == "--tests" ]]; then
+	source "$root/scripts/env.sh"
+	venv="$DLLM_PY_ENV"
+	requirements="$root/scripts/py/requirements.txt"
+	if [[ ! -f "$venv/.installed" || "$requirements" -nt "$venv/.installed" ]]; then
+		say "installing the Python test packages into $venv"
+		python3 -m venv "$venv"
+		"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+		touch "$venv/.installed"
+	fi
 fi
 
 say "ready"

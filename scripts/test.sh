@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: formatting, Rust unit and integration tests (these start
 # real nodes from the release binary), a short run of every pallet benchmark, a compile
-# check of the inference crate's CUDA path, and the polkadot-js tests against a dev node.
+# check of the inference crate's CUDA path, and the polkadot-js tests against a dev node
+# (the chat page's among them, in headless Chromium).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/env.sh
-scripts/setup.sh
+scripts/setup.sh --tests
 
 step() { printf '\n[test] %s\n' "$*"; }
 step "rustfmt"

@@ -151,6 +151,7 @@ impl_runtime_apis! {
 		}
 	}
 
+	#[api_version(2)]
 	impl pallet_poaw::runtime_api::PoawApi<Block, AccountId, Balance, BlockNumber> for Runtime {
 		fn assignments(
 			miner: AccountId,
@@ -171,9 +172,13 @@ impl_runtime_apis! {
 		) -> Result<pallet_poaw::FeeQuote<Balance>, pallet_poaw::QuoteError> {
 			crate::Poaw::quote(model, prompt_tokens, max_tokens)
 		}
+
+		fn recent_tasks(limit: u32) -> Vec<pallet_poaw::TaskId> {
+			crate::Poaw::recent_tasks(limit)
+		}
 	}
 
-	#[api_version(2)]
+	#[api_version(3)]
 	impl pallet_poaw::runtime_api::RegistryApi<
 		Block,
 		AccountId,
@@ -198,6 +203,17 @@ impl_runtime_apis! {
 
 		fn models() -> Vec<pallet_poaw::ModelId> {
 			pallet_models::Models::<Runtime>::iter_keys().collect()
+		}
+
+		fn chunk_servers(
+			model: pallet_poaw::ModelId,
+			chunk: dllm_primitives::market::ChunkIndex,
+		) -> Vec<AccountId> {
+			pallet_experts::ChunkServers::<Runtime>::get(model, chunk).into_inner()
+		}
+
+		fn reputation_score(expert: AccountId) -> sp_runtime::Perbill {
+			pallet_reputation::Pallet::<Runtime>::score(&expert)
 		}
 	}
 

@@ -4,7 +4,7 @@
 use super::KEY_TYPE;
 use crate::service::FullClient;
 use codec::Encode;
-use dllm_primitives::market::{ModelId, TaskId};
+use dllm_primitives::market::{ChunkIndex, ModelId, TaskId};
 use dllm_runtime::{
 	opaque::Block, AccountId, Balance, BlockNumber, Nonce, Runtime, RuntimeCall, SignedPayload,
 	UncheckedExtrinsic,
@@ -21,7 +21,7 @@ use polkadot_sdk::{
 	sp_blockchain::HeaderBackend,
 	sp_core::{sr25519, Pair as _, H256},
 	sp_keystore::KeystorePtr,
-	sp_runtime::{MultiAddress, MultiSignature, OpaqueExtrinsic},
+	sp_runtime::{MultiAddress, MultiSignature, OpaqueExtrinsic, Perbill},
 };
 use std::sync::Arc;
 
@@ -134,6 +134,40 @@ impl ChainView {
 			at,
 		)
 		.map_err(|e| format!("runtime API `models` failed: {e}"))
+	}
+
+	/// The experts serving `model`'s chunk `chunk` at `at`, in the order they started.
+	pub fn chunk_servers(
+		&self,
+		at: H256,
+		model: ModelId,
+		chunk: ChunkIndex,
+	) -> Result<Vec<AccountId>, String> {
+		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::chunk_servers(
+			&*self.client.runtime_api(),
+			at,
+			model,
+			chunk,
+		)
+		.map_err(|e| format!("runtime API `chunk_servers` failed: {e}"))
+	}
+
+	/// An expert's reputation score at `at`.
+	pub fn reputation_score(&self, at: H256, expert: &AccountId) -> Result<Perbill, String> {
+		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::reputation_score(
+			&*self.client.runtime_api(),
+			at,
+			expert.clone(),
+		)
+		.map_err(|e| format!("runtime API `reputation_score` failed: {e}"))
+	}
+
+	/// The newest tasks still stored at `at` (at most `limit`), newest first.
+	pub fn recent_tasks(&self, at: H256, limit: u32) -> Result<Vec<TaskId>, String> {
+		self.client
+			.runtime_api()
+			.recent_tasks(at, limit)
+			.map_err(|e| format!("runtime API `recent_tasks` failed: {e}"))
 	}
 
 	/// The client this view reads.

@@ -7,10 +7,13 @@
 //! chain's quote, learns the task's id from its inclusion, relays the generator's
 //! tokens as they come ([`crate::rpc::TaskRpc::relay`], the same path as
 //! `dllm_subscribeTask`) and answers with the verified output once the chain settles
-//! the task. It lives in the node because it needs the node's chain client, its
+//! the task. `GET /` serves a chat page on the same API, and `GET /dllm/network` the
+//! network view beside it (models, experts, recent tasks). It lives in the node because it needs the node's chain client, its
 //! transaction pool and its token protocol; docs/users.md says more.
 
 pub mod api;
+mod network;
+mod page;
 
 use crate::{
 	miner::chain::{ChainView, ModelRecord, Pool, SigningKey, Submitter},
@@ -230,11 +233,20 @@ enum Kind {
 impl Server {
 	async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
 		let route = (request.method().clone(), request.uri().path().to_string());
+		if route.0 == Method::GET || route.0 == Method::HEAD {
+			// The chat page is public: its requests carry the API key the user typed in.
+			if let Some(file) = page::file(&route.1) {
+				return page::response(file);
+			}
+		}
 		if let Err(e) = self.authorize(&request) {
 			return error(&e);
 		}
 		let outcome = match (&route.0, route.1.as_str()) {
 			(&Method::GET, "/v1/models") => self.models(),
+			(&Method::GET, "/dllm/network") => network::network_view(&self.chain)
+				.map(|view| json(200, &view))
+				.map_err(|e| ApiError::new(503, "server_error", "chain_unavailable", e)),
 			(&Method::POST, "/v1/chat/completions") => match read_json(request).await {
 				Ok(body) => self.chat(body).await,
 				Err(e) => Err(e),
@@ -249,7 +261,8 @@ impl Server {
 				"unknown_url",
 				format!(
 					"no endpoint {method} {path}: the API serves GET /v1/models, POST \
-				         /v1/chat/completions and POST /v1/completions"
+				         /v1/chat/completions, POST /v1/completions and GET /dllm/network; \
+				         the chat page is at /"
 				),
 			)),
 		};

@@ -55,6 +55,7 @@ mod silence;
 mod tests;
 pub mod types;
 mod views;
+pub use views::RECENT_TASKS_LIMIT;
 pub mod weights;
 
 use alloc::vec::Vec;

@@ -4,10 +4,12 @@
 use crate::types::{FeeQuote, MinerAssignment, QuoteError, TaskDetails, TaskId};
 use alloc::vec::Vec;
 use codec::Codec;
-use dllm_primitives::market::ModelId;
+use dllm_primitives::market::{ChunkIndex, ModelId};
+use polkadot_sdk::sp_runtime::Perbill;
 
 polkadot_sdk::sp_api::decl_runtime_apis! {
-	/// The task pallet's read API.
+	/// The task pallet's read API. Version 2 adds the recent tasks (the runtime implements
+	/// version 2).
 	pub trait PoawApi<AccountId, Balance, BlockNumber>
 	where
 		AccountId: Codec,
@@ -21,11 +23,16 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
 		/// The least `max_fee` for `prompt_tokens` + `max_tokens` tokens on `model` now.
 		/// `submit_task` counts a prompt of `n` bytes as `n + 2` tokens.
 		fn quote(model: ModelId, prompt_tokens: u32, max_tokens: u32) -> Result<FeeQuote<Balance>, QuoteError>;
+		/// The newest tasks still stored (at most `limit`, at most 64), newest first: a
+		/// client's view of what the network did lately.
+		#[api_version(2)]
+		fn recent_tasks(limit: u32) -> Vec<TaskId>;
 	}
 
 	/// The registry records a miner's worker reads (so that no node decodes pallet
 	/// storage by key): `Expert` and `Model` are the runtime's expert and model records.
-	/// Version 2 adds the operator keys and the model list.
+	/// Version 2 adds the operator keys and the model list; version 3 the experts serving
+	/// each chunk and the experts' reputation scores (the runtime implements version 3).
 	#[api_version(2)]
 	pub trait RegistryApi<AccountId, Expert, Model>
 	where
@@ -48,5 +55,11 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
 		/// Every registered model's id (the OpenAI API lists the active ones).
 		#[api_version(2)]
 		fn models() -> Vec<ModelId>;
+		/// The experts serving a model's chunk, in the order they started.
+		#[api_version(3)]
+		fn chunk_servers(model: ModelId, chunk: ChunkIndex) -> Vec<AccountId>;
+		/// An expert's reputation score now (what the auction weighs its asks by).
+		#[api_version(3)]
+		fn reputation_score(expert: AccountId) -> Perbill;
 	}
 }

@@ -1252,6 +1252,22 @@ fn results_leave_storage_after_retention_but_the_hash_stays() {
 }
 
 #[test]
+fn recent_tasks_are_the_newest_stored_newest_first_and_bounded() {
+	run(|| {
+		assert!(Poaw::recent_tasks(10).is_empty());
+		standard_experts();
+		let first = submit(6000);
+		let second = submit(6000);
+		assert_eq!(Poaw::recent_tasks(10), vec![second, first]);
+		assert_eq!(Poaw::recent_tasks(1), vec![second]);
+		assert!(Poaw::recent_tasks(0).is_empty());
+		// A call looks at no more than the last 64 ids, whatever it asks for.
+		NextTaskId::<Test>::put(second + 1 + RECENT_TASKS_LIMIT as TaskId);
+		assert!(Poaw::recent_tasks(u32::MAX).is_empty());
+	});
+}
+
+#[test]
 fn redundancy_is_set_by_the_admin_within_bounds() {
 	run(|| {
 		assert_noop!(Poaw::set_redundancy(signed(1), 1), DispatchError::BadOrigin);

@@ -4,6 +4,9 @@
 use crate::*;
 use alloc::vec::Vec;
 
+/// The most task ids one `recent_tasks` call looks at.
+pub const RECENT_TASKS_LIMIT: u32 = 64;
+
 impl<T: Config> Pallet<T> {
 	/// A miner's open slots, for its worker.
 	pub fn assignments(
@@ -46,6 +49,17 @@ impl<T: Config> Pallet<T> {
 			}
 		}
 		found
+	}
+
+	/// The newest tasks still stored, newest first: at most `limit` (capped at
+	/// [`RECENT_TASKS_LIMIT`]) of the last `limit` task ids.
+	pub fn recent_tasks(limit: u32) -> Vec<TaskId> {
+		let next = NextTaskId::<T>::get();
+		let limit = limit.min(RECENT_TASKS_LIMIT);
+		(next.saturating_sub(TaskId::from(limit))..next)
+			.rev()
+			.filter(|id| Tasks::<T>::contains_key(id))
+			.collect()
 	}
 
 	/// A task with its prompt, slots and outputs, for clients.

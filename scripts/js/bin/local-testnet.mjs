@@ -66,11 +66,12 @@ runCli(async () => {
   console.log(`validator RPC: ws://127.0.0.1:${options.rpcPort}`);
   console.log(`polkadot-js apps: https://polkadot.js.org/apps/?rpc=ws%3A%2F%2F127.0.0.1%3A${options.rpcPort}`);
   if (options.openaiPort) {
+    console.log(`chat page: http://127.0.0.1:${options.openaiPort}/`);
     console.log(`OpenAI-compatible API: http://127.0.0.1:${options.openaiPort}/v1 (model dllm-tiny-mistral, paid by Alice)`);
   }
   console.log(`model: ${net.modelDir}`);
-  console.log('submit a prompt:  (cd scripts/js && node bin/prompt.mjs --ws ' +
-    `ws://127.0.0.1:${options.rpcPort} "What is DLLM?")`);
+  const ws = options.rpcPort === 9944 ? '' : ` --ws ws://127.0.0.1:${options.rpcPort}`;
+  console.log(`submit a prompt:  scripts/dllm${ws} chat "What is DLLM?"`);
   console.log('Ctrl-C stops every node');
   await new Promise((resolveStop) => {
     process.once('SIGINT', resolveStop);

@@ -2,20 +2,35 @@
 // withdraw, and read an expert's state. Every action resolves once its block is final,
 // with the decoded error name when the chain refused it.
 
-import { describeDispatchError, sendAndFinalize } from './node.mjs';
+import { describeDispatchError, explainDispatchError, sendAndFinalize } from './node.mjs';
 
 /** 1 DLLM in plancks. */
 export const UNIT = 10n ** 12n;
 
+/** Plancks as DLLM for people: `1468235295n` → `0.001468235295 DLLM` (no trailing zeros). */
+export function formatDllm(plancks) {
+  if (plancks === null || plancks === undefined) return '–';
+  const value = BigInt(plancks);
+  const fraction = (value % UNIT).toString().padStart(12, '0').replace(/0+$/, '');
+  return `${value / UNIT}${fraction ? `.${fraction}` : ''} DLLM`;
+}
+
 /**
  * Sends `tx` signed by `signer` and waits for finality.
- * Resolves { ok, error, events, blockHash }: `error` names a failed dispatch
- * (e.g. `experts.WeightsHashMismatch`), `ok` is true when there is none.
+ * Resolves { ok, error, explanation, events, blockHash }: `error` names a failed
+ * dispatch (e.g. `experts.WeightsHashMismatch`), `explanation` adds the error's
+ * documentation; `ok` is true when there is none.
  */
 export async function submit(api, tx, signer) {
   const result = await sendAndFinalize(tx, signer);
   const error = describeDispatchError(api, result.dispatchError);
-  return { ok: error === null, error, events: result.events, blockHash: result.blockHash };
+  return {
+    ok: error === null,
+    error,
+    explanation: explainDispatchError(api, result.dispatchError),
+    events: result.events,
+    blockHash: result.blockHash,
+  };
 }
 
 /** Registers `signer` as an expert. `profile`: { domains, peerId, price, capacity, commissionPercent }. */

@@ -192,6 +192,18 @@ export function describeDispatchError(api, dispatchError) {
 }
 
 /**
+ * A dispatch error in one sentence for people: its name, then what the pallet's
+ * documentation of the error says (from metadata), e.g.
+ * `experts.BondBelowMinimum: the bond is below the minimum an expert must keep`.
+ */
+export function explainDispatchError(api, dispatchError) {
+  const name = describeDispatchError(api, dispatchError);
+  if (!name || !dispatchError.isModule) return name;
+  const docs = api.registry.findMetaError(dispatchError.asModule).docs.join(' ').trim();
+  return docs ? `${name}: ${docs}` : name;
+}
+
+/**
  * Runs a command-line `main` (resolving to an exit code) and exits with it; an error
  * is printed as `error: …` with exit code 1.
  */

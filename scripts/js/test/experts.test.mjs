@@ -171,9 +171,9 @@ test('an operator key signs for its expert, and cannot touch its stake', async (
   assert.ok((await api.query.experts.operators(bob.address)).isNone);
 });
 
-/** Runs bin/experts.mjs against the test node; resolves { code, stdout, stderr }. */
+/** Runs the `dllm` command against the test node; resolves { code, stdout, stderr }. */
 function cli(...args) {
-  const script = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'experts.mjs');
+  const script = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'dllm.mjs');
   return new Promise((resolveRun) => {
     execFile(process.execPath, [script, '--ws', node.wsUrl, ...args], (error, stdout, stderr) => {
       resolveRun({ code: error ? error.code : 0, stdout, stderr });
@@ -181,23 +181,33 @@ function cli(...args) {
   });
 }
 
-test('the command-line script registers, refuses with the error name and checks usage', async () => {
+test('dllm registers an expert, serves, refuses with the error explained and checks usage', async () => {
   const peerId = '0x002408011220' + 'cd'.repeat(32);
-  let run = await cli('--suri', '//Ferdie', 'register', '1000.5', peerId, '5', '1', '2.5', 'law');
+  let run = await cli('--suri', '//Ferdie', 'register-expert', '--bond', '1000.5', '--peer-id', peerId,
+    '--price', '0.000000000005', '--capacity', '1', '--commission', '2.5', '--domain', 'law');
   assert.equal(run.code, 0, run.stderr);
   const { expert } = await experts.expertState(api, ferdie.address);
   assert.equal(BigInt(expert.bond), 1000n * UNIT + UNIT / 2n);
   assert.equal(expert.profile.commission, 25_000_000);
+  assert.equal(BigInt(expert.profile.pricePerTokenLayer), 5n);
 
   run = await cli('--suri', '//Ferdie', 'serve', '0', '0');
   assert.equal(run.code, 0, run.stderr);
-  run = await cli('--suri', '//Ferdie', 'register', '1000', peerId, '5', '1', '2.5');
+  run = await cli('--suri', '//Ferdie', 'register-expert', '--bond', '1000', '--peer-id', peerId, '--price', '1');
   assert.equal(run.code, 1);
-  assert.match(run.stderr, /refused: experts\.AlreadyRegistered/);
-  run = await cli('--suri', '//Ferdie', 'bond', 'ten');
+  // The error's name and, from metadata, what it means.
+  assert.match(run.stderr, /refused: experts\.AlreadyRegistered: \S+/);
+  run = await cli('--suri', '//Ferdie', 'stake', 'ten');
   assert.equal(run.code, 2);
   assert.match(run.stderr, /not an amount of DLLM: ten/);
-  run = await cli('show', ferdie.address);
+  run = await cli('--suri', '//Ferdie', 'serve', '0', '0', 'f64');
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /unknown format f64/);
+  run = await cli('--suri', '//Ferdie', 'stake', '2');
   assert.equal(run.code, 0, run.stderr);
-  assert.deepEqual(JSON.parse(run.stdout).expert.serving, [{ model: 0, chunk: 0, format: 'F32' }]);
+  assert.equal(BigInt((await experts.expertState(api, ferdie.address)).expert.bond), 1002n * UNIT + UNIT / 2n);
+  run = await cli('status', ferdie.address);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, new RegExp(`${ferdie.address}  chunks 0/0 `));
+  assert.match(run.stdout, /expert: bond 1002\.5 DLLM/);
 });

@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
-import { UNIT, submit } from '../lib/experts.mjs';
+import { UNIT, formatDllm, submit } from '../lib/experts.mjs';
 import { MINER_SHARE_PARTS, ceilDiv, feesOf as feesIn, palletAccount as palletAccountOf } from '../lib/settlement.mjs';
 import { sendAndFinalize, startDevNode } from '../lib/node.mjs';
 import * as tasks from '../lib/tasks.mjs';
@@ -295,16 +295,16 @@ test('the requester rates its completed task once, and the miners\' reputation m
   assert.equal(again.error, 'reputation.AlreadyRated');
 });
 
-/** Runs bin/prompt.mjs against the test node; resolves { code, stdout, stderr }. */
+/** Runs `dllm chat` against the test node; resolves { code, stdout, stderr }. */
 function promptCli(args) {
   return new Promise((resolveRun) => {
-    execFile(process.execPath, [join(here, '..', 'bin', 'prompt.mjs'), '--ws', node.wsUrl, ...args], (error, stdout, stderr) => {
+    execFile(process.execPath, [join(here, '..', 'bin', 'dllm.mjs'), '--ws', node.wsUrl, 'chat', ...args], (error, stdout, stderr) => {
       resolveRun({ code: error ? error.code : 0, stdout, stderr });
     });
   });
 }
 
-test('bin/prompt.mjs submits at the quote and prints the miners\' answer', async () => {
+test('dllm chat submits at the quote, shows progress and prints the miners\' answer', async () => {
   const next = (await api.query.poaw.nextTaskId()).toNumber();
   const running = promptCli(['--suri', '//Ferdie', '--max-tokens', '8', PROMPT]);
   let assigned = false;
@@ -318,20 +318,25 @@ test('bin/prompt.mjs submits at the quote and prints the miners\' answer', async
   await playMiners(next, output, tasks.outputHash(api, output.promptTokens, output.tokens, output.text));
   const run = await running;
   assert.equal(run.code, 0, run.stderr);
-  assert.match(run.stdout, new RegExp(`task ${next} submitted`));
+  assert.match(run.stdout, new RegExp(`task ${next} submitted \\(max fee [\\d.]+ DLLM\\)`));
+  assert.match(run.stderr, new RegExp(`task ${next}: (waiting for miners|Assigned) · \\d+ s`), 'progress while waiting');
   assert.match(run.stdout, /^DLLM is a chain$/m);
-  assert.match(run.stdout, /paid \d+ planck \(miners \d+, community \d+\), refunded \d+/);
+  const paid = /verified: paid ([\d.]+) DLLM \(miners [\d.]+ DLLM, community [\d.]+ DLLM\), refunded ([\d.]+|0) DLLM/.exec(run.stdout);
+  assert.ok(paid, run.stdout);
+  const { settlement } = await tasks.taskDetails(api, next);
+  assert.equal(`${paid[1]} DLLM`, formatDllm(BigInt(settlement.fee)));
 });
 
-test('bin/prompt.mjs exits 1 on a refused task and 2 on bad usage', async () => {
-  const refused = await promptCli(['--max-fee', '1', PROMPT]);
+test('dllm chat exits 1 on a refused task with the error explained and 2 on bad usage', async () => {
+  const refused = await promptCli(['--max-fee', '0.000000000001', PROMPT]);
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /refused: poaw\.FeeBelowQuote/);
+  assert.match(refused.stderr, /refused: poaw\.FeeBelowQuote: \S+/);
   const unknown = await promptCli(['--model', '9', PROMPT]);
-  assert.equal(unknown.code, 1);
-  assert.match(unknown.stderr, /UnknownModel/);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /no model 9 on this chain/);
   const usage = await promptCli(['--max-tokens', 'many', PROMPT]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--max-tokens must be a whole number/);
   assert.equal((await promptCli([])).code, 2);
+  assert.equal((await promptCli(['--frobnicate', PROMPT])).code, 2);
 });
