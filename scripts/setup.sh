@@ -13,6 +13,8 @@ say() { printf '[setup] %s\n' "$*"; }
 # --- system packages -------------------------------------------------------------
 packages=(protobuf-compiler clang libclang-dev pkg-config make)
 if [[ "${1:-}" == "--tests" ]]; then
+	# Debian's package; Ubuntu ships Chromium as a snap only (install it by hand there
+	# and set CHROMIUM to its path).
 	packages+=(chromium)
 elif [[ -n "${1:-}" ]]; then
 	say "unknown option $1 (the only one is --tests)" >&2
@@ -64,9 +66,15 @@ if [[ "${1:-}" == "--tests" ]]; then
 	source "$root/scripts/env.sh"
 	venv="$DLLM_PY_ENV"
 	requirements="$root/scripts/py/requirements.txt"
-	if [[ ! -f "$venv/.installed" || "$requirements" -nt "$venv/.installed" ]]; then
+	# A stamp newer than the requirements, and an interpreter that still imports them.
+	if [[ ! -f "$venv/.installed" || "$requirements" -nt "$venv/.installed" ]] ||
+		! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
+		command -v python3 >/dev/null 2>&1 || { say "python3 is missing: install it and run this again" >&2; exit 1; }
 		say "installing the Python test packages into $venv"
-		python3 -m venv "$venv"
+		python3 -m venv --clear "$venv" || {
+			say "python3 -m venv failed: install python3-venv (Debian/Ubuntu) and run this again" >&2
+			exit 1
+		}
 		"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
 		touch "$venv/.installed"
 	fi

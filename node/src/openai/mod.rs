@@ -107,6 +107,8 @@ struct Server {
 	tasks: TaskRpc,
 	api_key: Option<String>,
 	spawner: SpawnTaskHandle,
+	/// The last network view and the block it was read at.
+	network_cache: std::sync::Mutex<Option<(H256, serde_json::Value)>>,
 }
 
 /// Checks the options, binds the port and starts serving; an error says what to fix.
@@ -157,6 +159,7 @@ pub fn start(cmd: &OpenAiCmd, node: NodeParts) -> Result<(), String> {
 		tasks: node.tasks,
 		api_key,
 		spawner: node.spawner.clone(),
+		network_cache: Default::default(),
 	});
 	node.spawner.spawn("dllm-openai", Some("dllm-openai"), async move {
 		let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -233,6 +236,9 @@ enum Kind {
 impl Server {
 	async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
 		let route = (request.method().clone(), request.uri().path().to_string());
+		if let Err(e) = self.local_only(&request) {
+			return error(&e);
+		}
 		if route.0 == Method::GET || route.0 == Method::HEAD {
 			// The chat page is public: its requests carry the API key the user typed in.
 			if let Some(file) = page::file(&route.1) {
@@ -244,9 +250,7 @@ impl Server {
 		}
 		let outcome = match (&route.0, route.1.as_str()) {
 			(&Method::GET, "/v1/models") => self.models(),
-			(&Method::GET, "/dllm/network") => network::network_view(&self.chain)
-				.map(|view| json(200, &view))
-				.map_err(|e| ApiError::new(503, "server_error", "chain_unavailable", e)),
+			(&Method::GET, "/dllm/network") => self.network().await,
 			(&Method::POST, "/v1/chat/completions") => match read_json(request).await {
 				Ok(body) => self.chat(body).await,
 				Err(e) => Err(e),
@@ -267,6 +271,62 @@ impl Server {
 			)),
 		};
 		outcome.unwrap_or_else(|e| error(&e))
+	}
+
+	/// Without an API key the server trusts whoever reaches it on loopback, so it answers
+	/// only requests addressed to a loopback name, from no page or a page of its own: a
+	/// web page elsewhere (cross-site requests) or a name that rebinds to 127.0.0.1 (DNS
+	/// rebinding) must not spend the paying account. With a key, the key decides.
+	fn local_only(&self, request: &Request<Incoming>) -> Result<(), ApiError> {
+		if self.api_key.is_some() {
+			return Ok(());
+		}
+		let refuse = |what: &str, value: &str| {
+			Err(ApiError::new(
+				403,
+				"invalid_request_error",
+				"forbidden",
+				format!(
+					"{what} {value:?} is not this server on loopback: without --openai-api-key \
+					 it answers only requests to 127.0.0.1, localhost or [::1] from no web page \
+					 or its own"
+				),
+			))
+		};
+		let header = |name| request.headers().get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+		if let Some(host) = header(header::HOST) {
+			if !is_loopback_authority(host) {
+				return refuse("Host", host);
+			}
+		}
+		if let Some(origin) = header(header::ORIGIN) {
+			let authority = origin.strip_prefix("http://").unwrap_or("\u{fffd}");
+			if !is_loopback_authority(authority) {
+				return refuse("Origin", origin);
+			}
+		}
+		Ok(())
+	}
+
+	/// The network view at the best block: computed off the async threads (it makes a
+	/// few runtime calls per expert and task), once per best block however many pages
+	/// poll it.
+	async fn network(&self) -> Result<Response<Body>, ApiError> {
+		let unavailable = |e: String| ApiError::new(503, "server_error", "chain_unavailable", e);
+		let (best, number) = self.chain.best();
+		let cached = self.network_cache.lock().ok().and_then(|cache| cache.clone());
+		if let Some((_, view)) = cached.filter(|(at, _)| *at == best) {
+			return Ok(json(200, &view));
+		}
+		let chain = self.chain.clone();
+		let view = tokio::task::spawn_blocking(move || network::network_view(&chain, best, number))
+			.await
+			.map_err(|e| unavailable(e.to_string()))?
+			.map_err(unavailable)?;
+		if let Ok(mut cache) = self.network_cache.lock() {
+			*cache = Some((best, view.clone()));
+		}
+		Ok(json(200, &view))
 	}
 
 	fn authorize(&self, request: &Request<Incoming>) -> Result<(), ApiError> {
@@ -551,6 +611,17 @@ impl Server {
 }
 
 /// Whether two keys are equal, in time that does not depend on where they differ.
+/// Whether `authority` (`host` or `host:port`) names a loopback address.
+fn is_loopback_authority(authority: &str) -> bool {
+	let host = match authority.strip_prefix('[') {
+		// `[::1]:8080`
+		Some(rest) => rest.split(']').next().unwrap_or(""),
+		None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+	};
+	host.eq_ignore_ascii_case("localhost")
+		|| host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn same_key(given: &str, key: &str) -> bool {
 	let (given, key) = (given.as_bytes(), key.as_bytes());
 	given.len() == key.len() && given.iter().zip(key).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
@@ -594,8 +665,10 @@ fn refusal(error: &DispatchError, payer: &dllm_runtime::AccountId) -> ApiError {
 }
 
 async fn read_json(request: Request<Incoming>) -> Result<Bytes, ApiError> {
+	// Required: a cross-site page cannot send this type without the browser asking first
+	// (a CORS preflight, which this server does not answer).
 	let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-	if content_type.is_some_and(|t| !t.starts_with("application/json")) {
+	if !content_type.is_some_and(|t| t.starts_with("application/json")) {
 		return Err(ApiError::bad_request(
 			"the body must be JSON (Content-Type: application/json)",
 		));
@@ -837,4 +910,34 @@ type Frames = futures::channel::mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
 /// Sends one server-sent event; false once the client is gone.
 async fn push(frames: &mut Frames, value: &serde_json::Value) -> bool {
 	frames.send(Ok(Frame::data(Bytes::from(format!("data: {value}\n\n"))))).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+	use super::is_loopback_authority;
+
+	#[test]
+	fn only_loopback_names_are_loopback_authorities() {
+		for local in [
+			"127.0.0.1:8080",
+			"127.0.0.1",
+			"localhost:8080",
+			"LOCALHOST",
+			"[::1]:8080",
+			"[::1]",
+			"127.1.2.3:1",
+		] {
+			assert!(is_loopback_authority(local), "{local}");
+		}
+		for other in [
+			"evil.example:8080",
+			"10.0.0.1:8080",
+			"[2001:db8::1]:80",
+			"",
+			"localhost.evil:8080",
+			"127.0.0.1.evil",
+		] {
+			assert!(!is_loopback_authority(other), "{other}");
+		}
+	}
 }

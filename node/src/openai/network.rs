@@ -4,20 +4,23 @@
 
 use crate::miner::chain::{ChainView, ExpertRecord, TaskView};
 use dllm_primitives::token;
-use dllm_runtime::AccountId;
+use dllm_runtime::{AccountId, BlockNumber};
 use pallet_poaw::TaskStatus;
 use polkadot_sdk::{
 	sc_network::PeerId,
-	sp_core::crypto::{Ss58AddressFormat, Ss58Codec},
+	sp_core::{
+		crypto::{Ss58AddressFormat, Ss58Codec},
+		H256,
+	},
 };
 use serde_json::{json, Value};
 
 /// How many of the newest tasks the view lists.
 const RECENT_TASKS: u32 = 20;
 
-/// The network at the best block, as JSON (balances in plancks, as decimal strings).
-pub fn network_view(chain: &ChainView) -> Result<Value, String> {
-	let (best, number) = chain.best();
+/// The network at block `best` (number `number`), as JSON (balances in plancks, as
+/// decimal strings).
+pub fn network_view(chain: &ChainView, best: H256, number: BlockNumber) -> Result<Value, String> {
 	let mut models = Vec::new();
 	let mut servers: Vec<AccountId> = Vec::new();
 	for id in chain.models(best)? {

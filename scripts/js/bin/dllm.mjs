@@ -191,10 +191,11 @@ async function connect(ws) {
 
 /** The signing account: --suri, DLLM_SURI, or //Alice on a development chain. */
 async function signer(api, values) {
-  let secret = values.suri ?? process.env.DLLM_SURI;
+  if (values.suri !== undefined && !values.suri.trim()) throw new UsageError('--suri is empty');
+  let secret = values.suri ?? (process.env.DLLM_SURI || undefined);
   if (!secret) {
     const type = await api.rpc.system.chainType();
-    if (!type.isDevelopment && !type.isLocal) {
+    if (!type.isDevelopment) {
       throw new UsageError('this chain is not a development chain: give the signing account with --suri or DLLM_SURI');
     }
     secret = '//Alice';
@@ -203,6 +204,16 @@ async function signer(api, values) {
     return new Keyring({ type: 'sr25519', ss58Format: api.registry.chainSS58 }).addFromUri(secret);
   } catch (e) {
     throw new UsageError(`--suri: not a mnemonic or secret URI (${e.message})`);
+  }
+}
+
+/** Refuses `text` unless it is an SS58 address (or 0x account id). */
+function address(api, text, what) {
+  try {
+    if (!text) throw new Error('empty');
+    api.createType('AccountId', text);
+  } catch (_) {
+    throw new UsageError(`${what}: not an address: ${JSON.stringify(text)}`);
   }
 }
 
@@ -326,9 +337,11 @@ async function quote(api, values, positionals) {
 }
 
 async function status(api, values, positionals) {
-  let address = null;
-  if (positionals.length) [address] = take(positionals, ['ADDRESS']);
-  else if (values.suri || process.env.DLLM_SURI) address = (await signer(api, values)).address;
+  let account = null;
+  if (positionals.length) {
+    [account] = take(positionals, ['ADDRESS']);
+    address(api, account, 'ADDRESS');
+  } else if (values.suri !== undefined || process.env.DLLM_SURI) account = (await signer(api, values)).address;
   const header = await api.rpc.chain.getHeader();
   console.log(`${(await api.rpc.system.chain()).toString()} at block #${header.number.toNumber()}`);
   const servers = new Map();
@@ -359,16 +372,16 @@ async function status(api, values, positionals) {
     console.log(`  task ${task}: ${d.status}, model ${d.task.model}, up to ${d.task.maxTokens} tokens, escrow ${experts.formatDllm(BigInt(d.task.escrow))}`);
   }
   if (!open) console.log('  (none among the last 64)');
-  if (address) {
-    const account = await api.query.system.account(address);
-    const held = await experts.heldByExperts(api, address);
-    const { expert, unbonding } = await experts.expertState(api, address);
-    console.log(`\nAccount ${address}`);
-    console.log(`  free ${experts.formatDllm(account.data.free.toBigInt())}, held ${experts.formatDllm(account.data.reserved.toBigInt())}`);
+  if (account) {
+    const balance = await api.query.system.account(account);
+    const held = await experts.heldByExperts(api, account);
+    const { expert, unbonding } = await experts.expertState(api, account);
+    console.log(`\nAccount ${account}`);
+    console.log(`  free ${experts.formatDllm(balance.data.free.toBigInt())}, held ${experts.formatDllm(balance.data.reserved.toBigInt())}`);
     for (const [reason, value] of Object.entries(held)) console.log(`  held as ${reason}: ${experts.formatDllm(value)}`);
     if (expert) console.log(`  expert: bond ${experts.formatDllm(BigInt(expert.bond))}, delegated to it ${experts.formatDllm(BigInt(expert.delegated))} by ${expert.delegators}`);
     for (const who of servers.keys()) {
-      const delegation = await api.query.experts.delegations(who, address);
+      const delegation = await api.query.experts.delegations(who, account);
       if (delegation.isSome) console.log(`  delegating ${experts.formatDllm(delegation.unwrap().toBigInt())} to ${who}`);
     }
     for (const entry of unbonding) console.log(`  unbonding ${experts.formatDllm(BigInt(entry.amount))}, free to withdraw from block #${entry.unlockAt}`);
@@ -435,8 +448,9 @@ async function main() {
   if (command === 'new-account') {
     take(positionals, []);
     const mnemonic = mnemonicGenerate();
-    const { address } = new Keyring({ type: 'sr25519', ss58Format: 42 }).addFromUri(mnemonic);
-    console.log(`address:  ${address}\nmnemonic: ${mnemonic}`);
+    // 42: the chain's SS58 prefix (dllm_primitives::token::SS58_PREFIX).
+    const created = new Keyring({ type: 'sr25519', ss58Format: 42 }).addFromUri(mnemonic);
+    console.log(`address:  ${created.address}\nmnemonic: ${mnemonic}`);
     console.log('Keep the mnemonic secret and safe: it is the account. Use it as DLLM_SURI or --suri.');
     return 0;
   }
@@ -480,6 +494,7 @@ async function main() {
       }
       case 'delegate': {
         const [expert, value] = take(positionals, ['EXPERT', 'AMOUNT']);
+        address(api, expert, 'EXPERT');
         const stake = amount(value, 'AMOUNT');
         return done(await experts.delegate(api, await signer(api, values), expert, stake), `delegated ${experts.formatDllm(stake)} to ${expert}`);
       }
@@ -487,20 +502,20 @@ async function main() {
         const [value] = take(positionals, ['AMOUNT']);
         const stake = amount(value, 'AMOUNT');
         const account = await signer(api, values);
-        const result = values.from
-          ? await experts.undelegate(api, account, values.from, stake)
-          : await experts.unbond(api, account, stake);
+        let result;
+        if (values.from !== undefined) {
+          address(api, values.from, '--from');
+          result = await experts.undelegate(api, account, values.from, stake);
+        } else {
+          result = await experts.unbond(api, account, stake);
+        }
         const period = (await api.query.experts.unbondingPeriod()).toNumber();
         return done(result, `unbonding ${experts.formatDllm(stake)}: withdraw it after ${period} blocks with \`dllm withdraw\``);
       }
       case 'transfer': {
         const [to, value] = take(positionals, ['TO', 'AMOUNT']);
         const sent = amount(value, 'AMOUNT');
-        try {
-          api.createType('AccountId', to);
-        } catch (_) {
-          throw new UsageError(`TO: not an address: ${to}`);
-        }
+        address(api, to, 'TO');
         const tx = api.tx.balances.transferKeepAlive(to, sent);
         return done(await experts.submit(api, tx, await signer(api, values)), `sent ${experts.formatDllm(sent)} to ${to}`);
       }

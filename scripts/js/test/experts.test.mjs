@@ -203,6 +203,15 @@ test('dllm registers an expert, serves, refuses with the error explained and che
   run = await cli('--suri', '//Ferdie', 'serve', '0', '0', 'f64');
   assert.equal(run.code, 2);
   assert.match(run.stderr, /unknown format f64/);
+  // An empty or wrong address is bad usage, never the signer's own stake.
+  run = await cli('--suri', '//Ferdie', 'unbond', '--from', '', '1');
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /--from: not an address: ""/);
+  run = await cli('--suri', '//Ferdie', 'delegate', 'nobody', '10');
+  assert.equal(run.code, 2);
+  run = await cli('--suri', '', 'stake', '1');
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /--suri is empty/);
   run = await cli('--suri', '//Ferdie', 'stake', '2');
   assert.equal(run.code, 0, run.stderr);
   assert.equal(BigInt((await experts.expertState(api, ferdie.address)).expert.bond), 1002n * UNIT + UNIT / 2n);

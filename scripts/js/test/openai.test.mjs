@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,6 +37,7 @@ let net;
 let client;
 let base;
 let root;
+let brokeRoot;
 let broke;
 let payer;
 
@@ -48,11 +49,17 @@ before(async () => {
     validatorArgs: [
       '--openai', '--openai-port', String(port), '--openai-suri', '//Ferdie', '--openai-api-key', KEY,
     ],
-    // Bob's node serves an API too, paid by an account that holds nothing.
-    extraArgs: { bob: ['--openai', '--openai-port', String(brokePort), '--openai-suri', '//Nobody'] },
+    // Bob's node serves an API too, without a key, paid by an account that holds nothing.
+    // The chunk-0 miners pause 30 ms per token, so that the tokens of every answer stream
+    // for a while before the chain's verdict (what the chat page test looks for).
+    extraArgs: {
+      bob: ['--openai', '--openai-port', String(brokePort), '--openai-suri', '//Nobody', '--miner-token-delay-ms', '30'],
+      dave: ['--miner-token-delay-ms', '30'],
+    },
   });
   root = `http://127.0.0.1:${port}`;
   base = `${root}/v1`;
+  brokeRoot = `http://127.0.0.1:${brokePort}`;
   client = new OpenAI({ baseURL: base, apiKey: KEY, maxRetries: 0 });
   broke = new OpenAI({ baseURL: `http://127.0.0.1:${brokePort}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
@@ -279,7 +286,8 @@ test('dllm chat streams the miners\' tokens, then the verified answer, fee and r
 });
 
 test('docs/users.md\'s Python example streams an answer through the official OpenAI Python SDK', async () => {
-  const python = join(process.env.DLLM_PY_ENV ?? '', 'bin', 'python');
+  assert.ok(process.env.DLLM_PY_ENV, 'DLLM_PY_ENV is set (source scripts/env.sh; scripts/setup.sh --tests installs the SDK there)');
+  const python = join(process.env.DLLM_PY_ENV, 'bin', 'python');
   const example = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'py', 'chat_stream.py');
   const run = await new Promise((resolveRun) => {
     execFile(python, [example, 'What is DLLM?'], { env: { ...process.env, OPENAI_BASE_URL: base, OPENAI_API_KEY: KEY } },
@@ -291,4 +299,41 @@ test('docs/users.md\'s Python example streams an answer through the official Ope
   const [text, record] = [lines.slice(0, -2).join('\n'), lines.at(-2)];
   const task = Number(/^task (\d+): Completed, verified True, fee \d+ planck, refunded \d+ planck, \d+ \+ \d+ tokens$/.exec(record)[1]);
   assert.equal(text, (await tasks.taskDetails(net.api, task)).outputs[0].text);
+});
+
+/** A raw HTTP request (node:http lets a test set Host and Origin as a browser would). */
+function rawRequest(url, { method = 'GET', headers = {}, body } = {}) {
+  return new Promise((resolveRequest, reject) => {
+    const request = httpRequest(url, { method, headers }, (response) => {
+      let text = '';
+      response.on('data', (piece) => { text += piece; });
+      response.on('end', () => resolveRequest({ status: response.statusCode, text }));
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+test('without an API key the server answers only loopback names and its own pages, and only JSON bodies', async () => {
+  const nextTask = async () => (await net.api.query.poaw.nextTaskId()).toNumber();
+  const before = await nextTask();
+  const chat = JSON.stringify({ model: MODEL, messages: MESSAGES, max_tokens: 4 });
+  const post = (headers) => rawRequest(`${brokeRoot}/v1/chat/completions`, { method: 'POST', headers, body: chat });
+  // A page elsewhere can post a body with no type or text/plain without asking first.
+  let response = await post({});
+  assert.equal(response.status, 400);
+  assert.match(JSON.parse(response.text).error.message, /Content-Type: application\/json/);
+  assert.equal((await post({ 'content-type': 'text/plain' })).status, 400);
+  response = await post({ 'content-type': 'application/json', origin: 'http://evil.example' });
+  assert.equal(response.status, 403);
+  assert.equal(JSON.parse(response.text).error.code, 'forbidden');
+  // A name that rebinds to 127.0.0.1 reaches the server with a foreign Host.
+  response = await rawRequest(`${brokeRoot}/dllm/network`, { headers: { host: 'rebind.example:8080' } });
+  assert.equal(response.status, 403);
+  // The server's own page, by any loopback name, is answered.
+  const port = new URL(brokeRoot).port;
+  response = await rawRequest(`${brokeRoot}/v1/models`, { headers: { host: `localhost:${port}`, origin: `http://localhost:${port}` } });
+  assert.equal(response.status, 200, response.text);
+  assert.equal((await rawRequest(`${brokeRoot}/`)).status, 200);
+  assert.equal(await nextTask(), before, 'no task was submitted');
 });

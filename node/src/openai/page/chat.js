@@ -7,7 +7,8 @@ const state = {
 	messages: [],
 	busy: false,
 	token: { symbol: 'DLLM', decimals: 12 },
-	key: localStorage.getItem('dllm.apiKey') || '',
+	// Kept for this tab's session only, not on the disk of a shared machine.
+	key: sessionStorage.getItem('dllm.apiKey') || '',
 };
 
 function headers() {
@@ -70,21 +71,31 @@ async function loadModels() {
 	if (!list.data.length) notice('No active model on this chain yet.', true);
 }
 
-/** Server-sent events from a fetch response: yields each `data:` payload. */
+/** The `data` of one server-sent event's text (its `data:` lines joined). */
+function dataOf(event) {
+	return event.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.replace(/^data: ?/, '')).join('\n');
+}
+
+/** Server-sent events from a fetch response: yields each event's `data`. */
 async function* events(response) {
 	const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
 	let buffer = '';
-	for (;;) {
-		const { value, done } = await reader.read();
-		if (done) return;
-		buffer += value;
-		let end;
-		while ((end = buffer.indexOf('\n\n')) >= 0) {
-			const event = buffer.slice(0, end);
-			buffer = buffer.slice(end + 2);
-			const data = event.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-			if (data) yield data;
+	try {
+		for (;;) {
+			const { value, done } = await reader.read();
+			if (done) break;
+			buffer += value;
+			let match;
+			while ((match = /\r?\n\r?\n/.exec(buffer))) {
+				const data = dataOf(buffer.slice(0, match.index));
+				buffer = buffer.slice(match.index + match[0].length);
+				if (data) yield data;
+			}
 		}
+		const rest = dataOf(buffer);
+		if (rest) yield rest;
+	} finally {
+		reader.cancel().catch(() => {});
 	}
 }
 
@@ -172,7 +183,9 @@ async function ask(prompt) {
 		notice('');
 	} catch (e) {
 		state.messages.pop();
-		bubble.text.textContent ||= '(no answer)';
+		// Whatever streamed was never verified: say so, and keep it out of the conversation.
+		bubble.item.classList.add('unverified');
+		bubble.text.textContent = bubble.text.textContent ? `${bubble.text.textContent}\n(unverified preview)` : '(no answer)';
 		showMeta(bubble, [task !== null && ['task', `task #${task}`], ['error', e.message, 'error']]);
 		notice(e.message, true);
 	} finally {
@@ -217,7 +230,7 @@ function start() {
 	$('api-key').value = state.key;
 	$('api-key').addEventListener('change', () => {
 		state.key = $('api-key').value.trim();
-		localStorage.setItem('dllm.apiKey', state.key);
+		sessionStorage.setItem('dllm.apiKey', state.key);
 		loadModels().catch((e) => notice(e.message, true));
 		refreshNetwork();
 	});
@@ -238,12 +251,14 @@ function start() {
 		if (!prompt || state.busy) return;
 		state.busy = true;
 		$('send').disabled = true;
+		$('new-chat').disabled = true;
 		$('prompt').value = '';
 		try {
 			await ask(prompt);
 		} finally {
 			state.busy = false;
 			$('send').disabled = false;
+			$('new-chat').disabled = false;
 			refreshNetwork();
 		}
 	});
