@@ -31,16 +31,20 @@ impl PromptTokenizer {
 		})
 	}
 
-	/// Token ids of `prompt`, BOS first. With `chat`, the prompt is wrapped in Mistral's
-	/// instruct template: `<s>[INST] {prompt} [/INST]`.
+	/// Token ids of `prompt`, BOS first and once: a prompt that already begins with the
+	/// BOS token's text (`<s>`, as the chat template of the OpenAI API writes it) keeps
+	/// that one, as mistral-common encodes it. With `chat`, the prompt is wrapped in
+	/// Mistral's instruct template: `<s>[INST] {prompt} [/INST]`.
 	pub fn encode(&self, prompt: &str, chat: bool) -> Result<Vec<u32>> {
 		let text = if chat { format!("[INST] {prompt} [/INST]") } else { prompt.to_string() };
 		let encoding = self
 			.inner
 			.encode(text.as_str(), false)
 			.map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
-		let mut ids: Vec<u32> = self.bos.into_iter().collect();
-		ids.extend_from_slice(encoding.get_ids());
+		let encoded = encoding.get_ids();
+		let has_bos = self.bos.is_some() && encoded.first().copied() == self.bos;
+		let mut ids: Vec<u32> = self.bos.filter(|_| !has_bos).into_iter().collect();
+		ids.extend_from_slice(encoded);
 		if let Some(bad) = ids.iter().find(|id| **id as usize >= self.vocab_size) {
 			return Err(InferenceError::Tokenizer(format!(
 				"tokenizer produced id {bad}, outside the model's vocabulary of {}",

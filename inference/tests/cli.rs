@@ -347,3 +347,57 @@ fn generate_records_and_verify_accepts_rejects_and_refuses() {
 		assert_clean_failure(&out, "another model");
 	}
 }
+
+#[test]
+fn make_tiny_takes_mistrals_real_tokenizer() {
+	let asset = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/mistral-v1-tokenizer/tokenizer.json");
+	let dir = TempDir::new("real-tokenizer");
+	let out = infer(&[
+		"make-tiny",
+		"--out",
+		dir.path().to_str().unwrap(),
+		"--layers",
+		"2",
+		"--tokenizer",
+		asset,
+	]);
+	assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+	assert_eq!(
+		std::fs::read(dir.path().join("tokenizer.json")).unwrap(),
+		std::fs::read(asset).unwrap()
+	);
+	let config: serde_json::Value =
+		serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+	assert_eq!(config["vocab_size"], 32000);
+	// SentencePiece's own ids for this text (BOS first), checked when it was converted;
+	// a prompt that writes `<s>` itself (the OpenAI API's template) gets one BOS.
+	for prompt in ["What is DLLM?", "<s>[INST] What is DLLM? [/INST]"] {
+		let model = dir.path().to_str().unwrap();
+		let args =
+			["generate", "--model", model, "--prompt", prompt, "--max-tokens", "3", "--json"];
+		let generated = json_of(&infer(&args));
+		let ids: Vec<u64> = generated["prompt_tokens"]
+			.as_array()
+			.unwrap()
+			.iter()
+			.map(|id| id.as_u64().unwrap())
+			.collect();
+		if prompt.starts_with("<s>") {
+			assert_eq!(ids[..2], [1, 733], "{prompt}: one BOS, then `[`");
+		} else {
+			assert_eq!(ids, [1, 1824, 349, 384, 5292, 28755, 28804]);
+		}
+		assert!(generated["tokens"].as_array().unwrap().len() <= 3);
+	}
+
+	let bad = dir.path().join("bad-tokenizer.json");
+	std::fs::write(&bad, b"{}").unwrap();
+	let out = infer(&[
+		"make-tiny",
+		"--out",
+		dir.path().to_str().unwrap(),
+		"--tokenizer",
+		bad.to_str().unwrap(),
+	]);
+	assert_clean_failure(&out, "bad-tokenizer.json");
+}

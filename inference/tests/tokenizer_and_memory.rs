@@ -19,6 +19,10 @@ fn byte_level_tokenizer_round_trips_unicode() {
 	let chat = tokenizer.encode("hi", true).unwrap();
 	assert_eq!(tokenizer.decode(&chat).unwrap(), "[INST] hi [/INST]");
 	assert_eq!(tokenizer.eos(), &[2]);
+	// A prompt that writes the BOS token itself (the OpenAI API's chat template) gets it
+	// once, not twice.
+	let templated = tokenizer.encode("<s>[INST] hi [/INST]", false).unwrap();
+	assert_eq!(templated, chat);
 }
 
 #[test]

@@ -36,6 +36,12 @@ pub const CHAIN_ERROR: i32 = 1002;
 const BLOCK_WAIT: Duration = Duration::from_secs(6);
 /// Pause before asking again a miner that is unreachable or not publishing yet.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Pause before asking again the assigned generator that has not opened the task's
+/// stream yet: it opens it as it starts generating, often well within a block, and a
+/// stream found a block late would arrive in one burst (6 s late on 6 s blocks).
+const NOT_OPEN_PAUSE: Duration = Duration::from_millis(100);
+/// Quick looks at a stream not open yet (10 s of them) before looking once a block.
+const NOT_OPEN_TRIES: u32 = 100;
 
 /// One item of a task's subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -166,6 +172,8 @@ impl TaskRpc {
 		let mut imports = self.chain.imports();
 		let mut next = 0u32;
 		let mut finished = false;
+		// Quick looks in a row at a stream not open yet.
+		let mut unopened = 0u32;
 		loop {
 			let details = self.task(task).map_err(|e| e.message().to_string())?;
 			let Some(details) = details else {
@@ -184,6 +192,7 @@ impl TaskRpc {
 			};
 			match self.page(peer, TokenRequest { task, pipeline, from: next }).await {
 				Ok(TokenResponse::Page { tokens, total, state }) => {
+					unopened = 0;
 					for token in tokens {
 						let text = String::from_utf8_lossy(&token.text).into_owned();
 						send(sink, &TaskEvent::Token { index: next, token: token.token, text })
@@ -198,10 +207,17 @@ impl TaskRpc {
 						next_block(&mut imports).await?;
 					}
 				}
-				// Not published there (yet, or any more): look again after a block.
-				Ok(TokenResponse::Unknown | TokenResponse::Malformed) => {
-					next_block(&mut imports).await?
+				// Not published there yet: look again soon, or at the next block (which may
+				// name another generator).
+				Ok(TokenResponse::Unknown) if unopened < NOT_OPEN_TRIES => {
+					unopened += 1;
+					tokio::select! {
+						_ = tokio::time::sleep(NOT_OPEN_PAUSE) => {}
+						waited = next_block(&mut imports) => waited?,
+					}
 				}
+				Ok(TokenResponse::Unknown) => next_block(&mut imports).await?,
+				Ok(TokenResponse::Malformed) => next_block(&mut imports).await?,
 				Ok(TokenResponse::Busy) | Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
 			}
 		}

@@ -3,9 +3,10 @@
 // model generated on the spot with `dllm-infer make-tiny` (the dev model's weights).
 
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { writeFileSync } from 'node:fs';
@@ -65,10 +66,64 @@ export function inferBinary() {
   return path;
 }
 
-/** Writes the dev chain's tiny model into `dir` (deterministic: its chunk hashes are registered). */
-export async function makeTinyModel(dir) {
-  await run(inferBinary(), ['make-tiny', '--out', dir]);
+/**
+ * Writes the dev chain's tiny model into `dir` (deterministic: its chunk hashes are
+ * registered). With `tokenizer` (a tokenizer.json), the same layers around that
+ * tokenizer's vocabulary instead: a model the chain does not know until
+ * `registerTinyModel` registers it.
+ */
+export async function makeTinyModel(dir, { tokenizer } = {}) {
+  await run(inferBinary(), ['make-tiny', '--out', dir, ...(tokenizer ? ['--tokenizer', tokenizer] : [])]);
   return dir;
+}
+
+/** Mistral's v1 tokenizer, committed (inference/assets/mistral-v1-tokenizer/PROVENANCE.md). */
+export const MISTRAL_V1_TOKENIZER = join(
+  dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'inference', 'assets', 'mistral-v1-tokenizer', 'tokenizer.json',
+);
+
+/**
+ * Registers the tiny model in `modelDir` as a new active model called `name` (as root,
+ * through sudo, signed by Alice): the dev model's spec with that directory's chunk,
+ * config and tokenizer hashes, vocabulary and longest token. Then each of `servers`
+ * (signers of registered experts) serves the chunks of it that it serves of model 0.
+ * Resolves the new model's id.
+ */
+export async function registerTinyModel(api, modelDir, name, servers) {
+  const alice = new Keyring({ type: 'sr25519' }).addFromUri('//Alice');
+  const base = (await api.query.models.models(0)).unwrap().spec;
+  const shards = base.chunks.map((c) => `${c.startLayer.toNumber()}..${c.endLayer.toNumber()}`).join(',');
+  const { stdout } = await run(inferBinary(), ['hash-chunks', '--model', modelDir, '--shards', shards]);
+  const printed = Object.fromEntries(stdout.trim().split('\n').map((line) => line.split(' ')));
+  const config = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8'));
+  const spec = {
+    ...base.toJSON(),
+    name,
+    vocabSize: config.vocab_size,
+    maxTokenBytes: Number(printed['max-token-bytes']),
+    tokenizerHash: printed.tokenizer,
+    configHash: printed.config,
+    chunks: base.chunks.map((c) => ({
+      startLayer: c.startLayer.toNumber(),
+      endLayer: c.endLayer.toNumber(),
+      weightsHash: printed[`${c.startLayer.toNumber()}..${c.endLayer.toNumber()}`],
+    })),
+  };
+  const registered = await sendAndFinalize(api.tx.sudo.sudo(api.tx.models.registerModel(spec)), alice);
+  const event = registered.events.find(({ event: e }) => api.events.models.ModelRegistered.is(e));
+  const failed = registered.events.find(({ event: e }) => api.events.sudo.Sudid.is(e) && e.data.sudoResult.isErr);
+  if (!event || failed) throw new Error(`registering ${name} failed: ${failed ? failed.event.data.sudoResult.toString() : 'no event'}`);
+  const model = event.event.data.model.toNumber();
+  await sendAndFinalize(api.tx.sudo.sudo(api.tx.models.activateModel(model)), alice);
+  for (const signer of servers) {
+    const record = (await api.query.experts.experts(signer.address)).unwrap();
+    for (const served of record.serving.filter((s) => s.model.toNumber() === 0)) {
+      const chunk = served.chunk.toNumber();
+      const result = await experts.serveChunk(api, signer, model, chunk, spec.chunks[chunk].weightsHash, served.format.type);
+      if (!result.ok) throw new Error(`${signer.address} serving ${name} chunk ${chunk}: ${result.error}`);
+    }
+  }
+  return model;
 }
 
 /** What `dllm-infer generate` prints (JSON) for the same model, prompt and sampling. */
@@ -94,7 +149,9 @@ export async function referenceGeneration(modelDir, prompt, maxTokens, sampling 
  * (`<name>.log`) stay there; `modelDir` serves another registered model than the dev
  * one; `rpcPort` fixes the validator's RPC port; `mode` (`Redundant` or `Prefill`)
  * has root set how tasks are verified before the miners start (the dev chain's genesis
- * verifies by prefill). Returns { api, validator, miners, modelDir, startMiner, stop }.
+ * verifies by prefill); `beforeMiners(api)` runs on the validator before any miner starts
+ * (e.g. `registerTinyModel` for a `modelDir` the chain does not know yet). Returns
+ * { api, validator, miners, modelDir, startMiner, stop }.
  */
 export async function startTestnet({
   miners = ['bob', 'charlie', 'dave'],
@@ -108,6 +165,7 @@ export async function startTestnet({
   rpcPort,
   prometheus = {},
   mode,
+  beforeMiners,
 } = {}) {
   const root = dir ?? mkdtempSync(join(tmpdir(), 'dllm-testnet-'));
   mkdirSync(root, { recursive: true });
@@ -126,6 +184,14 @@ export async function startTestnet({
     if (dispatchError) {
       await validator.kill();
       throw new Error(`setting the verification mode ${mode} failed: ${dispatchError}`);
+    }
+  }
+  if (beforeMiners) {
+    try {
+      await beforeMiners(validator.api);
+    } catch (error) {
+      await validator.kill();
+      throw error;
     }
   }
   const bootnode = `/ip4/127.0.0.1/tcp/${validator.p2pPort}/p2p/${VALIDATOR_PEER}`;
