@@ -189,7 +189,9 @@ pub fn development_config_genesis() -> Value {
 	)
 }
 
-/// `local_testnet`: Alice and Bob author and finalize; Alice is sudo.
+/// `local_testnet`: Alice and Bob author and finalize (6 s blocks); Alice is sudo; the
+/// same market as `development` (the tiny dev model, Bob, Charlie and Dave serving it), so
+/// that miners can answer on a chain with real block times.
 pub fn local_config_genesis() -> Value {
 	genesis(
 		vec![
@@ -198,7 +200,7 @@ pub fn local_config_genesis() -> Value {
 		],
 		dev_accounts(),
 		Sr25519Keyring::Alice.to_account_id(),
-		Market { models: Vec::new(), experts: Vec::new(), unbonding_period: None },
+		dev_market(),
 	)
 }
 

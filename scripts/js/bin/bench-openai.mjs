@@ -3,7 +3,10 @@
 // serves it; Bob, Charlie and Dave mine the tiny dev model):
 //
 //   node bin/bench-openai.mjs [--requests 3] [--max-tokens 32] [--tokenizer mistral]
+//                             [--chain dev|local]
 //
+// `--chain local` runs the two-authority local chain (Alice and Bob author, 6 s blocks,
+// GRANDPA) instead of the dev chain's block on every transaction.
 // `--tokenizer mistral` runs a tiny model around Mistral's real v1 tokenizer instead of
 // the dev model (registered as a new model before the miners start): its text streams
 // token by token, where the dev model's byte tokens come in bursts.
@@ -26,8 +29,13 @@ import { join } from 'node:path';
 import { MISTRAL_V1_TOKENIZER, makeTinyModel, registerTinyModel, startTestnet } from '../lib/testnet.mjs';
 
 function parse(argv) {
-  const options = { requests: 3, maxTokens: 32, tokenizer: null };
+  const options = { requests: 3, maxTokens: 32, tokenizer: null, chain: 'dev' };
   for (let i = 0; i < argv.length; i += 2) {
+    if (argv[i] === '--chain') {
+      if (!['dev', 'local'].includes(argv[i + 1])) throw new Error('--chain takes dev or local');
+      options.chain = argv[i + 1];
+      continue;
+    }
     if (argv[i] === '--tokenizer') {
       if (argv[i + 1] !== 'mistral') throw new Error('--tokenizer takes `mistral` (the committed Mistral v1 tokenizer)');
       options.tokenizer = MISTRAL_V1_TOKENIZER;
@@ -59,7 +67,10 @@ runCli(async () => {
     const servers = ['//Bob', '//Charlie', '//Dave'].map((suri) => keyring.addFromUri(suri));
     beforeMiners = (api) => registerTinyModel(api, modelDir, model, servers);
   }
-  const net = await startTestnet({ validatorArgs: ['--openai', '--openai-port', String(port)], prometheus, modelDir, beforeMiners });
+  const net = await startTestnet({
+    validatorArgs: ['--openai', '--openai-port', String(port), '--openai-suri', '//Alice'],
+    prometheus, modelDir, beforeMiners, chain: options.chain,
+  });
   try {
     const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0 });
     console.log('| request | first text (s) | verified answer (s) | tokens | streamed deltas | client deltas/s | generator decode tokens/s | ratio |');

@@ -166,15 +166,36 @@ export async function startTestnet({
   prometheus = {},
   mode,
   beforeMiners,
+  chain = 'dev',
 } = {}) {
+  if (!['dev', 'local'].includes(chain)) throw new Error(`chain ${chain}: dev or local`);
   const root = dir ?? mkdtempSync(join(tmpdir(), 'dllm-testnet-'));
   mkdirSync(root, { recursive: true });
   modelDir = modelDir ?? (await makeTinyModel(join(root, 'model')));
   const logFile = (name) => (dir ? join(dir, `${name}.log`) : undefined);
-  const validator = await startNode(['--dev', '--tmp', '--no-mdns', '--node-key', nodeKey('alice'), ...validatorArgs], {
+  const identity = chain === 'dev' ? ['--dev'] : ['--chain', 'local', '--alice', '--validator'];
+  const validator = await startNode([...identity, '--tmp', '--no-mdns', '--node-key', nodeKey('alice'), ...validatorArgs], {
     rpcPort,
     logFile: logFile('alice'),
   });
+  // The local chain's second authority (GRANDPA finalizes only with both), under a node
+  // key of its own: 0x00…02 is Bob's miner's, which the genesis registered.
+  let second = null;
+  if (chain === 'local') {
+    try {
+      second = await startNode([
+        '--chain', 'local', '--bob', '--validator', '--tmp', '--no-mdns', '--node-key', '7'.padStart(64, '0'),
+        '--bootnodes', `/ip4/127.0.0.1/tcp/${validator.p2pPort}/p2p/${VALIDATOR_PEER}`,
+      ], { logFile: logFile('bob-validator') });
+    } catch (error) {
+      await validator.kill();
+      throw error;
+    }
+  }
+  const killValidators = async () => {
+    await validator.kill();
+    if (second) await second.kill();
+  };
   if (mode) {
     const alice = new Keyring({ type: 'sr25519' }).addFromUri('//Alice');
     const { dispatchError } = await sendAndFinalize(
@@ -182,7 +203,7 @@ export async function startTestnet({
       alice,
     );
     if (dispatchError) {
-      await validator.kill();
+      await killValidators();
       throw new Error(`setting the verification mode ${mode} failed: ${dispatchError}`);
     }
   }
@@ -190,7 +211,7 @@ export async function startTestnet({
     try {
       await beforeMiners(validator.api);
     } catch (error) {
-      await validator.kill();
+      await killValidators();
       throw error;
     }
   }
@@ -207,12 +228,12 @@ export async function startTestnet({
     if (operators[name]) {
       await run(nodeBinary(), [
         'key', 'insert', '--key-type', 'dllm', '--scheme', 'sr25519',
-        '--suri', operators[name], '--chain', 'dev', '--base-path', base,
+        '--suri', operators[name], '--chain', chain, '--base-path', base,
       ]);
       identity.splice(0, 1, '--name', name);
     }
     const args = [
-      '--chain', 'dev', ...identity, '--base-path', base, '--no-mdns',
+      '--chain', chain, ...identity, '--base-path', base, '--no-mdns',
       '--node-key', nodeKey(name),
       '--bootnodes', bootnode,
       '--miner', '--model-dir', modelDir,
@@ -229,12 +250,13 @@ export async function startTestnet({
     await Promise.all(miners.map((name) => startMiner(name)));
   } catch (error) {
     await Promise.all(Object.values(running).map((node) => node.kill()));
-    await validator.kill();
+    await killValidators();
     throw error;
   }
 
   async function stop() {
     await Promise.all(Object.values(running).map((node) => node.stop().catch(() => node.kill())));
+    if (second) await second.stop().catch(() => second.kill());
     const code = await validator.stop();
     if (!dir) rmSync(root, { recursive: true, force: true });
     return code;
