@@ -28,7 +28,7 @@ impl<T: Config> Pallet<T> {
 		);
 		let chunks = T::Models::chunk_count(info.model).ok_or(Error::<T>::UnknownModel)?;
 		let mut slots = Slots::<T>::get(task);
-		let slot = Self::own_slot(slots.as_mut(), who, pipeline, chunk)?;
+		let slot = Self::own_slot(slots.as_mut(), &info.requester, who, pipeline, chunk)?;
 		ensure!(Self::commits_now(&info, slot), Error::<T>::WrongStage);
 		Self::ensure_owes_commit(slot)?;
 		let publishes = info.mode == VerificationMode::Prefill
@@ -99,7 +99,7 @@ impl<T: Config> Pallet<T> {
 		let mut slots = Slots::<T>::get(task);
 		let index = Self::slot_index(&slots, pipeline, chunk)?;
 		let slot = slots.get_mut(index).ok_or(Error::<T>::UnknownSlot)?;
-		ensure!(Self::signs_for(who, &slot.expert), Error::<T>::NotYourSlot);
+		ensure!(Self::signs_for(who, &slot.expert, &info.requester), Error::<T>::NotYourSlot);
 		ensure!(Self::reveals_now(&info, slot), Error::<T>::WrongStage);
 		let committed = match slot.state {
 			SlotState::Committed(committed) => committed,
@@ -328,22 +328,29 @@ impl<T: Config> Pallet<T> {
 			.ok_or_else(|| Error::<T>::UnknownSlot.into())
 	}
 
-	/// Whether `who` may sign `expert`'s duties: the expert itself, or the operator it
-	/// named in the expert registry (N4: the miner node holds only that key).
-	pub(crate) fn signs_for(who: &T::AccountId, expert: &T::AccountId) -> bool {
-		who == expert || T::Experts::operator(expert).as_ref() == Some(who)
+	/// Whether `who` may sign `expert`'s duties on `requester`'s task: the expert itself,
+	/// or the operator it named in the expert registry (N4: the miner node holds only
+	/// that key), unless that operator is the requester: an expert that names the
+	/// requester's account after the assignment does not let it work on its own task (R8).
+	pub(crate) fn signs_for(
+		who: &T::AccountId,
+		expert: &T::AccountId,
+		requester: &T::AccountId,
+	) -> bool {
+		who == expert || (who != requester && T::Experts::operator(expert).as_ref() == Some(who))
 	}
 
-	/// The slot of `pipeline` and `chunk`, which `who` must sign for.
+	/// The slot of `pipeline` and `chunk` of `requester`'s task, which `who` must sign for.
 	pub(crate) fn own_slot<'a>(
 		slots: &'a mut [SlotOf<T>],
+		requester: &T::AccountId,
 		who: &T::AccountId,
 		pipeline: PipelineIndex,
 		chunk: ChunkIndex,
 	) -> Result<&'a mut SlotOf<T>, DispatchError> {
 		let index = Self::slot_index(slots, pipeline, chunk)?;
 		let slot = slots.get_mut(index).ok_or(Error::<T>::UnknownSlot)?;
-		ensure!(Self::signs_for(who, &slot.expert), Error::<T>::NotYourSlot);
+		ensure!(Self::signs_for(who, &slot.expert, requester), Error::<T>::NotYourSlot);
 		Ok(slot)
 	}
 

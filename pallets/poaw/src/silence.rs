@@ -38,7 +38,7 @@ impl<T: Config> Pallet<T> {
 			Error::<T>::WrongStage
 		);
 		let mut slots = Slots::<T>::get(task);
-		let own = Self::own_slot(slots.as_mut(), who, pipeline, chunk)?;
+		let own = Self::own_slot(slots.as_mut(), &info.requester, who, pipeline, chunk)?;
 		ensure!(Self::commits_now(&info, own), Error::<T>::WrongStage);
 		Self::ensure_owes_commit(own)?;
 		ensure!(

@@ -507,6 +507,41 @@ fn a_requester_never_works_on_its_own_task_through_its_operator_key() {
 	});
 }
 
+/// R8 through an operator named after the assignment: an assigned expert that makes the
+/// requester its operator does not let the requester sign on its own task; the expert's
+/// own key still does.
+#[test]
+fn an_operator_named_after_assignment_cannot_be_the_requester() {
+	run(|| {
+		standard_experts();
+		let task = submit(6000);
+		next_block();
+		let all = slots(task);
+		let first = all[0].clone();
+		assert_ok!(Experts::set_operator(signed(first.expert), Some(REQUESTER)));
+		assert_noop!(commit_signed(REQUESTER, task, &first, &good()), Error::<Test>::NotYourSlot);
+		assert_noop!(
+			Poaw::claim_silence(
+				signed(REQUESTER),
+				task,
+				first.pipeline,
+				first.chunk,
+				1 - first.chunk
+			),
+			Error::<Test>::NotYourSlot
+		);
+		for slot in &all {
+			assert_ok!(commit_slot(task, slot, &good()));
+		}
+		assert_eq!(status(task), TaskStatus::Committed);
+		assert_noop!(reveal_signed(REQUESTER, task, &first, &good()), Error::<Test>::NotYourSlot);
+		for slot in &all {
+			assert_ok!(reveal_slot(task, slot, &good()));
+		}
+		assert_eq!(status(task), TaskStatus::Completed);
+	});
+}
+
 /// R11 of the 2026-12 review: an assigned miner's accepted commit and reveal are free;
 /// a refused one pays.
 #[test]
