@@ -69,6 +69,35 @@ impl ServedModel {
 			.map_or(VerificationParams::DEFAULT, |(_, params)| *params)
 	}
 
+	/// A task's prompt (bytes from the chain) as tokens, BOS first: what every stage of
+	/// every pipeline counts and runs.
+	pub fn prompt_tokens(&self, prompt: &[u8]) -> Result<Vec<u32>, String> {
+		self.tokenizer.encode(&String::from_utf8_lossy(prompt), false).map_err(|e| e.to_string())
+	}
+
+	/// The verification profile for a check of the stage (`pipeline`, `chunk`) of `task`
+	/// against the generator's stage `generator_chunk`: the looser of the two slots'
+	/// formats. `None` when the task's slots do not list both.
+	pub fn check_profile(
+		&self,
+		task: &super::chain::TaskView,
+		(pipeline, chunk): (PipelineIndex, ChunkIndex),
+		(generator_pipeline, generator_chunk): (PipelineIndex, ChunkIndex),
+	) -> Option<VerificationParams> {
+		let format_of = |pipeline: PipelineIndex, chunk: ChunkIndex| {
+			task.slots
+				.iter()
+				.find(|slot| slot.pipeline == pipeline && slot.chunk == chunk)
+				.map(|slot| slot.format)
+		};
+		Some(
+			self.profile(
+				format_of(pipeline, chunk)?,
+				format_of(generator_pipeline, generator_chunk)?,
+			),
+		)
+	}
+
 	/// The loaded chunk for a slot, if this miner serves it.
 	pub fn shard(&self, model: ModelId, chunk: ChunkIndex) -> Option<Arc<Mutex<Shard>>> {
 		(model == self.model).then(|| self.shards.get(&chunk).cloned()).flatten()

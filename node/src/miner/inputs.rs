@@ -512,19 +512,11 @@ impl Worker {
 			.iter()
 			.find(|output| output.pipeline == 0)
 			.ok_or("the generator published no output")?;
-		let prompt = String::from_utf8_lossy(&assignment.prompt).into_owned();
-		let prompt_len =
-			self.model.tokenizer.encode(&prompt, false).map_err(|e| e.to_string())?.len();
-		let format_of = |pipeline: PipelineIndex| {
-			task.slots
-				.iter()
-				.find(|s| s.pipeline == pipeline && s.chunk == assignment.chunk)
-				.map(|s| s.format)
-		};
-		let (Some(own), Some(theirs)) = (format_of(assignment.pipeline), format_of(side)) else {
-			return Err("the task's slots do not list both stages".into());
-		};
-		let profile = self.model.profile(own, theirs);
+		let prompt_len = self.model.prompt_tokens(&assignment.prompt)?.len();
+		let profile = self
+			.model
+			.check_profile(task, (assignment.pipeline, assignment.chunk), (side, assignment.chunk))
+			.ok_or("the task's slots do not list both stages")?;
 		let config = self.model.config.clone();
 		let generated = output.tokens.clone();
 		let stage = assignment.clone();

@@ -379,8 +379,7 @@ impl Worker {
 	async fn generate_tokens(self: &Arc<Self>, assignment: &Assignment) -> Result<(), String> {
 		let started = Instant::now();
 		let key = (assignment.task, assignment.pipeline, assignment.chunk);
-		let prompt = String::from_utf8_lossy(&assignment.prompt).into_owned();
-		let mut input = self.model.tokenizer.encode(&prompt, false).map_err(|e| e.to_string())?;
+		let mut input = self.model.prompt_tokens(&assignment.prompt)?;
 		let prompt_len = input.len();
 		let session_id = compute::session_id(assignment.task, assignment.pipeline);
 		lock(&self.sessions).insert(key, Arc::new(Mutex::new(Session::new(assignment.clone())?)));
@@ -540,27 +539,17 @@ impl Worker {
 			.iter()
 			.find(|output| output.pipeline == 0)
 			.ok_or_else(|| format!("task {}: the generator published no output", task.id))?;
-		let prompt = String::from_utf8_lossy(&assignment.prompt).into_owned();
-		let prompt_tokens =
-			self.model.tokenizer.encode(&prompt, false).map_err(|e| e.to_string())?;
+		let prompt_tokens = self.model.prompt_tokens(&assignment.prompt)?;
 		// What the generator claims beside its tokens must follow from them: a wrong
 		// prompt length or text is rejected by the last chunk's verdict.
 		let decoded = self.model.tokenizer.decode(&output.tokens).ok();
 		let claims_consistent = output.prompt_tokens as usize == prompt_tokens.len()
 			&& decoded.is_some_and(|text| text.as_bytes() == output.text.as_slice());
-		let format_of = |pipeline: PipelineIndex, chunk| {
-			task.slots
-				.iter()
-				.find(|slot| slot.pipeline == pipeline && slot.chunk == chunk)
-				.map(|slot| slot.format)
-		};
 		let last = assignment.chunks.saturating_sub(1);
-		let own = format_of(assignment.pipeline, assignment.chunk);
-		let generator = format_of(0, last);
-		let profile = match (own, generator) {
-			(Some(own), Some(generator)) => self.model.profile(own, generator),
-			_ => return Err(format!("task {}: its slots do not list this stage", task.id)),
-		};
+		let profile = self
+			.model
+			.check_profile(task, (assignment.pipeline, assignment.chunk), (0, last))
+			.ok_or_else(|| format!("task {}: its slots do not list this stage", task.id))?;
 		let session = CheckSession::new(
 			assignment,
 			output.hash,
