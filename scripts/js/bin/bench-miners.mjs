@@ -2,12 +2,14 @@
 // Measures prompts answered by miner nodes on loopback against one dllm-infer process:
 //
 //   node bin/bench-miners.mjs [--size tiny|mid] [--tasks 3] [--max-tokens 32] [--dir DIR]
+//                             [--chain dev|local]
 //
 // `tiny` is the dev chain's model 0 (4 layers, hidden 64). `mid` is a random Mistral of
 // 8 layers, hidden 1024, vocabulary 32000 (175 M parameters, docs/benchmarks.md),
 // written to DIR/mid once and registered here as model 1 in chunks 0..4 and 4..8.
 // Redundancy is set to 1 and Dave stops serving, so every task runs in one pipeline of
-// two miners, Bob (chunk 0) → Charlie (chunk 1), on loopback.
+// two miners, Bob (chunk 0) → Charlie (chunk 1), on loopback. `--chain local`: the
+// two-authority local chain (Alice and Bob author 6 s blocks) instead of the dev chain.
 //
 // Per task: inclusion of submit_task → first token (the driver logs the first token's
 // wall-clock time), inclusion → result on chain (seen by this client), decode tokens/s
@@ -38,7 +40,7 @@ function usage(message) {
 }
 
 function parse(argv) {
-  const options = { size: 'tiny', tasks: 3, maxTokens: 32, dir: null };
+  const options = { size: 'tiny', tasks: 3, maxTokens: 32, dir: null, chain: 'dev' };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -54,6 +56,7 @@ function parse(argv) {
       case '--tasks': options.tasks = count(value()); break;
       case '--max-tokens': options.maxTokens = count(value()); break;
       case '--dir': options.dir = value(); break;
+      case '--chain': options.chain = value(); if (!['dev', 'local'].includes(options.chain)) usage('--chain is dev or local'); break;
       default: usage(`unknown option ${flag}`);
     }
   }
@@ -122,7 +125,7 @@ runCli(async () => {
   const prometheus = { bob: await freePort() };
 
   // Miners start after the model is registered (a miner refuses unknown weights).
-  const net = await startTestnet({ miners: [], dir, modelDir: mid?.modelDir, mode: 'Redundant' });
+  const net = await startTestnet({ miners: [], dir, modelDir: mid?.modelDir, mode: 'Redundant', chain: options.chain });
   try {
     const { api } = net;
     const alice = keyring.addFromUri('//Alice');
@@ -174,7 +177,7 @@ runCli(async () => {
 
     const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
     const range = (key, digits) => `${median(rows.map((r) => r[key])).toFixed(digits)} [${Math.min(...rows.map((r) => r[key])).toFixed(digits)}–${Math.max(...rows.map((r) => r[key])).toFixed(digits)}]`;
-    console.log(`\nmodel: ${options.size} (${net.modelDir}), ${rows.length} tasks, prompt ${promptTokens} tokens, ${generated} generated, greedy\n`);
+    console.log(`\nmodel: ${options.size} (${net.modelDir}), chain ${options.chain}, ${rows.length} tasks, prompt ${promptTokens} tokens, ${generated} generated, greedy\n`);
     console.log('| measure | median [min–max] |');
     console.log('| --- | --- |');
     console.log(`| inclusion of submit_task → first token (ms) | ${range('firstToken', 0)} |`);
