@@ -17,7 +17,7 @@ use polkadot_sdk::{
 	frame_system_rpc_runtime_api::AccountNonceApi,
 	sc_transaction_pool,
 	sc_transaction_pool_api::{InPoolTransaction, TransactionPool, TransactionSource},
-	sp_api::{Core, ProvideRuntimeApi},
+	sp_api::{ApiExt, Core, ProvideRuntimeApi},
 	sp_blockchain::HeaderBackend,
 	sp_core::{sr25519, Pair as _, H256},
 	sp_keystore::KeystorePtr,
@@ -134,6 +134,22 @@ impl ChainView {
 			at,
 		)
 		.map_err(|e| format!("runtime API `models` failed: {e}"))
+	}
+
+	/// Whether the runtime at `at` offers the version 3 registry API (chunk servers,
+	/// reputation scores) and the version 2 task API (recent tasks): a node newer than
+	/// its chain's runtime must not call what the runtime lacks.
+	pub fn has_network_apis(&self, at: H256) -> Result<bool, String> {
+		let api = self.client.runtime_api();
+		let version = |found: Result<Option<u32>, _>| {
+			found.map_err(|e| format!("reading the runtime's API versions failed: {e}"))
+		};
+		let registry = version(
+			api.api_version::<dyn RegistryApi<Block, AccountId, ExpertRecord, ModelRecord>>(at),
+		)?;
+		let poaw =
+			version(api.api_version::<dyn PoawApi<Block, AccountId, Balance, BlockNumber>>(at))?;
+		Ok(registry.unwrap_or(0) >= 3 && poaw.unwrap_or(0) >= 2)
 	}
 
 	/// The experts serving `model`'s chunk `chunk` at `at`, in the order they started.

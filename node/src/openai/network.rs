@@ -21,6 +21,9 @@ const RECENT_TASKS: u32 = 20;
 /// The network at block `best` (number `number`), as JSON (balances in plancks, as
 /// decimal strings).
 pub fn network_view(chain: &ChainView, best: H256, number: BlockNumber) -> Result<Value, String> {
+	// An older runtime lacks the chunk servers, scores and recent tasks: the view then
+	// lists the models alone, and says so.
+	let complete = chain.has_network_apis(best)?;
 	let mut models = Vec::new();
 	let mut servers: Vec<AccountId> = Vec::new();
 	for id in chain.models(best)? {
@@ -28,7 +31,7 @@ pub fn network_view(chain: &ChainView, best: H256, number: BlockNumber) -> Resul
 		let mut chunks = Vec::new();
 		for (index, spec) in record.spec.chunks.iter().enumerate() {
 			let index = u32::try_from(index).unwrap_or(u32::MAX);
-			let experts = chain.chunk_servers(best, id, index)?;
+			let experts = if complete { chain.chunk_servers(best, id, index)? } else { Vec::new() };
 			for expert in &experts {
 				if !servers.contains(expert) {
 					servers.push(expert.clone());
@@ -57,13 +60,15 @@ pub fn network_view(chain: &ChainView, best: H256, number: BlockNumber) -> Resul
 		experts.push(expert_json(who, &record, score.deconstruct(), chain.operator(best, who)?));
 	}
 	let mut tasks = Vec::new();
-	for id in chain.recent_tasks(best, RECENT_TASKS)? {
+	let recent = if complete { chain.recent_tasks(best, RECENT_TASKS)? } else { Vec::new() };
+	for id in recent {
 		if let Some(details) = chain.task(best, id)? {
 			tasks.push(task_json(&details));
 		}
 	}
 	Ok(json!({
 		"block": number,
+		"complete": complete,
 		"token": { "symbol": token::SYMBOL, "decimals": token::DECIMALS },
 		"models": models,
 		"experts": experts,

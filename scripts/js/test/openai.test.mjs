@@ -180,6 +180,7 @@ test('GET /dllm/network: the models with the experts of each chunk, the experts\
   assert.equal(response.status, 200);
   const view = await response.json();
   assert.deepEqual(view.token, { symbol: 'DLLM', decimals: 12 });
+  assert.equal(view.complete, true, 'this runtime has every API the view reads');
   const [model] = view.models;
   assert.equal(model.name, MODEL);
   assert.deepEqual(model.chunks.map((c) => c.layers), [[0, 2], [2, 4]]);
