@@ -17,15 +17,15 @@
 // generator's decode rate (`dllm_miner_decode_tokens_per_second` of the chunk-0 miner)
 // and the ratio of the two. Prints a table.
 
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import OpenAI from 'openai';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import { freePort, runCli, scrape } from '../lib/node.mjs';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
 import { MISTRAL_V1_TOKENIZER, makeTinyModel, registerTinyModel, startTestnet } from '../lib/testnet.mjs';
 
 function parse(argv) {

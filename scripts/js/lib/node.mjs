@@ -1,6 +1,6 @@
 // Starting a dllm-node for scripts and tests, and connecting @polkadot/api to it.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { homedir } from 'node:os';
@@ -201,6 +201,19 @@ export function explainDispatchError(api, dispatchError) {
   if (!name || !dispatchError.isModule) return name;
   const docs = api.registry.findMetaError(dispatchError.asModule).docs.join(' ').trim();
   return docs ? `${name}: ${docs}` : name;
+}
+
+/**
+ * Runs the `dllm` command (bin/dllm.mjs) against the node at `wsUrl` with `args`;
+ * resolves { code, stdout, stderr } whatever its exit code.
+ */
+export function runDllm(wsUrl, ...args) {
+  const script = join(here, '..', 'bin', 'dllm.mjs');
+  return new Promise((resolveRun) => {
+    execFile(process.execPath, [script, '--ws', wsUrl, ...args], (error, stdout, stderr) => {
+      resolveRun({ code: error ? error.code : 0, stdout, stderr });
+    });
+  });
 }
 
 /**

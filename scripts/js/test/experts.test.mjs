@@ -4,16 +4,13 @@
 // their decoded error names.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import * as experts from '../lib/experts.mjs';
-import { startDevNode } from '../lib/node.mjs';
+import { runDllm, startDevNode } from '../lib/node.mjs';
 
 const { UNIT } = experts;
 const MIN_BOND = 1000n * UNIT;
@@ -171,15 +168,8 @@ test('an operator key signs for its expert, and cannot touch its stake', async (
   assert.ok((await api.query.experts.operators(bob.address)).isNone);
 });
 
-/** Runs the `dllm` command against the test node; resolves { code, stdout, stderr }. */
-function cli(...args) {
-  const script = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'dllm.mjs');
-  return new Promise((resolveRun) => {
-    execFile(process.execPath, [script, '--ws', node.wsUrl, ...args], (error, stdout, stderr) => {
-      resolveRun({ code: error ? error.code : 0, stdout, stderr });
-    });
-  });
-}
+/** Runs the `dllm` command against the test node. */
+const cli = (...args) => runDllm(node.wsUrl, ...args);
 
 test('dllm registers an expert, serves, refuses with the error explained and checks usage', async () => {
   const peerId = '0x002408011220' + 'cd'.repeat(32);

@@ -20,7 +20,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import { formatDllm } from '../lib/experts.mjs';
-import { freePort } from '../lib/node.mjs';
+import { freePort, runDllm } from '../lib/node.mjs';
 import { total } from '../lib/settlement.mjs';
 import * as tasks from '../lib/tasks.mjs';
 import { referenceGeneration, startTestnet } from '../lib/testnet.mjs';
@@ -250,15 +250,8 @@ test('the chat page in headless Chromium: the answer streams in, then its task i
   }
 });
 
-/** Runs the `dllm` command against the validator; resolves { code, stdout, stderr }. */
-function dllm(...args) {
-  const script = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'dllm.mjs');
-  return new Promise((resolveRun) => {
-    execFile(process.execPath, [script, '--ws', net.validator.wsUrl, ...args], (error, stdout, stderr) => {
-      resolveRun({ code: error ? error.code : 0, stdout, stderr });
-    });
-  });
-}
+/** Runs the `dllm` command against the validator. */
+const dllm = (...args) => runDllm(net.validator.wsUrl, ...args);
 
 test('dllm chat streams the miners\' tokens, then the verified answer, fee and refund; quote and status read the chain', async () => {
   const run = await dllm('chat', '--suri', '//Ferdie', '--max-tokens', '8', '--temperature', '0', 'Hello');

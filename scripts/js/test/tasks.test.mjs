@@ -5,10 +5,7 @@
 // docs/protocol.md says, then rated by its requester (the reputation pallet).
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 
 import { Keyring } from '@polkadot/keyring';
@@ -16,10 +13,9 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import { UNIT, formatDllm, submit } from '../lib/experts.mjs';
 import { MINER_SHARE_PARTS, ceilDiv, feesOf as feesIn, palletAccount as palletAccountOf } from '../lib/settlement.mjs';
-import { sendAndFinalize, startDevNode } from '../lib/node.mjs';
+import { runDllm, sendAndFinalize, startDevNode } from '../lib/node.mjs';
 import * as tasks from '../lib/tasks.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const PROMPT = 'What is DLLM?';
 const MAX_TOKENS = 8;
 let node;
@@ -295,14 +291,8 @@ test('the requester rates its completed task once, and the miners\' reputation m
   assert.equal(again.error, 'reputation.AlreadyRated');
 });
 
-/** Runs `dllm chat` against the test node; resolves { code, stdout, stderr }. */
-function promptCli(args) {
-  return new Promise((resolveRun) => {
-    execFile(process.execPath, [join(here, '..', 'bin', 'dllm.mjs'), '--ws', node.wsUrl, 'chat', ...args], (error, stdout, stderr) => {
-      resolveRun({ code: error ? error.code : 0, stdout, stderr });
-    });
-  });
-}
+/** Runs `dllm chat` against the test node. */
+const promptCli = (args) => runDllm(node.wsUrl, 'chat', ...args);
 
 test('dllm chat submits at the quote, shows progress and prints the miners\' answer', async () => {
   const next = (await api.query.poaw.nextTaskId()).toNumber();
