@@ -297,6 +297,11 @@ impl pallet_poaw::Config for Runtime {
 	type DisputeSlash = DisputeSlash;
 	type PrefillShare = PrefillShare;
 	type MaxRefereeRounds = ConstU8<2>;
+	/// Two independent referees per round: one lying or lazy referee cannot settle a
+	/// dispute alone. Two referee pipelines over chunks `0..=k` fit beside the two sides
+	/// in `MaxSlots` for models of up to 6 chunks (and for early chunks of larger ones);
+	/// otherwise the round gets one.
+	type RefereesPerRound = ConstU8<2>;
 	/// A stage accused of silence answers within 3 blocks (18 s at 6 s blocks).
 	type SilenceClaimPeriod = ConstU32<3>;
 	type WeightInfo = pallet_poaw::weights::SubstrateWeight<Runtime>;

@@ -329,18 +329,13 @@ fn the_heaviest_block_hooks_fit_beside_a_full_block_of_transactions() {
 	use polkadot_sdk::frame_support::{dispatch::DispatchClass, traits::Get, weights::Weight};
 	type Poaw = <Runtime as pallet_poaw::Config>::WeightInfo;
 	type Reputation = <Runtime as pallet_reputation::Config>::WeightInfo;
-	let slots: u32 = <Runtime as pallet_poaw::Config>::MaxSlots::get();
-	let offers: u32 = <Runtime as pallet_poaw::Config>::MaxOffersPerChunk::get();
 	let aggregations: u32 = <Runtime as pallet_reputation::Config>::MaxAggregationsPerBlock::get();
-	let fingerprint: u32 = <Runtime as pallet_poaw::Config>::MaxFingerprintBytes::get();
 	let budget: Weight = <Runtime as pallet_poaw::Config>::HooksWeight::get();
-	// A reveal deadline of a prefill task also compares every chunk and may assign a
-	// referee round.
-	let judgement = Poaw::compare_work(slots / 2, fingerprint, offers);
-	let deadline = Poaw::expire_queued()
-		.max(Poaw::end_commit_stage(slots))
-		.max(Poaw::end_reveal_stage(slots).saturating_add(judgement));
-	let auction = Poaw::assign_task(slots, offers);
+	// What the pallet charges a deadline and an auction at their worst (a reveal
+	// deadline of a prefill task also compares the sides, or judges a referee round, and
+	// may assign the next round).
+	let deadline = pallet_poaw::Pallet::<Runtime>::heaviest_deadline();
+	let auction = pallet_poaw::Pallet::<Runtime>::heaviest_auction();
 	let hooks = budget.saturating_add(Reputation::combine_ratings(aggregations));
 	let block = crate::configs::RuntimeBlockWeights::get();
 	let normal = block.get(DispatchClass::Normal).max_total.unwrap_or(Weight::zero());

@@ -406,7 +406,8 @@ pub fn run_check_piece(
 }
 
 /// The KV-cache session of a referee's rerun of another stage (no pipeline has this
-/// index: a task has at most `1 + MaxRefereeRounds` of them).
+/// index: a task has at most `2 + MaxRefereeRounds × RefereesPerRound` of them, and the
+/// runtime's integrity test keeps that below it).
 const RECHECK_PIPELINE: PipelineIndex = PipelineIndex::MAX;
 
 /// What a referee found rerunning another miner's stage on the input that stage

@@ -51,6 +51,13 @@ const INPUT_ATTEMPTS: u32 = 6;
 /// The generator's and the verifier's pipelines.
 const SIDES: [PipelineIndex; 2] = [0, 1];
 
+/// Referee pipelines per round, as set by the runtime this node was built with (the
+/// chain's own value is the same unless a runtime upgrade changed it).
+fn referees_per_round() -> u8 {
+	use polkadot_sdk::sp_core::Get;
+	<dllm_runtime::Runtime as pallet_poaw::Config>::RefereesPerRound::get()
+}
+
 /// A referee slot's input check: being computed, or what it reveals.
 #[derive(Clone)]
 pub enum InputCheckState {
@@ -211,11 +218,11 @@ impl Worker {
 				|| self.peer_of(expert, true).is_ok_and(|p| p == peer)
 		};
 		let referee = task.task.dispute.is_some_and(|dispute| {
-			let round = 1 + dispute.rounds;
+			let round = dispute.round_pipelines(referees_per_round());
 			dispute.chunk == key.2
 				&& task.slots.iter().any(|slot| {
 					slot.role == Role::Referee
-						&& slot.pipeline == round
+						&& round.contains(&slot.pipeline)
 						&& slot.chunk == key.2
 						&& is_peer(&slot.expert)
 				})

@@ -434,7 +434,7 @@ impl<T: Config> Pallet<T> {
 
 	/// The heaviest auction: a model of `MaxSlots` chunks (submission refuses larger
 	/// ones) at the most offers per chunk, with one read more than `assign_queued`.
-	pub(crate) fn heaviest_auction() -> Weight {
+	pub fn heaviest_auction() -> Weight {
 		T::DbWeight::get().reads(3).saturating_add(T::WeightInfo::assign_task(
 			T::MaxSlots::get(),
 			T::MaxOffersPerChunk::get(),

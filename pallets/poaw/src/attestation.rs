@@ -189,7 +189,7 @@ impl<T: Config> Pallet<T> {
 		Ok(())
 	}
 
-	/// An input check revealed by `slot`: only the current round's referee of a disputed
+	/// An input check revealed by `slot`: only the current round's referees of a disputed
 	/// chunk past chunk 0 (not a sampling dispute) has one, about one of the two sides.
 	fn bounded_input_check(
 		info: &TaskOf<T>,
@@ -197,7 +197,7 @@ impl<T: Config> Pallet<T> {
 		check: InputCheck<Vec<u8>>,
 	) -> Result<InputCheck<BoundedVec<u8, T::MaxFingerprintBytes>>, DispatchError> {
 		let expected = info.status == TaskStatus::Judging
-			&& Some(slot.pipeline) == Self::referee_pipeline(info)
+			&& Self::in_referee_round(info, slot.pipeline)
 			&& info.dispute.is_some_and(|d| !d.sampling && d.chunk == slot.chunk && d.chunk > 0)
 			&& matches!(check.side(), GENERATOR | VERIFIER);
 		ensure!(expected, Error::<T>::InputCheckNotExpected);
@@ -248,7 +248,7 @@ impl<T: Config> Pallet<T> {
 			(VerificationMode::Prefill, TaskStatus::Assigned) => slot.role == Role::Generator,
 			(VerificationMode::Prefill, TaskStatus::Verifying) => slot.role == Role::Verifier,
 			(VerificationMode::Prefill, TaskStatus::Refereeing) => {
-				Some(slot.pipeline) == Self::referee_pipeline(info)
+				Self::in_referee_round(info, slot.pipeline)
 			}
 			_ => false,
 		}
@@ -260,7 +260,7 @@ impl<T: Config> Pallet<T> {
 			(VerificationMode::Redundant, status) => status == TaskStatus::Committed,
 			(VerificationMode::Prefill, TaskStatus::Committed) => slot.role != Role::Referee,
 			(VerificationMode::Prefill, TaskStatus::Judging) => {
-				Some(slot.pipeline) == Self::referee_pipeline(info)
+				Self::in_referee_round(info, slot.pipeline)
 			}
 			_ => false,
 		}

@@ -62,7 +62,7 @@ impl<T: Config> Pallet<T> {
 			TaskStatus::Assigned | TaskStatus::Verifying => T::WeightInfo::end_commit_stage(slots),
 			TaskStatus::Committed | TaskStatus::Judging | TaskStatus::Refereeing => {
 				let judgement = match mode {
-					VerificationMode::Prefill => Self::judgement_weight(slots),
+					VerificationMode::Prefill => Self::judgement_weight(),
 					VerificationMode::Redundant => Weight::zero(),
 				};
 				T::WeightInfo::end_reveal_stage(slots).saturating_add(judgement)
@@ -72,7 +72,7 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// The heaviest deadline any task can have: what a block's budget must hold.
-	pub(crate) fn heaviest_deadline() -> Weight {
+	pub fn heaviest_deadline() -> Weight {
 		let slots = T::MaxSlots::get();
 		let heaviest = [TaskStatus::Queued, TaskStatus::Assigned, TaskStatus::Committed]
 			.into_iter()
@@ -325,14 +325,19 @@ impl<T: Config> Pallet<T> {
 		Self::judge_round(task, info, slots);
 	}
 
-	/// What concluding a prefill stage can cost beyond the bookkeeping: comparing every
-	/// chunk's fingerprints and assigning a referee round. A judgement compares fewer:
-	/// the referee against both sides, an input check's three and one per earlier
-	/// round's referee (at most `4 + rounds`), while a task judging round `rounds` on
-	/// chunk `k ≥ 1` holds at least `2 × 2 + rounds × 2` slots.
-	pub(crate) fn judgement_weight(slots: u32) -> Weight {
+	/// What concluding a prefill stage can cost beyond the bookkeeping, at worst, as
+	/// the `compare_work` benchmark measures it: `c` fingerprint comparisons and the
+	/// auctions of `c` referee slots. The comparison of the two sides compares one pair
+	/// per chunk (at most half of `MaxSlots`); a judgement compares, per referee
+	/// pipeline, the referee with both sides and an input check's three, and one earlier
+	/// referee per earlier round. Either may then assign a referee round: fewer slots
+	/// than `MaxSlots`.
+	pub(crate) fn judgement_weight() -> Weight {
+		let per_round = u32::from(T::RefereesPerRound::get());
+		let judgement =
+			per_round.saturating_mul(5u32.saturating_add(T::MaxRefereeRounds::get().into()));
 		T::WeightInfo::compare_work(
-			slots.min(T::MaxSlots::get() / 2),
+			judgement.max(T::MaxSlots::get()),
 			T::MaxFingerprintBytes::get(),
 			T::MaxOffersPerChunk::get(),
 		)

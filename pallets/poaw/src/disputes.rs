@@ -2,8 +2,10 @@
 //! fingerprints, referee rounds on the first disagreeing chunk, and how a dispute ends.
 //!
 //! The generator's pipeline is pipeline 0, the verifier's pipeline 1, and referee round
-//! `n` (from 1) is pipeline `1 + n`, covering chunks `0..=k` of the disputed chunk `k`:
-//! a referee recomputes the prefix by prefill, and only its chunk `k` decides.
+//! `n` (from 1) holds up to `RefereesPerRound` pipelines from `2 + (n - 1) ×
+//! RefereesPerRound` on, each covering chunks `0..=k` of the disputed chunk `k`: a
+//! referee recomputes the prefix by prefill, and only its chunk `k` decides. A round
+//! settles only when all its referees agree.
 
 use crate::*;
 use alloc::vec::Vec;
@@ -15,9 +17,11 @@ pub(crate) const GENERATOR: PipelineIndex = 0;
 pub(crate) const VERIFIER: PipelineIndex = 1;
 
 impl<T: Config> Pallet<T> {
-	/// The pipeline of the current referee round, if a dispute is open.
-	pub(crate) fn referee_pipeline(info: &TaskOf<T>) -> Option<PipelineIndex> {
-		info.dispute.map(|dispute| VERIFIER.saturating_add(dispute.rounds))
+	/// Whether `pipeline` is one of the current referee round's, if a dispute is open.
+	pub(crate) fn in_referee_round(info: &TaskOf<T>, pipeline: PipelineIndex) -> bool {
+		info.dispute.is_some_and(|dispute| {
+			dispute.round_pipelines(T::RefereesPerRound::get()).contains(&pipeline)
+		})
 	}
 
 	/// The generator committed (its last chunk published the output): the verifier's
@@ -125,7 +129,6 @@ impl<T: Config> Pallet<T> {
 		if against_referee || against_other {
 			return None;
 		}
-		Self::deposit_event(Event::BlameTraced { task, pipeline: side, chunk: upstream_chunk });
 		Some(upstream)
 	}
 
@@ -181,8 +184,9 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Assigns the next referee round for `chunk` (`sampling`: the sampling is
-	/// disputed): the chunk's auction and those of the chunks before it, among experts
-	/// not yet in the task. Without referees, or past `MaxRefereeRounds`, the task is
+	/// disputed): up to `RefereesPerRound` pipelines, each the chunk's auction and those
+	/// of the chunks before it, among experts not yet in the task and disjoint from each
+	/// other. Without a referee pipeline, or past `MaxRefereeRounds`, the task is
 	/// refunded and nobody is slashed.
 	///
 	/// The task's price cap does not bound the referees' asks: a requester paying the
@@ -199,53 +203,29 @@ impl<T: Config> Pallet<T> {
 	) {
 		let round = info.dispute.map_or(0, |d| d.rounds).saturating_add(1);
 		let now = polkadot_sdk::frame_system::Pallet::<T>::block_number();
-		let pipeline = VERIFIER.saturating_add(round);
+		let dispute = Dispute { chunk, sampling, rounds: round.min(T::MaxRefereeRounds::get()) };
 		let mut excluded: Vec<T::AccountId> = LateMiners::<T>::get(task).into_inner();
 		excluded.push(info.requester.clone());
 		excluded.extend(slots.iter().map(|slot| slot.expert.clone()));
-		let referees = (round <= T::MaxRefereeRounds::get())
-			.then(|| {
-				polkadot_sdk::frame_support::storage::with_storage_layer(|| {
-					let mut picked = Vec::new();
-					for c in 0..=chunk {
-						let bids: Vec<_> = Self::bids(
-							info.model,
-							c,
-							info.domain.as_ref(),
-							info.tie_seed,
-							&excluded,
-						)
-						.into_iter()
-						.map(|(bid, _, _)| bid)
-						.collect();
-						let award = auction::run(&bids, 1, u128::MAX)
-							.into_iter()
-							.next()
-							.ok_or(Error::<T>::NoMinersAvailable)?;
-						T::Experts::note_assigned(&award.expert)?;
-						let format = Self::offered_format(info.model, c, &award.expert);
-						picked.push(Slot {
-							pipeline,
-							chunk: c,
-							expert: award.expert,
-							role: Role::Referee,
-							format,
-							threshold: award.threshold.saturated_into(),
-							assigned_at: now,
-							state: SlotState::Assigned,
-						});
-					}
-					if slots.len().saturating_add(picked.len()) > T::MaxSlots::get() as usize {
-						return Err(Error::<T>::ModelTooLarge.into());
-					}
-					Ok::<_, DispatchError>(picked)
-				})
-				.ok()
-			})
-			.flatten();
-		info.dispute =
-			Some(Dispute { chunk, sampling, rounds: round.min(T::MaxRefereeRounds::get()) });
-		let Some(referees) = referees else {
+		let mut referees: Vec<SlotOf<T>> = Vec::new();
+		let mut pipelines = 0u8;
+		if round <= T::MaxRefereeRounds::get() {
+			for pipeline in dispute.round_pipelines(T::RefereesPerRound::get()) {
+				let room = (T::MaxSlots::get() as usize)
+					.saturating_sub(slots.len())
+					.saturating_sub(referees.len());
+				let Some(picked) =
+					Self::referee_pipeline(&info, pipeline, chunk, &excluded, room, now)
+				else {
+					break;
+				};
+				excluded.extend(picked.iter().map(|slot| slot.expert.clone()));
+				referees.extend(picked);
+				pipelines.saturating_inc();
+			}
+		}
+		info.dispute = Some(dispute);
+		if referees.is_empty() {
 			Self::deposit_event(Event::DisputeSettled {
 				task,
 				chunk,
@@ -253,17 +233,17 @@ impl<T: Config> Pallet<T> {
 			});
 			Slots::<T>::insert(task, &slots);
 			return Self::expire(task, info, &slots, Perbill::zero());
-		};
+		}
 		for slot in referees {
 			MinerTasks::<T>::insert(&slot.expert, task, ());
 			Self::deposit_event(Event::SlotAssigned {
 				task,
-				pipeline,
+				pipeline: slot.pipeline,
 				chunk: slot.chunk,
 				expert: slot.expert.clone(),
 				threshold: slot.threshold,
 			});
-			// Room was checked above.
+			// Room was checked when the pipeline was picked.
 			let _ = slots.try_push(slot);
 		}
 		info.status = TaskStatus::Refereeing;
@@ -273,61 +253,127 @@ impl<T: Config> Pallet<T> {
 			chunk,
 			sampling,
 			round,
+			referees: pipelines,
 			deadline: info.deadline,
 		});
 		Slots::<T>::insert(task, &slots);
 		Tasks::<T>::insert(task, info);
 	}
 
-	/// The current referee round revealed (or its deadline passed): its chunk-`k`
-	/// referee's fingerprint (or sampling verdict) is set against both sides.
+	/// One referee pipeline for chunks `0..=chunk`: each chunk's best bid among experts
+	/// not in `excluded`, whatever it asks, noted as assigned. `None` (nothing noted)
+	/// when a chunk has no bidder or the pipeline needs more than `room` slots.
+	fn referee_pipeline(
+		info: &TaskOf<T>,
+		pipeline: PipelineIndex,
+		chunk: ChunkIndex,
+		excluded: &[T::AccountId],
+		room: usize,
+		now: BlockNumberFor<T>,
+	) -> Option<Vec<SlotOf<T>>> {
+		if (chunk as usize).saturating_add(1) > room {
+			return None;
+		}
+		polkadot_sdk::frame_support::storage::with_storage_layer(|| {
+			let mut picked = Vec::new();
+			for c in 0..=chunk {
+				let bids: Vec<_> =
+					Self::bids(info.model, c, info.domain.as_ref(), info.tie_seed, excluded)
+						.into_iter()
+						.map(|(bid, _, _)| bid)
+						.collect();
+				let award = auction::run(&bids, 1, u128::MAX)
+					.into_iter()
+					.next()
+					.ok_or(Error::<T>::NoMinersAvailable)?;
+				T::Experts::note_assigned(&award.expert)?;
+				let format = Self::offered_format(info.model, c, &award.expert);
+				picked.push(Slot {
+					pipeline,
+					chunk: c,
+					expert: award.expert,
+					role: Role::Referee,
+					format,
+					threshold: award.threshold.saturated_into(),
+					assigned_at: now,
+					state: SlotState::Assigned,
+				});
+			}
+			Ok::<_, DispatchError>(picked)
+		})
+		.ok()
+	}
+
+	/// What one referee pipeline of the round found: the outcome and the slot that lost
+	/// (`usize::MAX` when both sides stand), or `None` when it is inconclusive (silent,
+	/// matching neither side, or evidence that contradicts itself).
+	fn referee_verdict(
+		task: TaskId,
+		info: &TaskOf<T>,
+		slots: &[SlotOf<T>],
+		dispute: Dispute,
+		pipeline: PipelineIndex,
+		generator: Option<usize>,
+		verifier: Option<usize>,
+	) -> Option<(DisputeOutcome, usize)> {
+		let k = dispute.chunk;
+		let (r, g, v) = (Self::revealed(slots, pipeline, k)?, generator?, verifier?);
+		if dispute.sampling {
+			// Both sides' fingerprints agreed, so a referee that computed the same logits
+			// agrees with them too; then its own sampling verdict decides.
+			if !Self::fingerprints_agree(task, info, slots, r, g) {
+				return None;
+			}
+			return match Verdicts::<T>::get(task, r as u32)? {
+				true => Some((DisputeOutcome::VerifierLost, v)),
+				false => Some((DisputeOutcome::GeneratorLost, g)),
+			};
+		}
+		let with_generator = Self::fingerprints_agree(task, info, slots, r, g);
+		let with_verifier = Self::fingerprints_agree(task, info, slots, r, v);
+		let blame = |side, stage| Self::blamed_stage(task, info, slots, k, side, stage, r);
+		match (with_generator, with_verifier) {
+			(true, false) => blame(VERIFIER, v).map(|loser| (DisputeOutcome::VerifierLost, loser)),
+			(false, true) => {
+				blame(GENERATOR, g).map(|loser| (DisputeOutcome::GeneratorLost, loser))
+			}
+			(true, true) => Some((DisputeOutcome::BothAgreed, usize::MAX)),
+			(false, false) => None,
+		}
+	}
+
+	/// The current referee round revealed (or its deadline passed): each of its
+	/// pipelines' chunk-`k` referee fingerprint (or sampling verdict) is set against
+	/// both sides. The round settles only when every one of its referees reached the
+	/// same conclusion, blaming the same slot; otherwise the next round is tried.
 	pub(crate) fn judge_round(
 		task: TaskId,
 		info: TaskOf<T>,
 		mut slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
 	) {
-		let (Some(dispute), Some(pipeline)) = (info.dispute, Self::referee_pipeline(&info)) else {
+		let Some(dispute) = info.dispute else {
 			Slots::<T>::insert(task, &slots);
 			return Self::expire(task, info, &slots, Perbill::zero());
 		};
 		let k = dispute.chunk;
-		let referee = Self::revealed(&slots, pipeline, k);
+		let round = dispute.round_pipelines(T::RefereesPerRound::get());
+		let pipelines: Vec<PipelineIndex> =
+			round.clone().filter(|p| slots.iter().any(|slot| slot.pipeline == *p)).collect();
 		let generator = Self::revealed(&slots, GENERATOR, k);
 		let verifier = Self::revealed(&slots, VERIFIER, k);
-		let outcome = match (referee, generator, verifier) {
-			(Some(r), Some(g), Some(v)) if dispute.sampling => {
-				// Both sides' fingerprints agreed, so a referee that computed the same
-				// logits agrees with them too; then its own sampling verdict decides.
-				if !Self::fingerprints_agree(task, &info, &slots, r, g) {
-					None
-				} else {
-					match Verdicts::<T>::get(task, r as u32) {
-						Some(true) => Some((DisputeOutcome::VerifierLost, v)),
-						Some(false) => Some((DisputeOutcome::GeneratorLost, g)),
-						None => None,
-					}
-				}
-			}
-			(Some(r), Some(g), Some(v)) => {
-				let with_generator = Self::fingerprints_agree(task, &info, &slots, r, g);
-				let with_verifier = Self::fingerprints_agree(task, &info, &slots, r, v);
-				let blame =
-					|side, stage| Self::blamed_stage(task, &info, &slots, k, side, stage, r);
-				match (with_generator, with_verifier) {
-					(true, false) => blame(VERIFIER, v).map(|l| (DisputeOutcome::VerifierLost, l)),
-					(false, true) => {
-						blame(GENERATOR, g).map(|l| (DisputeOutcome::GeneratorLost, l))
-					}
-					(true, true) => Some((DisputeOutcome::BothAgreed, usize::MAX)),
-					(false, false) => None,
-				}
-			}
-			_ => None,
-		};
-		let Some((outcome, loser)) = outcome else {
+		let verdicts: Vec<Option<(DisputeOutcome, usize)>> = pipelines
+			.iter()
+			.map(|p| Self::referee_verdict(task, &info, &slots, dispute, *p, generator, verifier))
+			.collect();
+		let unanimous = verdicts
+			.first()
+			.copied()
+			.flatten()
+			.filter(|first| verdicts.iter().all(|verdict| *verdict == Some(*first)));
+		let Some((outcome, loser)) = unanimous else {
 			// Inconclusive: this round's referees are released unpaid (a silent one was
 			// already blamed) and the next round is tried.
-			for slot in slots.iter_mut().filter(|slot| slot.pipeline == pipeline) {
+			for slot in slots.iter_mut().filter(|slot| round.contains(&slot.pipeline)) {
 				if slot.state != SlotState::Missed {
 					T::Experts::note_finished(&slot.expert);
 					slot.state = SlotState::Abandoned;
@@ -337,16 +383,30 @@ impl<T: Config> Pallet<T> {
 			Self::deposit_event(Event::RefereeRoundFailed { task, round: dispute.rounds });
 			return Self::open_referee_round(task, info, slots, k, dispute.sampling);
 		};
+		let disputed_stage = match outcome {
+			DisputeOutcome::GeneratorLost => generator,
+			DisputeOutcome::VerifierLost => verifier,
+			_ => None,
+		};
+		if let Some(traced) = disputed_stage.filter(|stage| *stage != loser).and(slots.get(loser)) {
+			Self::deposit_event(Event::BlameTraced {
+				task,
+				pipeline: traced.pipeline,
+				chunk: traced.chunk,
+			});
+		}
 		Self::deposit_event(Event::DisputeSettled { task, chunk: k, outcome });
 		let winner = match outcome {
 			DisputeOutcome::GeneratorLost => verifier,
 			_ => generator,
 		};
+		let referee = pipelines.first().and_then(|p| Self::revealed(&slots, *p, k));
 		if let (Some(winner), Some(referee)) = (winner, referee) {
-			Self::report_failed_referees(task, &info, &slots, dispute, pipeline, winner, referee);
+			let first = *round.start();
+			Self::report_failed_referees(task, &info, &slots, dispute, first, winner, referee);
 		}
 		let referees: Vec<usize> = (0..slots.len())
-			.filter(|i| slots.get(*i).is_some_and(|s| s.pipeline == pipeline))
+			.filter(|i| slots.get(*i).is_some_and(|s| round.contains(&s.pipeline)))
 			.collect();
 		match outcome {
 			DisputeOutcome::BothAgreed => {
@@ -356,7 +416,7 @@ impl<T: Config> Pallet<T> {
 					.filter(|i| {
 						slots
 							.get(*i)
-							.is_some_and(|s| s.role != Role::Referee || s.pipeline == pipeline)
+							.is_some_and(|s| s.role != Role::Referee || round.contains(&s.pipeline))
 					})
 					.collect();
 				let capped: Vec<SlotOf<T>> = slots

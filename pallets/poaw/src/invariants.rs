@@ -45,7 +45,10 @@ impl<T: Config> Pallet<T> {
 			let rounds = task.dispute.map_or(0, |d| d.rounds);
 			ensure!(rounds <= T::MaxRefereeRounds::get(), "more referee rounds than allowed");
 			ensure!(
-				Slots::<T>::get(id).iter().all(|slot| slot.pipeline <= 1 + rounds),
+				Slots::<T>::get(id).iter().all(|slot| {
+					u32::from(slot.pipeline)
+						<= 1 + u32::from(rounds) * u32::from(T::RefereesPerRound::get())
+				}),
 				"a slot outside the task's pipelines"
 			);
 			if matches!(task.status, TaskStatus::Refereeing | TaskStatus::Judging) {

@@ -257,6 +257,13 @@ pub mod pallet {
 		/// refunded and nobody is slashed.
 		#[pallet::constant]
 		type MaxRefereeRounds: Get<u8>;
+		/// Independent referee pipelines per round, each covering the disputed chunk and
+		/// the chunks before it: a round settles only when all of them agree, so one
+		/// lying or lazy referee cannot decide a dispute (fewer when the market or
+		/// `MaxSlots` has room for fewer, at least one). Round `n`'s pipelines are
+		/// `2 + (n - 1) × RefereesPerRound ..`: change it only when no dispute is open.
+		#[pallet::constant]
+		type RefereesPerRound: Get<u8>;
 		/// Blocks a stage accused of silence (`claim_silence`) has to answer with a claim
 		/// of its own before the accusation stands.
 		#[pallet::constant]
@@ -526,9 +533,12 @@ pub mod pallet {
 			chunk: ChunkIndex,
 			sampling: bool,
 			round: u8,
+			/// Independent referee pipelines in the round.
+			referees: u8,
 			deadline: BlockNumberFor<T>,
 		},
-		/// A referee round was inconclusive (its referee matched neither side).
+		/// A referee round was inconclusive: a referee matched neither side, was silent,
+		/// or the round's referees did not all agree.
 		RefereeRoundFailed { task: TaskId, round: u8 },
 		/// A dispute ended.
 		DisputeSettled { task: TaskId, chunk: ChunkIndex, outcome: DisputeOutcome },
@@ -651,6 +661,14 @@ pub mod pallet {
 			assert!(T::DefaultRedundancy::get() <= T::MaxRedundancy::get());
 			assert!(!T::MinerShare::get().is_zero(), "miners must get a share");
 			assert!(T::MaxSlots::get() >= 1);
+			assert!(T::RefereesPerRound::get() >= 1, "a referee round has a referee");
+			let pipelines = 2u32.saturating_add(
+				u32::from(T::MaxRefereeRounds::get())
+					.saturating_mul(T::RefereesPerRound::get().into()),
+			);
+			// The last index stays free: miner nodes key a referee's rerun of another
+			// stage by it.
+			assert!(pipelines < u32::from(PipelineIndex::MAX), "referee pipelines fit");
 			// A stage of zero blocks would put its deadline behind the cursor that has
 			// already passed this block: the task and its escrow would wait forever (L6).
 			for period in [
@@ -824,11 +842,7 @@ pub mod pallet {
 			Pallet::<T>::revealed_bytes(fingerprint, input_check),
 		).saturating_add(Pallet::<T>::input_check_write(input_check))
 		.saturating_add(Pallet::<T>::operator_lookup())
-		.saturating_add(T::WeightInfo::compare_work(
-			T::MaxSlots::get() / 2,
-			T::MaxFingerprintBytes::get(),
-			T::MaxOffersPerChunk::get(),
-		)))]
+		.saturating_add(Pallet::<T>::judgement_weight()))]
 		#[allow(clippy::too_many_arguments)]
 		pub fn reveal(
 			origin: OriginFor<T>,
@@ -848,7 +862,7 @@ pub mod pallet {
 			// (a referee round added during the reveal counts too).
 			let slots = Slots::<T>::decode_len(task).map_or(T::MaxSlots::get(), |n| n as u32);
 			let judgement = match Tasks::<T>::get(task).map(|info| info.mode) {
-				Some(VerificationMode::Prefill) => Self::judgement_weight(slots),
+				Some(VerificationMode::Prefill) => Self::judgement_weight(),
 				_ => Weight::zero(),
 			};
 			let actual = T::WeightInfo::reveal(slots, fingerprint_len)

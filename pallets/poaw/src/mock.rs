@@ -213,6 +213,8 @@ parameter_types! {
 	pub static HooksWeight: Weight = Weight::MAX;
 	/// `COMMIT_PERIOD` unless a test changes it.
 	pub static CommitBlocks: u64 = COMMIT_PERIOD;
+	/// One referee pipeline per round unless a test asks for more.
+	pub static RefereesPerRound: u8 = 1;
 }
 
 impl pallet_poaw::Config for Test {
@@ -248,6 +250,7 @@ impl pallet_poaw::Config for Test {
 	type DisputeSlash = DisputeSlash;
 	type PrefillShare = PrefillShare;
 	type MaxRefereeRounds = polkadot_sdk::frame_support::traits::ConstU8<MAX_REFEREE_ROUNDS>;
+	type RefereesPerRound = RefereesPerRound;
 	type SilenceClaimPeriod = polkadot_sdk::frame_support::traits::ConstU64<SILENCE_PERIOD>;
 	type WeightInfo = ();
 }

@@ -4,7 +4,7 @@
 
 use crate::mock::{Experts, Poaw};
 use crate::{mock::*, *};
-use alloc::collections::btree_map::BTreeMap;
+use alloc::collections::{btree_map::BTreeMap, btree_set::BTreeSet};
 use dllm_primitives::market::NumericFormat;
 use polkadot_sdk::{
 	frame_support::{
@@ -1654,10 +1654,11 @@ fn prefill_reveal_checked(
 /// The slots of `role` (of the current referee round for referees).
 fn role_slots(task: TaskId, role: Role) -> Vec<SlotOf<Test>> {
 	let info = Tasks::<Test>::get(task).unwrap();
-	let round = Poaw::referee_pipeline(&info);
 	slots(task)
 		.into_iter()
-		.filter(|s| s.role == role && (role != Role::Referee || Some(s.pipeline) == round))
+		.filter(|s| {
+			s.role == role && (role != Role::Referee || Poaw::in_referee_round(&info, s.pipeline))
+		})
 		.collect()
 }
 
@@ -2359,6 +2360,8 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 	for seed in 1..=16u64 {
 		new_test_ext().execute_with(|| {
 			Verification::<Test>::put(VerificationMode::Prefill);
+			// Half the seeds with two referee pipelines per round.
+			RefereesPerRound::set(1 + (seed % 2) as u8);
 			let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03));
 			let miners: Vec<u64> = vec![1, 2, 3, 4, 5, 6, 10, 11];
 			for who in &miners {
@@ -2579,6 +2582,9 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 					Event::StageExcused { .. } => {
 						*outcomes.entry("stage excused").or_default() += 1
 					}
+					Event::RefereesAssigned { referees: 2, .. } => {
+						*outcomes.entry("two referees").or_default() += 1
+					}
 					_ => {}
 				}
 			}
@@ -2612,7 +2618,15 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 		});
 	}
 	println!("prefill sequences ended: {outcomes:?}");
-	for end in ["completed", "generator lost", "verifier lost", "blame traced", "silence claimed"] {
+	let ends = [
+		"completed",
+		"generator lost",
+		"verifier lost",
+		"blame traced",
+		"silence claimed",
+		"two referees",
+	];
+	for end in ends {
 		assert!(outcomes.get(end).copied().unwrap_or(0) > 0, "never {end}: {outcomes:?}");
 	}
 }
@@ -2643,6 +2657,182 @@ fn a_referee_matching_neither_side_is_outvoted_once_a_later_round_settles() {
 		assert!(!reports().contains(&(first[0].expert, TaskOutcome::Outvoted)));
 		assert_eq!(slashed(liar), 0);
 		assert_eq!(paid_to(liar), 0);
+	});
+}
+
+// ---------------------------------------------------------------- several referees
+
+/// `prefill_market` with two referees per round and two more experts, 9 (chunk 0, 25)
+/// and 10 (chunk 1, 25), so that two disjoint referee pipelines can be formed.
+fn two_referee_task() -> TaskId {
+	RefereesPerRound::set(2);
+	prefill_market();
+	expert(9, &[0], 25, 2);
+	expert(10, &[1], 25, 2);
+	let quote = Poaw::quote(0, prompt_token_bound(PROMPT.len() as u32), 4).unwrap();
+	let task = submit(quote.max_fee * 3);
+	next_block();
+	assert_eq!(status(task), TaskStatus::Assigned);
+	task
+}
+
+/// The referee pipelines of the current round, each as its slots' experts by chunk.
+fn referee_pipelines(task: TaskId) -> BTreeMap<PipelineIndex, Vec<u64>> {
+	let mut pipelines: BTreeMap<PipelineIndex, Vec<u64>> = BTreeMap::new();
+	for slot in role_slots(task, Role::Referee) {
+		pipelines.entry(slot.pipeline).or_default().push(slot.expert);
+	}
+	pipelines
+}
+
+/// The current round's referees commit and reveal; `shift` gives each one's
+/// fingerprint (0: honest).
+fn play_referees_shifted(task: TaskId, shift: impl Fn(&SlotOf<Test>) -> i16) {
+	assert_eq!(status(task), TaskStatus::Refereeing);
+	for slot in role_slots(task, Role::Referee) {
+		assert_ok!(prefill_commit(task, &slot, shift(&slot), true));
+	}
+	assert_eq!(status(task), TaskStatus::Judging);
+	for slot in role_slots(task, Role::Referee) {
+		assert_ok!(prefill_reveal(task, &slot, shift(&slot), true));
+	}
+}
+
+/// The generator's chunk-1 stage lies (shift 900); a referee that copies its revealed
+/// fingerprint instead of computing sides with it.
+fn generator_lies(s: &SlotOf<Test>) -> i16 {
+	if s.role == Role::Generator && s.chunk == 1 {
+		900
+	} else {
+		0
+	}
+}
+
+#[test]
+fn two_referees_that_agree_settle_the_dispute_and_are_both_paid_from_the_slash() {
+	run(|| {
+		let task = two_referee_task();
+		let before = total(REQUESTER);
+		let issued = issuance();
+		play_sides(task, generator_lies, true);
+		let pipelines = referee_pipelines(task);
+		assert_eq!(pipelines.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+		let referees: Vec<u64> = pipelines.values().flatten().copied().collect();
+		assert_eq!(referees.len(), 4, "two pipelines over chunks 0 and 1");
+		let distinct: BTreeSet<u64> = referees.iter().copied().collect();
+		assert_eq!(distinct.len(), 4, "the two referee pipelines share no miner");
+		assert!(referees.iter().all(|r| ![1, 2, 3, 4, REQUESTER].contains(r)));
+		assert!(events().iter().any(|e| matches!(
+			e,
+			Event::RefereesAssigned { task: t, round: 1, referees: 2, .. } if *t == task
+		)));
+		play_referees(task, true);
+		assert!(events().contains(&Event::DisputeSettled {
+			task,
+			chunk: 1,
+			outcome: DisputeOutcome::GeneratorLost
+		}));
+		assert_eq!(total(REQUESTER), before, "refunded in full");
+		assert_eq!(slashed(3), DISPUTE_SLASH.mul_floor(MIN_BOND));
+		for referee in &referees {
+			assert!(paid_to(*referee) > 0, "referee {referee} is paid from the slash");
+			assert_eq!(active_tasks(*referee), 0);
+		}
+		assert_eq!(issuance(), issued);
+	});
+}
+
+#[test]
+fn with_one_referee_per_round_a_referee_copying_the_liar_slashes_the_honest_verifier() {
+	// The attack that several referees per round close: one referee decides alone, so
+	// one that copies the lying generator's public fingerprint frames the verifier.
+	run(|| {
+		let task = prefill_task();
+		play_sides(task, generator_lies, true);
+		play_referees_shifted(task, |s| if s.chunk == 1 { 900 } else { 0 });
+		assert!(events().contains(&Event::DisputeSettled {
+			task,
+			chunk: 1,
+			outcome: DisputeOutcome::VerifierLost
+		}));
+		assert_eq!(slashed(4), DISPUTE_SLASH.mul_floor(MIN_BOND), "the honest verifier");
+		assert_eq!(slashed(3), 0, "the liar");
+	});
+}
+
+#[test]
+fn a_referee_copying_the_liar_cannot_outvote_an_honest_one_and_nobody_honest_is_slashed() {
+	run(|| {
+		let task = two_referee_task();
+		let before = total(REQUESTER);
+		play_sides(task, generator_lies, true);
+		let copier = *referee_pipelines(task).keys().last().unwrap();
+		play_referees_shifted(task, |s| if s.pipeline == copier && s.chunk == 1 { 900 } else { 0 });
+		// The two referees disagree: the round fails. The mock's `MaxSlots` (8) leaves no
+		// room for a second round: the task is refunded and nobody is slashed.
+		assert!(events().contains(&Event::RefereeRoundFailed { task, round: 1 }));
+		assert!(events().contains(&Event::DisputeSettled {
+			task,
+			chunk: 1,
+			outcome: DisputeOutcome::Unsettled
+		}));
+		assert!(!events().iter().any(|e| matches!(e, Event::MinerSlashed { .. })));
+		assert_eq!(total(REQUESTER), before);
+		for who in [1, 2, 3, 4, 5, 6, 8, 9, 10] {
+			assert_eq!(active_tasks(who), 0, "{who} freed");
+		}
+		assert!(!reports()
+			.iter()
+			.any(|(who, o)| [2, 4].contains(who) && *o == TaskOutcome::Outvoted));
+	});
+}
+
+#[test]
+fn a_silent_referee_fails_the_round_even_when_the_other_is_honest() {
+	run(|| {
+		let task = two_referee_task();
+		play_sides(task, generator_lies, true);
+		let pipelines = referee_pipelines(task);
+		let (silent, honest) =
+			(*pipelines.keys().last().unwrap(), *pipelines.keys().next().unwrap());
+		for slot in role_slots(task, Role::Referee).iter().filter(|s| s.pipeline == honest) {
+			assert_ok!(prefill_commit(task, slot, 0, true));
+		}
+		for _ in 0..COMMIT_PERIOD {
+			next_block();
+		}
+		assert!(events().contains(&Event::RefereeRoundFailed { task, round: 1 }));
+		for who in &pipelines[&silent] {
+			assert!(reports().contains(&(*who, TaskOutcome::MissedDeadline)));
+		}
+		for who in &pipelines[&honest] {
+			assert!(!reports().iter().any(|(w, _)| w == who), "{who} released unreported");
+			assert_eq!(paid_to(*who), 0);
+		}
+		assert!(!events().iter().any(|e| matches!(e, Event::MinerSlashed { .. })));
+		assert_eq!(status(task), TaskStatus::Expired);
+	});
+}
+
+#[test]
+fn a_market_with_room_for_one_referee_pipeline_gets_one() {
+	run(|| {
+		RefereesPerRound::set(2);
+		Verification::<Test>::put(VerificationMode::Prefill);
+		standard_experts();
+		let quote = Poaw::quote(0, prompt_token_bound(PROMPT.len() as u32), 4).unwrap();
+		let task = submit(quote.max_fee * 3);
+		next_block();
+		play_sides(task, |s| if s.role == Role::Verifier && s.chunk == 1 { 900 } else { 0 }, true);
+		// Only 5 is left, serving both chunks: one referee pipeline.
+		assert_eq!(referee_pipelines(task).into_values().collect::<Vec<_>>(), vec![vec![5, 5]]);
+		assert!(events().iter().any(|e| matches!(
+			e,
+			Event::RefereesAssigned { task: t, referees: 1, .. } if *t == task
+		)));
+		play_referees(task, true);
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert_eq!(slashed(4), DISPUTE_SLASH.mul_floor(MIN_BOND));
 	});
 }
 

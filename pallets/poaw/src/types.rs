@@ -114,6 +114,17 @@ pub struct Dispute {
 	pub rounds: u8,
 }
 
+impl Dispute {
+	/// The pipelines of the current round's referees when every round has up to
+	/// `per_round` of them: round `n` (from 1) holds pipelines
+	/// `2 + (n - 1) × per_round ..= 1 + n × per_round` (0 and 1 are the two sides).
+	pub fn round_pipelines(&self, per_round: u8) -> core::ops::RangeInclusive<PipelineIndex> {
+		let per_round = per_round.max(1);
+		let first = 2u8.saturating_add(self.rounds.saturating_sub(1).saturating_mul(per_round));
+		first..=first.saturating_add(per_round - 1)
+	}
+}
+
 /// How a dispute ended.
 #[derive(
 	Clone,

@@ -89,8 +89,12 @@ async function submitTask(requester) {
 /** Commits then reveals every slot of `role` (of the current referee round). */
 async function play(task, role, shiftOf, outputHash) {
   const details = await tasks.taskDetails(api, task);
+  // Round n's referee pipelines: 2 + (n - 1) × refereesPerRound onwards.
   const rounds = details.task.dispute ? details.task.dispute.rounds : 0;
-  const mine = details.slots.filter((s) => s.role === role && (role !== 'Referee' || s.pipeline === 1 + rounds));
+  const perRound = api.consts.poaw.refereesPerRound.toNumber();
+  const first = 2 + (rounds - 1) * perRound;
+  const inRound = (s) => s.pipeline >= first && s.pipeline < first + perRound;
+  const mine = details.slots.filter((s) => s.role === role && (role !== 'Referee' || inRound(s)));
   const secrets = new Map();
   for (const slot of mine) {
     const last = slot.chunk === 1;

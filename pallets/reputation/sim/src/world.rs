@@ -20,6 +20,8 @@ pub const BLOCKS_PER_ROUND: u32 = 100;
 const SIDES: usize = 2;
 /// Referee rounds of a dispute: the runtime's `MaxRefereeRounds`.
 const REFEREE_ROUNDS: usize = 2;
+/// Referees per round: the runtime's `RefereesPerRound`.
+const REFEREES_PER_ROUND: usize = 2;
 
 /// What kind of expert someone is (hidden from the chain).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -206,13 +208,14 @@ fn select(
 }
 
 /// How a task checked by prefill ended, as the task pallet settles it: `generator` and
-/// `verifier` are the two sides' answers (`None`: silent), `referees` the answers of
-/// the referee rounds in order, drawn only while needed. Returns each miner's outcome
-/// and the delivered answer, if any.
+/// `verifier` are the two sides' answers (`None`: silent); `referees(n)` draws up to `n`
+/// referees for the next round (fewer when fewer are free), called only while needed. A
+/// round settles when every one of its referees answered and all match the same side.
+/// Returns each miner's outcome and the delivered answer, if any.
 fn settle(
 	generator: (usize, Option<Answer>),
 	verifier: (usize, Option<Answer>),
-	mut referee: impl FnMut() -> Option<(usize, Option<Answer>)>,
+	mut referees: impl FnMut(usize) -> Vec<(usize, Option<Answer>)>,
 ) -> (Vec<(usize, TaskOutcome)>, Option<Answer>) {
 	let mut outcomes = Vec::new();
 	let (g, v) = match (generator.1, verifier.1) {
@@ -232,26 +235,41 @@ fn settle(
 		outcomes.push((verifier.0, TaskOutcome::Verified));
 		return (outcomes, Some(g));
 	}
-	// Referees that matched neither side: reported outvoted once a later round settles.
-	let mut failed = Vec::new();
+	// Earlier rounds' referees that answered: reported outvoted once a later round
+	// settles against their answer.
+	let mut earlier: Vec<(usize, Answer)> = Vec::new();
 	for _ in 0..REFEREE_ROUNDS {
-		let Some((index, answer)) = referee() else { break };
-		match answer {
-			None => outcomes.push((index, TaskOutcome::MissedDeadline)),
-			Some(r) if r == g || r == v => {
-				// r == g: the verifier lost, the generator's answer is delivered; else the
-				// generator lost: refunded, nothing delivered.
-				let (won, lost) =
-					if r == g { (generator.0, verifier.0) } else { (verifier.0, generator.0) };
-				outcomes.push((won, TaskOutcome::Verified));
-				outcomes.push((lost, TaskOutcome::Outvoted));
-				outcomes.push((index, TaskOutcome::Verified));
-				outcomes.extend(failed.iter().map(|f| (*f, TaskOutcome::Outvoted)));
-				return (outcomes, (r == g).then_some(g));
-			}
-			// Matches neither side: the round fails, unpaid.
-			Some(_) => failed.push(index),
+		let round = referees(REFEREES_PER_ROUND);
+		if round.is_empty() {
+			break;
 		}
+		for (index, answer) in &round {
+			if answer.is_none() {
+				outcomes.push((*index, TaskOutcome::MissedDeadline));
+			}
+		}
+		let first = round[0].1;
+		let unanimous = first.filter(|r| {
+			(*r == g || *r == v) && round.iter().all(|(_, answer)| *answer == Some(*r))
+		});
+		if let Some(r) = unanimous {
+			// r == g: the verifier lost, the generator's answer is delivered; else the
+			// generator lost: refunded, nothing delivered.
+			let (won, lost) =
+				if r == g { (generator.0, verifier.0) } else { (verifier.0, generator.0) };
+			outcomes.push((won, TaskOutcome::Verified));
+			outcomes.push((lost, TaskOutcome::Outvoted));
+			outcomes.extend(round.iter().map(|(index, _)| (*index, TaskOutcome::Verified)));
+			outcomes.extend(
+				earlier
+					.iter()
+					.filter(|(_, answer)| *answer != r)
+					.map(|(index, _)| (*index, TaskOutcome::Outvoted)),
+			);
+			return (outcomes, (r == g).then_some(g));
+		}
+		// Silent, split, or matching neither side: the round fails, unpaid.
+		earlier.extend(round.iter().filter_map(|(index, answer)| answer.map(|a| (*index, a))));
 	}
 	(outcomes, None)
 }
@@ -306,15 +324,15 @@ pub fn run(scenario: &Scenario, policy: Policy, seed: u64) -> Vec<RoundStats> {
 					let generator = work(*g, &mut load, &mut rng);
 					let verifier = work(*v, &mut load, &mut rng);
 					let mut taken = vec![*g, *v];
-					let mut referee = || {
+					let referees = |count: usize| {
 						let free: Vec<usize> = (0..experts.len())
 							.filter(|i| load[*i] < scenario.capacity && !taken.contains(i))
 							.collect();
-						let pick = *select(policy, &experts, &free, 1, period, &mut rng).first()?;
-						taken.push(pick);
-						Some(work(pick, &mut load, &mut rng))
+						let picked = select(policy, &experts, &free, count, period, &mut rng);
+						taken.extend(&picked);
+						picked.into_iter().map(|pick| work(pick, &mut load, &mut rng)).collect()
 					};
-					settle(generator, verifier, &mut referee)
+					settle(generator, verifier, referees)
 				}
 				// Fewer than two miners free: the task waits and expires unanswered.
 				_ => (Vec::new(), None),
@@ -433,55 +451,88 @@ pub fn tail_mean(stats: &[RoundStats], from: usize, field: fn(&RoundStats) -> f6
 mod tests {
 	use super::*;
 
+	/// Referee rounds drawn in order, one `Vec` per round.
+	fn rounds(
+		rounds: Vec<Vec<(usize, Option<Answer>)>>,
+	) -> impl FnMut(usize) -> Vec<(usize, Option<Answer>)> {
+		let mut rounds = rounds.into_iter();
+		move |count| {
+			let round = rounds.next().unwrap_or_default();
+			assert!(round.len() <= count);
+			round
+		}
+	}
+
 	#[test]
 	fn referees_settle_disagreements_as_the_task_pallet_does() {
 		use Answer::*;
-		let none = || None;
+		let none = || rounds(vec![]);
 		// Agreement delivers, also when two colluders agree on their wrong answer.
 		assert_eq!(
-			settle((0, Some(Correct)), (1, Some(Correct)), none),
+			settle((0, Some(Correct)), (1, Some(Correct)), none()),
 			(vec![(0, TaskOutcome::Verified), (1, TaskOutcome::Verified)], Some(Correct))
 		);
-		assert_eq!(settle((0, Some(Colluded)), (1, Some(Colluded)), none).1, Some(Colluded));
+		assert_eq!(settle((0, Some(Colluded)), (1, Some(Colluded)), none()).1, Some(Colluded));
 		// A silent side refunds; only it is blamed.
 		assert_eq!(
-			settle((0, None), (1, Some(Correct)), none),
+			settle((0, None), (1, Some(Correct)), none()),
 			(vec![(0, TaskOutcome::MissedDeadline)], None)
 		);
-		// A lying generator loses to the referee: nothing delivered.
-		let mut referees = vec![(2, Some(Correct))].into_iter();
+		// A lying generator loses to two agreeing referees: nothing delivered.
 		assert_eq!(
-			settle((0, Some(Wrong(1))), (1, Some(Correct)), || referees.next()),
+			settle(
+				(0, Some(Wrong(1))),
+				(1, Some(Correct)),
+				rounds(vec![vec![(2, Some(Correct)), (3, Some(Correct))]])
+			),
 			(
 				vec![
 					(1, TaskOutcome::Verified),
 					(0, TaskOutcome::Outvoted),
-					(2, TaskOutcome::Verified)
+					(2, TaskOutcome::Verified),
+					(3, TaskOutcome::Verified)
 				],
 				None
 			)
 		);
-		// A lying verifier loses: the generator's answer is delivered.
-		let mut referees = vec![(2, Some(Correct))].into_iter();
+		// A lying verifier loses (to the one referee a thin market gives): the
+		// generator's answer is delivered.
 		assert_eq!(
-			settle((0, Some(Correct)), (1, Some(Wrong(1))), || referees.next()).1,
+			settle((0, Some(Correct)), (1, Some(Wrong(1))), rounds(vec![vec![(2, Some(Correct))]]))
+				.1,
 			Some(Correct)
 		);
-		// One matching neither side, then one settling: the first is outvoted.
-		let mut referees = vec![(2, Some(Wrong(9))), (3, Some(Correct))].into_iter();
+		// A referee siding with the liar beside an honest one fails the round; the next
+		// settles and the first round's liar is outvoted, the honest one not.
 		assert_eq!(
-			settle((0, Some(Correct)), (1, Some(Wrong(1))), || referees.next()).0,
+			settle(
+				(0, Some(Correct)),
+				(1, Some(Colluded)),
+				rounds(vec![
+					vec![(2, Some(Colluded)), (3, Some(Correct))],
+					vec![(4, Some(Correct)), (5, Some(Correct))],
+				])
+			)
+			.0,
 			vec![
 				(0, TaskOutcome::Verified),
 				(1, TaskOutcome::Outvoted),
-				(3, TaskOutcome::Verified),
+				(4, TaskOutcome::Verified),
+				(5, TaskOutcome::Verified),
 				(2, TaskOutcome::Outvoted)
 			]
 		);
-		// A silent referee, then one matching neither side: unsettled, nothing delivered.
-		let mut referees = vec![(2, None), (3, Some(Wrong(9)))].into_iter();
+		// A silent referee, then a round matching neither side: unsettled, nothing
+		// delivered, nobody outvoted.
 		assert_eq!(
-			settle((0, Some(Correct)), (1, Some(Wrong(1))), || referees.next()),
+			settle(
+				(0, Some(Correct)),
+				(1, Some(Wrong(1))),
+				rounds(vec![
+					vec![(2, None), (3, Some(Correct))],
+					vec![(4, Some(Wrong(9))), (5, Some(Wrong(9)))],
+				])
+			),
 			(vec![(2, TaskOutcome::MissedDeadline)], None)
 		);
 	}
