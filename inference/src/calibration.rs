@@ -373,7 +373,7 @@ impl Tally {
 		// The numbers do not depend on the profile.
 		let mut worst = BlockScore { top_k_overlap: 1000, ..BlockScore::default() };
 		for chunk in &loosest.chunks {
-			if let Ok(c) = &chunk.hidden.comparison {
+			if let Some(Ok(c)) = chunk.hidden.as_ref().map(|h| &h.comparison) {
 				worst.block_error = worst.block_error.max(c.worst.block_error);
 				worst.position_error = worst.position_error.max(c.worst.position_error);
 				worst.log_rms_error = worst.log_rms_error.max(c.worst.log_rms_error);

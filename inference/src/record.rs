@@ -90,8 +90,11 @@ pub struct RecordChunk {
 	pub layers: String,
 	/// `0x`-hex SHA-256 of the chunk's weights (`dllm-infer hash-chunks`).
 	pub weight_hash: String,
-	/// Hex of the encoded fingerprint of the chunk's output hidden states.
-	pub hidden: String,
+	/// Hex of the encoded fingerprint of the chunk's output hidden states. Only the last
+	/// chunk may leave it out (`null`): a miner's last chunk fingerprints its logits
+	/// alone, which the last layer's hidden states determine.
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub hidden: Option<String>,
 	/// Hex of the encoded fingerprint of the logits (last chunk only).
 	#[serde(default)]
 	pub logits: Option<String>,
@@ -153,8 +156,8 @@ pub struct Chunk {
 	pub layers: LayerRange,
 	/// Its weight hash.
 	pub weight_hash: [u8; 32],
-	/// Fingerprint of its output hidden states.
-	pub hidden: Fingerprint,
+	/// Fingerprint of its output hidden states (every chunk but perhaps the last).
+	pub hidden: Option<Fingerprint>,
 	/// Fingerprint of the logits (last chunk).
 	pub logits: Option<Fingerprint>,
 }
@@ -241,7 +244,7 @@ impl Record {
 				.map(|(i, c)| RecordChunk {
 					layers: c.layers.to_string(),
 					weight_hash: to_hex(&c.weight_hash),
-					hidden: hex(&c.hidden.encode()),
+					hidden: c.hidden.as_ref().map(|h| hex(&h.encode())),
 					logits: c.logits.as_ref().filter(|_| i == last).map(|l| hex(&l.encode())),
 				})
 				.collect(),
@@ -361,13 +364,19 @@ impl GenerationRecord {
 				}
 				Ok(fp)
 			};
-			let hidden = fingerprint(
-				&chunk.hidden,
-				"hidden",
-				RowKind::Hidden,
-				positions,
-				model.hidden_size,
-			)?;
+			let hidden = match (&chunk.hidden, i == last) {
+				(Some(text), _) => Some(fingerprint(
+					text,
+					"hidden",
+					RowKind::Hidden,
+					positions,
+					model.hidden_size,
+				)?),
+				(None, true) => None,
+				(None, false) => {
+					return bad(format!("chunk {layers} has no hidden-state fingerprint"))
+				}
+			};
 			let logits = match (&chunk.logits, i == last) {
 				(Some(text), true) => Some(fingerprint(
 					text,

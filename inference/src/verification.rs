@@ -86,7 +86,7 @@ impl GeneratorStages<'_> {
 				Ok(Chunk {
 					layers: *range,
 					weight_hash: *hash,
-					hidden: recorder.hidden.finish(usize::MAX)?,
+					hidden: Some(recorder.hidden.finish(usize::MAX)?),
 					logits: recorder.logits.map(|l| l.finish(usize::MAX)).transpose()?,
 				})
 			})
@@ -180,8 +180,8 @@ impl FingerprintVerdict {
 pub struct ChunkVerdict {
 	/// Its layers.
 	pub layers: LayerRange,
-	/// Its hidden states.
-	pub hidden: FingerprintVerdict,
+	/// Its hidden states (`None`: the record has only the last chunk's logits).
+	pub hidden: Option<FingerprintVerdict>,
 	/// Its logits (last chunk).
 	pub logits: Option<FingerprintVerdict>,
 }
@@ -189,13 +189,14 @@ pub struct ChunkVerdict {
 impl ChunkVerdict {
 	/// Hidden states and logits both accepted.
 	pub fn accepted(&self) -> bool {
-		self.hidden.accepted() && self.logits.as_ref().is_none_or(FingerprintVerdict::accepted)
+		self.hidden.as_ref().is_none_or(FingerprintVerdict::accepted)
+			&& self.logits.as_ref().is_none_or(FingerprintVerdict::accepted)
 	}
 
 	/// Whether the float reference agrees with the integer verdict on every fingerprint.
 	pub fn float_agrees(&self) -> bool {
 		let agrees = |v: &FingerprintVerdict| v.float_accepted == v.accepted();
-		agrees(&self.hidden) && self.logits.as_ref().is_none_or(agrees)
+		self.hidden.as_ref().is_none_or(agrees) && self.logits.as_ref().is_none_or(agrees)
 	}
 }
 
@@ -235,7 +236,8 @@ impl Verification {
 	pub fn float_accepted(&self) -> bool {
 		self.sampling.accepted
 			&& self.chunks.iter().all(|c| {
-				c.hidden.float_accepted && c.logits.as_ref().is_none_or(|l| l.float_accepted)
+				c.hidden.as_ref().is_none_or(|h| h.float_accepted)
+					&& c.logits.as_ref().is_none_or(|l| l.float_accepted)
 			})
 	}
 
@@ -251,13 +253,18 @@ impl Verification {
 			.iter()
 			.enumerate()
 			.map(|(i, c)| {
-				let mut entry = c.hidden.to_json();
+				// The hidden states' numbers, or the logits' when only those were recorded.
+				let mut entry = match (&c.hidden, &c.logits) {
+					(Some(hidden), _) => hidden.to_json(),
+					(None, Some(logits)) => logits.to_json(),
+					(None, None) => serde_json::json!({}),
+				};
 				entry["chunk"] = i.into();
 				entry["layers"] = c.layers.to_string().into();
 				entry["accepted"] = c.accepted().into();
 				if let Some(logits) = &c.logits {
 					entry["logits"] = logits.to_json();
-					if c.hidden.accepted() {
+					if c.hidden.as_ref().is_none_or(FingerprintVerdict::accepted) {
 						entry["first_bad_block"] = logits.first_bad_block().into();
 					}
 				}
@@ -394,7 +401,10 @@ pub fn verify_record(
 		};
 		chunks.push(ChunkVerdict {
 			layers: chunk.layers,
-			hidden: verdict(&chunk.hidden, builder, &tolerance.hidden)?,
+			hidden: match &chunk.hidden {
+				Some(claimed) => Some(verdict(claimed, builder, &tolerance.hidden)?),
+				None => None,
+			},
 			logits,
 		});
 	}

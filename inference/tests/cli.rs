@@ -296,6 +296,25 @@ fn generate_records_and_verify_accepts_rejects_and_refuses() {
 	assert_eq!(code, 0);
 	assert!(String::from_utf8_lossy(&out.stdout).contains("sampling: accepted"));
 
+	// A miner's record: the last chunk fingerprints its logits only. Accepted; the
+	// report's numbers for that chunk are the logits'.
+	let mut logits_only = json.clone();
+	logits_only["chunks"][1].as_object_mut().unwrap().remove("hidden");
+	let logits_only_path = dir.path().join("logits-only.json");
+	std::fs::write(&logits_only_path, logits_only.to_string()).unwrap();
+	let (code, out) = verify(model, &logits_only_path, &["--json"]);
+	assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stdout));
+	let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+	assert_eq!(report["chunks"][1]["accepted"], true);
+	assert!(report["chunks"][1]["min_overlap"].as_f64().unwrap() > 0.5);
+	// ... and still rejected when a token was replaced.
+	let mut lying = logits_only.clone();
+	let tokens = lying["generated_tokens"].as_array_mut().unwrap();
+	let token = tokens[3].as_u64().unwrap();
+	tokens[3] = serde_json::json!((token + 1) % 320);
+	std::fs::write(&logits_only_path, lying.to_string()).unwrap();
+	assert_eq!(verify(model, &logits_only_path, &[]).0, 1);
+
 	// A generated token replaced: rejected (exit 1) at that position.
 	let mut tampered = json.clone();
 	let tokens = tampered["generated_tokens"].as_array_mut().unwrap();
@@ -331,6 +350,10 @@ fn generate_records_and_verify_accepts_rejects_and_refuses() {
 	broken["chunks"][0]["hidden"] = serde_json::json!("0x00112233");
 	std::fs::write(&garbage, broken.to_string()).unwrap();
 	refused(&garbage, &[], "fingerprint");
+	let mut headless = json.clone();
+	headless["chunks"][0].as_object_mut().unwrap().remove("hidden");
+	std::fs::write(&garbage, headless.to_string()).unwrap();
+	refused(&garbage, &[], "has no hidden-state fingerprint");
 	let mut short = json.clone();
 	short["generated_tokens"].as_array_mut().unwrap().pop();
 	std::fs::write(&garbage, short.to_string()).unwrap();

@@ -143,7 +143,7 @@ fn stages_on_separate_miners_verify_a_generation_as_one_process_does() {
 	let tolerance = VerificationParams::F32;
 	let claimed = |chunk: usize| match &record.chunks[chunk].logits {
 		Some(logits) => logits.clone(),
-		None => record.chunks[chunk].hidden.clone(),
+		None => record.chunks[chunk].hidden.clone().unwrap(),
 	};
 	for piece in [512, 7] {
 		let verdicts = verify_in_stages(&model, &record, &record.generated_tokens, piece);

@@ -513,7 +513,8 @@ fn bench(args: Bench) -> Result<()> {
 			verification.total_time.as_secs_f64() / generation.as_secs_f64()
 		);
 		for chunk in &record.chunks {
-			let bytes = chunk.hidden.encode().len();
+			let Some(hidden) = &chunk.hidden else { continue };
+			let bytes = hidden.encode().len();
 			let per_block = (bytes - dllm_inference::fingerprint::HEADER_BYTES) as f64
 				/ (record.positions() as f64 / 32.0);
 			println!(
@@ -602,7 +603,8 @@ fn verify(args: Verify) -> Result<bool> {
 			let status = if chunk.accepted() { "accepted" } else { "REJECTED" };
 			let block = chunk
 				.hidden
-				.first_bad_block()
+				.as_ref()
+				.and_then(|h| h.first_bad_block())
 				.or(chunk.logits.as_ref().and_then(|l| l.first_bad_block()))
 				.map(|b| format!(", first bad block {b}"))
 				.unwrap_or_default();

@@ -94,6 +94,79 @@ export async function taskDetails(api, task) {
 
 const FINAL = new Set(['Completed', 'Expired', 'Disputed']);
 
+/**
+ * The generation record (`dllm-infer generate --record`'s JSON, docs/verification.md) of
+ * a prefill task whose generator revealed, built from what the chain keeps while the
+ * result is retained: the model's shape and chunks, the task's sampling, the generator's
+ * published output and its slots' revealed fingerprints (the last chunk's covers its
+ * logits only). `promptTokens` are the prompt's token ids: the chain keeps only their
+ * count, and checks it. `dllm-infer verify --model DIR --record FILE` audits the result.
+ */
+export async function generationRecord(api, task, promptTokens) {
+  const found = await api.call.poawApi.task(task);
+  if (found.isNone) throw new Error(`task ${task} is not on chain`);
+  const details = found.unwrap();
+  const info = details.task;
+  const model = (await api.query.models.models(info.model)).unwrap().spec;
+  const output = details.outputs.find((out) => out.pipeline.toNumber() === 0);
+  if (!output) throw new Error(`task ${task} has no published output`);
+  if (output.promptTokens.toNumber() !== promptTokens.length) {
+    throw new Error(`the chain counts ${output.promptTokens.toNumber()} prompt tokens, not ${promptTokens.length}`);
+  }
+  const chunkCount = model.chunks.length;
+  const fingerprints = [];
+  for (const [index, slot] of details.slots.entries()) {
+    if (slot.role.type !== 'Generator' || !slot.state.isRevealed) continue;
+    const bytes = await api.query.poaw.fingerprints(task, index);
+    if (bytes.isNone) throw new Error(`slot ${index} of task ${task}: no fingerprint kept`);
+    fingerprints[slot.chunk.toNumber()] = { hex: bytes.unwrap().toHex(), format: slot.format.type };
+  }
+  const chunks = model.chunks.map((chunk, i) => {
+    const fingerprint = fingerprints[i];
+    if (!fingerprint) throw new Error(`task ${task}: the generator's chunk ${i} did not reveal`);
+    const last = i === chunkCount - 1;
+    return {
+      layers: `${chunk.startLayer.toNumber()}..${chunk.endLayer.toNumber()}`,
+      weight_hash: chunk.weightsHash.toHex(),
+      ...(last ? { logits: fingerprint.hex } : { hidden: fingerprint.hex }),
+    };
+  });
+  const format = fingerprints[0].format;
+  const profile = model.numerics.find((n) => n.format.type === format) ?? model.numerics[0];
+  const params = profile.verification.fingerprint;
+  const sampling = info.sampling;
+  const tokens = output.tokens.map((t) => t.toNumber());
+  const maxTokens = info.maxTokens.toNumber();
+  const topP = sampling.topP.toNumber();
+  return {
+    format: 'dllm-generation-record',
+    version: 1,
+    model: {
+      num_layers: model.numLayers.toNumber(),
+      hidden_size: model.hiddenSize.toNumber(),
+      vocab_size: model.vocabSize.toNumber(),
+    },
+    chunks,
+    prompt_tokens: promptTokens,
+    generated_tokens: tokens,
+    // As the miners map the chain's sampling (node/src/miner/compute.rs `sampling`).
+    sampling: {
+      temperature: sampling.temperatureMilli.toNumber() / 1000,
+      top_k: sampling.topK.toNumber() > 0 ? sampling.topK.toNumber() : null,
+      top_p: topP < 1_000_000_000 ? topP / 1_000_000_000 : null,
+      seed: sampling.seed.toNumber(),
+      max_tokens: maxTokens,
+    },
+    stop: tokens.length >= maxTokens ? 'max_tokens' : 'eos',
+    fingerprint: {
+      block: params.block.toNumber(),
+      top_k: params.topK.toNumber(),
+      projections: params.projections.toNumber(),
+    },
+    compute: format.toLowerCase(),
+  };
+}
+
 /** Waits (following finalized blocks) until the task is Completed, Expired or Disputed. */
 export async function waitForResult(api, task, timeoutMs = 600_000) {
   return new Promise((resolveResult, reject) => {

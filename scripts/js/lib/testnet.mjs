@@ -138,6 +138,29 @@ export async function referenceGeneration(modelDir, prompt, maxTokens, sampling 
 }
 
 /**
+ * Runs `dllm-infer verify --json` on `record` (a generation record object, e.g.
+ * `tasks.generationRecord`) against the model in `modelDir`; resolves { code, report }
+ * (exit 0 accepted, 1 rejected; bad input throws with dllm-infer's message).
+ */
+export async function verifyRecord(modelDir, record) {
+  const dir = mkdtempSync(join(tmpdir(), 'dllm-record-'));
+  const path = join(dir, 'record.json');
+  try {
+    writeFileSync(path, JSON.stringify(record));
+    const args = ['verify', '--model', modelDir, '--record', path, '--json'];
+    try {
+      const { stdout } = await run(inferBinary(), args);
+      return { code: 0, report: JSON.parse(stdout) };
+    } catch (e) {
+      if (e.code === 1) return { code: 1, report: JSON.parse(e.stdout) };
+      throw new Error(`dllm-infer verify: ${e.stderr || e.message}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * Starts the validator and one miner node per name in `miners` (perturbing ones in
  * `perturb`, ones that corrupt only what they send in `corruptSent`;
  * `startMiner(name, { dtype })` starts one more; `extraArgs` gives some miners more

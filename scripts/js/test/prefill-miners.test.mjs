@@ -24,7 +24,7 @@ import {
   MINER_SHARE_PARTS, ceilDiv, feesInBlocks, moneyEvents, prefillEarned, prefillShareParts, total,
 } from '../lib/settlement.mjs';
 import * as tasks from '../lib/tasks.mjs';
-import { referenceGeneration, registerDevMiner, startTestnet } from '../lib/testnet.mjs';
+import { referenceGeneration, registerDevMiner, startTestnet, verifyRecord } from '../lib/testnet.mjs';
 
 const PROMPT = 'What is DLLM?';
 const MAX_TOKENS = 12;
@@ -85,7 +85,7 @@ async function runTask(api, requester) {
   const money = await moneyEvents(api, start + 1, end);
   const fees = await feesInBlocks(api, start + 1, end);
   const spent = before - (await total(api, requester.address));
-  return { details, money, fees, spent, start, end, stream };
+  return { task: submitted.task, details, money, fees, spent, start, end, stream };
 }
 
 /** The layers of each chunk of the dev model. */
@@ -164,10 +164,18 @@ test('one pipeline generates, a disjoint one verifies by prefill: the answer is 
     const operatorBefore = await total(api, operator.address);
 
     const requester = account('ferdie');
-    const { details, money, fees, spent, stream } = await runTask(api, requester);
+    const { task, details, money, fees, spent, stream } = await runTask(api, requester);
     assert.equal(details.status, 'Completed', describe(details));
 
     const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
+    // The miners' record as the chain keeps it (the output and the generator's revealed
+    // fingerprints) passes dllm-infer's own verification by prefill.
+    const record = await tasks.generationRecord(api, task, reference.prompt_tokens);
+    const audit = await verifyRecord(net.modelDir, record);
+    assert.equal(audit.code, 0, JSON.stringify(audit.report));
+    assert.equal(audit.report.chunks.length, 2);
+    assert.ok(audit.report.chunks.every((c) => c.accepted), JSON.stringify(audit.report));
+    assert.equal(audit.report.sampling.accepted, true);
     assert.equal(details.outputs.length, 1, 'only the generator publishes an output');
     const [output] = details.outputs;
     assert.equal(output.promptTokens, reference.prompt_tokens.length);
@@ -226,8 +234,11 @@ test('a generator that distorts its activations is caught by the verifier, settl
     assert.ok(details.slots.filter((s) => s.role === 'Generator').every((s) => s.expert === eve), describe(details));
     assert.deepEqual(settlements(events), [[0, 'GeneratorLost']], describe(details, events));
     const referees = details.slots.filter((s) => s.role === 'Referee');
-    // The refunded task frees every slot (Abandoned); the referee's reveal is in the events.
+    // The refunded task frees every slot (Abandoned); the referees' reveals are in the
+    // events, from as many referee pipelines as the market could form (at most 2).
     assert.ok(referees.length > 0, describe(details, events));
+    const assigned = events.find((e) => e.method === 'RefereesAssigned');
+    console.log(`referee pipelines: ${assigned?.referees} (${new Set(referees.map((s) => s.pipeline)).size} in the slots)`);
     for (const referee of referees) {
       assert.ok(events.some((e) => e.method === 'Revealed' && e.pipeline === referee.pipeline && e.chunk === referee.chunk), describe(details, events));
     }
