@@ -160,10 +160,57 @@ impl Worker {
 		Ok(())
 	}
 
-	/// The stage of `key` kept its result: what it received can no longer change.
-	pub(super) fn freeze_input(&self, key: SlotKey) {
-		if let Some(log) = lock(&self.inputs).get_mut(&key) {
-			log.frozen = true;
+	/// The stage of `key` kept its result: what it received can no longer change. It is
+	/// written to the miner's directory (on the blocking pool) before the result is
+	/// committed, so that a restarted miner can still show it to a referee.
+	pub(super) async fn freeze_input(&self, key: SlotKey) {
+		let messages: Vec<SignedMessage> = match lock(&self.inputs).get_mut(&key) {
+			Some(log) => {
+				log.frozen = true;
+				log.messages.iter().map(|signed| (**signed).clone()).collect()
+			}
+			None => return,
+		};
+		let dir = self.store.dir().to_path_buf();
+		let saved =
+			tokio::task::spawn_blocking(move || super::store::save_input(&dir, key, &messages))
+				.await
+				.unwrap_or_else(|e| Err(format!("the write panicked: {e}")));
+		if let Err(e) = saved {
+			self.metrics.failure();
+			log::error!(
+				target: LOG_TARGET,
+				"task {} pipeline {} chunk {}: the input this stage computed on is not kept \
+				 on disk ({e}); a restart before the task ends loses it",
+				key.0, key.1, key.2,
+			);
+		}
+	}
+
+	/// What `key`'s stage received: in memory, or read back from the miner's directory
+	/// (after a restart, or once the memory bound evicted it).
+	async fn input_log(&self, key: SlotKey) -> Result<Vec<Arc<SignedMessage>>, Refusal> {
+		if let Some(log) = lock(&self.inputs).get(&key) {
+			return Ok(log.messages.clone());
+		}
+		let store = self.store.clone();
+		let loaded = tokio::task::spawn_blocking(move || store.load_input(key))
+			.await
+			.unwrap_or_else(|e| Err(format!("the read panicked: {e}")));
+		match loaded {
+			Ok(Some(messages)) => {
+				let messages: Vec<Arc<SignedMessage>> =
+					messages.into_iter().map(Arc::new).collect();
+				lock(&self.inputs)
+					.entry(key)
+					.or_insert_with(|| InputLog { messages: messages.clone(), frozen: true });
+				Ok(messages)
+			}
+			Ok(None) => Err(no_session()),
+			Err(e) => {
+				log::error!(target: LOG_TARGET, "{e}");
+				Err(Refusal::Failed(e.into_bytes()))
+			}
 		}
 	}
 
@@ -174,6 +221,11 @@ impl Worker {
 		let disputed = |task: TaskId| {
 			matches!(status(task), Some(TaskStatus::Refereeing | TaskStatus::Judging))
 		};
+		for key in self.store.input_keys() {
+			if !status(key.0).is_some_and(TaskStatus::is_open) {
+				self.store.remove_input(key);
+			}
+		}
 		let mut inputs = lock(&self.inputs);
 		inputs.retain(|key, _| status(key.0).is_some_and(TaskStatus::is_open));
 		let mut keys: Vec<(bool, SlotKey)> =
@@ -189,8 +241,9 @@ impl Worker {
 				bytes = bytes.saturating_sub(log.bytes());
 				log::warn!(
 					target: LOG_TARGET,
-					"task {} pipeline {} chunk {}: received input forgotten (over the bound of \
-					 {MAX_KEPT_INPUTS} slots, {MAX_KEPT_INPUT_BYTES} bytes)",
+					"task {} pipeline {} chunk {}: received input dropped from memory (over the \
+					 bound of {MAX_KEPT_INPUTS} slots, {MAX_KEPT_INPUT_BYTES} bytes); a kept \
+					 result's input is read back from disk when asked for",
 					key.0, key.1, key.2,
 				);
 			}
@@ -201,7 +254,7 @@ impl Worker {
 
 	/// A page of what slot `key` received, from message `from` on, for the referee of
 	/// its chunk in the task's current dispute.
-	pub(super) fn input_page(
+	pub(super) async fn input_page(
 		&self,
 		key: SlotKey,
 		from: u32,
@@ -230,17 +283,16 @@ impl Worker {
 		if !referee {
 			return Err(Refusal::WrongSender);
 		}
-		// Shared handles under the lock; the bytes are copied after it.
+		// Shared handles; the bytes are copied after the lock.
+		let log = self.input_log(key).await?;
 		let (page, total): (Vec<Arc<SignedMessage>>, usize) = {
-			let inputs = lock(&self.inputs);
-			let log = inputs.get(&key).ok_or_else(no_session)?;
 			let limit = super::protocol::max_request_bytes(
 				self.model.config.max_position_embeddings,
 				self.model.config.hidden_size,
 			) as usize;
 			let mut page = Vec::new();
 			let mut bytes = 0usize;
-			for signed in log.messages.iter().skip(from as usize) {
+			for signed in log.iter().skip(from as usize) {
 				let size = signed.message.len() + 80;
 				if !page.is_empty() && bytes + size > limit {
 					break;
@@ -248,7 +300,7 @@ impl Worker {
 				bytes += size;
 				page.push(signed.clone());
 			}
-			(page, log.messages.len())
+			(page, log.len())
 		};
 		let complete = from as usize + page.len() >= total;
 		let messages = page.iter().map(|signed| (**signed).clone()).collect();

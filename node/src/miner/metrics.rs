@@ -19,6 +19,8 @@ struct Inner {
 	bytes_received: Counter<U64>,
 	failures: Counter<U64>,
 	replayed_steps: Counter<U64>,
+	generation_seconds: Counter<F64>,
+	check_seconds: Counter<F64>,
 }
 
 impl Metrics {
@@ -73,6 +75,20 @@ impl Metrics {
 					)?,
 					registry,
 				)?,
+				generation_seconds: register(
+					Counter::new(
+						"dllm_miner_generation_seconds_total",
+						"Time this miner's chunk spent in generation passes (steps and replays)",
+					)?,
+					registry,
+				)?,
+				check_seconds: register(
+					Counter::new(
+						"dllm_miner_check_seconds_total",
+						"Time this miner's chunk spent in verifier's and referees' prefill passes",
+					)?,
+					registry,
+				)?,
 			}),
 		})
 	}
@@ -107,6 +123,16 @@ impl Metrics {
 
 	pub fn replayed(&self, steps: u32) {
 		self.with(|m| m.replayed_steps.inc_by(steps.into()));
+	}
+
+	/// A generation pass of this chunk took `time`.
+	pub fn generation_pass(&self, time: std::time::Duration) {
+		self.with(|m| m.generation_seconds.inc_by(time.as_secs_f64()));
+	}
+
+	/// A prefill piece of a verifier's or referee's pass took `time`.
+	pub fn check_pass(&self, time: std::time::Duration) {
+		self.with(|m| m.check_seconds.inc_by(time.as_secs_f64()));
 	}
 
 	fn with(&self, f: impl FnOnce(&Inner)) {

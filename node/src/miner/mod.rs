@@ -491,6 +491,7 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			claimed: Default::default(),
 			token_delay: prepared.token_delay,
 			signer_revoked: Default::default(),
+			view: tokio::sync::watch::Sender::new(Default::default()),
 		});
 		node.spawner.spawn(
 			"dllm-miner-requests",

@@ -1,6 +1,10 @@
 //! Slot results kept on disk between computing and revealing, so that a restarted miner
 //! commits what it computed (once) and can still reveal it: the salt exists nowhere else.
+//! Beside them, the input each stage computed on, signed by its sender, kept until the
+//! task ends: a referee may ask for it, and a restarted miner that lost it would be
+//! blamed for withholding it.
 
+use super::protocol::SignedMessage;
 use codec::{Decode, Encode};
 use dllm_primitives::market::{ChunkIndex, TaskId};
 use pallet_poaw::{PipelineIndex, RevealedOutput};
@@ -46,6 +50,7 @@ impl SlotResult {
 }
 
 /// A directory of [`SlotResult`]s, one file per slot.
+#[derive(Clone)]
 pub struct ResultStore {
 	dir: PathBuf,
 }
@@ -62,58 +67,103 @@ impl ResultStore {
 		self.dir.join(format!("slot-{task}-{pipeline}-{chunk}.scale"))
 	}
 
+	/// The directory (for [`save_input`] on the blocking pool).
+	pub fn dir(&self) -> &Path {
+		&self.dir
+	}
+
 	/// Writes `result` durably: the bytes go to a partial file that is flushed to disk
 	/// before it is renamed over the slot's file, and the rename is flushed with the
 	/// directory, so that a crash or a power loss leaves the old file or the new one,
 	/// never an empty one (L1 of the 2026-12 review: the salt exists nowhere else).
 	pub fn save(&self, result: &SlotResult) -> Result<(), String> {
-		let path = self.path(result.key());
-		let partial = path.with_extension("partial");
-		let write = || -> std::io::Result<()> {
-			let mut file = fs::File::create(&partial)?;
-			file.write_all(&result.encode())?;
-			file.sync_all()?;
-			drop(file);
-			fs::rename(&partial, &path)?;
-			sync_dir(&self.dir)
-		};
-		write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+		write_durably(&self.dir, &self.path(result.key()), &result.encode())
+	}
+
+	/// The input kept for `key`'s stage, if any. A file that does not decode is an error.
+	pub fn load_input(&self, key: SlotKey) -> Result<Option<Vec<SignedMessage>>, String> {
+		read_decoded(&input_path(&self.dir, key))
+	}
+
+	/// Every slot whose input is kept.
+	pub fn input_keys(&self) -> Vec<SlotKey> {
+		keys_with_prefix(&self.dir, "input-")
+	}
+
+	/// Forgets `key`'s input (its task ended).
+	pub fn remove_input(&self, key: SlotKey) {
+		let _ = fs::remove_file(input_path(&self.dir, key));
 	}
 
 	/// The result kept for `key`, if any. A file that does not decode is an error.
 	pub fn load(&self, key: SlotKey) -> Result<Option<SlotResult>, String> {
-		let path = self.path(key);
-		match fs::read(&path) {
-			Ok(bytes) => SlotResult::decode(&mut &bytes[..])
-				.map(Some)
-				.map_err(|e| format!("{} is corrupt: {e}", path.display())),
-			Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-			Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-		}
+		read_decoded(&self.path(key))
 	}
 
 	/// Every kept result's slot.
 	pub fn keys(&self) -> Vec<SlotKey> {
-		let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
-		entries
-			.filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-			.filter_map(|name| {
-				let inner = name.strip_prefix("slot-")?.strip_suffix(".scale")?;
-				let mut parts = inner.split('-');
-				let key = (
-					parts.next()?.parse().ok()?,
-					parts.next()?.parse().ok()?,
-					parts.next()?.parse().ok()?,
-				);
-				parts.next().is_none().then_some(key)
-			})
-			.collect()
+		keys_with_prefix(&self.dir, "slot-")
 	}
 
 	/// Forgets `key`'s result (revealed, or the slot closed).
 	pub fn remove(&self, key: SlotKey) {
 		let _ = fs::remove_file(self.path(key));
 	}
+}
+
+fn input_path(dir: &Path, (task, pipeline, chunk): SlotKey) -> PathBuf {
+	dir.join(format!("input-{task}-{pipeline}-{chunk}.scale"))
+}
+
+/// Writes the input `key`'s stage computed on into the store at `dir`, durably (blocking:
+/// a long prompt's input is megabytes).
+pub fn save_input(dir: &Path, key: SlotKey, messages: &[SignedMessage]) -> Result<(), String> {
+	write_durably(dir, &input_path(dir, key), &messages.encode())
+}
+
+/// Writes `bytes` to `path` in `dir` so that a crash or a power loss leaves the old file
+/// or the new one, never a partial one: a flushed partial file renamed over `path`, the
+/// rename flushed with the directory.
+fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
+	let partial = path.with_extension("partial");
+	let write = || -> std::io::Result<()> {
+		let mut file = fs::File::create(&partial)?;
+		file.write_all(bytes)?;
+		file.sync_all()?;
+		drop(file);
+		fs::rename(&partial, path)?;
+		sync_dir(dir)
+	};
+	write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The decoded content of `path`, `None` when it does not exist.
+fn read_decoded<T: Decode>(path: &Path) -> Result<Option<T>, String> {
+	match fs::read(path) {
+		Ok(bytes) => T::decode(&mut &bytes[..])
+			.map(Some)
+			.map_err(|e| format!("{} is corrupt: {e}", path.display())),
+		Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+		Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+	}
+}
+
+/// The slots of the `<prefix><task>-<pipeline>-<chunk>.scale` files in `dir`.
+fn keys_with_prefix(dir: &Path, prefix: &str) -> Vec<SlotKey> {
+	let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+	entries
+		.filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+		.filter_map(|name| {
+			let inner = name.strip_prefix(prefix)?.strip_suffix(".scale")?;
+			let mut parts = inner.split('-');
+			let key = (
+				parts.next()?.parse().ok()?,
+				parts.next()?.parse().ok()?,
+				parts.next()?.parse().ok()?,
+			);
+			parts.next().is_none().then_some(key)
+		})
+		.collect()
 }
 
 /// Flushes `dir`'s entries (a rename is durable only once its directory is).
@@ -165,6 +215,31 @@ mod tests {
 		store.remove((3, 1, 0));
 		store.remove((5, 0, 0));
 		assert!(store.keys().is_empty());
+		let _ = fs::remove_dir_all(&dir);
+	}
+
+	#[test]
+	fn a_stages_input_survives_a_restart_beside_the_results() {
+		let dir = std::env::temp_dir().join(format!("dllm-store-input-{}", std::process::id()));
+		let _ = fs::remove_dir_all(&dir);
+		let messages = vec![
+			SignedMessage { index: 0, message: vec![1; 300], signature: [2; 64] },
+			SignedMessage { index: 1, message: vec![3; 10], signature: [4; 64] },
+		];
+		{
+			let store = ResultStore::open(&dir).unwrap();
+			save_input(store.dir(), (6, 1, 1), &messages).unwrap();
+		}
+		let store = ResultStore::open(&dir).unwrap();
+		assert_eq!(store.input_keys(), vec![(6, 1, 1)]);
+		assert!(store.keys().is_empty(), "inputs are not slot results");
+		assert_eq!(store.load_input((6, 1, 1)).unwrap(), Some(messages));
+		assert_eq!(store.load_input((6, 0, 1)).unwrap(), None);
+		fs::write(dir.join("input-7-0-1.scale"), [9]).unwrap();
+		assert!(store.load_input((7, 0, 1)).unwrap_err().contains("corrupt"));
+		store.remove_input((6, 1, 1));
+		store.remove_input((7, 0, 1));
+		assert!(store.input_keys().is_empty());
 		let _ = fs::remove_dir_all(&dir);
 	}
 

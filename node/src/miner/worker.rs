@@ -67,6 +67,16 @@ pub(super) enum Drive {
 	},
 }
 
+/// This miner's open slots at a best block, as the block loop last read them: what the
+/// request handlers and the drivers read and wait on instead of asking the chain.
+#[derive(Default)]
+pub(super) struct SlotsView {
+	/// The best block's number.
+	pub(super) number: BlockNumber,
+	/// The slots assigned to this miner there.
+	pub(super) slots: Vec<Assignment>,
+}
+
 /// The miner worker.
 pub struct Worker {
 	pub(super) chain: ChainView,
@@ -96,6 +106,18 @@ pub struct Worker {
 	/// Whether the chain stopped accepting the signing key for the expert (its operator
 	/// was replaced or removed), as last seen.
 	pub(super) signer_revoked: std::sync::atomic::AtomicBool,
+	/// This miner's slots at the best block, published by the block loop.
+	pub(super) view: tokio::sync::watch::Sender<Arc<SlotsView>>,
+}
+
+/// Waits until `view` changes or `deadline` passes; `false` when it did not change (or
+/// the worker is gone).
+async fn view_changed(
+	view: &mut tokio::sync::watch::Receiver<Arc<SlotsView>>,
+	deadline: Instant,
+) -> bool {
+	let deadline = tokio::time::Instant::from_std(deadline);
+	matches!(tokio::time::timeout_at(deadline, view.changed()).await, Ok(Ok(())))
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -165,6 +187,7 @@ impl Worker {
 				return;
 			}
 		};
+		self.view.send_replace(Arc::new(SlotsView { number, slots: assignments.clone() }));
 		let open: HashSet<SlotKey> =
 			assignments.iter().map(|a| (a.task, a.pipeline, a.chunk)).collect();
 		// Slots that closed (revealed, missed, abandoned): forget their results and caches.
@@ -258,7 +281,8 @@ impl Worker {
 			}
 		}
 		let kept: HashSet<TaskId> = {
-			let inputs = lock(&self.inputs).keys().map(|key| key.0).collect::<Vec<_>>();
+			let mut inputs = lock(&self.inputs).keys().map(|key| key.0).collect::<Vec<_>>();
+			inputs.extend(self.store.input_keys().into_iter().map(|key| key.0));
 			let checks = lock(&self.input_checks).keys().map(|key| key.0).collect::<Vec<_>>();
 			inputs.into_iter().chain(checks).collect()
 		};
@@ -476,9 +500,13 @@ impl Worker {
 		key: SlotKey,
 		old: &[AccountId],
 	) -> Option<Vec<AccountId>> {
+		let mut view = self.view.subscribe();
 		loop {
-			let number = self.chain.best().1;
-			let current = self.slot_now(key).filter(|a| a.state == SlotState::Assigned)?;
+			let (number, current) = {
+				let now = view.borrow_and_update();
+				(now.number, slot_in(&now, key))
+			};
+			let current = current.filter(|a| a.state == SlotState::Assigned)?;
 			if current.pipeline_experts != old {
 				// The claims against the old miners are settled; new ones may come.
 				lock(&self.claimed)
@@ -489,7 +517,7 @@ impl Worker {
 			if number > current.deadline {
 				return None;
 			}
-			tokio::time::sleep(Duration::from_millis(250)).await;
+			view.changed().await.ok()?;
 		}
 	}
 
@@ -640,13 +668,15 @@ impl Worker {
 					})?;
 				let perturb = self.model.perturb;
 				let stage = assignment.clone();
-				let (verifier, output) = tokio::task::spawn_blocking(move || {
+				let (verifier, output, took) = tokio::task::spawn_blocking(move || {
+					let started = Instant::now();
 					let output =
 						compute::run_check_piece(&shard, &mut verifier, &stage, &message, perturb);
-					(verifier, output)
+					(verifier, output, started.elapsed())
 				})
 				.await
 				.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}").into_bytes()))?;
+				self.metrics.check_pass(took);
 				let output = output.map_err(|e| Refusal::Failed(e.into_bytes()))?;
 				let finished = {
 					let mut session = lock(&session);
@@ -740,7 +770,9 @@ impl Worker {
 		key: SlotKey,
 	) -> Result<(Assignment, super::chain::TaskView), Refusal> {
 		let deadline = Instant::now() + ASSIGNMENT_WAIT;
+		let mut view = self.view.subscribe();
 		loop {
+			view.borrow_and_update();
 			let assignment = self.wait_for_assignment(key).await?;
 			let (best, _) = self.chain.best();
 			if let Ok(Some(task)) = self.chain.task(best, key.0) {
@@ -748,10 +780,10 @@ impl Worker {
 					return Ok((assignment, task));
 				}
 			}
-			if Instant::now() >= deadline {
+			// Another block may open the stage.
+			if !view_changed(&mut view, deadline).await {
 				return Err(Refusal::NotAssigned);
 			}
-			tokio::time::sleep(Duration::from_millis(250)).await;
 		}
 	}
 
@@ -822,7 +854,7 @@ impl Worker {
 	/// Keeps `result` on disk (a restarted miner must still reveal it) and commits it;
 	/// an error (from what it failed to `what`) is logged and counted.
 	async fn keep_and_commit(&self, key: SlotKey, result: Result<SlotResult, String>, what: &str) {
-		self.freeze_input(key);
+		self.freeze_input(key).await;
 		let result = match result {
 			Ok(result) => result,
 			Err(e) => {
@@ -962,12 +994,15 @@ impl Worker {
 		let max_positions = self.model.config.max_position_embeddings;
 		let perturb = self.model.perturb;
 		let session = session.clone();
-		tokio::task::spawn_blocking(move || {
-			compute::run_pass(&shard, &session, &message, max_positions, perturb)
+		let (output, took) = tokio::task::spawn_blocking(move || {
+			let started = Instant::now();
+			let output = compute::run_pass(&shard, &session, &message, max_positions, perturb);
+			(output, started.elapsed())
 		})
 		.await
-		.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}").into_bytes()))?
-		.map_err(|e| Refusal::Failed(e.into_bytes()))
+		.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}").into_bytes()))?;
+		self.metrics.generation_pass(took);
+		output.map_err(|e| Refusal::Failed(e.into_bytes()))
 	}
 
 	/// Hands a pass's hidden states to the next chunk's miner (this one, or a peer). A
@@ -1140,20 +1175,32 @@ impl Worker {
 	) -> Assignment {
 		let claimed = lock(&self.claimed).contains(&(key, key.2 + 1));
 		let deadline = Instant::now() + ASSIGNMENT_WAIT;
+		let mut view = self.view.subscribe();
 		loop {
-			if let Some(current) = self.slot_now(key) {
-				let replaced = current.pipeline_experts.get(key.2 as usize + 1) != Some(failed);
-				if replaced || !claimed || Instant::now() >= deadline {
-					if replaced {
-						lock(&self.claimed).remove(&(key, key.2 + 1));
+			let now = slot_in(&view.borrow_and_update(), key);
+			let changed = match now {
+				Some(current) => {
+					let replaced = current.pipeline_experts.get(key.2 as usize + 1) != Some(failed);
+					if replaced || !claimed {
+						if replaced {
+							lock(&self.claimed).remove(&(key, key.2 + 1));
+						}
+						lock(session).assignment = current.clone();
+						return current;
 					}
+					view_changed(&mut view, deadline).await.then_some(()).ok_or(Some(current))
+				}
+				None => view_changed(&mut view, deadline).await.then_some(()).ok_or(None),
+			};
+			match changed {
+				Ok(()) => continue,
+				// Timed out: the slot as last seen, or the session's.
+				Err(Some(current)) => {
 					lock(session).assignment = current.clone();
 					return current;
 				}
-			} else if Instant::now() >= deadline {
-				return lock(session).assignment.clone();
+				Err(None) => return lock(session).assignment.clone(),
 			}
-			tokio::time::sleep(Duration::from_millis(250)).await;
 		}
 	}
 
@@ -1366,7 +1413,7 @@ impl Worker {
 				}
 			}
 			Ok(StageRequest::Input { task, pipeline, chunk, from }) => {
-				match self.input_page((task, pipeline, chunk), from, request.peer) {
+				match self.input_page((task, pipeline, chunk), from, request.peer).await {
 					Ok(page) => page,
 					Err(refusal) => StageResponse::Refused(refusal),
 				}
@@ -1421,15 +1468,16 @@ impl Worker {
 				// replacement (the cache is right), once this node's chain confirms it
 				// (the sender may have seen the replacement a block earlier).
 				let deadline = Instant::now() + ASSIGNMENT_WAIT;
+				let mut view = self.view.subscribe();
 				let current = loop {
+					view.borrow_and_update();
 					let current = self.wait_for_assignment(key).await?;
 					if self.is_previous_miner(&current, peer) {
 						break current;
 					}
-					if Instant::now() >= deadline {
+					if !view_changed(&mut view, deadline).await {
 						return Err(Refusal::WrongSender);
 					}
-					tokio::time::sleep(Duration::from_millis(250)).await;
 				};
 				if let Some(session) = lock(&self.sessions).get(&key).cloned() {
 					lock(&session).assignment = current.clone();
@@ -1491,24 +1539,16 @@ impl Worker {
 	/// This miner's slot `key` in its best block, waiting for new blocks for a while.
 	async fn wait_for_assignment(&self, key: SlotKey) -> Result<Assignment, Refusal> {
 		let deadline = Instant::now() + ASSIGNMENT_WAIT;
+		let mut view = self.view.subscribe();
 		loop {
-			if let Some(assignment) = self.slot_now(key).filter(|a| a.state == SlotState::Assigned)
-			{
+			let now = slot_in(&view.borrow_and_update(), key);
+			if let Some(assignment) = now.filter(|a| a.state == SlotState::Assigned) {
 				return Ok(assignment);
 			}
-			if Instant::now() >= deadline {
+			if !view_changed(&mut view, deadline).await {
 				return Err(Refusal::NotAssigned);
 			}
-			tokio::time::sleep(Duration::from_millis(250)).await;
 		}
-	}
-
-	/// This miner's slot `key` at the best block (`None` also when the chain cannot be
-	/// read).
-	fn slot_now(&self, key: SlotKey) -> Option<Assignment> {
-		let (best, _) = self.chain.best();
-		let open = self.chain.assignments(best, &self.account).ok()?;
-		open.into_iter().find(|a| (a.task, a.pipeline, a.chunk) == key)
 	}
 
 	/// The libp2p peer an expert registered.
@@ -1586,6 +1626,11 @@ pub(super) fn max_fingerprint_bytes() -> usize {
 
 /// A pass for a session this stage does not hold (never opened, ended or freed).
 /// The miner of the chunk after `assignment`'s in its pipeline.
+/// This miner's slot `key` in `view`.
+fn slot_in(view: &SlotsView, key: SlotKey) -> Option<Assignment> {
+	view.slots.iter().find(|a| (a.task, a.pipeline, a.chunk) == key).cloned()
+}
+
 fn next_miner(assignment: &Assignment) -> Result<&AccountId, Refusal> {
 	assignment
 		.pipeline_experts

@@ -2,7 +2,7 @@
 // Measures prompts answered by miner nodes on loopback against one dllm-infer process:
 //
 //   node bin/bench-miners.mjs [--size tiny|mid] [--tasks 3] [--max-tokens 32] [--dir DIR]
-//                             [--chain dev|local]
+//                             [--chain dev|local] [--verify]
 //
 // `tiny` is the dev chain's model 0 (4 layers, hidden 64). `mid` is a random Mistral of
 // 8 layers, hidden 1024, vocabulary 32000 (175 M parameters, docs/benchmarks.md),
@@ -10,6 +10,11 @@
 // Redundancy is set to 1 and Dave stops serving, so every task runs in one pipeline of
 // two miners, Bob (chunk 0) → Charlie (chunk 1), on loopback. `--chain local`: the
 // two-authority local chain (Alice and Bob author 6 s blocks) instead of the dev chain.
+// `--verify`: prefill verification instead; Dave keeps serving both chunks, asking more,
+// so Bob → Charlie generate and Dave verifies; each task also reports the time the
+// verifier's chunks spent in their prefill passes against the time the generator's
+// chunks spent generating (Prometheus `dllm_miner_check_seconds_total` and
+// `dllm_miner_generation_seconds_total`).
 //
 // Per task: inclusion of submit_task → first token (the driver logs the first token's
 // wall-clock time), inclusion → result on chain (seen by this client), decode tokens/s
@@ -40,7 +45,7 @@ function usage(message) {
 }
 
 function parse(argv) {
-  const options = { size: 'tiny', tasks: 3, maxTokens: 32, dir: null, chain: 'dev' };
+  const options = { size: 'tiny', tasks: 3, maxTokens: 32, dir: null, chain: 'dev', verify: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -57,6 +62,7 @@ function parse(argv) {
       case '--max-tokens': options.maxTokens = count(value()); break;
       case '--dir': options.dir = value(); break;
       case '--chain': options.chain = value(); if (!['dev', 'local'].includes(options.chain)) usage('--chain is dev or local'); break;
+      case '--verify': options.verify = true; break;
       default: usage(`unknown option ${flag}`);
     }
   }
@@ -86,7 +92,7 @@ const F32_VERIFICATION = {
   hidden: F32_TOLERANCE, logits: F32_TOLERANCE, maxLogitErrorMilli: 1,
 };
 
-async function registerMid(api, hashText, keyring) {
+async function registerMid(api, hashText, keyring, servers) {
   const hex = (label) => {
     const line = hashText.split('\n').find((l) => l.includes(label));
     const match = line && line.match(/[0-9a-f]{64}/);
@@ -110,7 +116,7 @@ async function registerMid(api, hashText, keyring) {
     const sudid = events.find(({ event }) => api.events.sudo.Sudid.is(event));
     if (!sudid || sudid.event.data[0].isErr) throw new Error(`sudo ${call.method.method} failed`);
   }
-  for (const [who, chunk] of [['//Bob', 0], ['//Charlie', 1]]) {
+  for (const [who, chunk] of servers) {
     const result = await experts.serveChunk(api, keyring.addFromUri(who), 1, chunk);
     if (!result.ok) throw new Error(`serve_chunk(1, ${chunk}) by ${who}: ${result.error}`);
   }
@@ -122,28 +128,43 @@ runCli(async () => {
   const keyring = new Keyring({ type: 'sr25519' });
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'dllm-bench-'));
   const mid = options.size === 'mid' ? await midModel(dir) : null;
-  const prometheus = { bob: await freePort() };
+  const prometheus = { bob: await freePort(), charlie: await freePort(), dave: await freePort() };
 
   // Miners start after the model is registered (a miner refuses unknown weights).
-  const net = await startTestnet({ miners: [], dir, modelDir: mid?.modelDir, mode: 'Redundant', chain: options.chain });
+  const mode = options.verify ? 'Prefill' : 'Redundant';
+  const net = await startTestnet({ miners: [], dir, modelDir: mid?.modelDir, mode, chain: options.chain });
   try {
     const { api } = net;
     const alice = keyring.addFromUri('//Alice');
     const dave = keyring.addFromUri('//Dave');
     const step = (text) => console.error(`[bench] ${text}`);
-    step('Dave stops serving; redundancy 1');
-    for (const chunk of [0, 1]) await experts.stopServing(api, dave, 0, chunk);
-    await sendAndFinalize(api.tx.sudo.sudo(api.tx.poaw.setRedundancy(1)), alice);
+    const servers = [['//Bob', 0], ['//Charlie', 1]];
+    if (options.verify) {
+      step('Dave asks more: he verifies');
+      const priced = await experts.setPrice(api, dave, 20n * 10n ** 6n);
+      if (!priced.ok) throw new Error(`set_price: ${priced.error}`);
+      servers.push(['//Dave', 0], ['//Dave', 1]);
+    } else {
+      step('Dave stops serving; redundancy 1');
+      for (const chunk of [0, 1]) await experts.stopServing(api, dave, 0, chunk);
+      await sendAndFinalize(api.tx.sudo.sudo(api.tx.poaw.setRedundancy(1)), alice);
+    }
     const model = mid ? 1 : 0;
-    if (mid) await registerMid(api, mid.hashes, keyring);
+    if (mid) await registerMid(api, mid.hashes, keyring, servers);
     step('starting the miners');
     await net.startMiner('bob', { prometheusPort: prometheus.bob });
-    await net.startMiner('charlie');
+    await net.startMiner('charlie', { prometheusPort: prometheus.charlie });
+    if (options.verify) await net.startMiner('dave', { prometheusPort: prometheus.dave });
+    const seconds = async (metric) => Object.fromEntries(
+      await Promise.all(Object.keys(net.miners).map(async (name) => [name, await scrape(prometheus[name], metric)])),
+    );
 
     const ferdie = keyring.addFromUri('//Ferdie');
     const rows = [];
     for (let i = 0; i < options.tasks; i++) {
       const bytesBefore = await scrape(prometheus.bob, 'dllm_miner_activation_bytes_sent_total');
+      const generatingBefore = await seconds('dllm_miner_generation_seconds_total');
+      const checkingBefore = await seconds('dllm_miner_check_seconds_total');
       const q = await tasks.quote(api, model, PROMPT, options.maxTokens);
       let included;
       const submitted = await new Promise((resolveTx, reject) => {
@@ -167,7 +188,21 @@ runCli(async () => {
       if (!match) throw new Error(`no driver log line for task ${submitted}`);
       const [, promptTokens, generated, firstAt, decode] = match.map(Number);
       const bytes = (await scrape(prometheus.bob, 'dllm_miner_activation_bytes_sent_total')) - bytesBefore;
-      rows.push({ promptTokens, generated, firstToken: firstAt - included, result: done - included, decode, bytesPerToken: bytes / generated });
+      const row = { promptTokens, generated, firstToken: firstAt - included, result: done - included, decode, bytesPerToken: bytes / generated };
+      if (options.verify) {
+        const roles = new Map(details.slots.map((slot) => [slot.expert, slot.role]));
+        const names = { bob: '//Bob', charlie: '//Charlie', dave: '//Dave' };
+        const role = (name) => roles.get(keyring.addFromUri(names[name]).address);
+        if (role('bob') !== 'Generator' || role('charlie') !== 'Generator' || role('dave') !== 'Verifier') {
+          throw new Error(`task ${submitted}: roles ${JSON.stringify([...roles])}, not Bob → Charlie generating and Dave verifying`);
+        }
+        const generatingAfter = await seconds('dllm_miner_generation_seconds_total');
+        const checkingAfter = await seconds('dllm_miner_check_seconds_total');
+        row.generation = (generatingAfter.bob - generatingBefore.bob) + (generatingAfter.charlie - generatingBefore.charlie);
+        row.verification = checkingAfter.dave - checkingBefore.dave;
+        row.verifyRatio = row.verification / row.generation;
+      }
+      rows.push(row);
     }
 
     // The same work in one process: prompt length and generated tokens as the miners ran.
@@ -186,6 +221,11 @@ runCli(async () => {
     console.log(`| decode tokens/s, dllm-infer bench, one process | ${reference.toFixed(1)} |`);
     console.log(`| ratio miners / one process | ${(median(rows.map((r) => r.decode)) / reference).toFixed(2)} |`);
     console.log(`| activation bytes sent per generated token | ${range('bytesPerToken', 0)} |`);
+    if (options.verify) {
+      console.log(`| generation passes, Bob + Charlie (s) | ${range('generation', 3)} |`);
+      console.log(`| verification prefill passes, Dave (s) | ${range('verification', 3)} |`);
+      console.log(`| verification / generation | ${range('verifyRatio', 3)} |`);
+    }
     return 0;
   } finally {
     await net.stop();

@@ -241,10 +241,15 @@ export async function startTestnet({
   const bootnode = `/ip4/127.0.0.1/tcp/${validator.p2pPort}/p2p/${VALIDATOR_PEER}`;
   const running = {};
 
+  // Miners started on this network: a restart keeps its base path, a first start in a
+  // reused `dir` drops what an earlier network left there (another chain's database).
+  const startedMiners = new Set();
   async function startMiner(name, { prometheusPort = prometheus[name], dtype } = {}) {
     // A base path of its own (not --tmp), so that a restarted miner finds its keystore,
     // its database and the results it has not revealed yet.
     const base = join(root, name);
+    if (!startedMiners.has(name)) rmSync(base, { recursive: true, force: true });
+    startedMiners.add(name);
     // A dev account flag puts the expert's own key in the keystore; an operator miner
     // gets only its operator key, as docs/operators.md sets one up.
     const identity = [`--${name}`];

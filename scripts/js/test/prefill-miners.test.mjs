@@ -63,9 +63,9 @@ async function addMiners(net, cheap, dtype = 'f32') {
 /**
  * Submits PROMPT from `requester` and waits for the task to end; returns its details,
  * the money events and transaction fees of the blocks it took, and the requester's
- * balance change.
+ * balance change. `afterSubmit(task)` runs while the task is under way.
  */
-async function runTask(api, requester) {
+async function runTask(api, requester, { afterSubmit = async () => {} } = {}) {
   const start = await bestNumber(api);
   const before = await total(api, requester.address);
   const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
@@ -78,6 +78,7 @@ async function runTask(api, requester) {
   assert.ok(submitted.ok, submitted.error);
   // Followed two ways: the node's token stream and the chain's record.
   const streamed = tasks.streamTask(api, submitted.task, { timeoutMs: 240_000 });
+  await afterSubmit(submitted.task);
   const details = await tasks.waitForResult(api, submitted.task, 240_000);
   const stream = await streamed;
   assert.equal(stream.final.status, details.status, 'the stream ends with the chain\'s verdict');
@@ -293,7 +294,9 @@ test('a generator stage that sends what it did not fingerprint is slashed; its d
   // (`--miner-corrupt-sent`), so only Ferdie's chunk 1 disagrees with the verifier. The
   // referee of chunk 1 reruns Ferdie's stage on the input Eve signed and sent him: his
   // output follows from it, the input does not follow from chunk 0, and the blame moves
-  // to Eve.
+  // to Eve. Ferdie's node is killed as soon as it submits its commit (by then the input
+  // it computed on is on disk) and restarted: it reveals from its miner directory, and
+  // the input the referee asks for comes back from there.
   const net = await startTestnet({ corruptSent: ['eve'], dir: logDir('corrupt-sent') });
   try {
     const { api } = net;
@@ -302,7 +305,16 @@ test('a generator stage that sends what it did not fingerprint is slashed; its d
     const eve = account('eve').address;
     const ferdie = account('ferdie').address;
     const requester = account('alice');
-    const { details, money, fees, spent, start, end } = await runTask(api, requester);
+    const restartFerdie = async (task) => {
+      const committed = `task ${task} pipeline 0 chunk 1: commit submitted`;
+      for (let i = 0; !net.miners.ferdie.log.some((l) => l.includes(committed)); i++) {
+        assert.ok(i < 1200, 'Ferdie commits within a minute');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await net.miners.ferdie.kill();
+      await net.startMiner('ferdie');
+    };
+    const { details, money, fees, spent, start, end } = await runTask(api, requester, { afterSubmit: restartFerdie });
     const events = await poawEvents(api, start + 1, end);
     assert.equal(details.status, 'Expired', describe(details, events));
     const generator = details.slots.filter((s) => s.role === 'Generator').map((s) => [s.chunk, s.expert]);
@@ -313,6 +325,8 @@ test('a generator stage that sends what it did not fingerprint is slashed; its d
     assert.deepEqual(settlements(events), [[1, 'GeneratorLost']], describe(details, events));
     assert.deepEqual([...money.slashed.keys()], [eve]);
     assert.ok(!money.paid.has(ferdie), 'the downstream stage is neither paid nor slashed');
+    // The referee asked for Ferdie's input after his restart (the dispute opens only
+    // once the verifier has run) and got it: withheld, it would have blamed him, not Eve.
     assert.equal(spent, fees.get(requester.address) ?? 0n, 'the requester paid its transaction fee only');
   } finally {
     await net.stop();
