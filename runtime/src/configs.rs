@@ -28,12 +28,12 @@ use polkadot_sdk::{
 		EnsureRoot, EnsureRootWithSuccess,
 	},
 	pallet_aura, pallet_balances, pallet_grandpa, pallet_sudo, pallet_timestamp,
-	pallet_transaction_payment::{self, ConstFeeMultiplier, FungibleAdapter, Multiplier},
+	pallet_transaction_payment::{self, FungibleAdapter, Multiplier, TargetedFeeAdjustment},
 	pallet_treasury, pallet_utility,
 	sp_consensus_aura::sr25519::AuthorityId as AuraId,
 	sp_runtime::{
-		traits::{IdentityLookup, One},
-		Perbill, Permill,
+		traits::{Bounded, IdentityLookup, One},
+		FixedPointNumber, Perbill, Permill, Perquintill,
 	},
 	sp_version::RuntimeVersion,
 };
@@ -127,9 +127,19 @@ impl pallet_balances::Config for Runtime {
 }
 
 parameter_types! {
-	pub FeeMultiplier: Multiplier = Multiplier::one();
 	/// 0.00001 DLLM per byte of transaction.
 	pub const TransactionByteFee: Balance = 10 * MICRO_UNITS;
+	/// Congestion pricing (R12 of the 2026-12 review): the weight fee's multiplier rises
+	/// while blocks carry more than a quarter of their normal weight and falls while they
+	/// carry less, as polkadot-sdk runtimes do it.
+	pub const TargetBlockFullness: Perquintill = Perquintill::from_percent(25);
+	/// Full blocks double the multiplier in about 50 blocks (5 minutes at 6 s):
+	/// (1 + v × 0.75)^50 ≈ 2 with v = 0.0185. Polkadot's 0.000075 would take 5 days, and
+	/// stuffing this chain's blocks is what it has to price.
+	pub AdjustmentVariable: Multiplier = Multiplier::saturating_from_rational(185, 10_000);
+	/// Never below the base fee: an idle chain does not make spam cheap.
+	pub MinimumMultiplier: Multiplier = Multiplier::one();
+	pub MaximumMultiplier: Multiplier = Bounded::max_value();
 }
 
 /// Transaction fees (and tips) go to the community fund.
@@ -142,7 +152,13 @@ impl pallet_transaction_payment::Config for Runtime {
 	// One plank per picosecond of reference execution time.
 	type WeightToFee = IdentityFee<Balance>;
 	type LengthToFee = ConstantMultiplier<Balance, TransactionByteFee>;
-	type FeeMultiplierUpdate = ConstFeeMultiplier<FeeMultiplier>;
+	type FeeMultiplierUpdate = TargetedFeeAdjustment<
+		Self,
+		TargetBlockFullness,
+		AdjustmentVariable,
+		MinimumMultiplier,
+		MaximumMultiplier,
+	>;
 	type WeightInfo = pallet_transaction_payment::weights::SubstrateWeight<Runtime>;
 }
 

@@ -416,3 +416,42 @@ fn task_calls_per_block_under_the_weights() {
 	);
 	assert!(per_block(worst_submit) >= 1 && per_block(reveal) >= 1);
 }
+
+/// R12 of the 2026-12 review: fees must rise while blocks are congested, so that
+/// stuffing blocks gets dearer block by block, and fall back to (never below) the base
+/// once the load is gone.
+#[test]
+fn fees_rise_while_blocks_are_congested_and_fall_back_to_the_base_after() {
+	use polkadot_sdk::{
+		frame_support::{dispatch::DispatchClass, traits::OnFinalize},
+		sp_runtime::FixedPointNumber,
+	};
+	ext_from_preset(DEV_RUNTIME_PRESET).execute_with(|| {
+		let normal = crate::configs::RuntimeBlockWeights::get()
+			.get(DispatchClass::Normal)
+			.max_total
+			.expect("normal transactions have a bound");
+		let multiplier = pallet_transaction_payment::NextFeeMultiplier::<Runtime>::get;
+		let base = multiplier();
+		assert_eq!(base, pallet_transaction_payment::Multiplier::saturating_from_integer(1));
+		let block = |number: u32, used: polkadot_sdk::frame_support::weights::Weight| {
+			System::set_block_number(number);
+			System::set_block_consumed_resources(used, 0);
+			<pallet_transaction_payment::Pallet<Runtime> as OnFinalize<u32>>::on_finalize(number);
+		};
+		// 50 full blocks (5 minutes at 6 s): fees at least double.
+		for number in 2..52 {
+			block(number, normal);
+		}
+		let congested = multiplier();
+		assert!(
+			congested >= pallet_transaction_payment::Multiplier::saturating_from_integer(2),
+			"fee multiplier after 50 full blocks: {congested}"
+		);
+		// Empty blocks bring it down, and never below the base.
+		for number in 52..400 {
+			block(number, Default::default());
+		}
+		assert_eq!(multiplier(), base);
+	});
+}
