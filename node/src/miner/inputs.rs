@@ -70,7 +70,13 @@ pub enum InputCheckState {
 /// Whether `signed` is message `signed.index` into slot `receiver`, signed by one of
 /// `signers` (a stage's keys: [`Worker::stage_signers`]).
 fn signed_by(signers: &[AccountId], receiver: SlotKey, signed: &SignedMessage) -> bool {
-	let payload = hop_payload(receiver.0, receiver.1, receiver.2, signed.index, &signed.message);
+	let payload = hop_payload(
+		receiver.task,
+		receiver.pipeline,
+		receiver.chunk,
+		signed.index,
+		&signed.message,
+	);
 	let signature = sr25519::Signature::from_raw(signed.signature);
 	signers.iter().any(|signer| {
 		let public = sr25519::Public::from_raw(*<AccountId as AsRef<[u8; 32]>>::as_ref(signer));
@@ -110,7 +116,7 @@ impl Worker {
 		index: u32,
 		message: &[u8],
 	) -> Result<[u8; 64], Refusal> {
-		let payload = hop_payload(receiver.0, receiver.1, receiver.2, index, message);
+		let payload = hop_payload(receiver.task, receiver.pipeline, receiver.chunk, index, message);
 		self.submitter.sign_message(&payload).map_err(|e| Refusal::Failed(e.into_bytes()))
 	}
 
@@ -126,7 +132,7 @@ impl Worker {
 		signed: SignedMessage,
 	) -> Result<(), Refusal> {
 		let upstream = key
-			.2
+			.chunk
 			.checked_sub(1)
 			.and_then(|chunk| assignment.pipeline_experts.get(chunk as usize))
 			.ok_or(Refusal::WrongSender)?;
@@ -182,7 +188,7 @@ impl Worker {
 				target: LOG_TARGET,
 				"task {} pipeline {} chunk {}: the input this stage computed on is not kept \
 				 on disk ({e}); a restart before the task ends loses it",
-				key.0, key.1, key.2,
+				key.task, key.pipeline, key.chunk,
 			);
 		}
 	}
@@ -222,14 +228,14 @@ impl Worker {
 			matches!(status(task), Some(TaskStatus::Refereeing | TaskStatus::Judging))
 		};
 		for key in self.store.input_keys() {
-			if !status(key.0).is_some_and(TaskStatus::is_open) {
+			if !status(key.task).is_some_and(TaskStatus::is_open) {
 				self.store.remove_input(key);
 			}
 		}
 		let mut inputs = lock(&self.inputs);
-		inputs.retain(|key, _| status(key.0).is_some_and(TaskStatus::is_open));
+		inputs.retain(|key, _| status(key.task).is_some_and(TaskStatus::is_open));
 		let mut keys: Vec<(bool, SlotKey)> =
-			inputs.keys().map(|key| (disputed(key.0), *key)).collect();
+			inputs.keys().map(|key| (disputed(key.task), *key)).collect();
 		// Not disputed first, oldest first.
 		keys.sort();
 		let mut bytes: usize = inputs.values().map(InputLog::bytes).sum();
@@ -244,12 +250,12 @@ impl Worker {
 					"task {} pipeline {} chunk {}: received input dropped from memory (over the \
 					 bound of {MAX_KEPT_INPUTS} slots, {MAX_KEPT_INPUT_BYTES} bytes); a kept \
 					 result's input is read back from disk when asked for",
-					key.0, key.1, key.2,
+					key.task, key.pipeline, key.chunk,
 				);
 			}
 		}
 		drop(inputs);
-		lock(&self.input_checks).retain(|key, _| status(key.0).is_some_and(TaskStatus::is_open));
+		lock(&self.input_checks).retain(|key, _| status(key.task).is_some_and(TaskStatus::is_open));
 	}
 
 	/// A page of what slot `key` received, from message `from` on, for the referee of
@@ -263,7 +269,7 @@ impl Worker {
 		let (best, _) = self.chain.best();
 		let task = self
 			.chain
-			.task(best, key.0)
+			.task(best, key.task)
 			.map_err(|e| Refusal::Failed(e.into_bytes()))?
 			.ok_or(Refusal::NotAssigned)?;
 		let is_peer = |expert: &AccountId| {
@@ -272,11 +278,11 @@ impl Worker {
 		};
 		let referee = task.task.dispute.is_some_and(|dispute| {
 			let round = dispute.round_pipelines(referees_per_round());
-			dispute.chunk == key.2
+			dispute.chunk == key.chunk
 				&& task.slots.iter().any(|slot| {
 					slot.role == Role::Referee
 						&& round.contains(&slot.pipeline)
-						&& slot.chunk == key.2
+						&& slot.chunk == key.chunk
 						&& is_peer(&slot.expert)
 				})
 		});
@@ -315,7 +321,7 @@ impl Worker {
 		result: SlotResult,
 		now: dllm_runtime::BlockNumber,
 	) {
-		let key = (assignment.task, assignment.pipeline, assignment.chunk);
+		let key = SlotKey::of(assignment);
 		if !Self::may_check_input(assignment) {
 			return self.submit_once(key, true, now, reveal_call(result, None)).await;
 		}
@@ -339,7 +345,7 @@ impl Worker {
 	/// while the round commits, bounded by [`INPUT_CHECK_TIME`], and is ready by the
 	/// reveal.
 	pub(super) fn start_input_check(self: &Arc<Self>, assignment: &Assignment, result: SlotResult) {
-		let key = (assignment.task, assignment.pipeline, assignment.chunk);
+		let key = SlotKey::of(assignment);
 		if !Self::may_check_input(assignment) {
 			return;
 		}
@@ -473,7 +479,7 @@ impl Worker {
 		stage: &AccountId,
 		upstream: &AccountId,
 	) -> Result<Vec<Vec<u8>>, String> {
-		let key = (task.id, side, k);
+		let key = SlotKey { task: task.id, pipeline: side, chunk: k };
 		let peer = self.peer_of(stage, false)?;
 		let signers = self.stage_signers(upstream);
 		let mut messages: Vec<Vec<u8>> = Vec::new();
@@ -519,7 +525,8 @@ impl Worker {
 		from: u32,
 	) -> Result<(Vec<SignedMessage>, bool), String> {
 		let request =
-			StageRequest::Input { task: key.0, pipeline: key.1, chunk: key.2, from }.encode();
+			StageRequest::Input { task: key.task, pipeline: key.pipeline, chunk: key.chunk, from }
+				.encode();
 		let mut attempt = 0u32;
 		loop {
 			let reply = self.network.request(
@@ -549,7 +556,7 @@ impl Worker {
 			if attempt >= INPUT_ATTEMPTS {
 				return Err(transient);
 			}
-			log::debug!(target: LOG_TARGET, "task {} chunk {}: input request: {transient}; again", key.0, key.2);
+			log::debug!(target: LOG_TARGET, "task {} chunk {}: input request: {transient}; again", key.task, key.chunk);
 			tokio::time::sleep(Duration::from_millis(500 << attempt.min(4))).await;
 		}
 	}

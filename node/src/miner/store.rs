@@ -40,12 +40,28 @@ pub struct SlotResult {
 	pub commitment: H256,
 }
 
-/// Which slot a result is for.
-pub type SlotKey = (TaskId, PipelineIndex, ChunkIndex);
+/// A slot of a task: which pipeline, which chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotKey {
+	/// The task.
+	pub task: TaskId,
+	/// The pipeline (0: the generator's; under prefill verification 1: the verifier's,
+	/// then the referees').
+	pub pipeline: PipelineIndex,
+	/// The chunk.
+	pub chunk: ChunkIndex,
+}
+
+impl SlotKey {
+	/// The slot `assignment` is about.
+	pub fn of(assignment: &super::chain::Assignment) -> Self {
+		SlotKey { task: assignment.task, pipeline: assignment.pipeline, chunk: assignment.chunk }
+	}
+}
 
 impl SlotResult {
 	pub fn key(&self) -> SlotKey {
-		(self.task, self.pipeline, self.chunk)
+		SlotKey { task: self.task, pipeline: self.pipeline, chunk: self.chunk }
 	}
 }
 
@@ -63,7 +79,7 @@ impl ResultStore {
 		Ok(ResultStore { dir: dir.to_path_buf() })
 	}
 
-	fn path(&self, (task, pipeline, chunk): SlotKey) -> PathBuf {
+	fn path(&self, SlotKey { task, pipeline, chunk }: SlotKey) -> PathBuf {
 		self.dir.join(format!("slot-{task}-{pipeline}-{chunk}.scale"))
 	}
 
@@ -111,7 +127,7 @@ impl ResultStore {
 	}
 }
 
-fn input_path(dir: &Path, (task, pipeline, chunk): SlotKey) -> PathBuf {
+fn input_path(dir: &Path, SlotKey { task, pipeline, chunk }: SlotKey) -> PathBuf {
 	dir.join(format!("input-{task}-{pipeline}-{chunk}.scale"))
 }
 
@@ -156,11 +172,11 @@ fn keys_with_prefix(dir: &Path, prefix: &str) -> Vec<SlotKey> {
 		.filter_map(|name| {
 			let inner = name.strip_prefix(prefix)?.strip_suffix(".scale")?;
 			let mut parts = inner.split('-');
-			let key = (
-				parts.next()?.parse().ok()?,
-				parts.next()?.parse().ok()?,
-				parts.next()?.parse().ok()?,
-			);
+			let key = SlotKey {
+				task: parts.next()?.parse().ok()?,
+				pipeline: parts.next()?.parse().ok()?,
+				chunk: parts.next()?.parse().ok()?,
+			};
 			parts.next().is_none().then_some(key)
 		})
 		.collect()
@@ -181,6 +197,10 @@ fn sync_dir(_: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
 	use super::*;
+
+	fn key(task: TaskId, pipeline: PipelineIndex, chunk: ChunkIndex) -> SlotKey {
+		SlotKey { task, pipeline, chunk }
+	}
 
 	#[test]
 	fn results_survive_a_restart_and_corruption_is_reported() {
@@ -206,14 +226,14 @@ mod tests {
 			store.save(&result).unwrap();
 		}
 		let store = ResultStore::open(&dir).unwrap();
-		assert_eq!(store.keys(), vec![(3, 1, 0)]);
-		assert_eq!(store.load((3, 1, 0)).unwrap(), Some(result));
-		assert_eq!(store.load((4, 0, 0)).unwrap(), None);
+		assert_eq!(store.keys(), vec![key(3, 1, 0)]);
+		assert_eq!(store.load(key(3, 1, 0)).unwrap(), Some(result));
+		assert_eq!(store.load(key(4, 0, 0)).unwrap(), None);
 		fs::write(dir.join("slot-5-0-0.scale"), [1, 2]).unwrap();
-		assert!(store.load((5, 0, 0)).unwrap_err().contains("corrupt"));
+		assert!(store.load(key(5, 0, 0)).unwrap_err().contains("corrupt"));
 		fs::write(dir.join("unrelated.txt"), b"x").unwrap();
-		store.remove((3, 1, 0));
-		store.remove((5, 0, 0));
+		store.remove(key(3, 1, 0));
+		store.remove(key(5, 0, 0));
 		assert!(store.keys().is_empty());
 		let _ = fs::remove_dir_all(&dir);
 	}
@@ -228,17 +248,17 @@ mod tests {
 		];
 		{
 			let store = ResultStore::open(&dir).unwrap();
-			save_input(store.dir(), (6, 1, 1), &messages).unwrap();
+			save_input(store.dir(), key(6, 1, 1), &messages).unwrap();
 		}
 		let store = ResultStore::open(&dir).unwrap();
-		assert_eq!(store.input_keys(), vec![(6, 1, 1)]);
+		assert_eq!(store.input_keys(), vec![key(6, 1, 1)]);
 		assert!(store.keys().is_empty(), "inputs are not slot results");
-		assert_eq!(store.load_input((6, 1, 1)).unwrap(), Some(messages));
-		assert_eq!(store.load_input((6, 0, 1)).unwrap(), None);
+		assert_eq!(store.load_input(key(6, 1, 1)).unwrap(), Some(messages));
+		assert_eq!(store.load_input(key(6, 0, 1)).unwrap(), None);
 		fs::write(dir.join("input-7-0-1.scale"), [9]).unwrap();
-		assert!(store.load_input((7, 0, 1)).unwrap_err().contains("corrupt"));
-		store.remove_input((6, 1, 1));
-		store.remove_input((7, 0, 1));
+		assert!(store.load_input(key(7, 0, 1)).unwrap_err().contains("corrupt"));
+		store.remove_input(key(6, 1, 1));
+		store.remove_input(key(7, 0, 1));
 		assert!(store.input_keys().is_empty());
 		let _ = fs::remove_dir_all(&dir);
 	}
@@ -263,13 +283,13 @@ mod tests {
 		// A crash while the next version was written: an empty partial file is left.
 		let partial = dir.join("slot-8-0-1.partial");
 		fs::write(&partial, []).unwrap();
-		assert_eq!(store.keys(), vec![(8, 0, 1)]);
-		assert_eq!(store.load((8, 0, 1)).unwrap().as_ref(), Some(&result));
+		assert_eq!(store.keys(), vec![key(8, 0, 1)]);
+		assert_eq!(store.load(key(8, 0, 1)).unwrap().as_ref(), Some(&result));
 		// The next save replaces the stale partial and leaves none behind.
 		result.salt = [5; 32];
 		store.save(&result).unwrap();
 		assert!(!partial.exists());
-		assert_eq!(store.load((8, 0, 1)).unwrap(), Some(result.clone()));
+		assert_eq!(store.load(key(8, 0, 1)).unwrap(), Some(result.clone()));
 		fs::remove_dir_all(&dir).unwrap();
 		let error = store.save(&result).unwrap_err();
 		assert!(

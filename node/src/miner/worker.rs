@@ -188,8 +188,7 @@ impl Worker {
 			}
 		};
 		self.view.send_replace(Arc::new(SlotsView { number, slots: assignments.clone() }));
-		let open: HashSet<SlotKey> =
-			assignments.iter().map(|a| (a.task, a.pipeline, a.chunk)).collect();
+		let open: HashSet<SlotKey> = assignments.iter().map(SlotKey::of).collect();
 		// Slots that closed (revealed, missed, abandoned): forget their results and caches.
 		for key in self.store.keys().into_iter().filter(|key| !open.contains(key)) {
 			self.store.remove(key);
@@ -199,8 +198,9 @@ impl Worker {
 		closed.extend(lock(&self.checks).keys().filter(|key| !open.contains(key)).copied());
 		closed.into_iter().for_each(|key| self.drop_session(key));
 		lock(&self.submitted).retain(|(key, _), _| open.contains(key));
-		lock(&self.drives)
-			.retain(|(task, pipeline), _| open.iter().any(|(t, p, _)| t == task && p == pipeline));
+		lock(&self.drives).retain(|(task, pipeline), _| {
+			open.iter().any(|key| key.task == *task && key.pipeline == *pipeline)
+		});
 
 		let mut statuses: HashMap<TaskId, Option<TaskStatus>> = HashMap::new();
 		let mut status_of = |task: TaskId| {
@@ -219,7 +219,7 @@ impl Worker {
 			return;
 		}
 		for assignment in assignments {
-			let key = (assignment.task, assignment.pipeline, assignment.chunk);
+			let key = SlotKey::of(&assignment);
 			// Accused of silence while alive: the accuser stopped talking to this miner,
 			// or lies; the chain cannot tell, and frees both unblamed.
 			if assignment.state == SlotState::Assigned {
@@ -274,16 +274,16 @@ impl Worker {
 						target: LOG_TARGET,
 						"task {} pipeline {} chunk {}: committed, but the result to reveal is \
 						 not in the miner's directory; the slot will miss its reveal",
-						key.0, key.1, key.2,
+						key.task, key.pipeline, key.chunk,
 					);
 				}
 				_ => {}
 			}
 		}
 		let kept: HashSet<TaskId> = {
-			let mut inputs = lock(&self.inputs).keys().map(|key| key.0).collect::<Vec<_>>();
-			inputs.extend(self.store.input_keys().into_iter().map(|key| key.0));
-			let checks = lock(&self.input_checks).keys().map(|key| key.0).collect::<Vec<_>>();
+			let mut inputs = lock(&self.inputs).keys().map(|key| key.task).collect::<Vec<_>>();
+			inputs.extend(self.store.input_keys().into_iter().map(|key| key.task));
+			let checks = lock(&self.input_checks).keys().map(|key| key.task).collect::<Vec<_>>();
 			inputs.into_iter().chain(checks).collect()
 		};
 		let kept_statuses: HashMap<TaskId, Option<TaskStatus>> =
@@ -311,14 +311,14 @@ impl Worker {
 			Ok(hash) => log::info!(
 				target: LOG_TARGET,
 				"task {} pipeline {} chunk {}: {what} submitted ({hash:?})",
-				key.0, key.1, key.2,
+				key.task, key.pipeline, key.chunk,
 			),
 			Err(e) => {
 				self.metrics.failure();
 				log::warn!(
 					target: LOG_TARGET,
 					"task {} pipeline {} chunk {}: {what} not submitted: {e}",
-					key.0, key.1, key.2,
+					key.task, key.pipeline, key.chunk,
 				);
 			}
 		}
@@ -336,15 +336,14 @@ impl Worker {
 					if *pipeline != assignment.pipeline_experts =>
 				{
 					// The claims against the old miners are settled; new ones may come.
-					lock(&self.claimed).retain(|((task, pipeline, _), _)| (*task, *pipeline) != id);
+					lock(&self.claimed).retain(|(key, _)| (key.task, key.pipeline) != id);
 					0
 				}
 				Some(Drive::Failed { at, attempts, .. }) => {
 					// A stage of this pipeline found its neighbour silent: trying the same
 					// miners again is futile until the chain replaces it.
-					let claimed = lock(&self.claimed)
-						.iter()
-						.any(|((task, pipeline, _), _)| (*task, *pipeline) == id);
+					let claimed =
+						lock(&self.claimed).iter().any(|(key, _)| (key.task, key.pipeline) == id);
 					if claimed || *attempts >= DRIVE_ATTEMPTS || now < at + RETRY_DRIVE_AFTER {
 						return;
 					}
@@ -402,7 +401,7 @@ impl Worker {
 	/// chunk's token ends it.
 	async fn generate_tokens(self: &Arc<Self>, assignment: &Assignment) -> Result<(), String> {
 		let started = Instant::now();
-		let key = (assignment.task, assignment.pipeline, assignment.chunk);
+		let key = SlotKey::of(assignment);
 		let mut input = self.model.prompt_tokens(&assignment.prompt)?;
 		let prompt_len = input.len();
 		let session_id = compute::session_id(assignment.task, assignment.pipeline);
@@ -427,7 +426,7 @@ impl Worker {
 							target: LOG_TARGET,
 							"task {} pipeline {}: step {step} failed downstream ({why}); \
 							 waiting for the chain to replace the stage",
-							key.0, key.1,
+							key.task, key.pipeline,
 						);
 						match self.wait_for_new_pipeline(key, &pipeline).await {
 							Some(current) => {
@@ -510,7 +509,7 @@ impl Worker {
 			if current.pipeline_experts != old {
 				// The claims against the old miners are settled; new ones may come.
 				lock(&self.claimed)
-					.retain(|((task, pipeline, _), _)| (*task, *pipeline) != (key.0, key.1));
+					.retain(|(claim, _)| (claim.task, claim.pipeline) != (key.task, key.pipeline));
 				tokio::time::sleep(Duration::from_secs(1)).await;
 				return Some(current.pipeline_experts);
 			}
@@ -526,7 +525,7 @@ impl Worker {
 	/// tokens) through the pipeline by prefill, piece by piece.
 	async fn check(self: &Arc<Self>, assignment: Assignment) -> Result<(), String> {
 		let started = Instant::now();
-		let key = (assignment.task, assignment.pipeline, assignment.chunk);
+		let key = SlotKey::of(&assignment);
 		let (best, _) = self.chain.best();
 		let task = self
 			.chain
@@ -702,7 +701,7 @@ impl Worker {
 		if let (Some(hidden), Some(next)) =
 			(output, assignment.pipeline_experts.get(next_chunk as usize))
 		{
-			let next_key = (assignment.task, assignment.pipeline, next_chunk);
+			let next_key = SlotKey { chunk: next_chunk, ..SlotKey::of(&assignment) };
 			let signature = self.sign_hop(next_key, piece, &hidden)?;
 			if *next == self.account {
 				if piece == 0 && !lock(&self.checks).contains_key(&next_key) {
@@ -775,7 +774,7 @@ impl Worker {
 			view.borrow_and_update();
 			let assignment = self.wait_for_assignment(key).await?;
 			let (best, _) = self.chain.best();
-			if let Ok(Some(task)) = self.chain.task(best, key.0) {
+			if let Ok(Some(task)) = self.chain.task(best, key.task) {
 				if assignment.role != Role::Generator && drive_due(&assignment, task.task.status) {
 					return Ok((assignment, task));
 				}
@@ -819,7 +818,7 @@ impl Worker {
 				log::info!(
 					target: LOG_TARGET,
 					"task {} pipeline {}: the generation is {}{}",
-					key.0, key.1,
+					key.task, key.pipeline,
 					if accepted { "plausible" } else { "rejected" },
 					match (&sampling.reason, claims_consistent) {
 						(Some(reason), _) => format!(": {reason}"),
@@ -836,12 +835,18 @@ impl Worker {
 		};
 		let fingerprint = verdict.fingerprint.encode();
 		let salt: [u8; 32] = rand::random();
-		let commitment =
-			pallet_poaw::commitment(key.0, key.1, key.2, &fingerprint, output_hash, salt);
+		let commitment = pallet_poaw::commitment(
+			key.task,
+			key.pipeline,
+			key.chunk,
+			&fingerprint,
+			output_hash,
+			salt,
+		);
 		Ok(SlotResult {
-			task: key.0,
-			pipeline: key.1,
-			chunk: key.2,
+			task: key.task,
+			pipeline: key.pipeline,
+			chunk: key.chunk,
 			fingerprint,
 			output,
 			publish: None,
@@ -862,7 +867,7 @@ impl Worker {
 				log::error!(
 					target: LOG_TARGET,
 					"task {} pipeline {} chunk {}: cannot {what}: {e}",
-					key.0, key.1, key.2,
+					key.task, key.pipeline, key.chunk,
 				);
 				return;
 			}
@@ -1017,7 +1022,7 @@ impl Worker {
 	) -> Result<u32, Refusal> {
 		let next_chunk = assignment.chunk + 1;
 		let next = next_miner(assignment)?;
-		let next_key = (assignment.task, assignment.pipeline, next_chunk);
+		let next_key = SlotKey { chunk: next_chunk, ..SlotKey::of(assignment) };
 		let replay = {
 			let session = lock(session);
 			match &session.sent_to {
@@ -1079,9 +1084,9 @@ impl Worker {
 				continue;
 			}
 			let request = StageRequest::Replay {
-				task: next_key.0,
-				pipeline: next_key.1,
-				chunk: next_key.2,
+				task: next_key.task,
+				pipeline: next_key.pipeline,
+				chunk: next_key.chunk,
 				step: index,
 				message,
 				signature,
@@ -1096,7 +1101,7 @@ impl Worker {
 		log::info!(
 			target: LOG_TARGET,
 			"task {} pipeline {}: replayed {step} steps to chunk {}'s new miner {next} in {:?}",
-			next_key.0, next_key.1, next_key.2, started.elapsed(),
+			next_key.task, next_key.pipeline, next_key.chunk, started.elapsed(),
 		);
 		Ok(())
 	}
@@ -1157,7 +1162,7 @@ impl Worker {
 		if let PassOutput::Hidden(hidden) = output {
 			// The later stages hold these positions already (from the dead stage).
 			session.sent.push(hidden);
-			session.sent_to = assignment.pipeline_experts.get(key.2 as usize + 1).cloned();
+			session.sent_to = assignment.pipeline_experts.get(key.chunk as usize + 1).cloned();
 		}
 		session.tokens.push(token);
 		session.last_reply = Some((step, token));
@@ -1173,17 +1178,18 @@ impl Worker {
 		session: &Arc<Mutex<Session>>,
 		failed: &AccountId,
 	) -> Assignment {
-		let claimed = lock(&self.claimed).contains(&(key, key.2 + 1));
+		let claimed = lock(&self.claimed).contains(&(key, key.chunk + 1));
 		let deadline = Instant::now() + ASSIGNMENT_WAIT;
 		let mut view = self.view.subscribe();
 		loop {
 			let now = slot_in(&view.borrow_and_update(), key);
 			let changed = match now {
 				Some(current) => {
-					let replaced = current.pipeline_experts.get(key.2 as usize + 1) != Some(failed);
+					let replaced =
+						current.pipeline_experts.get(key.chunk as usize + 1) != Some(failed);
 					if replaced || !claimed {
 						if replaced {
-							lock(&self.claimed).remove(&(key, key.2 + 1));
+							lock(&self.claimed).remove(&(key, key.chunk + 1));
 						}
 						lock(session).assignment = current.clone();
 						return current;
@@ -1255,7 +1261,7 @@ impl Worker {
 		| StageRequest::Replay { task, pipeline, chunk, .. } = request
 		{
 			if let Some(own) = chunk.checked_sub(1) {
-				let key = (task, pipeline, own);
+				let key = SlotKey { task, pipeline, chunk: own };
 				self.claim_silence(key, chunk).await;
 				// Claimed on chain: the generation can wait for the replacement.
 				if lock(&self.claimed).contains(&(key, chunk)) {
@@ -1274,7 +1280,7 @@ impl Worker {
 			return;
 		}
 		let (best, _) = self.chain.best();
-		let open = match self.chain.task(best, key.0) {
+		let open = match self.chain.task(best, key.task) {
 			Ok(Some(details)) => {
 				let computing = match (details.task.mode, details.task.status) {
 					(VerificationMode::Redundant, TaskStatus::Assigned) => None,
@@ -1286,13 +1292,13 @@ impl Worker {
 				};
 				let waiting = |chunk: u32| {
 					details.slots.iter().any(|slot| {
-						slot.pipeline == key.1
+						slot.pipeline == key.pipeline
 							&& slot.chunk == chunk
 							&& slot.state == SlotState::Assigned
 							&& computing.is_none_or(|role| slot.role == role)
 					})
 				};
-				waiting(key.2) && waiting(silent)
+				waiting(key.chunk) && waiting(silent)
 			}
 			_ => false,
 		};
@@ -1300,9 +1306,9 @@ impl Worker {
 			return;
 		}
 		let call = RuntimeCall::Poaw(pallet_poaw::Call::claim_silence {
-			task: key.0,
-			pipeline: key.1,
-			chunk: key.2,
+			task: key.task,
+			pipeline: key.pipeline,
+			chunk: key.chunk,
 			silent,
 		});
 		match self.submitter.submit(call).await {
@@ -1312,14 +1318,14 @@ impl Worker {
 					target: LOG_TARGET,
 					"task {} pipeline {} chunk {}: chunk {silent}'s miner is silent; claimed \
 					 on chain ({hash:?}) so that it alone is blamed and replaced",
-					key.0, key.1, key.2,
+					key.task, key.pipeline, key.chunk,
 				)
 			}
 			Err(e) => log::warn!(
 				target: LOG_TARGET,
 				"task {} pipeline {} chunk {}: the silence claim against chunk {silent} was \
 				 not submitted: {e}",
-				key.0, key.1, key.2,
+				key.task, key.pipeline, key.chunk,
 			),
 		}
 	}
@@ -1383,7 +1389,7 @@ impl Worker {
 		let response = match StageRequest::decode(&mut &request.payload[..]) {
 			Err(e) => StageResponse::Refused(Refusal::BadRequest(e.to_string().into_bytes())),
 			Ok(StageRequest::Activations { task, pipeline, chunk, step, message, signature }) => {
-				let key = (task, pipeline, chunk);
+				let key = SlotKey { task, pipeline, chunk };
 				match self.accept(key, step, request.peer).await {
 					Err(refusal) => StageResponse::Refused(refusal),
 					Ok(()) => match self.advance(key, step, message, Some(signature)).await {
@@ -1393,7 +1399,7 @@ impl Worker {
 				}
 			}
 			Ok(StageRequest::Prefill { task, pipeline, chunk, piece, message, signature }) => {
-				let key = (task, pipeline, chunk);
+				let key = SlotKey { task, pipeline, chunk };
 				match self.accept_check(key, piece, request.peer).await {
 					Err(refusal) => StageResponse::Refused(refusal),
 					Ok(()) => match self.check_piece(key, piece, message, Some(signature)).await {
@@ -1403,7 +1409,7 @@ impl Worker {
 				}
 			}
 			Ok(StageRequest::Replay { task, pipeline, chunk, step, message, signature, token }) => {
-				let key = (task, pipeline, chunk);
+				let key = SlotKey { task, pipeline, chunk };
 				match self.accept(key, step, request.peer).await {
 					Err(refusal) => StageResponse::Refused(refusal),
 					Ok(()) => match self.replay_step(key, step, message, signature, token).await {
@@ -1413,13 +1419,13 @@ impl Worker {
 				}
 			}
 			Ok(StageRequest::Input { task, pipeline, chunk, from }) => {
-				match self.input_page((task, pipeline, chunk), from, request.peer).await {
+				match self.input_page(SlotKey { task, pipeline, chunk }, from, request.peer).await {
 					Ok(page) => page,
 					Err(refusal) => StageResponse::Refused(refusal),
 				}
 			}
 			Ok(StageRequest::Abort { task, pipeline, chunk }) => {
-				let key = (task, pipeline, chunk);
+				let key = SlotKey { task, pipeline, chunk };
 				let assignment = self.session_assignment(key);
 				if let Some(assignment) = assignment {
 					if self.is_previous_miner(&assignment, request.peer) {
@@ -1580,8 +1586,8 @@ impl Worker {
 
 	/// Frees `key`'s KV cache in its chunk.
 	fn free_cache(&self, key: SlotKey) {
-		if let Some(shard) = self.model.shard(self.model.model, key.2) {
-			compute::end_session(&shard, key.0, key.1);
+		if let Some(shard) = self.model.shard(self.model.model, key.chunk) {
+			compute::end_session(&shard, key.task, key.pipeline);
 		}
 	}
 
@@ -1599,7 +1605,7 @@ impl Worker {
 		let Some(next) = assignment.pipeline_experts.get(next_chunk as usize).cloned() else {
 			return;
 		};
-		let key = (assignment.task, assignment.pipeline, next_chunk);
+		let key = SlotKey { chunk: next_chunk, ..SlotKey::of(assignment) };
 		if next == self.account {
 			let assignment = self.session_assignment(key);
 			self.drop_session(key);
@@ -1609,7 +1615,9 @@ impl Worker {
 			return;
 		}
 		let Ok(peer) = self.peer_of(&next, false) else { return };
-		let request = StageRequest::Abort { task: key.0, pipeline: key.1, chunk: key.2 }.encode();
+		let request =
+			StageRequest::Abort { task: key.task, pipeline: key.pipeline, chunk: key.chunk }
+				.encode();
 		let network = self.network.clone();
 		self.spawner.spawn("dllm-miner-abort", Some("dllm-miner"), async move {
 			let _ = network
@@ -1628,7 +1636,7 @@ pub(super) fn max_fingerprint_bytes() -> usize {
 /// The miner of the chunk after `assignment`'s in its pipeline.
 /// This miner's slot `key` in `view`.
 fn slot_in(view: &SlotsView, key: SlotKey) -> Option<Assignment> {
-	view.slots.iter().find(|a| (a.task, a.pipeline, a.chunk) == key).cloned()
+	view.slots.iter().find(|a| SlotKey::of(a) == key).cloned()
 }
 
 fn next_miner(assignment: &Assignment) -> Result<&AccountId, Refusal> {
