@@ -58,6 +58,11 @@ impl ChainView {
 		(info.best_hash, info.best_number)
 	}
 
+	/// The last finalized block's hash.
+	pub fn finalized(&self) -> H256 {
+		self.client.info().finalized_hash
+	}
+
 	/// The miner's open slots at `at`.
 	pub fn assignments(&self, at: H256, miner: &AccountId) -> Result<Vec<Assignment>, String> {
 		self.client

@@ -220,15 +220,20 @@ impl Worker {
 		}
 	}
 
-	/// Forgets the input of slots whose task ended (`status` `None` or closed), then,
-	/// beyond [`MAX_KEPT_INPUTS`] slots or [`MAX_KEPT_INPUT_BYTES`], that of the oldest
+	/// Forgets the input of slots whose task ended (`status` at the best block `None` or
+	/// closed; on disk only once it also `ended_at_finalized`), then, beyond
+	/// [`MAX_KEPT_INPUTS`] slots or [`MAX_KEPT_INPUT_BYTES`] in memory, that of the oldest
 	/// tasks not in a dispute: a disputed task's evidence goes last.
-	pub(super) fn prune_inputs(&self, status: impl Fn(TaskId) -> Option<TaskStatus>) {
+	pub(super) fn prune_inputs(
+		&self,
+		status: impl Fn(TaskId) -> Option<TaskStatus>,
+		ended_at_finalized: impl Fn(TaskId) -> bool,
+	) {
 		let disputed = |task: TaskId| {
 			matches!(status(task), Some(TaskStatus::Refereeing | TaskStatus::Judging))
 		};
 		for key in self.store.input_keys() {
-			if !status(key.task).is_some_and(TaskStatus::is_open) {
+			if !status(key.task).is_some_and(TaskStatus::is_open) && ended_at_finalized(key.task) {
 				self.store.remove_input(key);
 			}
 		}

@@ -189,9 +189,22 @@ impl Worker {
 		};
 		self.view.send_replace(Arc::new(SlotsView { number, slots: assignments.clone() }));
 		let open: HashSet<SlotKey> = assignments.iter().map(SlotKey::of).collect();
-		// Slots that closed (revealed, missed, abandoned): forget their results and caches.
-		for key in self.store.keys().into_iter().filter(|key| !open.contains(key)) {
-			self.store.remove(key);
+		// Slots that closed (revealed, missed, abandoned) at the best block and at the
+		// finalized one: forget their results (L2 of the review: the salt exists nowhere
+		// else, and a best block can be reorganised away). Caches go at the best block.
+		let kept_results = self.store.keys();
+		if kept_results.iter().any(|key| !open.contains(key)) {
+			let finalized = self.chain.finalized();
+			match self.chain.assignments(finalized, &self.account) {
+				Ok(at_finalized) => {
+					let open_finalized: HashSet<SlotKey> =
+						at_finalized.iter().map(SlotKey::of).collect();
+					for key in closed_at_both(&kept_results, &open, &open_finalized) {
+						self.store.remove(key);
+					}
+				}
+				Err(e) => log::warn!(target: LOG_TARGET, "finalized block: {e}"),
+			}
 		}
 		let mut closed: Vec<SlotKey> =
 			lock(&self.sessions).keys().filter(|key| !open.contains(key)).copied().collect();
@@ -288,7 +301,16 @@ impl Worker {
 		};
 		let kept_statuses: HashMap<TaskId, Option<TaskStatus>> =
 			kept.into_iter().map(|task| (task, status_of(task))).collect();
-		self.prune_inputs(|task| kept_statuses.get(&task).copied().flatten());
+		// The input on disk goes only once its task also ended at the finalized block.
+		let finalized = self.chain.finalized();
+		let ended_at_finalized = |task: TaskId| match self.chain.task_status(finalized, task) {
+			Ok(status) => !status.is_some_and(TaskStatus::is_open),
+			Err(e) => {
+				log::warn!(target: LOG_TARGET, "finalized block: {e}");
+				false
+			}
+		};
+		self.prune_inputs(|task| kept_statuses.get(&task).copied().flatten(), ended_at_finalized);
 	}
 
 	/// Submits a commit (`reveal == false`) or reveal unless one was sent recently.
@@ -1634,6 +1656,16 @@ pub(super) fn max_fingerprint_bytes() -> usize {
 
 /// A pass for a session this stage does not hold (never opened, ended or freed).
 /// The miner of the chunk after `assignment`'s in its pipeline.
+/// The kept results whose slot is open neither at the best block nor at the finalized
+/// one: those that may be deleted.
+fn closed_at_both<'a>(
+	kept: &'a [SlotKey],
+	open_best: &'a HashSet<SlotKey>,
+	open_finalized: &'a HashSet<SlotKey>,
+) -> impl Iterator<Item = SlotKey> + 'a {
+	kept.iter().copied().filter(|key| !open_best.contains(key) && !open_finalized.contains(key))
+}
+
 /// This miner's slot `key` in `view`.
 fn slot_in(view: &SlotsView, key: SlotKey) -> Option<Assignment> {
 	view.slots.iter().find(|a| SlotKey::of(a) == key).cloned()
@@ -1700,4 +1732,25 @@ pub(super) fn reveal_call(
 		salt: result.salt,
 		input_check,
 	})
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	fn key(task: TaskId, pipeline: PipelineIndex, chunk: u32) -> SlotKey {
+		SlotKey { task, pipeline, chunk }
+	}
+
+	/// L2 of the review: a slot that left the best block's assignments but is still open
+	/// at the finalized block (a fork, or a database behind what the node saw) keeps its
+	/// result, the only copy of its salt.
+	#[test]
+	fn a_result_is_deleted_only_once_its_slot_closed_at_the_finalized_block_too() {
+		let kept = [key(1, 0, 0), key(2, 0, 1), key(3, 1, 0)];
+		let open_best: HashSet<SlotKey> = [key(3, 1, 0)].into();
+		let open_finalized: HashSet<SlotKey> = [key(2, 0, 1), key(3, 1, 0)].into();
+		let deleted: Vec<SlotKey> = closed_at_both(&kept, &open_best, &open_finalized).collect();
+		assert_eq!(deleted, vec![key(1, 0, 0)]);
+	}
 }
