@@ -211,6 +211,8 @@ impl Worker {
 		closed.extend(lock(&self.checks).keys().filter(|key| !open.contains(key)).copied());
 		closed.into_iter().for_each(|key| self.drop_session(key));
 		lock(&self.submitted).retain(|(key, _), _| open.contains(key));
+		// Warnings are given once per open slot; closed slots' entries go (L10).
+		lock(&self.warned).retain(|key| open.contains(key));
 		lock(&self.drives).retain(|(task, pipeline), _| {
 			open.iter().any(|key| key.task == *task && key.pipeline == *pipeline)
 		});

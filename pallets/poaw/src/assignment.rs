@@ -56,7 +56,9 @@ impl<T: Config> Pallet<T> {
 		let fewest = asks_per_chunk.iter().map(Vec::len).min().unwrap_or(0);
 		let (redundancy, winners) = match mode {
 			VerificationMode::Redundant => {
-				let r = Self::target_redundancy(layers.len() as u32).min(fewest as u8);
+				// Saturating: 256 offers must not wrap to none (L8 of the review).
+				let fewest = u8::try_from(fewest).unwrap_or(u8::MAX);
+				let r = Self::target_redundancy(layers.len() as u32).min(fewest);
 				(r, r)
 			}
 			// A generator and a verifier per chunk (two miners), if the slots hold them.
