@@ -4,7 +4,8 @@
 //! JSON: the model's chunk layout (layer ranges and weight hashes), the prompt and
 //! generated token ids, the sampling parameters with seed and `max_tokens`, the stop
 //! reason, and per chunk the hex encoding of its hidden-state fingerprint (and on the
-//! last chunk of its logits fingerprint). [`GenerationRecord::decode`] checks every
+//! last chunk of its logits fingerprint; there the hidden-state one may be left out, as
+//! miners' records do). [`GenerationRecord::decode`] checks every
 //! field against every other and returns a [`Record`] or an error that says what is
 //! wrong.
 

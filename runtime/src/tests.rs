@@ -384,15 +384,11 @@ fn task_calls_per_block_under_the_weights() {
 	let worst_submit = Poaw::submit_task(prompt, slots / 3, offers);
 	let commit = Poaw::commit(slots);
 	let commit_output = Poaw::commit_output(slots, tokens);
-	let reveal = Poaw::reveal(slots, fingerprint).saturating_add(Poaw::compare_work(
-		slots / 2,
-		fingerprint,
-		offers,
-	));
-	// What a reveal of a dev-model prefill task (2 chunks × 2 pipelines) is refunded to:
-	// its 4 slots, the comparison charged as for as many chunks as slots.
-	let dev_reveal =
-		Poaw::reveal(4, fingerprint).saturating_add(Poaw::compare_work(4, fingerprint, offers));
+	// The comparison or judgement as the pallet charges it.
+	let judgement = pallet_poaw::Pallet::<Runtime>::judgement_weight;
+	let reveal = Poaw::reveal(slots, fingerprint).saturating_add(judgement(slots));
+	// What a reveal of a dev-model prefill task (2 chunks × 2 pipelines) is refunded to.
+	let dev_reveal = Poaw::reveal(4, fingerprint).saturating_add(judgement(4));
 	let ms = |w: Weight| w.ref_time() as f64 / 1e9;
 	println!(
 		"per block: {} dev-model submissions ({:.2} ms), {} of the largest ({:.2} ms); \

@@ -35,6 +35,9 @@ pub struct InputLog {
 	messages: Vec<Arc<SignedMessage>>,
 	/// Whether the stage kept its result (the log no longer changes).
 	frozen: bool,
+	/// Whether the frozen log is on disk: then the memory bound may drop `messages`,
+	/// which are read back from there.
+	on_disk: bool,
 }
 
 impl InputLog {
@@ -143,6 +146,11 @@ impl Worker {
 		}
 		let mut inputs = lock(&self.inputs);
 		let log = inputs.entry(key).or_default();
+		if log.on_disk && log.messages.is_empty() {
+			// Dropped from memory after the stage kept its result: what it computed on
+			// is on disk and stays as it is; a resent step changes nothing.
+			return Ok(());
+		}
 		let index = signed.index as usize;
 		if let Some(kept) = log.messages.get_mut(index) {
 			if kept.message == signed.message {
@@ -170,10 +178,11 @@ impl Worker {
 	/// written to the miner's directory (on the blocking pool) before the result is
 	/// committed, so that a restarted miner can still show it to a referee.
 	pub(super) async fn freeze_input(&self, key: SlotKey) {
-		let messages: Vec<SignedMessage> = match lock(&self.inputs).get_mut(&key) {
+		// Shared handles under the lock; encoded and written on the blocking pool.
+		let messages: Vec<Arc<SignedMessage>> = match lock(&self.inputs).get_mut(&key) {
 			Some(log) => {
 				log.frozen = true;
-				log.messages.iter().map(|signed| (**signed).clone()).collect()
+				log.messages.clone()
 			}
 			None => return,
 		};
@@ -182,6 +191,11 @@ impl Worker {
 			tokio::task::spawn_blocking(move || super::store::save_input(&dir, key, &messages))
 				.await
 				.unwrap_or_else(|e| Err(format!("the write panicked: {e}")));
+		if saved.is_ok() {
+			if let Some(log) = lock(&self.inputs).get_mut(&key) {
+				log.on_disk = true;
+			}
+		}
 		if let Err(e) = saved {
 			self.metrics.failure();
 			log::error!(
@@ -196,7 +210,7 @@ impl Worker {
 	/// What `key`'s stage received: in memory, or read back from the miner's directory
 	/// (after a restart, or once the memory bound evicted it).
 	async fn input_log(&self, key: SlotKey) -> Result<Vec<Arc<SignedMessage>>, Refusal> {
-		if let Some(log) = lock(&self.inputs).get(&key) {
+		if let Some(log) = lock(&self.inputs).get(&key).filter(|log| !log.messages.is_empty()) {
 			return Ok(log.messages.clone());
 		}
 		let store = self.store.clone();
@@ -204,14 +218,8 @@ impl Worker {
 			.await
 			.unwrap_or_else(|e| Err(format!("the read panicked: {e}")));
 		match loaded {
-			Ok(Some(messages)) => {
-				let messages: Vec<Arc<SignedMessage>> =
-					messages.into_iter().map(Arc::new).collect();
-				lock(&self.inputs)
-					.entry(key)
-					.or_insert_with(|| InputLog { messages: messages.clone(), frozen: true });
-				Ok(messages)
-			}
+			// Not put back in memory: the bound stays as the pruning left it.
+			Ok(Some(messages)) => Ok(messages.into_iter().map(Arc::new).collect()),
 			Ok(None) => Err(no_session()),
 			Err(e) => {
 				log::error!(target: LOG_TARGET, "{e}");
@@ -239,17 +247,24 @@ impl Worker {
 		}
 		let mut inputs = lock(&self.inputs);
 		inputs.retain(|key, _| status(key.task).is_some_and(TaskStatus::is_open));
-		let mut keys: Vec<(bool, SlotKey)> =
-			inputs.keys().map(|key| (disputed(key.task), *key)).collect();
+		// Only logs on disk may leave memory: a stage still computing needs its own.
+		let mut keys: Vec<(bool, SlotKey)> = inputs
+			.iter()
+			.filter(|(_, log)| log.on_disk && !log.messages.is_empty())
+			.map(|(key, _)| (disputed(key.task), *key))
+			.collect();
 		// Not disputed first, oldest first.
 		keys.sort();
+		let mut resident = inputs.values().filter(|log| !log.messages.is_empty()).count();
 		let mut bytes: usize = inputs.values().map(InputLog::bytes).sum();
 		for (_, key) in keys {
-			if inputs.len() <= MAX_KEPT_INPUTS && bytes <= MAX_KEPT_INPUT_BYTES {
+			if resident <= MAX_KEPT_INPUTS && bytes <= MAX_KEPT_INPUT_BYTES {
 				break;
 			}
-			if let Some(log) = inputs.remove(&key) {
+			if let Some(log) = inputs.get_mut(&key) {
 				bytes = bytes.saturating_sub(log.bytes());
+				resident = resident.saturating_sub(1);
+				log.messages = Vec::new();
 				log::warn!(
 					target: LOG_TARGET,
 					"task {} pipeline {} chunk {}: received input dropped from memory (over the \

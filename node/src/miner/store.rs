@@ -72,10 +72,17 @@ pub struct ResultStore {
 }
 
 impl ResultStore {
-	/// Opens (creating) `dir`.
+	/// Opens (creating) `dir`, removing the partial files a crash mid-write left.
 	pub fn open(dir: &Path) -> Result<Self, String> {
 		fs::create_dir_all(dir)
 			.map_err(|e| format!("cannot create the miner's directory {}: {e}", dir.display()))?;
+		if let Ok(entries) = fs::read_dir(dir) {
+			for entry in entries.flatten() {
+				if entry.path().extension().is_some_and(|ext| ext == "partial") {
+					let _ = fs::remove_file(entry.path());
+				}
+			}
+		}
 		Ok(ResultStore { dir: dir.to_path_buf() })
 	}
 
@@ -133,7 +140,11 @@ fn input_path(dir: &Path, SlotKey { task, pipeline, chunk }: SlotKey) -> PathBuf
 
 /// Writes the input `key`'s stage computed on into the store at `dir`, durably (blocking:
 /// a long prompt's input is megabytes).
-pub fn save_input(dir: &Path, key: SlotKey, messages: &[SignedMessage]) -> Result<(), String> {
+pub fn save_input(
+	dir: &Path,
+	key: SlotKey,
+	messages: &[std::sync::Arc<SignedMessage>],
+) -> Result<(), String> {
 	write_durably(dir, &input_path(dir, key), &messages.encode())
 }
 
@@ -248,7 +259,8 @@ mod tests {
 		];
 		{
 			let store = ResultStore::open(&dir).unwrap();
-			save_input(store.dir(), key(6, 1, 1), &messages).unwrap();
+			let shared: Vec<_> = messages.iter().cloned().map(std::sync::Arc::new).collect();
+			save_input(store.dir(), key(6, 1, 1), &shared).unwrap();
 		}
 		let store = ResultStore::open(&dir).unwrap();
 		assert_eq!(store.input_keys(), vec![key(6, 1, 1)]);
@@ -285,7 +297,10 @@ mod tests {
 		fs::write(&partial, []).unwrap();
 		assert_eq!(store.keys(), vec![key(8, 0, 1)]);
 		assert_eq!(store.load(key(8, 0, 1)).unwrap().as_ref(), Some(&result));
-		// The next save replaces the stale partial and leaves none behind.
+		// Reopening the store (a restart) clears it; so does the next save.
+		ResultStore::open(&dir).unwrap();
+		assert!(!partial.exists());
+		fs::write(&partial, []).unwrap();
 		result.salt = [5; 32];
 		store.save(&result).unwrap();
 		assert!(!partial.exists());

@@ -540,7 +540,10 @@ impl Worker {
 			if number > current.deadline {
 				return None;
 			}
-			view.changed().await.ok()?;
+			// A block a minute at the least; none (the chain unreadable): give up.
+			if !view_changed(&mut view, Instant::now() + Duration::from_secs(60)).await {
+				return None;
+			}
 		}
 	}
 
@@ -1656,8 +1659,6 @@ pub(super) fn max_fingerprint_bytes() -> usize {
 	<<Runtime as pallet_poaw::Config>::MaxFingerprintBytes as Get<u32>>::get() as usize
 }
 
-/// A pass for a session this stage does not hold (never opened, ended or freed).
-/// The miner of the chunk after `assignment`'s in its pipeline.
 /// The kept results whose slot is open neither at the best block nor at the finalized
 /// one: those that may be deleted.
 fn closed_at_both<'a>(
@@ -1673,6 +1674,7 @@ fn slot_in(view: &SlotsView, key: SlotKey) -> Option<Assignment> {
 	view.slots.iter().find(|a| SlotKey::of(a) == key).cloned()
 }
 
+/// The miner of the chunk after `assignment`'s in its pipeline.
 fn next_miner(assignment: &Assignment) -> Result<&AccountId, Refusal> {
 	assignment
 		.pipeline_experts
@@ -1680,6 +1682,7 @@ fn next_miner(assignment: &Assignment) -> Result<&AccountId, Refusal> {
 		.ok_or_else(|| Refusal::Failed(b"the pipeline has no next miner".to_vec()))
 }
 
+/// A pass for a session this stage does not hold (never opened, ended or freed).
 pub(super) fn no_session() -> Refusal {
 	Refusal::BadRequest(b"no session here: restart the pipeline at step 0".to_vec())
 }

@@ -62,7 +62,7 @@ impl<T: Config> Pallet<T> {
 			TaskStatus::Assigned | TaskStatus::Verifying => T::WeightInfo::end_commit_stage(slots),
 			TaskStatus::Committed | TaskStatus::Judging | TaskStatus::Refereeing => {
 				let judgement = match mode {
-					VerificationMode::Prefill => Self::judgement_weight(),
+					VerificationMode::Prefill => Self::judgement_weight(slots),
 					VerificationMode::Redundant => Weight::zero(),
 				};
 				T::WeightInfo::end_reveal_stage(slots).saturating_add(judgement)
@@ -325,19 +325,20 @@ impl<T: Config> Pallet<T> {
 		Self::judge_round(task, info, slots);
 	}
 
-	/// What concluding a prefill stage can cost beyond the bookkeeping, at worst, as
-	/// the `compare_work` benchmark measures it: `c` fingerprint comparisons and the
-	/// auctions of `c` referee slots. The comparison of the two sides compares one pair
-	/// per chunk (at most half of `MaxSlots`); a judgement compares, per referee
-	/// pipeline, the referee with both sides and an input check's three, and one earlier
-	/// referee per earlier round. Either may then assign a referee round: fewer slots
-	/// than `MaxSlots`.
-	pub(crate) fn judgement_weight() -> Weight {
+	/// What concluding a prefill stage of a task with `slots` slots can cost beyond the
+	/// bookkeeping, as the `compare_work` benchmark measures it: `c` fingerprint
+	/// comparisons and the auctions of `c` referee slots. The comparison of the two sides
+	/// compares one pair per chunk (at most `slots / 2`); a judgement compares, per
+	/// referee pipeline, the referee with both sides and an input check's three, and one
+	/// earlier referee per earlier round. Either may then assign a referee round: at
+	/// most `RefereesPerRound` pipelines of at most `slots / 2` chunks.
+	pub fn judgement_weight(slots: u32) -> Weight {
 		let per_round = u32::from(T::RefereesPerRound::get());
 		let judgement =
 			per_round.saturating_mul(5u32.saturating_add(T::MaxRefereeRounds::get().into()));
+		let round = per_round.saturating_mul(slots.min(T::MaxSlots::get()) / 2);
 		T::WeightInfo::compare_work(
-			judgement.max(T::MaxSlots::get()),
+			judgement.max(round),
 			T::MaxFingerprintBytes::get(),
 			T::MaxOffersPerChunk::get(),
 		)

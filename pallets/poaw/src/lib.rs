@@ -842,7 +842,7 @@ pub mod pallet {
 			Pallet::<T>::revealed_bytes(fingerprint, input_check),
 		).saturating_add(Pallet::<T>::input_check_write(input_check))
 		.saturating_add(Pallet::<T>::operator_lookup())
-		.saturating_add(Pallet::<T>::judgement_weight()))]
+		.saturating_add(Pallet::<T>::judgement_weight(T::MaxSlots::get())))]
 		#[allow(clippy::too_many_arguments)]
 		pub fn reveal(
 			origin: OriginFor<T>,
@@ -862,7 +862,7 @@ pub mod pallet {
 			// (a referee round added during the reveal counts too).
 			let slots = Slots::<T>::decode_len(task).map_or(T::MaxSlots::get(), |n| n as u32);
 			let judgement = match Tasks::<T>::get(task).map(|info| info.mode) {
-				Some(VerificationMode::Prefill) => Self::judgement_weight(),
+				Some(VerificationMode::Prefill) => Self::judgement_weight(slots),
 				_ => Weight::zero(),
 			};
 			let actual = T::WeightInfo::reveal(slots, fingerprint_len)
