@@ -1690,6 +1690,21 @@ fn play_referees(task: TaskId, verdict: bool) {
 	}
 }
 
+/// The dispute on chunk 1 of `task` ended `Unsettled`: nobody slashed, the requester
+/// back at `before`, every one of `miners` freed.
+fn assert_unsettled_and_refunded(task: TaskId, before: u64, miners: &[u64]) {
+	assert!(events().contains(&Event::DisputeSettled {
+		task,
+		chunk: 1,
+		outcome: DisputeOutcome::Unsettled
+	}));
+	assert!(!events().iter().any(|e| matches!(e, Event::MinerSlashed { .. })));
+	assert_eq!(total(REQUESTER), before);
+	for who in miners {
+		assert_eq!(active_tasks(*who), 0, "{who} freed");
+	}
+}
+
 fn paid_to(who: u64) -> u64 {
 	events()
 		.iter()
@@ -2182,16 +2197,7 @@ fn a_silent_referee_round_is_replaced_and_all_silent_refunds_with_nobody_slashed
 		}
 		// No referee left (and MAX_REFEREE_ROUNDS reached): refunded, nobody slashed.
 		assert_eq!(status(task), TaskStatus::Expired);
-		assert!(events().contains(&Event::DisputeSettled {
-			task,
-			chunk: 1,
-			outcome: DisputeOutcome::Unsettled
-		}));
-		assert!(!events().iter().any(|e| matches!(e, Event::MinerSlashed { .. })));
-		assert_eq!(total(REQUESTER), before);
-		for who in [1, 2, 3, 4, 5, 6, 8] {
-			assert_eq!(active_tasks(who), 0, "{who} freed");
-		}
+		assert_unsettled_and_refunded(task, before, &[1, 2, 3, 4, 5, 6, 8]);
 		assert!(MinerTasks::<Test>::iter().next().is_none());
 	});
 }
@@ -2771,16 +2777,7 @@ fn a_referee_copying_the_liar_cannot_outvote_an_honest_one_and_nobody_honest_is_
 		// The two referees disagree: the round fails. The mock's `MaxSlots` (8) leaves no
 		// room for a second round: the task is refunded and nobody is slashed.
 		assert!(events().contains(&Event::RefereeRoundFailed { task, round: 1 }));
-		assert!(events().contains(&Event::DisputeSettled {
-			task,
-			chunk: 1,
-			outcome: DisputeOutcome::Unsettled
-		}));
-		assert!(!events().iter().any(|e| matches!(e, Event::MinerSlashed { .. })));
-		assert_eq!(total(REQUESTER), before);
-		for who in [1, 2, 3, 4, 5, 6, 8, 9, 10] {
-			assert_eq!(active_tasks(who), 0, "{who} freed");
-		}
+		assert_unsettled_and_refunded(task, before, &[1, 2, 3, 4, 5, 6, 8, 9, 10]);
 		assert!(!reports()
 			.iter()
 			.any(|(who, o)| [2, 4].contains(who) && *o == TaskOutcome::Outvoted));
