@@ -1569,6 +1569,12 @@ fn prefill_market() {
 /// An assigned prefill task with a generous escrow.
 fn prefill_task() -> TaskId {
 	prefill_market();
+	assigned_prefill_task()
+}
+
+/// Submits a prefill task with a generous escrow to the market already set up, and
+/// runs its auction.
+fn assigned_prefill_task() -> TaskId {
 	let quote = Poaw::quote(0, prompt_token_bound(PROMPT.len() as u32), 4).unwrap();
 	let task = submit(quote.max_fee * 3);
 	next_block();
@@ -2675,11 +2681,7 @@ fn two_referee_task() -> TaskId {
 	prefill_market();
 	expert(9, &[0], 25, 2);
 	expert(10, &[1], 25, 2);
-	let quote = Poaw::quote(0, prompt_token_bound(PROMPT.len() as u32), 4).unwrap();
-	let task = submit(quote.max_fee * 3);
-	next_block();
-	assert_eq!(status(task), TaskStatus::Assigned);
-	task
+	assigned_prefill_task()
 }
 
 /// The referee pipelines of the current round, each as its slots' experts by chunk.
@@ -2817,9 +2819,7 @@ fn a_market_with_room_for_one_referee_pipeline_gets_one() {
 		RefereesPerRound::set(2);
 		Verification::<Test>::put(VerificationMode::Prefill);
 		standard_experts();
-		let quote = Poaw::quote(0, prompt_token_bound(PROMPT.len() as u32), 4).unwrap();
-		let task = submit(quote.max_fee * 3);
-		next_block();
+		let task = assigned_prefill_task();
 		play_sides(task, |s| if s.role == Role::Verifier && s.chunk == 1 { 900 } else { 0 }, true);
 		// Only 5 is left, serving both chunks: one referee pipeline.
 		assert_eq!(referee_pipelines(task).into_values().collect::<Vec<_>>(), vec![vec![5, 5]]);
