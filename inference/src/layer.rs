@@ -2,11 +2,11 @@
 //! attention with RoPE, a KV cache and sliding-window masking, and the SwiGLU MLP.
 
 use crate::{
-	config::MistralConfig, device::round_through, error::Result, rope::RotaryEmbedding,
-	weights::ShardTensors,
+	config::MistralConfig, device::round_through, error::Result, linear::ShardLinear,
+	rope::RotaryEmbedding, weights::ShardTensors,
 };
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, RmsNorm};
+use candle_nn::RmsNorm;
 
 /// Keys and values a layer has cached for one session.
 #[derive(Debug, Clone, Default)]
@@ -32,9 +32,9 @@ impl LayerKvCache {
 /// The SwiGLU MLP.
 #[derive(Debug, Clone)]
 struct Mlp {
-	gate_proj: Linear,
-	up_proj: Linear,
-	down_proj: Linear,
+	gate_proj: ShardLinear,
+	up_proj: ShardLinear,
+	down_proj: ShardLinear,
 	round: Option<DType>,
 }
 
@@ -50,10 +50,10 @@ impl Mlp {
 /// Grouped-query self-attention.
 #[derive(Debug, Clone)]
 struct Attention {
-	q_proj: Linear,
-	k_proj: Linear,
-	v_proj: Linear,
-	o_proj: Linear,
+	q_proj: ShardLinear,
+	k_proj: ShardLinear,
+	v_proj: ShardLinear,
+	o_proj: ShardLinear,
 	num_heads: usize,
 	num_kv_heads: usize,
 	head_dim: usize,
@@ -211,8 +211,8 @@ impl DecoderLayer {
 		round: Option<DType>,
 	) -> Result<Self> {
 		let prefix = format!("model.layers.{index}");
-		let mut linear = |name: &str| -> Result<Linear> {
-			Ok(Linear::new(tensors.take(&format!("{prefix}.{name}.weight"))?, None))
+		let mut linear = |name: &str| -> Result<ShardLinear> {
+			Ok(ShardLinear::new(tensors.take(&format!("{prefix}.{name}.weight"))?))
 		};
 		let self_attn = Attention {
 			q_proj: linear("self_attn.q_proj")?,

@@ -10,6 +10,7 @@
 //! - [`fingerprint`]: compact, tolerant commitments to a chunk's output activations.
 //! - [`record`] and [`verification`]: a generation's record, and its verification by
 //!   one teacher-forced prefill.
+//! - [`linear`]: the linear layers, with a matrix-vector kernel for decode.
 //! - [`weight_hash`]: the canonical hash of a chunk's weights.
 //! - [`calibration`]: the verification matrix (false rejects and false accepts).
 //! - [`tiny`]: random checkpoints of any size for tests and benchmarks.
@@ -22,6 +23,7 @@ pub mod device;
 pub mod error;
 pub mod fingerprint;
 pub mod layer;
+pub mod linear;
 pub mod model_dir;
 pub mod pipeline;
 pub mod record;

@@ -7,13 +7,14 @@ use crate::{
 	device::{round_through, ComputeFormat},
 	error::{InferenceError, Result},
 	layer::{DecoderLayer, LayerKvCache},
+	linear::ShardLinear,
 	model_dir::{self, ModelDir},
 	rope::RotaryEmbedding,
 	weights::ShardTensors,
 	LayerRange,
 };
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Embedding, Linear, RmsNorm};
+use candle_nn::{Embedding, RmsNorm};
 use std::collections::HashMap;
 
 /// Identifies a generation session (one task's pipeline) across shards.
@@ -89,7 +90,7 @@ pub struct Shard {
 	embed_tokens: Option<Embedding>,
 	layers: Vec<DecoderLayer>,
 	final_norm: Option<RmsNorm>,
-	lm_head: Option<Linear>,
+	lm_head: Option<ShardLinear>,
 	rope: RotaryEmbedding,
 	sessions: HashMap<SessionId, Session>,
 	limits: CacheLimits,
@@ -137,7 +138,7 @@ impl Shard {
 			};
 			(
 				Some(RmsNorm::new(tensors.take(model_dir::FINAL_NORM)?, config.rms_norm_eps)),
-				Some(Linear::new(head, None)),
+				Some(ShardLinear::new(head)),
 			)
 		} else {
 			(None, None)

@@ -33,6 +33,8 @@ pub struct TinySpec {
 	pub sliding_window: Option<usize>,
 	/// Longest sequence.
 	pub max_positions: usize,
+	/// RoPE base frequency.
+	pub rope_theta: f64,
 	/// Number of safetensors files (at most one per layer, at least 1).
 	pub files: usize,
 	/// dtype of the stored weights (f32, f16 or bf16).
@@ -53,6 +55,7 @@ impl Default for TinySpec {
 			vocab: 320,
 			sliding_window: Some(16),
 			max_positions: 512,
+			rope_theta: 10_000.0,
 			files: 3,
 			dtype: DType::F32,
 			seed: 0,
@@ -92,6 +95,27 @@ impl Rng {
 }
 
 impl TinySpec {
+	/// Mistral-7B's shapes (v0.1: hidden 4096, MLP 14336, 32 query and 8 key/value heads
+	/// of 128, vocabulary 32000, RoPE base 10⁴, window 4096, 32768 positions) with
+	/// `layers` layers; v0.2's RoPE base is 10⁶ (set [`TinySpec::rope_theta`]).
+	pub fn mistral_7b(layers: usize) -> Self {
+		TinySpec {
+			layers,
+			hidden: 4096,
+			heads: 32,
+			kv_heads: 8,
+			head_dim: Some(128),
+			intermediate: 14_336,
+			vocab: 32_000,
+			sliding_window: Some(4096),
+			max_positions: 32_768,
+			rope_theta: 10_000.0,
+			files: layers.clamp(1, 8),
+			dtype: DType::F32,
+			seed: 0,
+		}
+	}
+
 	fn validate(&self) -> Result<()> {
 		let bad = |m: String| Err(InferenceError::Config(m));
 		if self.layers == 0 || self.hidden == 0 || self.heads == 0 || self.intermediate == 0 {
@@ -124,6 +148,12 @@ impl TinySpec {
 				self.vocab
 			));
 		}
+		if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+			return bad(format!(
+				"rope theta ({}) must be a finite number above 1",
+				self.rope_theta
+			));
+		}
 		if self.sliding_window == Some(0) || self.max_positions == 0 {
 			return bad("sliding window and max positions must be positive".into());
 		}
@@ -151,7 +181,7 @@ impl TinySpec {
 			"num_key_value_heads": self.kv_heads,
 			"head_dim": self.head_dim(),
 			"hidden_act": "silu",
-			"rope_theta": 10000.0,
+			"rope_theta": self.rope_theta,
 			"rms_norm_eps": 1e-5,
 			"sliding_window": self.sliding_window,
 			"vocab_size": self.vocab,

@@ -10,10 +10,38 @@ use std::path::Path;
 /// A model's tokenizer with its special tokens.
 pub struct PromptTokenizer {
 	inner: tokenizers::Tokenizer,
+	/// The same tokenizer with special-token matching off: `<s>` in a message is text.
+	literal: tokenizers::Tokenizer,
 	bos: Option<u32>,
 	eos: Vec<u32>,
 	vocab_size: usize,
 }
+
+/// Who wrote a chat message (OpenAI's roles; tools are not part of Mistral's v1
+/// template).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatRole {
+	/// Instructions for the whole conversation.
+	System,
+	/// The person asking.
+	User,
+	/// The model's earlier answers.
+	Assistant,
+}
+
+/// One message of a chat, in OpenAI's `{"role", "content"}` form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct ChatMessage {
+	/// Who wrote it.
+	pub role: ChatRole,
+	/// What it says.
+	pub content: String,
+}
+
+/// What joins merged messages and the system prompt to the first user message, as
+/// mistral-common joins them.
+const JOIN: &str = "\n\n";
 
 impl PromptTokenizer {
 	/// Loads `tokenizer.json`; special ids come from the model's config.
@@ -23,12 +51,32 @@ impl PromptTokenizer {
 		}
 		let inner = tokenizers::Tokenizer::from_file(path)
 			.map_err(|e| InferenceError::Tokenizer(format!("{}: {e}", path.display())))?;
-		Ok(PromptTokenizer {
-			inner,
-			bos: config.bos_token_id,
-			eos: config.eos_token_ids(),
-			vocab_size: config.vocab_size,
-		})
+		Ok(Self::new(inner, config.bos_token_id, config.eos_token_ids(), config.vocab_size))
+	}
+
+	/// Loads a `tokenizer.json` alone: BOS and EOS are its `<s>` and `</s>` tokens, the
+	/// vocabulary its own.
+	pub fn from_tokenizer_file(path: &Path) -> Result<Self> {
+		if !path.is_file() {
+			return Err(InferenceError::MissingFile(path.to_path_buf()));
+		}
+		let inner = tokenizers::Tokenizer::from_file(path)
+			.map_err(|e| InferenceError::Tokenizer(format!("{}: {e}", path.display())))?;
+		let bos = inner.token_to_id("<s>");
+		let eos = inner.token_to_id("</s>").into_iter().collect();
+		let vocab_size = inner.get_vocab_size(true);
+		Ok(Self::new(inner, bos, eos, vocab_size))
+	}
+
+	fn new(
+		inner: tokenizers::Tokenizer,
+		bos: Option<u32>,
+		eos: Vec<u32>,
+		vocab_size: usize,
+	) -> Self {
+		let mut literal = inner.clone();
+		literal.set_encode_special_tokens(true);
+		PromptTokenizer { inner, literal, bos, eos, vocab_size }
 	}
 
 	/// Token ids of `prompt`, BOS first and once: a prompt that already begins with the
@@ -45,13 +93,95 @@ impl PromptTokenizer {
 		let has_bos = self.bos.is_some() && encoded.first().copied() == self.bos;
 		let mut ids: Vec<u32> = self.bos.filter(|_| !has_bos).into_iter().collect();
 		ids.extend_from_slice(encoded);
-		if let Some(bad) = ids.iter().find(|id| **id as usize >= self.vocab_size) {
-			return Err(InferenceError::Tokenizer(format!(
+		self.check_ids(&ids)?;
+		Ok(ids)
+	}
+
+	/// Token ids of a chat in Mistral's v1 instruct template, as mistral-common 1.13
+	/// encodes it: `<s>[INST] {system}\n\n{user} [/INST] {assistant}</s>[INST] {user}
+	/// [/INST]`. System messages are joined and put before the first user message;
+	/// consecutive messages of one role are joined; a chat that opens with an answer gets
+	/// an empty question before it. Control tokens come only from the template: `<s>`,
+	/// `</s>` or `[INST]` written in a message is encoded as text. Refused, as
+	/// mistral-common refuses them: no user message after the last answer, an empty
+	/// answer, a system message after an answer.
+	pub fn encode_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+		let refuse = |why: &str| Err(InferenceError::Input(format!("chat: {why}")));
+		let Some(bos) = self.bos else {
+			return refuse("the tokenizer has no BOS token");
+		};
+		let Some(&eos) = self.eos.first() else {
+			return refuse("the tokenizer has no EOS token");
+		};
+		// Runs of one role (a system message ends a run), then the system prompt apart.
+		let mut runs: Vec<(ChatRole, String)> = Vec::new();
+		let mut system: Vec<&str> = Vec::new();
+		let mut previous: Option<ChatRole> = None;
+		for message in messages {
+			match (message.role, previous) {
+				(ChatRole::System, Some(ChatRole::Assistant)) => {
+					return refuse("a system message cannot follow an assistant message")
+				}
+				(ChatRole::Assistant, _) if message.content.is_empty() => {
+					return refuse("an assistant message is empty")
+				}
+				_ => {}
+			}
+			match (message.role, runs.last_mut()) {
+				(ChatRole::System, _) => system.push(&message.content),
+				(role, Some((last, text))) if *last == role && previous == Some(role) => {
+					text.push_str(JOIN);
+					text.push_str(&message.content);
+				}
+				(role, _) => runs.push((role, message.content.clone())),
+			}
+			previous = Some(message.role);
+		}
+		if runs.first().is_none_or(|(role, _)| *role != ChatRole::User) {
+			runs.insert(0, (ChatRole::User, String::new()));
+		}
+		if runs.last().is_some_and(|(role, _)| *role != ChatRole::User) {
+			return refuse("the last message must be the user's (the model answers it)");
+		}
+		let mut ids = vec![bos];
+		for (index, (role, text)) in runs.iter().enumerate() {
+			match role {
+				ChatRole::User if index == 0 && !system.is_empty() => {
+					let system = system.join(JOIN);
+					ids.extend(
+						self.encode_literal(&format!("[INST] {system}{JOIN}{text} [/INST]"))?,
+					);
+				}
+				ChatRole::User => {
+					ids.extend(self.encode_literal(&format!("[INST] {text} [/INST]"))?)
+				}
+				_ => {
+					ids.extend(self.encode_literal(text)?);
+					ids.push(eos);
+				}
+			}
+		}
+		self.check_ids(&ids)?;
+		Ok(ids)
+	}
+
+	/// Ids of `text` with no special token matched in it.
+	fn encode_literal(&self, text: &str) -> Result<Vec<u32>> {
+		let encoding = self
+			.literal
+			.encode(text, false)
+			.map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
+		Ok(encoding.get_ids().to_vec())
+	}
+
+	fn check_ids(&self, ids: &[u32]) -> Result<()> {
+		match ids.iter().find(|id| **id as usize >= self.vocab_size) {
+			Some(bad) => Err(InferenceError::Tokenizer(format!(
 				"tokenizer produced id {bad}, outside the model's vocabulary of {}",
 				self.vocab_size
-			)));
+			))),
+			None => Ok(()),
 		}
-		Ok(ids)
 	}
 
 	/// Text of `ids`, without special tokens.

@@ -7,12 +7,13 @@ use dllm_inference::{
 	calibration::{run_matrix, MatrixConfig},
 	device::{dtype_from_name, parse_device, parse_dtype, parse_format},
 	fingerprint::{FingerprintParams, VerificationParams},
+	linear,
 	pipeline::{generate, GenerationRequest, LocalTransport},
 	record::Record,
 	sampling::SamplingParams,
 	shard::Shard,
 	tiny::{write_tiny_model, TinySpec},
-	tokenizer::PromptTokenizer,
+	tokenizer::{ChatMessage, PromptTokenizer},
 	verification::{record_generation, verify_record, VerifyOptions},
 	weight_hash::{chunk_hash, config_hash, to_hex, tokenizer_hash},
 	InferenceError, LayerRange, ModelDir, Result,
@@ -41,6 +42,27 @@ enum Command {
 	Verify(Verify),
 	/// Run the verification matrix (false rejects and accepts) and print its table.
 	VerificationMatrix(VerificationMatrix),
+	/// Print the token ids of a text (BOS first, as `generate --prompt` feeds the model)
+	/// or of a chat in Mistral's instruct template.
+	Tokenize(Tokenize),
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["text", "chat_json"]))]
+struct Tokenize {
+	/// The `tokenizer.json`.
+	#[arg(long)]
+	tokenizer: PathBuf,
+	/// Plain text.
+	#[arg(long)]
+	text: Option<String>,
+	/// A JSON file of OpenAI-style messages: `[{"role": "system"|"user"|"assistant",
+	/// "content": "..."}]`.
+	#[arg(long = "chat-json")]
+	chat_json: Option<PathBuf>,
+	/// Print `{"ids": [...]}` instead of the ids separated by spaces.
+	#[arg(long)]
+	json: bool,
 }
 
 #[derive(Args)]
@@ -100,6 +122,15 @@ struct MakeTiny {
 	sliding_window: usize,
 	#[arg(long = "max-positions", default_value_t = 512)]
 	max_positions: usize,
+	/// RoPE base frequency.
+	#[arg(long = "rope-theta", default_value_t = 10_000.0)]
+	rope_theta: f64,
+	/// Start from a real model's shapes: `mistral-7b` (hidden 4096, MLP 14336, 32 / 8
+	/// heads, vocab 32000, window 4096, 32768 positions). `--layers`, `--rope-theta`,
+	/// `--files`, `--dtype`, `--seed` and `--tokenizer` still apply; the other shape
+	/// options are then refused.
+	#[arg(long, conflicts_with_all = ["hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab", "sliding_window", "max_positions"])]
+	shape: Option<String>,
 	/// Number of safetensors files.
 	#[arg(long, default_value_t = 3)]
 	files: usize,
@@ -188,6 +219,9 @@ struct Bench {
 	/// Also time candle-transformers' Mistral `Model` on the same weights.
 	#[arg(long)]
 	reference: bool,
+	/// Also measure the memory read bandwidth and print decode as a share of its bound (CPU).
+	#[arg(long)]
+	bandwidth: bool,
 	/// Generate with fingerprints, then time the verification of the record (one
 	/// teacher-forced prefill with the same shards) against the generation.
 	#[arg(long)]
@@ -208,6 +242,7 @@ fn main() {
 			Err(error) => fail(&error, 2),
 		},
 		Command::VerificationMatrix(args) => verification_matrix(args),
+		Command::Tokenize(args) => tokenize(args),
 	};
 	if let Err(error) = result {
 		fail(&error, 1);
@@ -221,22 +256,61 @@ fn fail(error: &InferenceError, code: i32) -> ! {
 	std::process::exit(code);
 }
 
+fn tokenize(args: Tokenize) -> Result<()> {
+	let tokenizer = PromptTokenizer::from_tokenizer_file(&args.tokenizer)?;
+	let ids = match (&args.text, &args.chat_json) {
+		(Some(text), _) => tokenizer.encode(text, false)?,
+		(None, Some(path)) => {
+			let bytes = std::fs::read(path).map_err(|e| InferenceError::io(path, e))?;
+			let messages: Vec<ChatMessage> = serde_json::from_slice(&bytes).map_err(|e| {
+				InferenceError::Input(format!(
+					"{}: not a list of {{\"role\", \"content\"}} messages: {e}",
+					path.display()
+				))
+			})?;
+			tokenizer.encode_chat(&messages)?
+		}
+		(None, None) => return Err(InferenceError::Input("give --text or --chat-json".into())),
+	};
+	if args.json {
+		println!("{}", serde_json::json!({ "ids": ids }));
+	} else {
+		let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+		println!("{}", ids.join(" "));
+	}
+	Ok(())
+}
+
 fn make_tiny(args: MakeTiny) -> Result<()> {
 	let dtype = dtype_from_name(&args.dtype)?;
 	let tokenizer = args.tokenizer.as_deref().map(read_tokenizer).transpose()?;
+	let shape = match args.shape.as_deref() {
+		None => TinySpec {
+			layers: args.layers,
+			hidden: args.hidden,
+			heads: args.heads,
+			kv_heads: args.kv_heads,
+			head_dim: args.head_dim,
+			intermediate: args.intermediate,
+			vocab: args.vocab,
+			sliding_window: (args.sliding_window > 0).then_some(args.sliding_window),
+			max_positions: args.max_positions,
+			..TinySpec::default()
+		},
+		Some("mistral-7b") => TinySpec::mistral_7b(args.layers),
+		Some(other) => {
+			return Err(InferenceError::Config(format!(
+				"unknown --shape {other:?} (the one known shape is mistral-7b)"
+			)))
+		}
+	};
 	let spec = TinySpec {
-		layers: args.layers,
-		hidden: args.hidden,
-		heads: args.heads,
-		kv_heads: args.kv_heads,
-		head_dim: args.head_dim,
-		intermediate: args.intermediate,
-		vocab: tokenizer.as_ref().map_or(args.vocab, |(vocab, _)| *vocab),
-		sliding_window: (args.sliding_window > 0).then_some(args.sliding_window),
-		max_positions: args.max_positions,
+		vocab: tokenizer.as_ref().map_or(shape.vocab, |(vocab, _)| *vocab),
+		rope_theta: args.rope_theta,
 		files: args.files,
 		dtype,
 		seed: args.seed,
+		..shape
 	};
 	write_tiny_model(&args.out, &spec)?;
 	if let Some((_, bytes)) = tokenizer {
@@ -523,13 +597,53 @@ fn bench(args: Bench) -> Result<()> {
 			);
 		}
 	}
+	// Decode reads every weight once per token, but only one row of the embedding.
+	let element_bytes = transport.shards()[0].dtype().size_in_bytes();
+	let embedding_bytes =
+		if config.tie_word_embeddings { 0 } else { config.vocab_size * config.hidden_size };
+	let bytes_per_token = transport.shards().iter().map(|s| s.weight_bytes()).sum::<usize>()
+		- embedding_bytes * element_bytes;
 	if args.reference {
 		drop(transport);
 		let tps = reference_decode(&dir, &args, &prompt, &device)?;
 		println!("| candle-transformers Model decode | {tps:.2} tokens/s |");
 		println!("| ours / candle-transformers | {:.3} |", decode_tps / tps);
 	}
+	if args.bandwidth && matches!(device, Device::Cpu) {
+		// After the peak RSS above: the probe's buffer would count in it.
+		let bytes_per_second = measured_read_bandwidth();
+		let bound = bytes_per_second / bytes_per_token as f64;
+		println!("| weights read per decoded token | {:.1} MB |", bytes_per_token as f64 / 1e6);
+		println!(
+			"| memory read bandwidth (1 GiB, {} threads) | {:.1} GB/s |",
+			rayon::current_num_threads(),
+			bytes_per_second / 1e9
+		);
+		println!("| decode bound (bandwidth / bytes per token) | {bound:.1} tokens/s |");
+		println!("| decode / bound | {:.0}% |", 100.0 * decode_tps / bound);
+	}
 	Ok(())
+}
+
+/// Bytes per second that the thread pool reads from memory: the best of five sums over a
+/// 1 GiB buffer, far larger than any cache.
+fn measured_read_bandwidth() -> f64 {
+	use rayon::prelude::*;
+	let buffer = vec![1f32; 256 << 20];
+	let ones = [1f32; 4096];
+	let per_task = buffer.len() / (rayon::current_num_threads() * 4);
+	let mut best = 0f64;
+	for _ in 0..5 {
+		let started = Instant::now();
+		let total: f32 = buffer
+			.par_chunks(per_task.max(4096))
+			.map(|chunk| chunk.chunks(4096).map(|c| linear::dot(c, &ones[..c.len()])).sum::<f32>())
+			.sum();
+		let seconds = started.elapsed().as_secs_f64();
+		std::hint::black_box(total);
+		best = best.max((buffer.len() * 4) as f64 / seconds);
+	}
+	best
 }
 
 /// Decode tokens/s of candle-transformers' Mistral `Model` on the same weights and prompt.
