@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: formatting, Rust unit and integration tests (these start
 # real nodes from the release binary), a short run of every pallet benchmark, a compile
-# check of the inference crate's CUDA path, and the polkadot-js tests against a dev node
+# check of the CUDA path (inference crate and node), and the polkadot-js tests against a dev node
 # (the chat page's among them, in headless Chromium).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,7 +21,7 @@ step "dllm-fingerprint builds for the runtime's target (wasm32v1-none, no_std)"
 cargo build --release --locked -p dllm-fingerprint --no-default-features --target wasm32v1-none
 step "pallet benchmarks run (every call, 2 steps, through dllm-node benchmark pallet)"
 scripts/benchmark-pallets.sh --check
-step "CUDA path compiles (cargo check --features cuda, nvcc 13.0 from PyPI)"
+step "CUDA path compiles: dllm-inference and dllm-node (cargo check, cuda features, nvcc 13.0 from PyPI)"
 scripts/cuda-check.sh
 step "polkadot-js tests"
 (cd scripts/js && npm test)

@@ -11,6 +11,7 @@
 //! - [`record`] and [`verification`]: a generation's record, and its verification by
 //!   one teacher-forced prefill.
 //! - [`linear`]: the linear layers, with a matrix-vector kernel for decode.
+//! - [`memory`]: the allocator setting that keeps freed tensor memory in the process.
 //! - [`weight_hash`]: the canonical hash of a chunk's weights.
 //! - [`calibration`]: the verification matrix (false rejects and false accepts).
 //! - [`tiny`]: random checkpoints of any size for tests and benchmarks.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod layer;
 pub mod linear;
+pub mod memory;
 pub mod model_dir;
 pub mod pipeline;
 pub mod record;

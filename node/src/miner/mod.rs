@@ -201,6 +201,11 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 	let tokenizer_hash = weight_hash::tokenizer_hash(&dir)
 		.map_err(|e| fail(format!("--model-dir {}: {e}", dir_path.display())))?;
 	let device = parse_device(&cmd.device).map_err(|e| fail(format!("--device: {e}")))?;
+	if device.is_cpu() {
+		// Each op of a chunk on the CPU allocates megabytes: keep freed memory in the
+		// process instead of page-faulting it back (prefill 20–30% faster in dllm-infer).
+		dllm_inference::memory::retain_freed_memory();
+	}
 	let dtype = parse_dtype(&cmd.dtype, &device).map_err(|e| fail(format!("--dtype: {e}")))?;
 	let format = NumericFormat::from_name(&cmd.dtype)
 		.ok_or_else(|| fail(format!("--dtype {}: expected f32, f16 or bf16", cmd.dtype)))?;
