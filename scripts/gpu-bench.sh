@@ -34,7 +34,7 @@ link_time_libraries() {
 		done
 		rm -rf "$wheels"
 	fi
-	for name in cublas.so.13 cublasLt.so.13 nvrtc.so.13 curand.so.10; do
+	for name in cudart.so.13 cublas.so.13 cublasLt.so.13 nvrtc.so.13 curand.so.10; do
 		ln -sf "lib$name" "$lib/lib${name%.so.*}.so"
 	done
 	local cudarc stub="$lib/stubs" locked
@@ -49,8 +49,9 @@ link_time_libraries() {
 	fi
 	[[ -n "$cudarc" ]] || { echo "[gpu-bench] $locked's sources are missing after cargo fetch" >&2; exit 1; }
 	mkdir -p "$stub"
-	grep -o '^pub unsafe fn cu[A-Za-z0-9_]*' "$cudarc/src/driver/sys/mod.rs" | awk '{print "void " $4 "(void) {}"}' \
-		>"$stub/libcuda-stub.c"
+	# Each name once: cudarc declares some per CUDA version.
+	grep -o '^pub unsafe fn cu[A-Za-z0-9_]*' "$cudarc/src/driver/sys/mod.rs" | awk '{print $4}' | sort -u |
+		awk '{print "void " $1 "(void) {}"}' >"$stub/libcuda-stub.c"
 	cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stub/libcuda.so" "$stub/libcuda-stub.c"
 }
 
@@ -69,7 +70,9 @@ case "${1:-}" in
 	echo "carry gpu-bench/ to the GPU machine and run scripts/gpu/run.sh there"
 	;;
 --cpu-check)
-	cargo build --release --locked -p dllm-inference --bin dllm-infer
+	# The whole workspace, as every build here (docs/development.md): one package alone
+	# unifies features differently and rebuilds what the next workspace build undoes.
+	cargo build --release --locked --workspace
 	DLLM_INFER="$CARGO_TARGET_DIR/release/dllm-infer" DLLM_GPU_WORK="${DLLM_GPU_WORK:-/tmp/dllm-gpu-cpu-check}" \
 		scripts/gpu/run.sh --device cpu --layers 1 --prompt-len 32 --gen 8 --prompts 1
 	;;

@@ -37,6 +37,7 @@ done
 infer="${DLLM_INFER:-$root/gpu-bench/dllm-infer}"
 [[ -x "$infer" ]] || { echo "$infer is missing: build it with scripts/gpu-bench.sh" >&2; exit 1; }
 out="${OUT:-$(mktemp -d)}"
+mkdir -p "$out"
 work="${DLLM_GPU_WORK:-/tmp/dllm-gpu-bench}"
 model="$work/mistral-7b-x$layers"
 python="${PYTHON:-python3}"
