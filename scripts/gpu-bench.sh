@@ -15,9 +15,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/env.sh
 
-# candle links cudarc dynamically: the linker wants libcuda, libnvrtc, libcurand,
-# libcublas and libcublasLt. The last four come from NVIDIA's PyPI wheels (CUDA 13.0, as
-# the GPU machine's PyTorch ships them, where run.sh finds them at run time). libcuda is
+# candle links cudarc dynamically: the linker wants libcuda, libcudart, libnvrtc,
+# libcurand, libcublas and libcublasLt. All but libcuda come from NVIDIA's PyPI wheels
+# (CUDA 13.0; the GPU machine's PyTorch ships the same libraries, where run.sh finds them
+# at run time; the binary keeps only cudart, cublas and curand besides libcuda). libcuda is
 # the driver's, which no wheel carries: the linker gets a stub that exports the driver
 # functions cudarc declares (what the CUDA toolkit's lib/stubs/libcuda.so is), and the
 # binary loads the driver's real libcuda.so.1 on the GPU machine.
