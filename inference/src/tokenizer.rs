@@ -43,25 +43,26 @@ pub struct ChatMessage {
 /// mistral-common joins them.
 const JOIN: &str = "\n\n";
 
+/// The tokenizer in the `tokenizer.json` at `path`.
+fn read_tokenizer(path: &Path) -> Result<tokenizers::Tokenizer> {
+	if !path.is_file() {
+		return Err(InferenceError::MissingFile(path.to_path_buf()));
+	}
+	tokenizers::Tokenizer::from_file(path)
+		.map_err(|e| InferenceError::Tokenizer(format!("{}: {e}", path.display())))
+}
+
 impl PromptTokenizer {
 	/// Loads `tokenizer.json`; special ids come from the model's config.
 	pub fn from_file(path: &Path, config: &MistralConfig) -> Result<Self> {
-		if !path.is_file() {
-			return Err(InferenceError::MissingFile(path.to_path_buf()));
-		}
-		let inner = tokenizers::Tokenizer::from_file(path)
-			.map_err(|e| InferenceError::Tokenizer(format!("{}: {e}", path.display())))?;
+		let inner = read_tokenizer(path)?;
 		Ok(Self::new(inner, config.bos_token_id, config.eos_token_ids(), config.vocab_size))
 	}
 
 	/// Loads a `tokenizer.json` alone: BOS and EOS are its `<s>` and `</s>` tokens, the
 	/// vocabulary its own.
 	pub fn from_tokenizer_file(path: &Path) -> Result<Self> {
-		if !path.is_file() {
-			return Err(InferenceError::MissingFile(path.to_path_buf()));
-		}
-		let inner = tokenizers::Tokenizer::from_file(path)
-			.map_err(|e| InferenceError::Tokenizer(format!("{}: {e}", path.display())))?;
+		let inner = read_tokenizer(path)?;
 		let bos = inner.token_to_id("<s>");
 		let eos = inner.token_to_id("</s>").into_iter().collect();
 		let vocab_size = inner.get_vocab_size(true);
