@@ -151,7 +151,7 @@ impl_runtime_apis! {
 		}
 	}
 
-	#[api_version(2)]
+	#[api_version(3)]
 	impl pallet_poaw::runtime_api::PoawApi<Block, AccountId, Balance, BlockNumber> for Runtime {
 		fn assignments(
 			miner: AccountId,
@@ -175,6 +175,15 @@ impl_runtime_apis! {
 
 		fn recent_tasks(limit: u32) -> Vec<pallet_poaw::TaskId> {
 			crate::Poaw::recent_tasks(limit)
+		}
+
+		fn quote_generators(
+			model: pallet_poaw::ModelId,
+			prompt_tokens: u32,
+			max_tokens: u32,
+			generators: u8,
+		) -> Result<pallet_poaw::FeeQuote<Balance>, pallet_poaw::QuoteError> {
+			crate::Poaw::quote_generators(model, prompt_tokens, max_tokens, generators)
 		}
 	}
 

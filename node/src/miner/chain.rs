@@ -91,11 +91,17 @@ impl ChainView {
 		model: ModelId,
 		prompt_tokens: u32,
 		max_tokens: u32,
+		generators: u8,
 	) -> Result<Result<FeeQuote<Balance>, QuoteError>, String> {
-		self.client
-			.runtime_api()
-			.quote(at, model, prompt_tokens, max_tokens)
-			.map_err(|e| format!("runtime API `quote` failed: {e}"))
+		let api = self.client.runtime_api();
+		if generators == 1 {
+			return api
+				.quote(at, model, prompt_tokens, max_tokens)
+				.map_err(|e| format!("runtime API `quote` failed: {e}"));
+		}
+		// PoawApi version 3; an older runtime has no quote for several generators.
+		api.quote_generators(at, model, prompt_tokens, max_tokens, generators)
+			.map_err(|e| format!("runtime API `quote_generators` (PoawApi 3) failed: {e}"))
 	}
 
 	/// An expert's registry record at `at`.

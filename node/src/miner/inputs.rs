@@ -51,8 +51,11 @@ const INPUT_CHECK_TIME: Duration = Duration::from_secs(30);
 const INPUT_REQUEST_TIME: Duration = Duration::from_secs(10);
 /// How often one page is asked for while the stage is unreachable or not ready.
 const INPUT_ATTEMPTS: u32 = 6;
-/// The generator's and the verifier's pipelines.
-const SIDES: [PipelineIndex; 2] = [0, 1];
+/// The disputed generator's pipeline and the verifier's check of it (the pair).
+fn disputed_sides(task: &TaskView) -> [PipelineIndex; 2] {
+	let pair = task.task.dispute.map_or(0, |dispute| dispute.pair);
+	[pair, task.task.verifier_of(pair)]
+}
 
 /// Referee pipelines per round, as set by the runtime this node was built with (the
 /// chain's own value is the same unless a runtime upgrade changed it).
@@ -468,7 +471,7 @@ impl Worker {
 			.iter()
 			.find(|s| s.pipeline == assignment.pipeline && s.chunk == assignment.chunk)?
 			.format;
-		let disagreeing: Vec<PipelineIndex> = SIDES
+		let disagreeing: Vec<PipelineIndex> = disputed_sides(task)
 			.into_iter()
 			.filter(|side| {
 				let Some(index) = task
@@ -593,10 +596,11 @@ impl Worker {
 			.model
 			.shard(assignment.model, assignment.chunk)
 			.ok_or("this miner does not serve the chunk")?;
+		let generator = task.task.attested_generator(assignment.role, assignment.pipeline);
 		let output = task
 			.outputs
 			.iter()
-			.find(|output| output.pipeline == 0)
+			.find(|output| output.pipeline == generator)
 			.ok_or("the generator published no output")?;
 		let prompt_len = self.model.prompt_tokens(&assignment.prompt)?.len();
 		let profile = self

@@ -588,10 +588,11 @@ impl Worker {
 		assignment: Assignment,
 		task: &super::chain::TaskView,
 	) -> Result<(CheckSession, Vec<u32>), String> {
+		let generator = task.task.attested_generator(assignment.role, assignment.pipeline);
 		let output = task
 			.outputs
 			.iter()
-			.find(|output| output.pipeline == 0)
+			.find(|output| output.pipeline == generator)
 			.ok_or_else(|| format!("task {}: the generator published no output", task.id))?;
 		let prompt_tokens = self.model.prompt_tokens(&assignment.prompt)?;
 		// What the generator claims beside its tokens must follow from them: a wrong
@@ -602,7 +603,7 @@ impl Worker {
 		let last = assignment.chunks.saturating_sub(1);
 		let profile = self
 			.model
-			.check_profile(task, (assignment.pipeline, assignment.chunk), (0, last))
+			.check_profile(task, (assignment.pipeline, assignment.chunk), (generator, last))
 			.ok_or_else(|| format!("task {}: its slots do not list this stage", task.id))?;
 		let session = CheckSession::new(
 			assignment,

@@ -483,7 +483,7 @@ impl Server {
 		let (best, _) = self.chain.best();
 		let quote = self
 			.chain
-			.quote(best, model, tokens, generation.max_tokens)
+			.quote(best, model, tokens, generation.max_tokens, 1)
 			.map_err(|e| ApiError::new(503, "server_error", "chain_unavailable", e))?
 			.map_err(|reason| match reason {
 				QuoteError::NoMinersAvailable => ApiError::new(

@@ -86,6 +86,8 @@ pub enum TaskEvent {
 pub const NO_QUOTE: i32 = 1003;
 /// JSON-RPC error code: the prompt cannot be submitted (empty or too long).
 pub const BAD_PROMPT: i32 = 1004;
+/// `dllm_quote` was asked for a number of generators the chain does not take.
+pub const BAD_GENERATORS: i32 = 1005;
 
 /// What `dllm_quote` answers: the least `max_fee` `submit_task` accepts now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,7 +95,8 @@ pub const BAD_PROMPT: i32 = 1004;
 pub struct Quote {
 	/// The least `max_fee` (a decimal string: balances exceed JSON's safe integers).
 	pub max_fee: String,
-	/// Pipelines the auction can form now (1 under prefill verification).
+	/// Pipelines the auction can form now (under prefill verification the generators
+	/// asked for).
 	pub redundancy: u8,
 	/// Price per token per layer the quote covers in every chunk (a decimal string).
 	pub price_per_token_layer: String,
@@ -109,9 +112,16 @@ pub struct Quote {
 #[rpc(server, namespace = "dllm")]
 pub trait DllmTaskApi {
 	/// The least fee `submit_task` accepts now for `prompt` (text: the chain counts its
-	/// UTF-8 bytes) and `max_tokens` on `model`.
+	/// UTF-8 bytes) and `max_tokens` on `model`; with `generators` (1 when left out), the
+	/// least fee `submit_task_with_generators` accepts for that many.
 	#[method(name = "quote")]
-	fn quote(&self, model: ModelId, prompt: String, max_tokens: u32) -> RpcResult<Quote>;
+	fn quote(
+		&self,
+		model: ModelId,
+		prompt: String,
+		max_tokens: u32,
+		generators: Option<u8>,
+	) -> RpcResult<Quote>;
 
 	/// Streams `task`'s generated tokens, then the chain's verdict.
 	#[subscription(
@@ -301,7 +311,23 @@ async fn send_json(sink: &SubscriptionSink, event: &TaskEvent) -> Result<(), Str
 
 #[async_trait]
 impl DllmTaskApiServer for TaskRpc {
-	fn quote(&self, model: ModelId, prompt: String, max_tokens: u32) -> RpcResult<Quote> {
+	fn quote(
+		&self,
+		model: ModelId,
+		prompt: String,
+		max_tokens: u32,
+		generators: Option<u8>,
+	) -> RpcResult<Quote> {
+		let generators = generators.unwrap_or(1);
+		let most_generators =
+			<<dllm_runtime::Runtime as pallet_poaw::Config>::MaxGenerators as Get<u8>>::get();
+		if !(1..=most_generators).contains(&generators) {
+			return Err(ErrorObjectOwned::owned(
+				BAD_GENERATORS,
+				format!("{generators} generators asked for; a task takes 1 to {most_generators}"),
+				None::<()>,
+			));
+		}
 		let bytes = prompt.len();
 		let most =
 			<<dllm_runtime::Runtime as pallet_poaw::Config>::MaxPromptBytes as Get<u32>>::get();
@@ -316,7 +342,7 @@ impl DllmTaskApiServer for TaskRpc {
 		let tokens = pallet_poaw::prompt_token_bound(bytes as u32);
 		let quote = self
 			.chain
-			.quote(best, model, tokens, max_tokens)
+			.quote(best, model, tokens, max_tokens, generators)
 			.map_err(|e| ErrorObjectOwned::owned(CHAIN_ERROR, e, None::<()>))?
 			.map_err(|reason| {
 				ErrorObjectOwned::owned(NO_QUOTE, format!("{reason:?}"), None::<()>)

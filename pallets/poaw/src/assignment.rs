@@ -16,7 +16,129 @@ impl<T: Config> Pallet<T> {
 		prompt_tokens: u32,
 		max_tokens: u32,
 	) -> Result<FeeQuote<BalanceOf<T>>, QuoteError> {
-		Self::quote_excluding(model, prompt_tokens, max_tokens, &[], Verification::<T>::get())
+		Self::quote_generators(model, prompt_tokens, max_tokens, 1)
+	}
+
+	/// [`Self::quote`] for a task with `generators` generators (prefill verification):
+	/// `generators + 1` asks per chunk, and the work units of that many generations and
+	/// of the verifier's prefill of each.
+	pub fn quote_generators(
+		model: ModelId,
+		prompt_tokens: u32,
+		max_tokens: u32,
+		generators: u8,
+	) -> Result<FeeQuote<BalanceOf<T>>, QuoteError> {
+		let mode = Verification::<T>::get();
+		Self::quote_excluding(model, prompt_tokens, max_tokens, &[], mode, generators)
+	}
+
+	/// `submit_task` and `submit_task_with_generators`: checks the request, holds
+	/// `max_fee` and queues the task.
+	pub(crate) fn do_submit(
+		requester: T::AccountId,
+		request: TaskRequest<BalanceOf<T>>,
+		generators: u8,
+	) -> DispatchResultWithPostInfo {
+		let TaskRequest { model, prompt, max_tokens, sampling, max_fee, domain } = request;
+		ensure!(!prompt.is_empty(), Error::<T>::EmptyPrompt);
+		let prompt: BoundedVec<u8, T::MaxPromptBytes> =
+			prompt.try_into().map_err(|_| Error::<T>::PromptTooLong)?;
+		ensure!(max_tokens > 0, Error::<T>::ZeroMaxTokens);
+		ensure!(max_tokens <= T::MaxGeneratedTokens::get(), Error::<T>::TooManyTokens);
+		ensure!(
+			sampling.temperature_milli <= 10_000 && !sampling.top_p.is_zero(),
+			Error::<T>::InvalidSampling
+		);
+		let domain = match domain {
+			Some(tag) => {
+				let tag = Domain::try_from(tag).map_err(|_| Error::<T>::InvalidDomain)?;
+				ensure!(!tag.is_empty(), Error::<T>::InvalidDomain);
+				Some(tag)
+			}
+			None => None,
+		};
+		let prompt_bytes = prompt.len() as u32;
+		// The requester never bids in its own auction, so its own offers do not count.
+		let mode = Verification::<T>::get();
+		let allowed = match mode {
+			VerificationMode::Prefill => 1..=T::MaxGenerators::get(),
+			VerificationMode::Redundant => 1..=1,
+		};
+		ensure!(allowed.contains(&generators), Error::<T>::InvalidGenerators);
+		let quote = Self::quote_excluding(
+			model,
+			prompt_token_bound(prompt_bytes),
+			max_tokens,
+			&Self::requester_side(&requester),
+			mode,
+			generators,
+		)
+		.map_err(Error::<T>::from)?;
+		// A task no miner could finish would cost the miners reputation for nothing.
+		let limits = T::Models::limits(model).ok_or(Error::<T>::UnknownModel)?;
+		ensure!(quote.tokens <= limits.max_context, Error::<T>::ExceedsContext);
+		ensure!(
+			max_tokens.saturating_mul(limits.max_token_bytes) <= T::MaxOutputBytes::get(),
+			Error::<T>::OutputMayNotFit
+		);
+		ensure!(max_fee >= quote.max_fee, Error::<T>::FeeBelowQuote);
+		ensure!(
+			QueuedBy::<T>::get(&requester) < T::MaxQueuedPerRequester::get(),
+			Error::<T>::TooManyQueued
+		);
+		ensure!(
+			T::Currency::can_hold(&HoldReason::Escrow.into(), &requester, max_fee),
+			Error::<T>::InsufficientBalance
+		);
+		let id = NextTaskId::<T>::get();
+		Queue::<T>::try_append(id).map_err(|_| Error::<T>::QueueFull)?;
+		// The task refers to its model until it ends, so the model cannot leave the
+		// registry under running work.
+		T::Models::acquire(model)?;
+		T::Currency::hold(&HoldReason::Escrow.into(), &requester, max_fee)
+			.map_err(|_| Error::<T>::InsufficientBalance)?;
+		NextTaskId::<T>::put(id.checked_add(1).ok_or(Error::<T>::Overflow)?);
+		QueuedBy::<T>::mutate(&requester, |queued| queued.saturating_inc());
+		let now = polkadot_sdk::frame_system::Pallet::<T>::block_number();
+		let prompt_hash = BlakeTwo256::hash(&prompt);
+		let tie_seed = BlakeTwo256::hash_of(&(
+			polkadot_sdk::frame_system::Pallet::<T>::parent_hash(),
+			&requester,
+			prompt_hash,
+			sampling.seed,
+		));
+		let deadline = now.saturating_add(T::AssignmentTimeout::get());
+		Tasks::<T>::insert(
+			id,
+			TaskInfo {
+				requester: requester.clone(),
+				model,
+				domain,
+				prompt_hash,
+				prompt_bytes,
+				max_tokens,
+				sampling,
+				escrow: max_fee,
+				status: TaskStatus::Queued,
+				submitted_at: now,
+				deadline,
+				price_cap: Zero::zero(),
+				pipelines: 0,
+				generators,
+				reassignments: 0,
+				mode,
+				dispute: None,
+				tie_seed,
+				settlement: None,
+			},
+		);
+		Prompts::<T>::insert(id, prompt);
+		Timeouts::<T>::insert(deadline, id, ());
+		Self::deposit_event(Event::TaskSubmitted { task: id, requester, model, max_fee });
+		// The auction work scales with the model's chunks; offers are charged at most.
+		let chunks = T::Models::chunk_count(model).unwrap_or(T::MaxSlots::get());
+		Ok(Some(T::WeightInfo::submit_task(prompt_bytes, chunks, T::MaxOffersPerChunk::get()))
+			.into())
 	}
 
 	/// The requester and the expert it signs for as its operator, if any: neither bids
@@ -34,6 +156,7 @@ impl<T: Config> Pallet<T> {
 		max_tokens: u32,
 		excluded: &[T::AccountId],
 		mode: VerificationMode,
+		generators: u8,
 	) -> Result<FeeQuote<BalanceOf<T>>, QuoteError> {
 		match T::Models::status(model) {
 			None => return Err(QuoteError::UnknownModel),
@@ -61,11 +184,14 @@ impl<T: Config> Pallet<T> {
 				let r = Self::target_redundancy(layers.len() as u32).min(fewest);
 				(r, r)
 			}
-			// A generator and a verifier per chunk (two miners), if the slots hold them.
+			// Per chunk the generators and a verifier (`g + 1` miners), if the slots
+			// hold the generators' and the verifier's pipeline for each.
 			VerificationMode::Prefill => {
-				let fits = (layers.len() as u32).saturating_mul(2) <= T::MaxSlots::get();
-				if fewest >= 2 && fits {
-					(1, 2)
+				let g = generators.max(1);
+				let pipelines = u32::from(g).saturating_mul(2);
+				let fits = (layers.len() as u32).saturating_mul(pipelines) <= T::MaxSlots::get();
+				if fewest > usize::from(g) && fits {
+					(g, g.saturating_add(1))
 				} else {
 					(0, 0)
 				}
@@ -96,8 +222,8 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Token-layers of work a task pays for at one price: `pipelines` generating
-	/// pipelines, plus with prefill verification `PrefillShare` of one more (rounded
-	/// up, so that the verifier's pay always fits).
+	/// pipelines, plus with prefill verification `PrefillShare` of each of them (the
+	/// verifier checks each; rounded up, so that the verifier's pay always fits).
 	pub(crate) fn work_units(
 		mode: VerificationMode,
 		pipelines: u8,
@@ -108,9 +234,9 @@ impl<T: Config> Pallet<T> {
 		let units = generation.saturating_mul(pipelines as u128);
 		match mode {
 			VerificationMode::Redundant => units,
-			VerificationMode::Prefill => {
-				units.saturating_add(T::PrefillShare::get().mul_ceil(generation))
-			}
+			VerificationMode::Prefill => units.saturating_add(
+				T::PrefillShare::get().mul_ceil(generation).saturating_mul(pipelines as u128),
+			),
 		}
 	}
 
@@ -209,16 +335,19 @@ impl<T: Config> Pallet<T> {
 		let bids: Vec<_> = (0..chunks)
 			.map(|chunk| Self::bids(info.model, chunk, info.domain.as_ref(), tie_seed, &excluded))
 			.collect();
-		// Redundant: as many pipelines as the miners allow, down to one. Prefill: a
-		// generator and a verifier, disjoint.
+		// Redundant: as many pipelines as the miners allow, down to one. Prefill: the
+		// generators and a verifier, disjoint; the verifier's pipeline is repeated for
+		// each generator it checks.
+		let generators = info.generator_count();
+		let side_slots = chunks.saturating_mul(info.side_pipelines().into());
 		let (choices, generating): (Vec<u8>, u8) = match info.mode {
 			VerificationMode::Redundant => {
 				((1..=Self::target_redundancy(chunks)).rev().collect(), 0)
 			}
-			VerificationMode::Prefill if chunks.saturating_mul(2) <= T::MaxSlots::get() => {
-				(alloc::vec![2], 1)
+			VerificationMode::Prefill if side_slots <= T::MaxSlots::get() => {
+				(alloc::vec![generators.saturating_add(1)], generators)
 			}
-			VerificationMode::Prefill => (Vec::new(), 1),
+			VerificationMode::Prefill => (Vec::new(), generators),
 		};
 		let Some((pipelines, cap, awards)) = choices.into_iter().find_map(|r| {
 			let paid = if generating > 0 { generating } else { r };
@@ -229,27 +358,30 @@ impl<T: Config> Pallet<T> {
 		};
 		let mut slots: BoundedVec<SlotOf<T>, T::MaxSlots> = BoundedVec::new();
 		for (p, pipeline) in Self::form_pipelines(awards, pipelines).into_iter().enumerate() {
-			let role = match (info.mode, p) {
-				(VerificationMode::Prefill, 1) => Role::Verifier,
-				_ => Role::Generator,
+			let p = p as PipelineIndex;
+			let (role, copies) = match info.mode {
+				VerificationMode::Prefill if p == generators => (Role::Verifier, generators),
+				_ => (Role::Generator, 1),
 			};
-			for (chunk, award) in pipeline.into_iter().enumerate() {
-				let format = bids
-					.get(chunk)
-					.and_then(|chunk_bids| {
-						chunk_bids.iter().find(|(bid, _, _)| bid.expert == award.expert)
-					})
-					.map_or(NumericFormat::Bf16, |(_, _, format)| *format);
-				let _ = slots.try_push(Slot {
-					pipeline: p as PipelineIndex,
-					chunk: chunk as u32,
-					expert: award.expert,
-					role,
-					format,
-					threshold: award.threshold.saturated_into(),
-					assigned_at: now,
-					state: SlotState::Assigned,
-				});
+			for copy in 0..copies {
+				for (chunk, award) in pipeline.iter().enumerate() {
+					let format = bids
+						.get(chunk)
+						.and_then(|chunk_bids| {
+							chunk_bids.iter().find(|(bid, _, _)| bid.expert == award.expert)
+						})
+						.map_or(NumericFormat::Bf16, |(_, _, format)| *format);
+					let _ = slots.try_push(Slot {
+						pipeline: p.saturating_add(copy),
+						chunk: chunk as u32,
+						expert: award.expert.clone(),
+						role,
+						format,
+						threshold: award.threshold.saturated_into(),
+						assigned_at: now,
+						state: SlotState::Assigned,
+					});
+				}
 			}
 		}
 		// The verifier must not check work of its own.
@@ -273,7 +405,10 @@ impl<T: Config> Pallet<T> {
 		}
 		info.status = TaskStatus::Assigned;
 		info.tie_seed = tie_seed;
-		info.pipelines = pipelines;
+		info.pipelines = match info.mode {
+			VerificationMode::Prefill => info.side_pipelines(),
+			VerificationMode::Redundant => pipelines,
+		};
 		info.price_cap = cap.saturated_into();
 		Self::reschedule(task, info, now.saturating_add(T::CommitPeriod::get()));
 		for slot in slots.iter() {
@@ -289,7 +424,7 @@ impl<T: Config> Pallet<T> {
 		Slots::<T>::insert(task, slots);
 		Self::deposit_event(Event::TaskAssigned {
 			task,
-			pipelines,
+			pipelines: info.pipelines,
 			price_cap: info.price_cap,
 			deadline: info.deadline,
 		});

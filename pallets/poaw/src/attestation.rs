@@ -2,10 +2,7 @@
 //! slots act in the current stage, opening the next stage, each redundant pipeline's
 //! agreed output, and concluding a redundant task on what was revealed.
 
-use crate::{
-	disputes::{GENERATOR, VERIFIER},
-	*,
-};
+use crate::*;
 use alloc::{collections::btree_map::BTreeMap, vec::Vec};
 
 impl<T: Config> Pallet<T> {
@@ -115,6 +112,7 @@ impl<T: Config> Pallet<T> {
 			Some(check) => Some(Self::bounded_input_check(&info, slot, check)?),
 		};
 		let is_last = chunk.saturating_add(1) == chunks;
+		let attested = info.attested_generator(slot.role, pipeline);
 		let mut full = None;
 		let mut verdict = None;
 		let hash = match (info.mode, slot.role, is_last, output) {
@@ -139,14 +137,18 @@ impl<T: Config> Pallet<T> {
 			(VerificationMode::Prefill, role, last, RevealedOutput::Hash(hash))
 				if role == Role::Generator || !last =>
 			{
-				ensure!(Self::published_output(task) == Some(hash), Error::<T>::OutputMismatch);
+				ensure!(
+					Self::published_output(task, attested) == Some(hash),
+					Error::<T>::OutputMismatch
+				);
 				hash
 			}
 			(VerificationMode::Prefill, Role::Generator, _, _) => {
 				return Err(Error::<T>::OutputNotExpected.into())
 			}
 			(VerificationMode::Prefill, _, true, RevealedOutput::Verdict { accepted }) => {
-				let published = Self::published_output(task).ok_or(Error::<T>::OutputMismatch)?;
+				let published =
+					Self::published_output(task, attested).ok_or(Error::<T>::OutputMismatch)?;
 				verdict = Some(accepted);
 				verdict_hash(published, accepted)
 			}
@@ -190,7 +192,8 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// An input check revealed by `slot`: only the current round's referees of a disputed
-	/// chunk past chunk 0 (not a sampling dispute) has one, about one of the two sides.
+	/// chunk past chunk 0 (not a sampling dispute) has one, about one of the disputed
+	/// pair's two sides.
 	fn bounded_input_check(
 		info: &TaskOf<T>,
 		slot: &SlotOf<T>,
@@ -198,8 +201,12 @@ impl<T: Config> Pallet<T> {
 	) -> Result<InputCheck<BoundedVec<u8, T::MaxFingerprintBytes>>, DispatchError> {
 		let expected = info.status == TaskStatus::Judging
 			&& Self::in_referee_round(info, slot.pipeline)
-			&& info.dispute.is_some_and(|d| !d.sampling && d.chunk == slot.chunk && d.chunk > 0)
-			&& matches!(check.side(), GENERATOR | VERIFIER);
+			&& info.dispute.is_some_and(|d| {
+				!d.sampling
+					&& d.chunk == slot.chunk
+					&& d.chunk > 0 && (check.side() == d.pair
+					|| check.side() == info.verifier_of(d.pair))
+			});
 		ensure!(expected, Error::<T>::InputCheckNotExpected);
 		let bound = |bytes: Vec<u8>| {
 			BoundedVec::<u8, T::MaxFingerprintBytes>::try_from(bytes)
@@ -285,7 +292,7 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Every slot of the current stage revealed (or its deadline passed): the vote of a
-	/// redundant task, the comparison of the two sides, or the referees' judgement.
+	/// redundant task, the comparison of the sides, or the referees' judgement.
 	pub(crate) fn stage_revealed(
 		task: TaskId,
 		info: TaskOf<T>,
@@ -300,9 +307,10 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	/// The hash of the output the generator published.
-	pub(crate) fn published_output(task: TaskId) -> Option<H256> {
-		Outputs::<T>::get(task, 0).map(|out| output_hash(out.prompt_tokens, &out.tokens, &out.text))
+	/// The hash of the output generator `generator` published.
+	pub(crate) fn published_output(task: TaskId, generator: PipelineIndex) -> Option<H256> {
+		Outputs::<T>::get(task, generator)
+			.map(|out| output_hash(out.prompt_tokens, &out.tokens, &out.text))
 	}
 
 	/// The slot has yet to commit: neither committed nor closed.

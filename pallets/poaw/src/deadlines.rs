@@ -199,13 +199,30 @@ impl<T: Config> Pallet<T> {
 				}
 			}
 		}
+		// With prefill verification a generator is worth nothing without the verifier's
+		// check of it, and the other way round: a pair that lost a pipeline is abandoned
+		// whole (unpaid, nobody else blamed), and without a whole pair the task ends
+		// with a full refund.
+		let mut pairs_left = true;
+		if info.mode == VerificationMode::Prefill && !dead.is_empty() {
+			let g = info.generator_count();
+			for pipeline in dead.clone() {
+				let partner = if pipeline < g {
+					info.verifier_of(pipeline)
+				} else {
+					pipeline.saturating_sub(g)
+				};
+				if !dead.contains(&partner) {
+					Self::abandon(task, slots.as_mut(), partner);
+					dead.push(partner);
+				}
+			}
+			pairs_left = (0..g).any(|pair| !dead.contains(&pair));
+		}
 		Self::sync_miner_tasks(task, &slots, &replaced);
 		LateMiners::<T>::insert(task, replaced);
 		let live = slots.iter().any(|slot| slot.state.is_pending());
-		// With prefill verification both sides are needed: one that lost a slot nobody
-		// could take ends the task with a full refund.
-		let side_lost = info.mode == VerificationMode::Prefill && !dead.is_empty();
-		if !live || side_lost {
+		if !live || !pairs_left {
 			Self::release_idle(info, slots.as_mut());
 			Slots::<T>::insert(task, &slots);
 			Self::expire(task, info.clone(), &slots, Perbill::zero());
@@ -327,16 +344,20 @@ impl<T: Config> Pallet<T> {
 
 	/// What concluding a prefill stage of a task with `slots` slots can cost beyond the
 	/// bookkeeping, as the `compare_work` benchmark measures it: `c` fingerprint
-	/// comparisons and the auctions of `c` referee slots. The comparison of the two sides
-	/// compares one pair per chunk (at most `slots / 2`); a judgement compares, per
-	/// referee pipeline, the referee with both sides and an input check's three, and one
-	/// earlier referee per earlier round. Either may then assign a referee round: at
-	/// most `RefereesPerRound` pipelines of at most `slots / 2` chunks.
+	/// comparisons and the auctions of `c` referee slots. The comparison of the sides
+	/// compares one generator slot with one verifier slot per chunk and pair (at most
+	/// `slots / 2`); a judgement compares, per referee pipeline, the referee with both
+	/// sides and an input check's three, and one earlier referee per earlier round.
+	/// Either may then assign a referee round (the next one, or the first of the next
+	/// pair's dispute): at most `RefereesPerRound` pipelines of at most `slots / 2`
+	/// chunks.
 	pub fn judgement_weight(slots: u32) -> Weight {
 		let per_round = u32::from(T::RefereesPerRound::get());
 		let judgement =
 			per_round.saturating_mul(5u32.saturating_add(T::MaxRefereeRounds::get().into()));
 		let round = per_round.saturating_mul(slots.min(T::MaxSlots::get()) / 2);
+		// Each measured step compares once and auctions one referee slot, so the
+		// larger count covers both.
 		T::WeightInfo::compare_work(
 			judgement.max(round),
 			T::MaxFingerprintBytes::get(),
@@ -347,9 +368,11 @@ impl<T: Config> Pallet<T> {
 	/// Removes the prompt, output and evidence of tasks whose retention ended, as
 	/// far as `remaining` weight allows.
 	pub(crate) fn remove_old_results(now: BlockNumberFor<T>, remaining: Weight) -> Weight {
-		// The benchmark predates input checks: one more prefix, at most one per round.
-		let per_task = T::WeightInfo::remove_result(T::MaxSlots::get())
-			.saturating_add(T::DbWeight::get().writes(T::MaxRefereeRounds::get().into()));
+		// The benchmark predates input checks and pair results: one more prefix (at most
+		// one entry per round) and one more entry.
+		let per_task = T::WeightInfo::remove_result(T::MaxSlots::get()).saturating_add(
+			T::DbWeight::get().writes(u64::from(T::MaxRefereeRounds::get()).saturating_add(1)),
+		);
 		let mut weight = T::DbWeight::get().reads_writes(1, 1);
 		if remaining.any_lt(weight.saturating_add(per_task)) {
 			return Weight::zero();
@@ -375,7 +398,9 @@ impl<T: Config> Pallet<T> {
 			let _ = Fingerprints::<T>::clear_prefix(task, T::MaxSlots::get(), None);
 			let _ = Verdicts::<T>::clear_prefix(task, T::MaxSlots::get(), None);
 			let _ = InputChecks::<T>::clear_prefix(task, T::MaxSlots::get(), None);
-			let _ = Outputs::<T>::clear_prefix(task, T::MaxRedundancy::get() as u32, None);
+			let pipelines = T::MaxRedundancy::get().max(T::MaxGenerators::get());
+			let _ = Outputs::<T>::clear_prefix(task, pipelines.into(), None);
+			PairResults::<T>::remove(task);
 			weight.saturating_accrue(per_task);
 			Self::deposit_event(Event::ResultRemoved { task });
 		}

@@ -1,8 +1,11 @@
-//! Prefill verification: the verifier's stage, the chain's comparison of the two sides'
-//! fingerprints, referee rounds on the first disagreeing chunk, and how a dispute ends.
+//! Prefill verification: the verifier's stage, the chain's comparison of each
+//! generator with the verifier's check of it, referee rounds on the first disagreeing
+//! chunk, how a dispute ends, and how the task settles once every pair is decided.
 //!
-//! The generator's pipeline is pipeline 0, the verifier's pipeline 1, and referee round
-//! `n` (from 1) holds up to `RefereesPerRound` pipelines from `2 + (n - 1) ×
+//! With `g` generators (1 unless the requester asked for more), generator `i` is
+//! pipeline `i` and the verifier's check of it pipeline `g + i` (a pair); referees come
+//! after. Pairs that disagree are disputed one after another. A dispute's round `n`
+//! (from 1) holds up to `RefereesPerRound` pipelines from `first_referee + (n - 1) ×
 //! RefereesPerRound` on, each covering chunks `0..=k` of the disputed chunk `k`: a
 //! referee recomputes the prefix by prefill, and only its chunk `k` decides. A round
 //! settles only when all its referees agree.
@@ -10,11 +13,6 @@
 use crate::*;
 use alloc::vec::Vec;
 use dllm_fingerprint::{Fingerprint, RowKind, VerificationParams};
-
-/// The generator's pipeline.
-pub(crate) const GENERATOR: PipelineIndex = 0;
-/// The verifier's pipeline.
-pub(crate) const VERIFIER: PipelineIndex = 1;
 
 impl<T: Config> Pallet<T> {
 	/// Whether `pipeline` is one of the current referee round's, if a dispute is open.
@@ -24,8 +22,8 @@ impl<T: Config> Pallet<T> {
 		})
 	}
 
-	/// The generator committed (its last chunk published the output): the verifier's
-	/// miners recompute it.
+	/// The generators committed (their last chunks published the outputs): the
+	/// verifier's miners recompute each.
 	pub(crate) fn open_verification(task: TaskId, info: &mut TaskOf<T>) {
 		let now = polkadot_sdk::frame_system::Pallet::<T>::block_number();
 		info.status = TaskStatus::Verifying;
@@ -117,7 +115,8 @@ impl<T: Config> Pallet<T> {
 		if !Self::agrees_with(task, info, slots, Some(stage), referee_slot.format, &recomputed) {
 			return Some(stage);
 		}
-		let other = if side == GENERATOR { VERIFIER } else { GENERATOR };
+		let pair = info.dispute.map_or(0, |dispute| dispute.pair);
+		let other = if side == pair { info.verifier_of(pair) } else { pair };
 		let upstream = Self::revealed(slots, side, upstream_chunk)?;
 		let pipeline = referee_slot.pipeline;
 		// The input was computed in the upstream stage's format.
@@ -141,53 +140,101 @@ impl<T: Config> Pallet<T> {
 		})
 	}
 
-	/// The generator and the verifier revealed (or the reveal deadline passed): the
-	/// chain compares them chunk by chunk. Agreement with an accepting sampling verdict
-	/// completes the task; the first disagreement (or a rejected sampling) opens a
-	/// referee round; a side that did not reveal ends the task with a full refund.
+	/// The generators and the verifier revealed (or the reveal deadline passed): the
+	/// chain compares each generator with the verifier's check of it, chunk by chunk. A
+	/// pair agrees when every chunk does and the sampling verdict accepts; the first
+	/// disagreement (or a rejected sampling) is the pair's dispute; a pair one of whose
+	/// pipelines did not reveal is incomplete. Then the disputes are refereed one after
+	/// another, and the task settles ([`Self::settle_pairs`]); with no complete pair it
+	/// ends with a full refund.
 	pub(crate) fn compare_work(
 		task: TaskId,
 		info: TaskOf<T>,
 		mut slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
 	) {
 		let chunks = T::Models::chunk_count(info.model).unwrap_or(0);
-		let incomplete = slots.iter().any(|slot| {
-			slot.role != Role::Referee && !matches!(slot.state, SlotState::Revealed(_))
-		});
-		if incomplete || chunks == 0 {
+		let last = chunks.saturating_sub(1);
+		let complete = |slots: &[SlotOf<T>], pipeline: PipelineIndex| {
+			let mut own = slots.iter().filter(|slot| slot.pipeline == pipeline).peekable();
+			own.peek().is_some() && own.all(|slot| matches!(slot.state, SlotState::Revealed(_)))
+		};
+		let mut results: BoundedVec<PairResult, GeneratorBound<T>> = BoundedVec::new();
+		for pair in 0..info.generator_count() {
+			let verifier = info.verifier_of(pair);
+			let result = if chunks == 0 || !complete(&slots, pair) || !complete(&slots, verifier) {
+				PairResult::Incomplete
+			} else {
+				let disagreement = (0..chunks).find(|chunk| {
+					match (
+						Self::revealed(&slots, pair, *chunk),
+						Self::revealed(&slots, verifier, *chunk),
+					) {
+						(Some(g), Some(v)) => !Self::fingerprints_agree(task, &info, &slots, g, v),
+						_ => true,
+					}
+				});
+				let sampling_accepted = Self::revealed(&slots, verifier, last)
+					.and_then(|v| Verdicts::<T>::get(task, v as u32))
+					.unwrap_or(false);
+				Self::deposit_event(Event::WorkCompared {
+					task,
+					pair,
+					disagreement,
+					sampling_accepted,
+				});
+				match disagreement {
+					None if sampling_accepted => PairResult::Agreed,
+					None => PairResult::Disagreed { chunk: last, sampling: true },
+					Some(chunk) => PairResult::Disagreed { chunk, sampling: false },
+				}
+			};
+			let _ = results.try_push(result);
+		}
+		if results.iter().all(|result| *result == PairResult::Incomplete) {
 			Self::release_idle(&info, slots.as_mut());
 			Slots::<T>::insert(task, &slots);
 			return Self::expire(task, info, &slots, Perbill::zero());
 		}
-		let disagreement = (0..chunks).find(|chunk| {
-			match (
-				Self::revealed(&slots, GENERATOR, *chunk),
-				Self::revealed(&slots, VERIFIER, *chunk),
-			) {
-				(Some(g), Some(v)) => !Self::fingerprints_agree(task, &info, &slots, g, v),
-				_ => true,
-			}
-		});
-		let last = chunks.saturating_sub(1);
-		let sampling_accepted = Self::revealed(&slots, VERIFIER, last)
-			.and_then(|v| Verdicts::<T>::get(task, v as u32))
-			.unwrap_or(false);
-		Self::deposit_event(Event::WorkCompared { task, disagreement, sampling_accepted });
-		match disagreement {
-			None if sampling_accepted => {
-				let paid: Vec<usize> = (0..slots.len()).collect();
-				Self::complete_prefill(task, info, &slots, &paid, None, &[]);
-			}
-			None => Self::open_referee_round(task, info, slots, last, true),
-			Some(chunk) => Self::open_referee_round(task, info, slots, chunk, false),
-		}
+		PairResults::<T>::insert(task, results);
+		Self::next_dispute(task, info, slots)
 	}
 
-	/// Assigns the next referee round for `chunk` (`sampling`: the sampling is
-	/// disputed): up to `RefereesPerRound` pipelines, each the chunk's auction and those
-	/// of the chunks before it, among experts not yet in the task and disjoint from each
-	/// other. Without a referee pipeline, or past `MaxRefereeRounds`, the task is
-	/// refunded and nobody is slashed.
+	/// Opens the dispute of the first pair still disagreeing, or settles the task when
+	/// every pair is decided.
+	fn next_dispute(task: TaskId, info: TaskOf<T>, slots: BoundedVec<SlotOf<T>, T::MaxSlots>) {
+		let disputed =
+			PairResults::<T>::get(task).into_iter().enumerate().find_map(|(pair, r)| match r {
+				PairResult::Disagreed { chunk, sampling } => Some((pair, chunk, sampling)),
+				_ => None,
+			});
+		let Some((pair, chunk, sampling)) = disputed else {
+			return Self::settle_pairs(task, info, slots);
+		};
+		// Past the sides and every referee pipeline of the task's earlier disputes.
+		let first_referee = slots
+			.iter()
+			.map(|slot| slot.pipeline.saturating_add(1))
+			.fold(info.side_pipelines(), |first, next| first.max(next));
+		let dispute =
+			Dispute { chunk, sampling, rounds: 1, pair: pair as PipelineIndex, first_referee };
+		Self::open_referee_round(task, info, slots, dispute)
+	}
+
+	/// Records how the dispute of `pair` ended.
+	fn record_pair(task: TaskId, pair: PipelineIndex, result: PairResult) {
+		PairResults::<T>::mutate(task, |results| {
+			if let Some(entry) = results.get_mut(pair as usize) {
+				*entry = result;
+			}
+		});
+	}
+
+	/// Assigns round `dispute.rounds` of the dispute on `dispute.chunk` (`sampling`: the
+	/// sampling is disputed): up to `RefereesPerRound` pipelines, each the chunk's
+	/// auction and those of the chunks before it, among experts not yet in the task and
+	/// disjoint from each other. Without a referee pipeline, or past
+	/// `MaxRefereeRounds`, the pair's dispute ends unsettled: nobody is slashed and the
+	/// pair's work is not paid.
 	///
 	/// The task's price cap does not bound the referees' asks: a requester paying the
 	/// quote has its winners' own asks as its cap, which would leave every dearer
@@ -198,12 +245,12 @@ impl<T: Config> Pallet<T> {
 		task: TaskId,
 		mut info: TaskOf<T>,
 		mut slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
-		chunk: ChunkIndex,
-		sampling: bool,
+		dispute: Dispute,
 	) {
-		let round = info.dispute.map_or(0, |d| d.rounds).saturating_add(1);
+		let round = dispute.rounds;
+		let Dispute { chunk, sampling, pair, .. } = dispute;
 		let now = polkadot_sdk::frame_system::Pallet::<T>::block_number();
-		let dispute = Dispute { chunk, sampling, rounds: round.min(T::MaxRefereeRounds::get()) };
+		let dispute = Dispute { rounds: round.min(T::MaxRefereeRounds::get()), ..dispute };
 		let mut excluded: Vec<T::AccountId> = LateMiners::<T>::get(task).into_inner();
 		excluded.push(info.requester.clone());
 		excluded.extend(slots.iter().map(|slot| slot.expert.clone()));
@@ -228,11 +275,19 @@ impl<T: Config> Pallet<T> {
 		if referees.is_empty() {
 			Self::deposit_event(Event::DisputeSettled {
 				task,
+				pair,
 				chunk,
 				outcome: DisputeOutcome::Unsettled,
 			});
-			Slots::<T>::insert(task, &slots);
-			return Self::expire(task, info, &slots, Perbill::zero());
+			let unsettled = PairResult::Settled {
+				outcome: DisputeOutcome::Unsettled,
+				chunk,
+				loser: u32::MAX,
+				first_referee: 1,
+				last_referee: 0,
+			};
+			Self::record_pair(task, pair, unsettled);
+			return Self::next_dispute(task, info, slots);
 		}
 		for slot in referees {
 			MinerTasks::<T>::insert(&slot.expert, task, ());
@@ -250,6 +305,7 @@ impl<T: Config> Pallet<T> {
 		Self::reschedule(task, &mut info, now.saturating_add(T::CommitPeriod::get()));
 		Self::deposit_event(Event::RefereesAssigned {
 			task,
+			pair,
 			chunk,
 			sampling,
 			round,
@@ -332,10 +388,13 @@ impl<T: Config> Pallet<T> {
 		let with_generator = Self::fingerprints_agree(task, info, slots, r, g);
 		let with_verifier = Self::fingerprints_agree(task, info, slots, r, v);
 		let blame = |side, stage| Self::blamed_stage(task, info, slots, k, side, stage, r);
+		let (generator_side, verifier_side) = (dispute.pair, info.verifier_of(dispute.pair));
 		match (with_generator, with_verifier) {
-			(true, false) => blame(VERIFIER, v).map(|loser| (DisputeOutcome::VerifierLost, loser)),
+			(true, false) => {
+				blame(verifier_side, v).map(|loser| (DisputeOutcome::VerifierLost, loser))
+			}
 			(false, true) => {
-				blame(GENERATOR, g).map(|loser| (DisputeOutcome::GeneratorLost, loser))
+				blame(generator_side, g).map(|loser| (DisputeOutcome::GeneratorLost, loser))
 			}
 			(true, true) => Some((DisputeOutcome::BothAgreed, usize::MAX)),
 			(false, false) => None,
@@ -344,8 +403,11 @@ impl<T: Config> Pallet<T> {
 
 	/// The current referee round revealed (or its deadline passed): each of its
 	/// pipelines' chunk-`k` referee fingerprint (or sampling verdict) is set against
-	/// both sides. The round settles only when every one of its referees reached the
-	/// same conclusion, blaming the same slot; otherwise the next round is tried.
+	/// both sides of the disputed pair. The round settles only when every one of its
+	/// referees reached the same conclusion, blaming the same slot; otherwise the next
+	/// round is tried. A settled dispute slashes the loser at once (its slash pays the
+	/// referees, and the verifier's check when the generator lost); then the next
+	/// disagreeing pair is disputed, or the task settles.
 	pub(crate) fn judge_round(
 		task: TaskId,
 		info: TaskOf<T>,
@@ -355,12 +417,12 @@ impl<T: Config> Pallet<T> {
 			Slots::<T>::insert(task, &slots);
 			return Self::expire(task, info, &slots, Perbill::zero());
 		};
-		let k = dispute.chunk;
+		let (k, pair) = (dispute.chunk, dispute.pair);
 		let round = dispute.round_pipelines(T::RefereesPerRound::get());
 		let pipelines: Vec<PipelineIndex> =
 			round.clone().filter(|p| slots.iter().any(|slot| slot.pipeline == *p)).collect();
-		let generator = Self::revealed(&slots, GENERATOR, k);
-		let verifier = Self::revealed(&slots, VERIFIER, k);
+		let generator = Self::revealed(&slots, pair, k);
+		let verifier = Self::revealed(&slots, info.verifier_of(pair), k);
 		let verdicts: Vec<Option<(DisputeOutcome, usize)>> = pipelines
 			.iter()
 			.map(|p| Self::referee_verdict(task, &info, &slots, dispute, *p, generator, verifier))
@@ -381,7 +443,8 @@ impl<T: Config> Pallet<T> {
 			}
 			Self::sync_miner_tasks(task, &slots, &[]);
 			Self::deposit_event(Event::RefereeRoundFailed { task, round: dispute.rounds });
-			return Self::open_referee_round(task, info, slots, k, dispute.sampling);
+			let next = Dispute { rounds: dispute.rounds.saturating_add(1), ..dispute };
+			return Self::open_referee_round(task, info, slots, next);
 		};
 		let disputed_stage = match outcome {
 			DisputeOutcome::GeneratorLost => generator,
@@ -395,66 +458,62 @@ impl<T: Config> Pallet<T> {
 				chunk: traced.chunk,
 			});
 		}
-		Self::deposit_event(Event::DisputeSettled { task, chunk: k, outcome });
+		Self::deposit_event(Event::DisputeSettled { task, pair, chunk: k, outcome });
 		let winner = match outcome {
 			DisputeOutcome::GeneratorLost => verifier,
 			_ => generator,
 		};
 		let referee = pipelines.first().and_then(|p| Self::revealed(&slots, *p, k));
 		if let (Some(winner), Some(referee)) = (winner, referee) {
-			let first = *round.start();
-			Self::report_failed_referees(task, &info, &slots, dispute, first, winner, referee);
+			Self::report_failed_referees(
+				task,
+				&info,
+				&slots,
+				dispute,
+				*round.start(),
+				winner,
+				referee,
+			);
 		}
 		let referees: Vec<usize> = (0..slots.len())
 			.filter(|i| slots.get(*i).is_some_and(|s| round.contains(&s.pipeline)))
 			.collect();
+		let output = Outputs::<T>::get(task, pair);
+		let tokens = Self::paid_tokens(&info, output.as_ref());
 		match outcome {
-			DisputeOutcome::BothAgreed => {
-				// A disagreement at the tolerance's edge: everybody's work stands. The
-				// requester pays the referees at most at its price cap (its escrow's bound).
-				let paid: Vec<usize> = (0..slots.len())
-					.filter(|i| {
-						slots
-							.get(*i)
-							.is_some_and(|s| s.role != Role::Referee || round.contains(&s.pipeline))
-					})
-					.collect();
-				let capped: Vec<SlotOf<T>> = slots
-					.iter()
-					.cloned()
-					.map(|mut slot| {
-						if slot.role == Role::Referee {
-							slot.threshold = slot.threshold.min(info.price_cap);
-						}
-						slot
-					})
-					.collect();
-				Self::complete_prefill(task, info, &capped, &paid, None, &[]);
-			}
 			DisputeOutcome::VerifierLost => {
-				// The generator's work stands, and the verifier's chunks before `k` agreed
-				// (but the loser's, when the blame was traced upstream).
-				let paid: Vec<usize> = (0..slots.len())
-					.filter(|i| {
-						*i != loser
-							&& slots.get(*i).is_some_and(|s| {
-								s.role == Role::Generator
-									|| (s.role == Role::Verifier && s.chunk < k)
-							})
-					})
-					.collect();
-				Self::complete_prefill(task, info, &slots, &paid, Some(loser), &referees);
+				Self::slash_loser(task, &info, &slots, loser, &referees, tokens)
 			}
-			DisputeOutcome::GeneratorLost | DisputeOutcome::Unsettled => {
-				Self::reject_generation(task, info, slots, loser, &referees)
+			DisputeOutcome::GeneratorLost => {
+				let mut from_slash = Self::pipeline_slots(&slots, info.verifier_of(pair));
+				from_slash.extend_from_slice(&referees);
+				Self::slash_loser(task, &info, &slots, loser, &from_slash, tokens);
 			}
+			// Everybody's work stands; the requester pays the referees when the task
+			// settles.
+			DisputeOutcome::BothAgreed | DisputeOutcome::Unsettled => {}
 		}
+		let settled = PairResult::Settled {
+			outcome,
+			chunk: k,
+			loser: u32::try_from(loser).unwrap_or(u32::MAX),
+			first_referee: *round.start(),
+			last_referee: *round.end(),
+		};
+		Self::record_pair(task, pair, settled);
+		Slots::<T>::insert(task, &slots);
+		Self::next_dispute(task, info, slots)
 	}
 
-	/// A conclusive round settled the dispute: the referees of earlier rounds that
-	/// revealed a chunk-`k` result agreeing with neither side lost against both the
-	/// winning side and this round's referee: reported `Outvoted` (not slashed: a
-	/// referee's stake is not what the requester relied on).
+	/// The indices of `pipeline`'s slots.
+	fn pipeline_slots(slots: &[SlotOf<T>], pipeline: PipelineIndex) -> Vec<usize> {
+		(0..slots.len()).filter(|i| slots.get(*i).is_some_and(|s| s.pipeline == pipeline)).collect()
+	}
+
+	/// A conclusive round settled the dispute: the referees of the dispute's earlier
+	/// rounds that revealed a chunk-`k` result agreeing with neither side lost against
+	/// both the winning side and this round's referee: reported `Outvoted` (not slashed:
+	/// a referee's stake is not what the requester relied on).
 	fn report_failed_referees(
 		task: TaskId,
 		info: &TaskOf<T>,
@@ -466,7 +525,8 @@ impl<T: Config> Pallet<T> {
 	) {
 		let verdict = Verdicts::<T>::get(task, referee as u32);
 		for (index, slot) in slots.iter().enumerate() {
-			let earlier = slot.role == Role::Referee && slot.pipeline < current;
+			let earlier = slot.role == Role::Referee
+				&& (dispute.first_referee..current).contains(&slot.pipeline);
 			if !earlier || slot.chunk != dispute.chunk || slot.state == SlotState::Missed {
 				continue;
 			}
@@ -485,65 +545,135 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	/// Completes a task checked by prefill: the requester pays the slots at `paid`;
-	/// `loser` (if any) is slashed and its slash pays the `from_slash` slots (the
-	/// referees), the rest of it going to the community fund.
-	pub(crate) fn complete_prefill(
+	/// Every pair is decided: the task settles. The requester pays, each at its own
+	/// output's tokens, the pairs whose work stands (the generator's slots, and the
+	/// verifier's but the loser's and those past the disputed chunk when the verifier
+	/// lost) and the referees of a dispute both sides survived (at most at its price
+	/// cap); the answer is the first standing generator's output. Without one the
+	/// requester is refunded in full. Losers are reported outvoted, everyone paid (or
+	/// paid from a slash) verified, and every slot is freed.
+	pub(crate) fn settle_pairs(
 		task: TaskId,
 		info: TaskOf<T>,
-		slots: &[SlotOf<T>],
-		paid: &[usize],
-		loser: Option<usize>,
-		from_slash: &[usize],
+		mut slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
 	) {
-		let output = Outputs::<T>::get(task, GENERATOR);
+		let results = PairResults::<T>::get(task);
+		// Slots the requester pays, with the generator whose output sets their tokens.
+		let mut paid: Vec<(usize, PipelineIndex)> = Vec::new();
+		// Slots whose work checked out but a loser's slash paid (reported verified).
+		let mut vindicated: Vec<usize> = Vec::new();
+		let mut losers: Vec<usize> = Vec::new();
+		for (pair, result) in results.iter().enumerate() {
+			let pair = pair as PipelineIndex;
+			let generator = Self::pipeline_slots(&slots, pair);
+			let verifier = Self::pipeline_slots(&slots, info.verifier_of(pair));
+			let Some(settled) = (match *result {
+				PairResult::Agreed => {
+					paid.extend(generator.iter().chain(verifier.iter()).map(|i| (*i, pair)));
+					None
+				}
+				PairResult::Settled { outcome, chunk, loser, first_referee, last_referee } => {
+					Some((outcome, chunk, loser as usize, first_referee..=last_referee))
+				}
+				PairResult::Incomplete | PairResult::Disagreed { .. } => None,
+			}) else {
+				continue;
+			};
+			let (outcome, k, loser, round) = settled;
+			let referees: Vec<usize> = (0..slots.len())
+				.filter(|i| slots.get(*i).is_some_and(|s| round.contains(&s.pipeline)))
+				.collect();
+			match outcome {
+				DisputeOutcome::BothAgreed => paid.extend(
+					generator
+						.iter()
+						.chain(verifier.iter())
+						.chain(referees.iter())
+						.map(|i| (*i, pair)),
+				),
+				DisputeOutcome::VerifierLost => {
+					// The generator's work stands, and the verifier's chunks before `k`
+					// agreed (but the loser's, when the blame was traced upstream).
+					let verified_before =
+						verifier.iter().filter(|i| slots.get(**i).is_some_and(|s| s.chunk < k));
+					paid.extend(
+						generator
+							.iter()
+							.chain(verified_before)
+							.filter(|i| **i != loser)
+							.map(|i| (*i, pair)),
+					);
+					vindicated.extend(referees);
+					losers.push(loser);
+				}
+				DisputeOutcome::GeneratorLost => {
+					vindicated
+						.extend(verifier.iter().chain(referees.iter()).filter(|i| **i != loser));
+					losers.push(loser);
+				}
+				DisputeOutcome::Unsettled => {}
+			}
+		}
+		let outcomes: Vec<Option<TaskOutcome>> = (0..slots.len())
+			.map(|i| {
+				if losers.contains(&i) {
+					Some(TaskOutcome::Outvoted)
+				} else if paid.iter().any(|(p, _)| *p == i) || vindicated.contains(&i) {
+					Some(TaskOutcome::Verified)
+				} else {
+					None
+				}
+			})
+			.collect();
+		let delivered = results.iter().position(|result| result.stands());
+		let Some(delivered) = delivered.map(|pair| pair as PipelineIndex) else {
+			// Nothing stands: the requester is refunded in full, nobody else is blamed.
+			for (index, slot) in slots.iter_mut().enumerate() {
+				if matches!(slot.state, SlotState::Missed | SlotState::Abandoned) {
+					continue;
+				}
+				if let Some(outcome) = outcomes.get(index).copied().flatten() {
+					T::Quality::report(&slot.expert, info.domain.as_ref(), outcome);
+				}
+				T::Experts::note_finished(&slot.expert);
+				slot.state = SlotState::Abandoned;
+			}
+			Slots::<T>::insert(task, &slots);
+			return Self::expire(task, info, &slots, Perbill::zero());
+		};
+		let output = Outputs::<T>::get(task, delivered);
 		let accepted = output
 			.as_ref()
 			.map(|out| output_hash(out.prompt_tokens, &out.tokens, &out.text))
 			.unwrap_or_default();
 		let tokens = Self::paid_tokens(&info, output.as_ref());
-		if let Some(loser) = loser {
-			Self::slash_loser(task, &info, slots, loser, from_slash, tokens);
-		}
-		let owed = Self::owed(&info, slots, paid, tokens);
-		let outcomes = Self::prefill_outcomes(slots, paid, loser, from_slash);
-		Self::pay_and_finish(task, info, slots, owed, &outcomes, accepted, tokens);
-	}
-
-	/// The generator lost (or nothing was settled, `loser` out of range): the requester
-	/// is refunded in full; a losing generator miner is slashed and its slash pays the
-	/// verifier's miners and the referees.
-	fn reject_generation(
-		task: TaskId,
-		info: TaskOf<T>,
-		mut slots: BoundedVec<SlotOf<T>, T::MaxSlots>,
-		loser: usize,
-		referees: &[usize],
-	) {
-		if slots.get(loser).is_some() {
-			let output = Outputs::<T>::get(task, GENERATOR);
-			let tokens = Self::paid_tokens(&info, output.as_ref());
-			let mut from_slash: Vec<usize> = (0..slots.len())
-				.filter(|i| slots.get(*i).is_some_and(|s| s.role == Role::Verifier))
-				.collect();
-			from_slash.extend_from_slice(referees);
-			Self::slash_loser(task, &info, &slots, loser, &from_slash, tokens);
-			let outcomes = Self::prefill_outcomes(&slots, &from_slash, Some(loser), &[]);
-			for (index, slot) in slots.iter().enumerate() {
-				if let Some(outcome) = outcomes.get(index).copied().flatten() {
-					T::Quality::report(&slot.expert, info.domain.as_ref(), outcome);
+		// Referees the requester pays are paid at most at its price cap.
+		let capped: Vec<SlotOf<T>> = slots
+			.iter()
+			.cloned()
+			.map(|mut slot| {
+				if slot.role == Role::Referee {
+					slot.threshold = slot.threshold.min(info.price_cap);
+				}
+				slot
+			})
+			.collect();
+		let mut owed: Vec<(T::AccountId, u128)> = Vec::new();
+		for pair in 0..info.generator_count() {
+			let of_pair: Vec<usize> =
+				paid.iter().filter(|(_, p)| *p == pair).map(|(i, _)| *i).collect();
+			if of_pair.is_empty() {
+				continue;
+			}
+			let pair_tokens = Self::paid_tokens(&info, Outputs::<T>::get(task, pair).as_ref());
+			for (who, amount) in Self::owed(&info, &capped, &of_pair, pair_tokens) {
+				match owed.iter_mut().find(|(payee, _)| *payee == who) {
+					Some((_, sum)) => *sum = sum.saturating_add(amount),
+					None => owed.push((who, amount)),
 				}
 			}
 		}
-		// Nobody else is blamed: the remaining slots are freed without a report.
-		for slot in slots.iter_mut() {
-			if !matches!(slot.state, SlotState::Missed | SlotState::Abandoned) {
-				T::Experts::note_finished(&slot.expert);
-				slot.state = SlotState::Abandoned;
-			}
-		}
-		Slots::<T>::insert(task, &slots);
-		Self::expire(task, info, &slots, Perbill::zero());
+		Self::pay_and_finish(task, info, &slots, owed, &outcomes, accepted, tokens);
 	}
 
 	/// Slashes the miner of slot `loser` by `DisputeSlash` into the payout account, pays
@@ -579,27 +709,6 @@ impl<T: Config> Pallet<T> {
 		if !rest.is_zero() {
 			let _ = T::Currency::transfer(&payout, &community, rest, Preservation::Preserve);
 		}
-	}
-
-	/// Reports of a settled prefill task, per slot: `paid` and `vindicated` slots
-	/// verified, `loser` outvoted, nobody else reported (a silent miner already was).
-	fn prefill_outcomes(
-		slots: &[SlotOf<T>],
-		paid: &[usize],
-		loser: Option<usize>,
-		vindicated: &[usize],
-	) -> Vec<Option<TaskOutcome>> {
-		(0..slots.len())
-			.map(|i| {
-				if Some(i) == loser {
-					Some(TaskOutcome::Outvoted)
-				} else if paid.contains(&i) || vindicated.contains(&i) {
-					Some(TaskOutcome::Verified)
-				} else {
-					None
-				}
-			})
-			.collect()
 	}
 
 	/// Frees, unreported, the slots that still owe something but are not due in the

@@ -8,8 +8,9 @@ impl<T: Config> Pallet<T> {
 	/// tasks; the queue holds exactly the queued tasks; every assigned or committed
 	/// task has its deadline scheduled; the to-do index matches the pending slots;
 	/// the payout account keeps exactly the minimum balance; a task checked by prefill
-	/// has at most its generator, its verifier and `MaxRefereeRounds` referee pipelines,
-	/// and a dispute only while it is refereed or over.
+	/// has at most its generators, the verifier's pipeline for each and
+	/// `MaxRefereeRounds` rounds of referee pipelines per generator, a result per
+	/// generator once compared, and a dispute only while it is refereed or over.
 	pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
 		let mut escrow: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 		let queue = Queue::<T>::get();
@@ -45,11 +46,28 @@ impl<T: Config> Pallet<T> {
 			let rounds = task.dispute.map_or(0, |d| d.rounds);
 			ensure!(rounds <= T::MaxRefereeRounds::get(), "more referee rounds than allowed");
 			ensure!(
-				Slots::<T>::get(id).iter().all(|slot| {
-					u32::from(slot.pipeline)
-						<= 1 + u32::from(rounds) * u32::from(T::RefereesPerRound::get())
-				}),
+				(1..=T::MaxGenerators::get()).contains(&task.generators),
+				"generators out of range"
+			);
+			let referee_pipelines = u32::from(task.generators)
+				* u32::from(T::MaxRefereeRounds::get())
+				* u32::from(T::RefereesPerRound::get());
+			let past_last = u32::from(task.side_pipelines()) + referee_pipelines;
+			ensure!(
+				Slots::<T>::get(id).iter().all(|slot| u32::from(slot.pipeline) < past_last),
 				"a slot outside the task's pipelines"
+			);
+			if let Some(dispute) = task.dispute {
+				ensure!(dispute.pair < task.generators, "a dispute over no generator");
+				ensure!(
+					dispute.first_referee >= task.side_pipelines(),
+					"referees among the sides' pipelines"
+				);
+			}
+			let results = PairResults::<T>::get(id);
+			ensure!(
+				results.is_empty() || results.len() == usize::from(task.generators),
+				"pair results of another count than the generators"
 			);
 			if matches!(task.status, TaskStatus::Refereeing | TaskStatus::Judging) {
 				ensure!(task.dispute.is_some(), "refereed without a dispute");

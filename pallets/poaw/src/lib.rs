@@ -46,6 +46,7 @@ mod benchmarking;
 mod deadlines;
 mod disputes;
 mod invariants;
+pub mod migrations;
 #[cfg(test)]
 mod mock;
 pub mod runtime_api;
@@ -134,6 +135,14 @@ impl<T: Config> Get<u32> for LateBound<T> {
 	}
 }
 
+/// Most pair results of one task: one per generator.
+pub struct GeneratorBound<T>(core::marker::PhantomData<T>);
+impl<T: Config> Get<u32> for GeneratorBound<T> {
+	fn get() -> u32 {
+		T::MaxGenerators::get().into()
+	}
+}
+
 #[polkadot_sdk::frame_support::pallet]
 pub mod pallet {
 	use super::*;
@@ -141,8 +150,9 @@ pub mod pallet {
 
 	/// 1: tasks record their verification mode and dispute, slots their role and format
 	/// (no chain ran version 0 data that needs migrating: the dev and local chains start
-	/// from genesis).
-	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+	/// from genesis). 2: tasks record their generators, disputes their pair and first
+	/// referee pipeline ([`migrations::v2`]).
+	pub const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
 	#[pallet::pallet]
 	#[pallet::storage_version(STORAGE_VERSION)]
@@ -193,6 +203,10 @@ pub mod pallet {
 		/// Highest redundancy.
 		#[pallet::constant]
 		type MaxRedundancy: Get<u8>;
+		/// Most generators a requester may ask for in a task checked by prefill (the
+		/// verifier checks each).
+		#[pallet::constant]
+		type MaxGenerators: Get<u8>;
 		/// Most slots (pipelines × chunks) of one task.
 		#[pallet::constant]
 		type MaxSlots: Get<u32>;
@@ -360,6 +374,12 @@ pub mod pallet {
 	pub type Verdicts<T: Config> =
 		StorageDoubleMap<_, Twox64Concat, TaskId, Twox64Concat, u32, bool>;
 
+	/// Where the verifier's check of each generator stands (prefill verification), from
+	/// the comparison of the sides until the task ends; index `i` is generator `i`.
+	#[pallet::storage]
+	pub type PairResults<T: Config> =
+		StorageMap<_, Twox64Concat, TaskId, BoundedVec<PairResult, GeneratorBound<T>>, ValueQuery>;
+
 	/// Input checks revealed by disputed chunks' referees, by slot index.
 	#[pallet::storage]
 	pub type InputChecks<T: Config> = StorageDoubleMap<
@@ -523,13 +543,20 @@ pub mod pallet {
 		OutputPublished { task: TaskId, output_hash: H256 },
 		/// The generator committed: the verifier recomputes its work until `deadline`.
 		VerificationOpened { task: TaskId, deadline: BlockNumberFor<T> },
-		/// The chain compared the generator's and the verifier's fingerprints:
-		/// `disagreement` is the first chunk that differs, `sampling_accepted` the
+		/// The chain compared generator `pair`'s fingerprints with the verifier's check of
+		/// it: `disagreement` is the first chunk that differs, `sampling_accepted` the
 		/// verifier's sampling verdict.
-		WorkCompared { task: TaskId, disagreement: Option<ChunkIndex>, sampling_accepted: bool },
-		/// A referee round was assigned to recompute chunks `0..=chunk`.
+		WorkCompared {
+			task: TaskId,
+			pair: PipelineIndex,
+			disagreement: Option<ChunkIndex>,
+			sampling_accepted: bool,
+		},
+		/// A referee round was assigned to recompute chunks `0..=chunk` of generator
+		/// `pair`'s dispute.
 		RefereesAssigned {
 			task: TaskId,
+			pair: PipelineIndex,
 			chunk: ChunkIndex,
 			sampling: bool,
 			round: u8,
@@ -540,8 +567,13 @@ pub mod pallet {
 		/// A referee round was inconclusive: a referee matched neither side, was silent,
 		/// or the round's referees did not all agree.
 		RefereeRoundFailed { task: TaskId, round: u8 },
-		/// A dispute ended.
-		DisputeSettled { task: TaskId, chunk: ChunkIndex, outcome: DisputeOutcome },
+		/// The dispute over generator `pair`'s work ended.
+		DisputeSettled {
+			task: TaskId,
+			pair: PipelineIndex,
+			chunk: ChunkIndex,
+			outcome: DisputeOutcome,
+		},
 		/// The losing side's stage at the disputed chunk computed faithfully from the
 		/// input its upstream stage sent, and that input does not follow from the prefix:
 		/// the blame moves to the upstream stage, `chunk`.
@@ -634,6 +666,9 @@ pub mod pallet {
 		AlreadyClaimed,
 		/// The task holds as many silence claims as it has slots.
 		TooManyClaims,
+		/// Generators must be between 1 and `MaxGenerators`, and more than one only with
+		/// prefill verification.
+		InvalidGenerators,
 	}
 
 	#[pallet::hooks]
@@ -662,8 +697,12 @@ pub mod pallet {
 			assert!(!T::MinerShare::get().is_zero(), "miners must get a share");
 			assert!(T::MaxSlots::get() >= 1);
 			assert!(T::RefereesPerRound::get() >= 1, "a referee round has a referee");
-			let pipelines = 2u32.saturating_add(
-				u32::from(T::MaxRefereeRounds::get())
+			assert!(T::MaxGenerators::get() >= 1, "a task has a generator");
+			// Every generator may be disputed in turn, each dispute with its own rounds.
+			let generators = u32::from(T::MaxGenerators::get());
+			let pipelines = (2 * generators).saturating_add(
+				generators
+					.saturating_mul(T::MaxRefereeRounds::get().into())
 					.saturating_mul(T::RefereesPerRound::get().into()),
 			);
 			// The last index stays free: miner nodes key a referee's rerun of another
@@ -712,98 +751,8 @@ pub mod pallet {
 			domain: Option<Vec<u8>>,
 		) -> DispatchResultWithPostInfo {
 			let requester = ensure_signed(origin)?;
-			ensure!(!prompt.is_empty(), Error::<T>::EmptyPrompt);
-			let prompt: BoundedVec<u8, T::MaxPromptBytes> =
-				prompt.try_into().map_err(|_| Error::<T>::PromptTooLong)?;
-			ensure!(max_tokens > 0, Error::<T>::ZeroMaxTokens);
-			ensure!(max_tokens <= T::MaxGeneratedTokens::get(), Error::<T>::TooManyTokens);
-			ensure!(
-				sampling.temperature_milli <= 10_000 && !sampling.top_p.is_zero(),
-				Error::<T>::InvalidSampling
-			);
-			let domain = match domain {
-				Some(tag) => {
-					let tag = Domain::try_from(tag).map_err(|_| Error::<T>::InvalidDomain)?;
-					ensure!(!tag.is_empty(), Error::<T>::InvalidDomain);
-					Some(tag)
-				}
-				None => None,
-			};
-			let prompt_bytes = prompt.len() as u32;
-			// The requester never bids in its own auction, so its own offers do not count.
-			let mode = Verification::<T>::get();
-			let quote = Self::quote_excluding(
-				model,
-				prompt_token_bound(prompt_bytes),
-				max_tokens,
-				&Self::requester_side(&requester),
-				mode,
-			)
-			.map_err(Error::<T>::from)?;
-			// A task no miner could finish would cost the miners reputation for nothing.
-			let limits = T::Models::limits(model).ok_or(Error::<T>::UnknownModel)?;
-			ensure!(quote.tokens <= limits.max_context, Error::<T>::ExceedsContext);
-			ensure!(
-				max_tokens.saturating_mul(limits.max_token_bytes) <= T::MaxOutputBytes::get(),
-				Error::<T>::OutputMayNotFit
-			);
-			ensure!(max_fee >= quote.max_fee, Error::<T>::FeeBelowQuote);
-			ensure!(
-				QueuedBy::<T>::get(&requester) < T::MaxQueuedPerRequester::get(),
-				Error::<T>::TooManyQueued
-			);
-			ensure!(
-				T::Currency::can_hold(&HoldReason::Escrow.into(), &requester, max_fee),
-				Error::<T>::InsufficientBalance
-			);
-			let id = NextTaskId::<T>::get();
-			Queue::<T>::try_append(id).map_err(|_| Error::<T>::QueueFull)?;
-			// The task refers to its model until it ends, so the model cannot leave the
-			// registry under running work.
-			T::Models::acquire(model)?;
-			T::Currency::hold(&HoldReason::Escrow.into(), &requester, max_fee)
-				.map_err(|_| Error::<T>::InsufficientBalance)?;
-			NextTaskId::<T>::put(id.checked_add(1).ok_or(Error::<T>::Overflow)?);
-			QueuedBy::<T>::mutate(&requester, |queued| queued.saturating_inc());
-			let now = polkadot_sdk::frame_system::Pallet::<T>::block_number();
-			let prompt_hash = BlakeTwo256::hash(&prompt);
-			let tie_seed = BlakeTwo256::hash_of(&(
-				polkadot_sdk::frame_system::Pallet::<T>::parent_hash(),
-				&requester,
-				prompt_hash,
-				sampling.seed,
-			));
-			let deadline = now.saturating_add(T::AssignmentTimeout::get());
-			Tasks::<T>::insert(
-				id,
-				TaskInfo {
-					requester: requester.clone(),
-					model,
-					domain,
-					prompt_hash,
-					prompt_bytes,
-					max_tokens,
-					sampling,
-					escrow: max_fee,
-					status: TaskStatus::Queued,
-					submitted_at: now,
-					deadline,
-					price_cap: Zero::zero(),
-					pipelines: 0,
-					reassignments: 0,
-					mode,
-					dispute: None,
-					tie_seed,
-					settlement: None,
-				},
-			);
-			Prompts::<T>::insert(id, prompt);
-			Timeouts::<T>::insert(deadline, id, ());
-			Self::deposit_event(Event::TaskSubmitted { task: id, requester, model, max_fee });
-			// The auction work scales with the model's chunks; offers are charged at most.
-			let chunks = T::Models::chunk_count(model).unwrap_or(T::MaxSlots::get());
-			Ok(Some(T::WeightInfo::submit_task(prompt_bytes, chunks, T::MaxOffersPerChunk::get()))
-				.into())
+			let request = TaskRequest { model, prompt, max_tokens, sampling, max_fee, domain };
+			Self::do_submit(requester, request, 1)
 		}
 
 		/// Commits the caller's slot to
@@ -991,6 +940,34 @@ pub mod pallet {
 			Self::do_claim_silence(&who, task, pipeline, chunk, silent)?;
 			Ok(Pays::No.into())
 		}
+
+		/// [`Pallet::submit_task`] with `generators` generator pipelines instead of one
+		/// (1 to `MaxGenerators`, more than one only with prefill verification): the
+		/// verifier checks each, a lying one is settled by referees like a single one, and
+		/// the answer is the first generator's whose work stands. `max_fee` must cover the
+		/// quote for that many generators and their checks
+		/// ([`Pallet::quote_generators`]); the requester pays only for work that stands.
+		#[pallet::call_index(8)]
+		#[pallet::weight(T::WeightInfo::submit_task(
+			(prompt.len() as u32).min(T::MaxPromptBytes::get()),
+			T::MaxSlots::get(),
+			T::MaxOffersPerChunk::get(),
+		).saturating_add(Pallet::<T>::operator_lookup()))]
+		#[allow(clippy::too_many_arguments)]
+		pub fn submit_task_with_generators(
+			origin: OriginFor<T>,
+			model: ModelId,
+			prompt: Vec<u8>,
+			max_tokens: u32,
+			sampling: SamplingParams,
+			max_fee: BalanceOf<T>,
+			domain: Option<Vec<u8>>,
+			generators: u8,
+		) -> DispatchResultWithPostInfo {
+			let requester = ensure_signed(origin)?;
+			let request = TaskRequest { model, prompt, max_tokens, sampling, max_fee, domain };
+			Self::do_submit(requester, request, generators)
+		}
 	}
 
 	impl<T: Config> From<QuoteError> for Error<T> {
@@ -1034,6 +1011,7 @@ impl<T: Config> Pallet<T> {
 			deadline: now,
 			price_cap: Zero::zero(),
 			pipelines: 1,
+			generators: 1,
 			reassignments: 0,
 			mode: VerificationMode::Redundant,
 			dispute: None,

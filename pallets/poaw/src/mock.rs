@@ -215,6 +215,8 @@ parameter_types! {
 	pub static CommitBlocks: u64 = COMMIT_PERIOD;
 	/// One referee pipeline per round unless a test asks for more.
 	pub static RefereesPerRound: u8 = 1;
+	/// 8 unless a test needs room for more pipelines (several generators).
+	pub static MaxSlots: u32 = 8;
 }
 
 impl pallet_poaw::Config for Test {
@@ -232,7 +234,8 @@ impl pallet_poaw::Config for Test {
 	type MaxFingerprintBytes = ConstU32<MAX_FINGERPRINT>;
 	type DefaultRedundancy = polkadot_sdk::frame_support::traits::ConstU8<2>;
 	type MaxRedundancy = polkadot_sdk::frame_support::traits::ConstU8<3>;
-	type MaxSlots = ConstU32<8>;
+	type MaxGenerators = polkadot_sdk::frame_support::traits::ConstU8<3>;
+	type MaxSlots = MaxSlots;
 	type MaxOffersPerChunk = ConstU32<8>;
 	type MinerShare = MinerShare;
 	type ThroughputBonus = ThroughputBonus;

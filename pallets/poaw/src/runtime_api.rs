@@ -8,8 +8,8 @@ use dllm_primitives::market::{ChunkIndex, ModelId};
 use polkadot_sdk::sp_runtime::Perbill;
 
 polkadot_sdk::sp_api::decl_runtime_apis! {
-	/// The task pallet's read API. Version 2 adds the recent tasks (the runtime implements
-	/// version 2).
+	/// The task pallet's read API. Version 2 adds the recent tasks, version 3 the quote
+	/// for several generators (the runtime implements version 3).
 	pub trait PoawApi<AccountId, Balance, BlockNumber>
 	where
 		AccountId: Codec,
@@ -27,6 +27,10 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
 		/// client's view of what the network did lately.
 		#[api_version(2)]
 		fn recent_tasks(limit: u32) -> Vec<TaskId>;
+		/// [`Self::quote`] for a task with `generators` generators (prefill verification:
+		/// the verifier checks each; `submit_task_with_generators`).
+		#[api_version(3)]
+		fn quote_generators(model: ModelId, prompt_tokens: u32, max_tokens: u32, generators: u8) -> Result<FeeQuote<Balance>, QuoteError>;
 	}
 
 	/// The registry records a miner's worker reads (so that no node decodes pallet

@@ -1701,6 +1701,7 @@ fn play_referees(task: TaskId, verdict: bool) {
 fn assert_unsettled_and_refunded(task: TaskId, before: u64, miners: &[u64]) {
 	assert!(events().contains(&Event::DisputeSettled {
 		task,
+		pair: 0,
 		chunk: 1,
 		outcome: DisputeOutcome::Unsettled
 	}));
@@ -1786,6 +1787,7 @@ fn an_honest_prefill_task_completes_paying_generator_and_verifier() {
 		assert_eq!(status(task), TaskStatus::Completed);
 		assert!(events().contains(&Event::WorkCompared {
 			task,
+			pair: 0,
 			disagreement: None,
 			sampling_accepted: true
 		}));
@@ -1826,6 +1828,7 @@ fn a_generator_lying_at_chunk_1_is_slashed_and_the_requester_refunded_in_full() 
 		assert_eq!(status(task), TaskStatus::Refereeing);
 		assert!(events().contains(&Event::WorkCompared {
 			task,
+			pair: 0,
 			disagreement: Some(1),
 			sampling_accepted: true
 		}));
@@ -1836,6 +1839,7 @@ fn a_generator_lying_at_chunk_1_is_slashed_and_the_requester_refunded_in_full() 
 		assert_eq!(status(task), TaskStatus::Expired);
 		assert!(events().contains(&Event::DisputeSettled {
 			task,
+			pair: 0,
 			chunk: 1,
 			outcome: DisputeOutcome::GeneratorLost
 		}));
@@ -1881,6 +1885,7 @@ fn referees_asking_above_the_task_price_cap_still_settle_and_are_paid_from_the_s
 		play_referees(task, true);
 		assert!(events().contains(&Event::DisputeSettled {
 			task,
+			pair: 0,
 			chunk: 1,
 			outcome: DisputeOutcome::GeneratorLost
 		}));
@@ -1908,6 +1913,7 @@ fn a_verifier_lying_is_slashed_and_the_task_completes() {
 		play_sides(task, |s| if s.role == Role::Verifier && s.chunk == 0 { -700 } else { 0 }, true);
 		assert!(events().contains(&Event::WorkCompared {
 			task,
+			pair: 0,
 			disagreement: Some(0),
 			sampling_accepted: true
 		}));
@@ -1917,6 +1923,7 @@ fn a_verifier_lying_is_slashed_and_the_task_completes() {
 		assert_eq!(status(task), TaskStatus::Completed);
 		assert!(events().contains(&Event::DisputeSettled {
 			task,
+			pair: 0,
 			chunk: 0,
 			outcome: DisputeOutcome::VerifierLost
 		}));
@@ -1983,6 +1990,7 @@ fn an_upstream_stage_that_corrupts_what_it_sends_is_slashed_not_its_honest_downs
 		play_sides(task, |s| if s.role == Role::Generator && s.chunk == 1 { 900 } else { 0 }, true);
 		assert!(events().contains(&Event::WorkCompared {
 			task,
+			pair: 0,
 			disagreement: Some(1),
 			sampling_accepted: true
 		}));
@@ -1993,6 +2001,7 @@ fn an_upstream_stage_that_corrupts_what_it_sends_is_slashed_not_its_honest_downs
 		assert!(events().contains(&Event::BlameTraced { task, pipeline: 0, chunk: 0 }));
 		assert!(events().contains(&Event::DisputeSettled {
 			task,
+			pair: 0,
 			chunk: 1,
 			outcome: DisputeOutcome::GeneratorLost
 		}));
@@ -2045,6 +2054,7 @@ fn a_verifier_stage_that_corrupts_what_it_sends_is_slashed_and_the_task_complete
 		assert!(events().contains(&Event::BlameTraced { task, pipeline: 1, chunk: 0 }));
 		assert!(events().contains(&Event::DisputeSettled {
 			task,
+			pair: 0,
 			chunk: 1,
 			outcome: DisputeOutcome::VerifierLost
 		}));
@@ -2167,6 +2177,7 @@ fn a_rejected_sampling_is_settled_by_the_referees_verdict() {
 		play_sides(task, |_| 0, false);
 		assert!(events().contains(&Event::WorkCompared {
 			task,
+			pair: 0,
 			disagreement: None,
 			sampling_accepted: false
 		}));
@@ -2372,8 +2383,11 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 	for seed in 1..=16u64 {
 		new_test_ext().execute_with(|| {
 			Verification::<Test>::put(VerificationMode::Prefill);
-			// Half the seeds with two referee pipelines per round.
+			// Half the seeds with two referee pipelines per round; half with room for
+			// two generators' pipelines and a dispute beside them (tasks ask for one or
+			// two generators).
 			RefereesPerRound::set(1 + (seed % 2) as u8);
+			MaxSlots::set(if seed % 4 >= 2 { 12 } else { 8 });
 			let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03));
 			let miners: Vec<u64> = vec![1, 2, 3, 4, 5, 6, 10, 11];
 			for who in &miners {
@@ -2403,7 +2417,7 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 					0 | 1 => {
 						let who = requesters[rng.below(3) as usize];
 						let fee = 2_000 + rng.below(30_000);
-						let _ = Poaw::submit_task(
+						let _ = Poaw::submit_task_with_generators(
 							signed(who),
 							0,
 							PROMPT.to_vec(),
@@ -2411,6 +2425,7 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 							sampling(),
 							fee,
 							None,
+							1 + rng.below(2) as u8,
 						);
 					}
 					2 | 3 => next_block(),
@@ -2506,10 +2521,11 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 											None => framed.unwrap_or(0),
 										})
 									};
-									let losing: Vec<PipelineIndex> = [0, 1]
-										.into_iter()
-										.filter(|side| stage_shift(*side) != Some(0))
-										.collect();
+									let losing: Vec<PipelineIndex> =
+										[d.pair, info.verifier_of(d.pair)]
+											.into_iter()
+											.filter(|side| stage_shift(*side) != Some(0))
+											.collect();
 									match losing.as_slice() {
 										[side] => {
 											let framed = framings
@@ -2597,6 +2613,12 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 					Event::RefereesAssigned { referees: 2, .. } => {
 						*outcomes.entry("two referees").or_default() += 1
 					}
+					Event::RefereesAssigned { pair: 1, .. } => {
+						*outcomes.entry("second generator disputed").or_default() += 1
+					}
+					Event::TaskAssigned { pipelines: 4, .. } => {
+						*outcomes.entry("two generators").or_default() += 1
+					}
 					_ => {}
 				}
 			}
@@ -2637,6 +2659,8 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 		"blame traced",
 		"silence claimed",
 		"two referees",
+		"two generators",
+		"second generator disputed",
 	];
 	for end in ends {
 		assert!(outcomes.get(end).copied().unwrap_or(0) > 0, "never {end}: {outcomes:?}");
@@ -2662,6 +2686,7 @@ fn a_referee_matching_neither_side_is_outvoted_once_a_later_round_settles() {
 		play_referees(task, true);
 		assert!(events().contains(&Event::DisputeSettled {
 			task,
+			pair: 0,
 			chunk: 1,
 			outcome: DisputeOutcome::GeneratorLost
 		}));
@@ -2737,6 +2762,7 @@ fn two_referees_that_agree_settle_the_dispute_and_are_both_paid_from_the_slash()
 		play_referees(task, true);
 		assert!(events().contains(&Event::DisputeSettled {
 			task,
+			pair: 0,
 			chunk: 1,
 			outcome: DisputeOutcome::GeneratorLost
 		}));
@@ -2760,6 +2786,7 @@ fn with_one_referee_per_round_a_referee_copying_the_liar_slashes_the_honest_veri
 		play_referees_shifted(task, |s| if s.chunk == 1 { 900 } else { 0 });
 		assert!(events().contains(&Event::DisputeSettled {
 			task,
+			pair: 0,
 			chunk: 1,
 			outcome: DisputeOutcome::VerifierLost
 		}));
@@ -3066,5 +3093,388 @@ fn silence_claims_refuse_wrong_callers_stages_and_targets_and_change_nothing() {
 		// Refused calls pay.
 		let refused = Poaw::claim_silence(signed(2), task, 0, 0, 1).unwrap_err();
 		assert_eq!(refused.post_info.pays_fee, Pays::Yes);
+	});
+}
+
+// ---------------------------------------------------------------- several generators
+
+/// `prefill_market` plus 9 (both chunks, 40), with room for two generators' pipelines
+/// and two disputes: generators 1 → 3 (pipeline 0) and 2 → 4 (pipeline 1), the
+/// verifier 6 → 8 checking each (pipelines 2 and 3); referees come from 5, then 9.
+fn two_generator_task() -> TaskId {
+	MaxSlots::set(12);
+	prefill_market();
+	expert(9, &[0, 1], 40, 4);
+	let tokens = prompt_token_bound(PROMPT.len() as u32);
+	let quote = Poaw::quote_generators(0, tokens, 4, 2).unwrap();
+	assert_ok!(Poaw::submit_task_with_generators(
+		signed(REQUESTER),
+		0,
+		PROMPT.to_vec(),
+		4,
+		sampling(),
+		quote.max_fee * 3,
+		None,
+		2
+	));
+	let task = NextTaskId::<Test>::get() - 1;
+	next_block();
+	assert_eq!(status(task), TaskStatus::Assigned);
+	task
+}
+
+/// What the requester pays for generator `pair`'s work and the verifier's check of it,
+/// each slot at its threshold: 2 layers × 8 tokens per generator slot, a fifth of it
+/// per verifier slot.
+fn pair_cost(task: TaskId, pair: PipelineIndex) -> u64 {
+	let info = Tasks::<Test>::get(task).unwrap();
+	slots(task)
+		.iter()
+		.map(|s| {
+			let work = 2 * 8 * s.threshold;
+			if s.pipeline == pair {
+				work
+			} else if s.pipeline == info.verifier_of(pair) {
+				PREFILL_SHARE.mul_floor(work)
+			} else {
+				0
+			}
+		})
+		.sum()
+}
+
+/// The generators' chunk-1 stage at `pipeline` reports fingerprints off by 900.
+fn lies_at(pipeline: PipelineIndex) -> impl Fn(&SlotOf<Test>) -> i16 {
+	move |s| if s.pipeline == pipeline && s.chunk == 1 { 900 } else { 0 }
+}
+
+#[test]
+fn a_quote_for_two_generators_pays_two_generations_and_two_checks_at_the_third_ask() {
+	run(|| {
+		prefill_market();
+		let one = Poaw::quote_generators(0, 13, 4, 1).unwrap();
+		assert_eq!(one, Poaw::quote(0, 13, 4).unwrap());
+		let two = Poaw::quote_generators(0, 13, 4, 2).unwrap();
+		assert_eq!(two.redundancy, 2);
+		// Chunk 0 asks 10, 20, 25, 30; chunk 1 10, 20, 25, 30: the third is 25.
+		assert_eq!(two.price_per_token_layer, 25);
+		let generation = 4 * 17u128;
+		let units = 2 * generation + 2 * PREFILL_SHARE.mul_ceil(generation);
+		assert_eq!(two.max_fee, MINER_SHARE.saturating_reciprocal_mul_ceil(25 * units) as u64);
+		// Three generators and the verifier need four miners in every chunk: there are.
+		// Four generators need five: there are not.
+		MaxSlots::set(16);
+		assert!(Poaw::quote_generators(0, 13, 4, 3).is_ok());
+		assert_eq!(Poaw::quote_generators(0, 13, 4, 4), Err(QuoteError::NoMinersAvailable));
+	});
+}
+
+#[test]
+fn submit_refuses_generators_out_of_range_or_without_prefill_and_changes_nothing() {
+	run(|| {
+		// Three miners per chunk.
+		Verification::<Test>::put(VerificationMode::Prefill);
+		standard_experts();
+		let submit_with = |generators: u8| {
+			Poaw::submit_task_with_generators(
+				signed(REQUESTER),
+				0,
+				PROMPT.to_vec(),
+				4,
+				sampling(),
+				50_000,
+				None,
+				generators,
+			)
+			.map(|_| ())
+			.map_err(|e| e.error)
+		};
+		assert_noop!(submit_with(0), Error::<Test>::InvalidGenerators);
+		assert_noop!(submit_with(4), Error::<Test>::InvalidGenerators);
+		// With room for three generators' pipelines, the market has too few miners: three
+		// generators and a verifier need four per chunk.
+		MaxSlots::set(12);
+		assert_noop!(submit_with(3), Error::<Test>::NoMinersAvailable);
+		assert_ok!(submit_with(2));
+		let task = NextTaskId::<Test>::get() - 1;
+		assert_eq!(Tasks::<Test>::get(task).unwrap().generators, 2);
+		let before = total(REQUESTER);
+		Verification::<Test>::put(VerificationMode::Redundant);
+		assert_noop!(submit_with(2), Error::<Test>::InvalidGenerators);
+		assert_eq!(total(REQUESTER), before);
+		assert_eq!(escrow(REQUESTER), 50_000, "only the accepted task's escrow is held");
+	});
+}
+
+#[test]
+fn a_model_whose_generators_and_checks_do_not_fit_the_slots_is_refused() {
+	run(|| {
+		prefill_market();
+		// Two generators and two checks of two chunks are 8 slots: they fit in 8.
+		assert!(Poaw::quote_generators(0, 13, 4, 2).is_ok());
+		expert(9, &[0, 1], 40, 4);
+		// Three need 12.
+		assert_eq!(Poaw::quote_generators(0, 13, 4, 3), Err(QuoteError::NoMinersAvailable));
+		MaxSlots::set(12);
+		assert!(Poaw::quote_generators(0, 13, 4, 3).is_ok());
+	});
+}
+
+#[test]
+fn two_honest_generators_are_each_checked_by_the_verifier_and_all_paid() {
+	run(|| {
+		let task = two_generator_task();
+		assert_eq!(
+			slots(task).iter().map(|s| (s.pipeline, s.chunk, s.expert, s.role)).collect::<Vec<_>>(),
+			vec![
+				(0, 0, 1, Role::Generator),
+				(0, 1, 3, Role::Generator),
+				(1, 0, 2, Role::Generator),
+				(1, 1, 4, Role::Generator),
+				(2, 0, 6, Role::Verifier),
+				(2, 1, 8, Role::Verifier),
+				(3, 0, 6, Role::Verifier),
+				(3, 1, 8, Role::Verifier),
+			]
+		);
+		// The verifier's miners hold a slot of capacity per generator they check.
+		assert_eq!(active_tasks(6), 2);
+		let info = Tasks::<Test>::get(task).unwrap();
+		assert_eq!((info.generators, info.pipelines), (2, 4));
+		let before = total(REQUESTER);
+		let issued = issuance();
+		play_sides(task, |_| 0, true);
+		assert_eq!(status(task), TaskStatus::Completed);
+		for pair in [0, 1] {
+			assert!(events().contains(&Event::WorkCompared {
+				task,
+				pair,
+				disagreement: None,
+				sampling_accepted: true
+			}));
+		}
+		assert_eq!(PairResults::<Test>::get(task).into_inner(), vec![PairResult::Agreed; 2]);
+		let miners = pair_cost(task, 0) + pair_cost(task, 1);
+		let paid: u64 = [1, 2, 3, 4, 6, 8].iter().map(|who| paid_to(*who)).sum();
+		assert_eq!(paid, miners);
+		assert_eq!(before - total(REQUESTER), MINER_SHARE.saturating_reciprocal_mul_ceil(miners));
+		assert_eq!(issuance(), issued);
+		for who in [1, 2, 3, 4, 6, 8] {
+			assert_eq!(active_tasks(who), 0, "{who} freed");
+		}
+		let settlement = Tasks::<Test>::get(task).unwrap().settlement.unwrap();
+		assert_eq!(settlement.output_hash, Some(hash_of(&good())));
+	});
+}
+
+#[test]
+fn a_lying_second_generator_is_slashed_and_the_first_answers() {
+	run(|| {
+		let task = two_generator_task();
+		let before = total(REQUESTER);
+		let issued = issuance();
+		play_sides(task, lies_at(1), true);
+		assert!(events().contains(&Event::WorkCompared {
+			task,
+			pair: 1,
+			disagreement: Some(1),
+			sampling_accepted: true
+		}));
+		assert_eq!(status(task), TaskStatus::Refereeing);
+		let info = Tasks::<Test>::get(task).unwrap();
+		let dispute = info.dispute.unwrap();
+		assert_eq!((dispute.pair, dispute.chunk, dispute.first_referee), (1, 1, 4));
+		// The referee attests the disputed generator's output.
+		assert_eq!(info.attested_generator(Role::Referee, 4), 1);
+		assert!(role_slots(task, Role::Referee).iter().all(|s| s.expert == 5));
+		play_referees(task, true);
+		assert!(events().contains(&Event::DisputeSettled {
+			task,
+			pair: 1,
+			chunk: 1,
+			outcome: DisputeOutcome::GeneratorLost
+		}));
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert!(slashed(4) > 0);
+		for who in [1, 2, 3, 5, 6, 8] {
+			assert_eq!(slashed(who), 0, "{who} not slashed");
+		}
+		// The requester pays the first pair only; the liar's slash paid the verifier's
+		// check of it and the referee.
+		assert_eq!(
+			before - total(REQUESTER),
+			MINER_SHARE.saturating_reciprocal_mul_ceil(pair_cost(task, 0))
+		);
+		assert_eq!(paid_to(2) + paid_to(4), 0);
+		assert!(paid_to(5) > 0);
+		assert_eq!(issuance(), issued);
+		let settlement = Tasks::<Test>::get(task).unwrap().settlement.unwrap();
+		assert_eq!(settlement.output_hash, Some(hash_of(&good())));
+		assert!(reports().contains(&(4, TaskOutcome::Outvoted)));
+		for who in [1, 2, 3, 4, 5, 6, 8] {
+			assert_eq!(active_tasks(who), 0, "{who} freed");
+		}
+	});
+}
+
+#[test]
+fn a_lying_first_generator_leaves_the_second_to_answer() {
+	run(|| {
+		let task = two_generator_task();
+		let before = total(REQUESTER);
+		play_sides(task, lies_at(0), true);
+		assert_eq!(Tasks::<Test>::get(task).unwrap().dispute.unwrap().pair, 0);
+		play_referees(task, true);
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert!(slashed(3) > 0);
+		assert_eq!(paid_to(1) + paid_to(3), 0);
+		assert_eq!(
+			before - total(REQUESTER),
+			MINER_SHARE.saturating_reciprocal_mul_ceil(pair_cost(task, 1))
+		);
+		assert_eq!(
+			PairResults::<Test>::get(task)[1],
+			PairResult::Agreed,
+			"the second pair stood without a dispute"
+		);
+		// The ledger names the generator whose answer was delivered.
+		let completed = <Poaw as TaskLedger<u64>>::completed_task(task).unwrap();
+		assert_eq!(completed.miners, vec![2, 4]);
+	});
+}
+
+#[test]
+fn two_lying_generators_are_disputed_in_turn_and_the_requester_refunded_in_full() {
+	run(|| {
+		let task = two_generator_task();
+		let before = total(REQUESTER);
+		let issued = issuance();
+		play_sides(task, |s| if s.role == Role::Generator && s.chunk == 1 { 900 } else { 0 }, true);
+		assert_eq!(Tasks::<Test>::get(task).unwrap().dispute.unwrap().pair, 0);
+		play_referees(task, true);
+		// The first dispute settled; the second takes referees the task does not have yet.
+		let dispute = Tasks::<Test>::get(task).unwrap().dispute.unwrap();
+		assert_eq!((dispute.pair, dispute.rounds, dispute.first_referee), (1, 1, 5));
+		assert!(role_slots(task, Role::Referee).iter().all(|s| s.expert == 9));
+		play_referees(task, true);
+		for pair in [0, 1] {
+			assert!(events().contains(&Event::DisputeSettled {
+				task,
+				pair,
+				chunk: 1,
+				outcome: DisputeOutcome::GeneratorLost
+			}));
+		}
+		assert_eq!(status(task), TaskStatus::Expired);
+		assert_eq!(total(REQUESTER), before);
+		assert!(slashed(3) > 0 && slashed(4) > 0);
+		assert!(paid_to(5) > 0 && paid_to(9) > 0, "each dispute's referee paid from its slash");
+		assert_eq!(issuance(), issued);
+		for who in [1, 2, 3, 4, 5, 6, 8, 9] {
+			assert_eq!(active_tasks(who), 0, "{who} freed");
+		}
+	});
+}
+
+#[test]
+fn a_generator_pipeline_lost_abandons_its_pair_and_the_other_pair_answers() {
+	run(|| {
+		let task = two_generator_task();
+		let before = total(REQUESTER);
+		// Pipeline 1's chunk 1 never commits: 4, then its replacements 5 and 9, until
+		// `MaxReassignments` (2) is spent and the pipeline is abandoned.
+		for slot in role_slots(task, Role::Generator) {
+			if !(slot.pipeline == 1 && slot.chunk == 1) {
+				assert_ok!(prefill_commit(task, &slot, 0, true));
+			}
+		}
+		for _ in 0..4 * COMMIT_PERIOD {
+			if status(task) != TaskStatus::Assigned {
+				break;
+			}
+			next_block();
+		}
+		assert_eq!(status(task), TaskStatus::Verifying);
+		assert!(events().contains(&Event::PipelineAbandoned { task, pipeline: 1 }));
+		assert!(events().contains(&Event::PipelineAbandoned { task, pipeline: 3 }));
+		// Only the check of generator 0 is due.
+		let due: Vec<SlotOf<Test>> = slots(task)
+			.into_iter()
+			.filter(|s| s.role == Role::Verifier && s.state == SlotState::Assigned)
+			.collect();
+		assert_eq!(due.iter().map(|s| s.pipeline).collect::<Vec<_>>(), vec![2, 2]);
+		for slot in due {
+			assert_ok!(prefill_commit(task, &slot, 0, true));
+		}
+		assert_eq!(status(task), TaskStatus::Committed);
+		for slot in slots(task) {
+			if matches!(slot.state, SlotState::Committed(_)) {
+				assert_ok!(prefill_reveal(task, &slot, 0, true));
+			}
+		}
+		assert_eq!(status(task), TaskStatus::Completed);
+		assert_eq!(
+			PairResults::<Test>::get(task).into_inner(),
+			vec![PairResult::Agreed, PairResult::Incomplete]
+		);
+		assert_eq!(
+			before - total(REQUESTER),
+			MINER_SHARE.saturating_reciprocal_mul_ceil(pair_cost(task, 0))
+		);
+		// The silent ones were blamed; generator 2, who committed, is unpaid and unblamed.
+		assert_eq!(paid_to(2), 0);
+		assert!(!reports().contains(&(2, TaskOutcome::MissedDeadline)));
+		for who in [4, 5, 9] {
+			assert!(reports().contains(&(who, TaskOutcome::MissedDeadline)), "{who} blamed");
+		}
+		for who in [1, 2, 3, 4, 5, 6, 8, 9] {
+			assert_eq!(active_tasks(who), 0, "{who} freed");
+		}
+	});
+}
+
+#[test]
+fn a_version_1_task_record_is_migrated_with_one_generator() {
+	use crate::migrations::v2::{DisputeV1, MigrateV1ToV2, TaskInfoV1};
+	use polkadot_sdk::frame_support::traits::{GetStorageVersion, OnRuntimeUpgrade};
+	run(|| {
+		let task = prefill_task();
+		let info = Tasks::<Test>::get(task).unwrap();
+		let old = TaskInfoV1 {
+			requester: info.requester,
+			model: info.model,
+			domain: info.domain.clone(),
+			prompt_hash: info.prompt_hash,
+			prompt_bytes: info.prompt_bytes,
+			max_tokens: info.max_tokens,
+			sampling: info.sampling,
+			escrow: info.escrow,
+			status: info.status,
+			submitted_at: info.submitted_at,
+			deadline: info.deadline,
+			price_cap: info.price_cap,
+			pipelines: info.pipelines,
+			reassignments: info.reassignments,
+			mode: info.mode,
+			dispute: Some(DisputeV1 { chunk: 1, sampling: false, rounds: 2 }),
+			tie_seed: info.tie_seed,
+			settlement: None,
+		};
+		let key = Tasks::<Test>::hashed_key_for(task);
+		polkadot_sdk::sp_io::storage::set(&key, &old.encode());
+		StorageVersion::new(1).put::<Poaw>();
+		MigrateV1ToV2::<Test>::on_runtime_upgrade();
+		assert_eq!(Poaw::on_chain_storage_version(), 2);
+		let migrated = Tasks::<Test>::get(task).unwrap();
+		assert_eq!(migrated.generators, 1);
+		let dispute = migrated.dispute.unwrap();
+		assert_eq!((dispute.pair, dispute.first_referee, dispute.rounds), (0, 2, 2));
+		assert_eq!(Tasks::<Test>::get(task).map(|t| t.escrow), Some(info.escrow));
+		// A second run finds version 2 and changes nothing.
+		MigrateV1ToV2::<Test>::on_runtime_upgrade();
+		assert_eq!(Tasks::<Test>::get(task), Some(migrated));
+		// The dispute written above names rounds no slot has: undo it for the
+		// invariants the test runner checks.
+		Tasks::<Test>::mutate(task, |t| t.as_mut().map(|t| t.dispute = None));
 	});
 }

@@ -91,7 +91,8 @@ pub enum Role {
 	Referee,
 }
 
-/// The disagreement a task checked by prefill is being settled on.
+/// The disagreement a task checked by prefill is being settled on: one generator and
+/// the verifier's pipeline that checked it (a pair), at one chunk.
 #[derive(
 	Clone,
 	Copy,
@@ -112,16 +113,85 @@ pub struct Dispute {
 	pub sampling: bool,
 	/// Referee rounds opened so far (the current one included).
 	pub rounds: u8,
+	/// The disputed generator's pipeline (its verifier's is `generators + pair`).
+	pub pair: PipelineIndex,
+	/// The pipeline of this dispute's first round's first referee.
+	pub first_referee: PipelineIndex,
 }
 
 impl Dispute {
 	/// The pipelines of the current round's referees when every round has up to
 	/// `per_round` of them: round `n` (from 1) holds pipelines
-	/// `2 + (n - 1) × per_round ..= 1 + n × per_round` (0 and 1 are the two sides).
+	/// `first_referee + (n - 1) × per_round ..` (below `first_referee` are the sides
+	/// and the referees of the task's earlier disputes).
 	pub fn round_pipelines(&self, per_round: u8) -> core::ops::RangeInclusive<PipelineIndex> {
 		let per_round = per_round.max(1);
-		let first = 2u8.saturating_add(self.rounds.saturating_sub(1).saturating_mul(per_round));
+		let first = self
+			.first_referee
+			.saturating_add(self.rounds.saturating_sub(1).saturating_mul(per_round));
 		first..=first.saturating_add(per_round - 1)
+	}
+
+	/// Every referee pipeline this dispute has opened so far, all rounds.
+	pub fn referee_pipelines(&self, per_round: u8) -> core::ops::RangeInclusive<PipelineIndex> {
+		self.first_referee..=*self.round_pipelines(per_round).end()
+	}
+}
+
+/// Where the check of one generator by the verifier stands (a pair: generator `i`,
+/// the verifier's pipeline `generators + i`).
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Debug,
+)]
+pub enum PairResult {
+	/// Every chunk agreed and the verifier accepted the sampling.
+	Agreed,
+	/// A pipeline of the pair did not finish (whoever missed a deadline was blamed):
+	/// nothing of it is paid.
+	Incomplete,
+	/// The pair disagrees at `chunk` (or on the sampling): referees will settle it.
+	Disagreed {
+		/// The first chunk that differs (the last for a sampling dispute).
+		chunk: ChunkIndex,
+		/// Whether only the sampling verdict disagrees.
+		sampling: bool,
+	},
+	/// The pair's dispute ended.
+	Settled {
+		/// How.
+		outcome: DisputeOutcome,
+		/// The disputed chunk.
+		chunk: ChunkIndex,
+		/// The slot index that lost (`u32::MAX` when nobody did).
+		loser: u32,
+		/// The pipelines of the round that settled it (empty when none did).
+		first_referee: PipelineIndex,
+		/// The last pipeline of that round.
+		last_referee: PipelineIndex,
+	},
+}
+
+impl PairResult {
+	/// Whether the pair's generation stands: its output may be delivered and its
+	/// generator is paid.
+	pub fn stands(&self) -> bool {
+		matches!(
+			self,
+			Self::Agreed
+				| Self::Settled {
+					outcome: DisputeOutcome::VerifierLost | DisputeOutcome::BothAgreed,
+					..
+				}
+		)
 	}
 }
 
@@ -317,8 +387,12 @@ pub struct TaskInfo<AccountId, Balance, BlockNumber> {
 	pub deadline: BlockNumber,
 	/// Highest price per token per layer the escrow pays (set by the auction).
 	pub price_cap: Balance,
-	/// Number of pipelines (the redundancy the auction could reach).
+	/// Number of pipelines (the redundancy the auction could reach; with prefill
+	/// verification the generators' and the verifier's, referees not counted).
 	pub pipelines: u8,
+	/// Generators the requester asked for (prefill verification; 1 by default): the
+	/// verifier checks each, and the first whose work stands is the answer.
+	pub generators: u8,
 	/// Replacements made so far.
 	pub reassignments: u32,
 	/// How the work is checked (the pallet's mode when the task was submitted).
@@ -332,6 +406,52 @@ pub struct TaskInfo<AccountId, Balance, BlockNumber> {
 	pub tie_seed: H256,
 	/// Set when the task is finished.
 	pub settlement: Option<Settlement<Balance>>,
+}
+
+impl<AccountId, Balance, BlockNumber> TaskInfo<AccountId, Balance, BlockNumber> {
+	/// Generators of a task checked by prefill (at least one).
+	pub fn generator_count(&self) -> u8 {
+		self.generators.max(1)
+	}
+
+	/// The verifier's pipeline that checks generator `pair`: generators are pipelines
+	/// `0..g`, the verifier's `g..2g`, referees come after.
+	pub fn verifier_of(&self, pair: PipelineIndex) -> PipelineIndex {
+		self.generator_count().saturating_add(pair)
+	}
+
+	/// The pipelines of the generators and the verifier (`2g`): referees come after.
+	pub fn side_pipelines(&self) -> u8 {
+		self.generator_count().saturating_mul(2)
+	}
+
+	/// The generator whose published output a slot of `role` in `pipeline` works on and
+	/// attests: its own for a generator, the checked one for the verifier, the disputed
+	/// one for a referee.
+	pub fn attested_generator(&self, role: Role, pipeline: PipelineIndex) -> PipelineIndex {
+		match role {
+			Role::Generator => pipeline,
+			Role::Verifier => pipeline.saturating_sub(self.generator_count()),
+			Role::Referee => self.dispute.map_or(0, |dispute| dispute.pair),
+		}
+	}
+}
+
+/// A requester's task as `submit_task` takes it, before it is checked.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TaskRequest<Balance> {
+	/// The model.
+	pub model: ModelId,
+	/// The prompt's bytes.
+	pub prompt: Vec<u8>,
+	/// Most tokens to generate.
+	pub max_tokens: u32,
+	/// Sampling parameters.
+	pub sampling: SamplingParams,
+	/// The most the requester pays (held as escrow).
+	pub max_fee: Balance,
+	/// The domain it wants an expert in, if any.
+	pub domain: Option<Vec<u8>>,
 }
 
 /// What the last chunk of a pipeline reveals as the output (or a non-last chunk as
@@ -488,8 +608,9 @@ pub struct FeeQuote<Balance> {
 	pub tokens: u32,
 	/// Layers of the model.
 	pub layers: u32,
-	/// How the work will be checked: with prefill verification `redundancy` is 1 and
-	/// the verifier's prefill adds `PrefillShare` of the generation work.
+	/// How the work will be checked: with prefill verification `redundancy` is the
+	/// number of generators (1 unless asked) and the verifier's prefill of each adds
+	/// `PrefillShare` of its generation work.
 	pub mode: VerificationMode,
 }
 

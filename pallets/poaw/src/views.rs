@@ -101,16 +101,21 @@ impl<T: Config> TaskLedger<T::AccountId> for Pallet<T> {
 			return Err(TaskLookupError::Pruned);
 		}
 		let outputs = Self::pipeline_outputs(&slots, info.pipelines);
+		// Prefill: the generator whose output was delivered (the first whose work stood).
+		let delivered =
+			PairResults::<T>::get(task).iter().position(|result| result.stands()).unwrap_or(0);
 		let mut miners: Vec<T::AccountId> = Vec::new();
 		for slot in slots.iter() {
-			// Redundant: the agreeing pipelines. Prefill: the generator, whose work the
-			// requester rates (verifiers and referees checked it).
+			// Redundant: the agreeing pipelines. Prefill: the delivered generator, whose
+			// work the requester rates (verifiers and referees checked it).
 			let agreed = match info.mode {
 				VerificationMode::Redundant => {
 					outputs.get(slot.pipeline as usize).copied().flatten() == Some(accepted)
 				}
 				VerificationMode::Prefill => {
-					slot.role == Role::Generator && slot.state == SlotState::Revealed(accepted)
+					slot.role == Role::Generator
+						&& usize::from(slot.pipeline) == delivered
+						&& slot.state == SlotState::Revealed(accepted)
 				}
 			};
 			if agreed && !miners.contains(&slot.expert) {

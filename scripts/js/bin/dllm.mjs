@@ -27,6 +27,8 @@ const GLOBAL = {
 const SAMPLING = {
   model: { type: 'string', default: '0' },
   'max-tokens': { type: 'string', default: '32' },
+  // More than one: that many generators, each checked by the verifier (prefill verification).
+  generators: { type: 'string', default: '1' },
 };
 
 const COMMANDS = {
@@ -267,11 +269,12 @@ async function chat(api, values, positionals) {
     seed: integer(values.seed, '--seed'),
   };
   const timeout = integer(values.timeout, '--timeout', { min: 1 });
+  const generators = integer(values.generators, '--generators', { min: 1, max: 255 });
   const account = await signer(api, values);
-  const maxFee = values['max-fee'] !== undefined ? amount(values['max-fee'], '--max-fee') : (await tasks.quote(api, id, prompt, maxTokens)).maxFee;
+  const maxFee = values['max-fee'] !== undefined ? amount(values['max-fee'], '--max-fee') : (await tasks.quote(api, id, prompt, maxTokens, generators)).maxFee;
   const line = progress();
   line.show(`submitting (max fee ${experts.formatDllm(maxFee)})…`);
-  const submitted = await tasks.submitTask(api, account, { model: id, prompt, maxTokens, maxFee, sampling });
+  const submitted = await tasks.submitTask(api, account, { model: id, prompt, maxTokens, maxFee, sampling, generators });
   if (!submitted.ok) {
     line.clear();
     return refused(submitted);
@@ -324,15 +327,17 @@ async function quote(api, values, positionals) {
   const [prompt] = take(positionals, ['PROMPT']);
   const { id, record } = await model(api, values.model);
   const maxTokens = integer(values['max-tokens'], '--max-tokens', { min: 1 });
+  const generators = integer(values.generators, '--generators', { min: 1, max: 255 });
   let q;
   try {
-    q = await tasks.quote(api, id, prompt, maxTokens);
+    q = await tasks.quote(api, id, prompt, maxTokens, generators);
   } catch (e) {
     console.error(`${e.message} (${{ NoMinersAvailable: 'no chunk of the model has enough free experts now', ModelNotActive: 'the model is not active', UnknownModel: 'no such model' }[e.message.replace('no quote: ', '')] ?? 'see docs/protocol.md'})`);
     return 1;
   }
   console.log(`${record.spec.name.toUtf8()}: at most ${experts.formatDllm(q.maxFee)} for up to ${q.tokens} tokens over ${q.layers} layers`);
-  console.log(`  ${q.redundancy} pipeline(s), ${q.mode}, ${experts.formatDllm(q.pricePerTokenLayer)} per token per layer; the unused part is refunded`);
+  const checked = q.mode === 'Prefill' ? `${q.redundancy} generator(s), each checked by prefill` : `${q.redundancy} pipeline(s), ${q.mode}`;
+  console.log(`  ${checked}, ${experts.formatDllm(q.pricePerTokenLayer)} per token per layer; the unused part is refunded`);
   return 0;
 }
 

@@ -5,11 +5,12 @@ export const DLLM_RPC = {
   dllm: {
     quote: {
       description:
-        "The least max_fee submit_task accepts now for a prompt given as text ({ maxFee, redundancy, pricePerTokenLayer, tokens, layers, mode }; amounts as decimal strings)",
+        "The least max_fee submit_task accepts now for a prompt given as text, or submit_task_with_generators for `generators` ({ maxFee, redundancy, pricePerTokenLayer, tokens, layers, mode }; amounts as decimal strings)",
       params: [
         { name: 'model', type: 'u32' },
         { name: 'prompt', type: 'Text' },
         { name: 'maxTokens', type: 'u32' },
+        { name: 'generators', type: 'u8', isOptional: true },
       ],
       type: 'Json',
     },

@@ -19,16 +19,17 @@ export function byteLength(prompt) {
 }
 
 /**
- * The least `max_fee` `submit_task` accepts now for `prompt` and `maxTokens`:
+ * The least `max_fee` `submit_task` accepts now for `prompt` and `maxTokens` (with
+ * `generators` above 1, `submit_task_with_generators` for that many):
  * { maxFee, redundancy, pricePerTokenLayer, tokens, layers } (BigInt amounts), or throws
  * with the QuoteError name (UnknownModel, ModelNotActive, NoMinersAvailable).
  */
-export async function quote(api, model, prompt, maxTokens) {
-  const result = await api.call.poawApi.quote(
-    model,
-    promptTokenBound(byteLength(prompt)),
-    maxTokens,
-  );
+export async function quote(api, model, prompt, maxTokens, generators = 1) {
+  const tokens = promptTokenBound(byteLength(prompt));
+  const result =
+    generators === 1
+      ? await api.call.poawApi.quote(model, tokens, maxTokens)
+      : await api.call.poawApi.quoteGenerators(model, tokens, maxTokens, generators);
   if (result.isErr) throw new Error(`no quote: ${result.asErr.type}`);
   const q = result.asOk;
   return {
@@ -45,19 +46,25 @@ export async function quote(api, model, prompt, maxTokens) {
 export const GREEDY = { temperatureMilli: 0, topK: 0, topP: 1_000_000_000, seed: 0 };
 
 /**
- * Submits a task. `options`: { model, prompt, maxTokens, sampling, maxFee, domain }.
+ * Submits a task. `options`: { model, prompt, maxTokens, sampling, maxFee, domain,
+ * generators } (`generators` above 1: that many generators, each checked by the verifier).
  * Resolves { ok, error, task, events }: `task` is the new id when accepted.
  */
 export async function submitTask(api, signer, options) {
   const sampling = { ...GREEDY, ...(options.sampling ?? {}) };
-  const tx = api.tx.poaw.submitTask(
+  const args = [
     options.model,
     options.prompt,
     options.maxTokens,
     sampling,
     options.maxFee,
     options.domain ?? null,
-  );
+  ];
+  const generators = options.generators ?? 1;
+  const tx =
+    generators === 1
+      ? api.tx.poaw.submitTask(...args)
+      : api.tx.poaw.submitTaskWithGenerators(...args, generators);
   const result = await submit(api, tx, signer);
   const submitted = result.events.find(({ event }) => api.events.poaw.TaskSubmitted.is(event));
   return { ...result, task: submitted ? submitted.event.data.task.toNumber() : null };

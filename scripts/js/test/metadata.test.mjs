@@ -45,8 +45,8 @@ test('every call of the DLLM pallets is built from metadata alone, round-trips a
       calls += 1;
     }
   }
-  assert.equal(calls, 28, 'models 4, experts 12, poaw 8, reputation 4 calls');
-  for (const [section, method] of [['poaw', 'submitTask'], ['poaw', 'claimSilence'], ['experts', 'setOperator']]) {
+  assert.equal(calls, 29, 'models 4, experts 12, poaw 9, reputation 4 calls');
+  for (const [section, method] of [['poaw', 'submitTask'], ['poaw', 'submitTaskWithGenerators'], ['poaw', 'claimSilence'], ['experts', 'setOperator']]) {
     assert.ok(api.tx[section][method], `${section}.${method}`);
   }
 });

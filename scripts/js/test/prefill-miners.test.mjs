@@ -8,7 +8,9 @@
 // (the referee reruns the downstream stage on its signed input). Miners in f16 and f32
 // agree. A miner killed mid-generation is claimed silent by its upstream, blamed alone
 // and replaced; its upstream replays the steps so far to the replacement, and the token
-// stream continues without a gap. Balances move as docs/protocol.md says.
+// stream continues without a gap. With two generators, the verifier checks each: the one
+// that distorts its work is settled by a referee node and slashed, the other answers.
+// Balances move as docs/protocol.md says.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -61,19 +63,20 @@ async function addMiners(net, cheap, dtype = 'f32') {
 }
 
 /**
- * Submits PROMPT from `requester` and waits for the task to end; returns its details,
- * the money events and transaction fees of the blocks it took, and the requester's
- * balance change. `afterSubmit(task)` runs while the task is under way.
+ * Submits PROMPT from `requester` (with `generators` generators) and waits for the task
+ * to end; returns its details, the money events and transaction fees of the blocks it
+ * took, and the requester's balance change. `afterSubmit(task)` runs while the task is
+ * under way.
  */
-async function runTask(api, requester, { afterSubmit = async () => {} } = {}) {
+async function runTask(api, requester, { afterSubmit = async () => {}, generators = 1 } = {}) {
   const start = await bestNumber(api);
   const before = await total(api, requester.address);
-  const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
+  const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS, generators);
   assert.equal(q.mode, 'Prefill');
   // Exactly the quote: its cap is the cheap winners' ask, yet the dearer genesis experts
   // referee (referees are paid from the loser's slash, not held to the cap).
   const submitted = await tasks.submitTask(api, requester, {
-    model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee, sampling: SAMPLING,
+    model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee, sampling: SAMPLING, generators,
   });
   assert.ok(submitted.ok, submitted.error);
   // Followed two ways: the node's token stream and the chain's record.
@@ -95,10 +98,10 @@ async function chunkLayers(api) {
   return model.spec.chunks.map((c) => c.endLayer.toNumber() - c.startLayer.toNumber());
 }
 
-/** What each expert earns for `slots`, by docs/protocol.md. */
-async function earnings(api, details, slots) {
+/** What each expert earns for `slots` (at generator `pair`'s output), by docs/protocol.md. */
+async function earnings(api, details, slots, pair = 0) {
   const layers = await chunkLayers(api);
-  const output = details.outputs.find((o) => o.pipeline === 0);
+  const output = details.outputs.find((o) => o.pipeline === pair);
   const tokens = output.promptTokens + output.tokens.length;
   const share = prefillShareParts(api);
   const sums = new Map();
@@ -441,6 +444,52 @@ test('a generator computing in f16 and verifiers in f32 agree on 10 prompts of 3
     assert.ok(compared.every((e) => e.disagreement === null && e.sampling_accepted), JSON.stringify(compared));
     assert.equal(events.filter((e) => e.method === 'RefereesAssigned').length, 0);
     console.log(`f16 generator, f32 verifiers: 10 tasks, generated tokens ${generated.join(', ')}, no dispute`);
+  } finally {
+    await net.stop();
+  }
+});
+
+test('two generators on miner nodes: the verifier checks each, the one that distorts its work is settled by a referee node and slashed, the other\'s answer (dllm-infer\'s) is delivered', async () => {
+  const net = await startTestnet({ perturb: ['ferdie'] });
+  try {
+    const { api } = net;
+    await usePrefill(api);
+    // Eve and Ferdie ask least and generate; Dave, re-priced to ask next, verifies both;
+    // Bob and Charlie are left to referee.
+    const priced = await experts.setPrice(api, account('dave'), 8n * 10n ** 6n);
+    assert.ok(priced.ok, priced.error);
+    await addMiners(net, { eve: CHEAPEST, ferdie: CHEAPER });
+    const [eve, ferdie, dave] = ['eve', 'ferdie', 'dave'].map((name) => account(name).address);
+    const requester = account('alice');
+    const { details, money, fees, spent, start, end, stream } = await runTask(api, requester, { generators: 2 });
+    const events = await poawEvents(api, start + 1, end);
+    assert.equal(details.status, 'Completed', describe(details, events));
+    assert.equal(details.task.generators, 2);
+    const expertsOf = (pipeline) => [...new Set(details.slots.filter((s) => s.pipeline === pipeline).map((s) => s.expert))];
+    assert.deepEqual([0, 1, 2, 3].map(expertsOf), [[eve], [ferdie], [dave], [dave]], describe(details, events));
+    // Each pair compared; Ferdie's (pair 1) disputed at its first chunk and lost.
+    assert.deepEqual(events.filter((e) => e.method === 'WorkCompared').map((e) => e.pair).sort(), [0, 1]);
+    const disputes = events.filter((e) => e.method === 'DisputeSettled').map((e) => [e.pair, e.chunk, e.outcome]);
+    assert.deepEqual(disputes, [[1, 0, 'GeneratorLost']], describe(details, events));
+    assert.deepEqual([...money.slashed.keys()], [ferdie]);
+    // The answer is Eve's, which is dllm-infer's, and it is what the stream carried.
+    const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
+    const answer = details.outputs.find((o) => o.pipeline === 0);
+    assert.deepEqual(answer.tokens, reference.tokens);
+    assert.equal(answer.text, reference.text);
+    assert.equal(stream.final.output, answer.text);
+    assert.deepEqual(stream.tokens.map((t) => t.token), answer.tokens);
+    // The requester pays Eve's generation and Dave's check of it; Ferdie's slash paid
+    // Dave's check of Ferdie and the referee.
+    const pairZero = details.slots.filter((s) => s.pipeline === 0 || s.pipeline === 2);
+    const owed = await earnings(api, details, pairZero, 0);
+    const miners = [...owed.values()].reduce((a, b) => a + b, 0n);
+    const fee = ceilDiv(miners * 1_000_000_000n, MINER_SHARE_PARTS);
+    assert.equal(BigInt(details.settlement.fee), fee);
+    assert.equal(spent, fee + (fees.get(requester.address) ?? 0n));
+    assert.equal(money.paid.get(eve), owed.get(eve));
+    assert.ok(money.paid.get(dave) > owed.get(dave), 'Dave is also paid from the slash for checking Ferdie');
+    assert.equal(money.paid.get(ferdie) ?? 0n, 0n);
   } finally {
     await net.stop();
   }

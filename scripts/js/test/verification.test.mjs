@@ -2,7 +2,8 @@
 // the miners played by signed extrinsics: root switches the mode, Eve registers as a
 // third expert of both chunks (the referee), an honest task completes and a task whose
 // generator lies at the last chunk is refereed, its miner slashed and the requester
-// refunded in full, every balance as docs/protocol.md says. Read through metadata only.
+// refunded in full, and a task with two generators has each checked by the verifier,
+// every balance as docs/protocol.md says. Read through metadata only.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -65,14 +66,17 @@ after(async () => {
   if (node) assert.equal(await node.stop(), 0, 'the node exits cleanly on SIGTERM');
 });
 
-/** Submits the test prompt at twice the quote; resolves the task id and the fees paid. */
-async function submitTask(requester) {
-  const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
+/**
+ * Submits the test prompt at twice the quote (for `generators` generators); resolves the
+ * task id and the fees paid.
+ */
+async function submitTask(requester, generators = 1) {
+  const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS, generators);
   assert.equal(q.mode, 'Prefill');
-  assert.equal(q.redundancy, 1);
+  assert.equal(q.redundancy, generators);
   const fees = new Map();
   const result = await tasks.submitTask(api, requester, {
-    model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee * 2n,
+    model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee * 2n, generators,
   });
   assert.ok(result.ok, result.error);
   feesOf(api, result.events, fees);
@@ -89,10 +93,10 @@ async function submitTask(requester) {
 /** Commits then reveals every slot of `role` (of the current referee round). */
 async function play(task, role, shiftOf, outputHash) {
   const details = await tasks.taskDetails(api, task);
-  // Round n's referee pipelines: 2 + (n - 1) × refereesPerRound onwards.
-  const rounds = details.task.dispute ? details.task.dispute.rounds : 0;
+  // The dispute's round n: referee pipelines firstReferee + (n - 1) × refereesPerRound on.
+  const dispute = details.task.dispute;
   const perRound = api.consts.poaw.refereesPerRound.toNumber();
-  const first = 2 + (rounds - 1) * perRound;
+  const first = dispute ? dispute.firstReferee + (dispute.rounds - 1) * perRound : 0;
   const inRound = (s) => s.pipeline >= first && s.pipeline < first + perRound;
   const mine = details.slots.filter((s) => s.role === role && (role !== 'Referee' || inRound(s)));
   const secrets = new Map();
@@ -193,7 +197,7 @@ test('a generator lying at the last chunk is refereed: slashed, the requester re
   await revealVerifier();
   let details = await tasks.taskDetails(api, task);
   assert.equal(details.status, 'Refereeing');
-  assert.deepEqual(details.task.dispute, { chunk: 1, sampling: false, rounds: 1 });
+  assert.deepEqual(details.task.dispute, { chunk: 1, sampling: false, rounds: 1, pair: 0, firstReferee: 2 });
   const eve = keyring.addFromUri('//Eve').address;
   const referees = details.slots.filter((s) => s.role === 'Referee');
   assert.deepEqual(referees.map((s) => s.expert), [eve, eve]);
@@ -211,4 +215,67 @@ test('a generator lying at the last chunk is refereed: slashed, the requester re
   assert.equal(slashed.get(liar), 1_000n * experts.UNIT, '10% of a 10 000 DLLM bond');
   // The slash pays the verifier's and the referees' prefill work.
   assert.deepEqual(paid, sumBy(details.slots.filter((s) => s.role !== 'Generator')));
+});
+
+test('a task with two generators has each checked by the verifier and pays both', async () => {
+  // Two generators and the verifier need three experts in each chunk with a full bond
+  // (the last test slashed one): Grace joins, funded by Alice.
+  const grace = keyring.addFromUri('//Grace');
+  signers[grace.address] = grace;
+  const funded = await experts.submit(api, api.tx.balances.transferKeepAlive(grace.address, 20_000n * experts.UNIT), keyring.addFromUri('//Alice'));
+  assert.ok(funded.ok, funded.error);
+  const registered = await experts.registerExpert(api, grace, 10_000n * experts.UNIT, {
+    domains: [],
+    peerId: '0x0024080112200000000000000000000000000000000000000000000000000000000000000007',
+    price: EVE_PRICE,
+    capacity: 4,
+    commissionPercent: 10,
+  });
+  assert.ok(registered.ok, registered.error);
+  for (const chunk of [0, 1]) {
+    const served = await experts.serveChunk(api, grace, 0, chunk);
+    assert.ok(served.ok, served.error);
+  }
+  const requester = keyring.addFromUri('//Ferdie');
+  const before = await total(api, requester.address);
+  const start = (await api.rpc.chain.getHeader()).number.toNumber();
+  const { task, fees } = await submitTask(requester, 2);
+  const outputHash = tasks.outputHash(api, OUTPUT.promptTokens, OUTPUT.tokens, OUTPUT.text);
+  const assigned = await tasks.taskDetails(api, task);
+  assert.equal(assigned.task.generators, 2);
+  // Generators are pipelines 0 and 1; the verifier checks them as pipelines 2 and 3.
+  const layout = assigned.slots.map((s) => `${s.pipeline}:${s.role}`);
+  assert.deepEqual([...new Set(layout)], ['0:Generator', '1:Generator', '2:Verifier', '3:Verifier']);
+  const verifierOf = (p) => assigned.slots.filter((s) => s.pipeline === p).map((s) => s.expert);
+  assert.deepEqual(verifierOf(2), verifierOf(3), 'one verifier checks both');
+  const revealGenerators = await play(task, 'Generator', () => 0, outputHash);
+  assert.equal((await tasks.taskDetails(api, task)).status, 'Verifying');
+  const revealVerifier = await play(task, 'Verifier', () => 0, outputHash);
+  await revealGenerators();
+  await revealVerifier();
+  const details = await tasks.taskDetails(api, task);
+  assert.equal(details.status, 'Completed');
+  const end = (await api.rpc.chain.getHeader()).number.toNumber();
+  const compared = [];
+  for (let n = start + 1; n <= end; n++) {
+    const at = await api.at(await api.rpc.chain.getBlockHash(n));
+    for (const { event } of await at.query.system.events()) {
+      if (api.events.poaw.WorkCompared.is(event)) compared.push(event.data.pair.toNumber());
+    }
+  }
+  assert.deepEqual(compared.sort(), [0, 1]);
+  const { paid, slashed } = await moneyEvents(start + 1, end);
+  assert.equal(slashed.size, 0);
+  const expected = sumBy(details.slots);
+  assert.deepEqual(paid, expected);
+  const miners = [...expected.values()].reduce((a, b) => a + b, 0n);
+  const fee = ceilDiv(miners * 1_000_000_000n, MINER_SHARE_PARTS);
+  assert.equal(BigInt(details.settlement.fee), fee);
+  assert.equal(before - (await total(api, requester.address)), fee + (fees.get(requester.address) ?? 0n));
+  // `dllm_quote` prices two generators as the runtime API does, and refuses too many.
+  const byRpc = (await api.rpc.dllm.quote(0, PROMPT, MAX_TOKENS, 2)).toJSON();
+  assert.equal(byRpc.redundancy, 2);
+  assert.equal(BigInt(byRpc.maxFee), (await tasks.quote(api, 0, PROMPT, MAX_TOKENS, 2)).maxFee);
+  const most = api.consts.poaw.maxGenerators.toNumber();
+  await assert.rejects(api.rpc.dllm.quote(0, PROMPT, MAX_TOKENS, most + 1), /1005/);
 });
