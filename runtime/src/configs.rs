@@ -286,8 +286,9 @@ impl pallet_poaw::Config for Runtime {
 	type MaxFingerprintBytes = ConstU32<16384>;
 	type DefaultRedundancy = ConstU8<2>;
 	type MaxRedundancy = ConstU8<3>;
-	/// Two generators fill `MaxSlots` with their and the verifier's pipelines for
-	/// models of up to 6 chunks; more would leave only smaller models able to ask.
+	/// Two generators, the verifier's pipeline for each and room for one referee
+	/// pipeline fit `MaxSlots` for models of up to 4 chunks; more generators would leave
+	/// only smaller models able to ask.
 	type MaxGenerators = ConstU8<2>;
 	// 24 slots: a model in up to 8 chunks (Mistral-7B's 32 layers in 8 chunks of 4) runs
 	// with a generator, a verifier and a referee round over every chunk, or redundancy 3.

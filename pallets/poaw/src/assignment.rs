@@ -169,8 +169,13 @@ impl<T: Config> Pallet<T> {
 		}
 		let mut asks_per_chunk = Vec::with_capacity(layers.len());
 		for chunk in 0..layers.len() as u32 {
+			// With several generators a winner may become the verifier, one slot per
+			// generator: only offers with that much room count, as in the auction.
+			let room =
+				u32::from(if mode == VerificationMode::Prefill { generators.max(1) } else { 1 });
 			let mut asks: Vec<u128> = Self::bids(model, chunk, None, H256::zero(), excluded)
 				.into_iter()
+				.filter(|(_, free, _)| *free >= room)
 				.map(|(bid, _, _)| bid.price)
 				.collect();
 			asks.sort();
@@ -185,11 +190,11 @@ impl<T: Config> Pallet<T> {
 				(r, r)
 			}
 			// Per chunk the generators and a verifier (`g + 1` miners), if the slots
-			// hold the generators' and the verifier's pipeline for each.
+			// hold the generators' and the verifier's pipeline for each and, with
+			// several generators, one referee pipeline besides.
 			VerificationMode::Prefill => {
 				let g = generators.max(1);
-				let pipelines = u32::from(g).saturating_mul(2);
-				let fits = (layers.len() as u32).saturating_mul(pipelines) <= T::MaxSlots::get();
+				let fits = Self::prefill_slots(layers.len() as u32, g) <= T::MaxSlots::get();
 				if fewest > usize::from(g) && fits {
 					(g, g.saturating_add(1))
 				} else {
@@ -219,6 +224,15 @@ impl<T: Config> Pallet<T> {
 			layers: total_layers,
 			mode,
 		})
+	}
+
+	/// Slots a prefill task of `chunks` chunks and `generators` generators must find room
+	/// for in `MaxSlots`: the generators' pipelines and the verifier's for each, and with
+	/// several generators one referee pipeline besides, so that a dispute can be refereed.
+	pub(crate) fn prefill_slots(chunks: u32, generators: u8) -> u32 {
+		let pipelines = u32::from(generators.max(1)).saturating_mul(2);
+		let referee = if generators > 1 { 1 } else { 0 };
+		chunks.saturating_mul(pipelines.saturating_add(referee))
 	}
 
 	/// Token-layers of work a task pays for at one price: `pipelines` generating
@@ -339,7 +353,7 @@ impl<T: Config> Pallet<T> {
 		// generators and a verifier, disjoint; the verifier's pipeline is repeated for
 		// each generator it checks.
 		let generators = info.generator_count();
-		let side_slots = chunks.saturating_mul(info.side_pipelines().into());
+		let side_slots = Self::prefill_slots(chunks, generators);
 		let (choices, generating): (Vec<u8>, u8) = match info.mode {
 			VerificationMode::Redundant => {
 				((1..=Self::target_redundancy(chunks)).rev().collect(), 0)
@@ -352,7 +366,11 @@ impl<T: Config> Pallet<T> {
 		let Some((pipelines, cap, awards)) = choices.into_iter().find_map(|r| {
 			let paid = if generating > 0 { generating } else { r };
 			let cap = Self::price_cap(info.escrow, info.mode, paid, total_layers, tokens);
-			Self::award_all(&bids, r, cap).map(|awards| (r, cap, awards))
+			// Which winner becomes the verifier is known only once the pipelines are formed,
+			// so with several generators every winner must have room for its copies.
+			let slots_per_win =
+				u32::from(if info.mode == VerificationMode::Prefill { generators } else { 1 });
+			Self::award_all(&bids, r, cap, slots_per_win).map(|awards| (r, cap, awards))
 		}) else {
 			return Ok(false);
 		};
@@ -431,19 +449,24 @@ impl<T: Config> Pallet<T> {
 		Ok(true)
 	}
 
-	/// Every chunk's `r` winners under `cap`, each expert winning at most as many
-	/// slots as its free capacity; `None` when some chunk has fewer.
+	/// Every chunk's `r` winners under `cap`, each win costing `slots_per_win` slots of
+	/// the winner's free capacity (more than one when the win may become the verifier's
+	/// slot, repeated for each generator); `None` when some chunk has fewer.
 	pub(crate) fn award_all(
 		bids: &[Vec<BidWithCapacity<T::AccountId>>],
 		r: u8,
 		cap: u128,
+		slots_per_win: u32,
 	) -> Option<Vec<Vec<auction::Award<T::AccountId>>>> {
 		let mut used: BTreeMap<T::AccountId, u32> = BTreeMap::new();
 		let mut all = Vec::with_capacity(bids.len());
 		for chunk_bids in bids {
 			let available: Vec<_> = chunk_bids
 				.iter()
-				.filter(|(bid, free, _)| used.get(&bid.expert).copied().unwrap_or(0) < *free)
+				.filter(|(bid, free, _)| {
+					let taken = used.get(&bid.expert).copied().unwrap_or(0);
+					taken.saturating_add(slots_per_win) <= *free
+				})
 				.map(|(bid, _, _)| bid.clone())
 				.collect();
 			let awards = auction::run(&available, r as usize, cap);
@@ -451,7 +474,8 @@ impl<T: Config> Pallet<T> {
 				return None;
 			}
 			for award in awards.iter() {
-				used.entry(award.expert.clone()).or_default().saturating_inc();
+				let taken = used.entry(award.expert.clone()).or_default();
+				*taken = taken.saturating_add(slots_per_win);
 			}
 			all.push(awards);
 		}

@@ -350,12 +350,15 @@ impl<T: Config> Pallet<T> {
 	/// sides and an input check's three, and one earlier referee per earlier round.
 	/// Either may then assign a referee round (the next one, or the first of the next
 	/// pair's dispute): at most `RefereesPerRound` pipelines of at most `slots / 2`
-	/// chunks.
+	/// chunks, tried for each generator in turn when earlier pairs' disputes find no
+	/// referee.
 	pub fn judgement_weight(slots: u32) -> Weight {
 		let per_round = u32::from(T::RefereesPerRound::get());
 		let judgement =
 			per_round.saturating_mul(5u32.saturating_add(T::MaxRefereeRounds::get().into()));
-		let round = per_round.saturating_mul(slots.min(T::MaxSlots::get()) / 2);
+		let round = per_round
+			.saturating_mul(slots.min(T::MaxSlots::get()) / 2)
+			.saturating_mul(T::MaxGenerators::get().into());
 		// Each measured step compares once and auctions one referee slot, so the
 		// larger count covers both.
 		T::WeightInfo::compare_work(

@@ -210,11 +210,15 @@ impl<T: Config> Pallet<T> {
 		let Some((pair, chunk, sampling)) = disputed else {
 			return Self::settle_pairs(task, info, slots);
 		};
-		// Past the sides and every referee pipeline of the task's earlier disputes.
+		// Past the sides and every referee pipeline of the task's earlier disputes, those
+		// of their last rounds included even where a round was short of pipelines.
+		let planned = info.dispute.map_or(0, |dispute| {
+			dispute.round_pipelines(T::RefereesPerRound::get()).end().saturating_add(1)
+		});
 		let first_referee = slots
 			.iter()
 			.map(|slot| slot.pipeline.saturating_add(1))
-			.fold(info.side_pipelines(), |first, next| first.max(next));
+			.fold(info.side_pipelines().max(planned), |first, next| first.max(next));
 		let dispute =
 			Dispute { chunk, sampling, rounds: 1, pair: pair as PipelineIndex, first_referee };
 		Self::open_referee_round(task, info, slots, dispute)
@@ -493,12 +497,13 @@ impl<T: Config> Pallet<T> {
 			// settles.
 			DisputeOutcome::BothAgreed | DisputeOutcome::Unsettled => {}
 		}
+		// The round's pipelines as assigned (a round may have had room for fewer).
 		let settled = PairResult::Settled {
 			outcome,
 			chunk: k,
 			loser: u32::try_from(loser).unwrap_or(u32::MAX),
 			first_referee: *round.start(),
-			last_referee: *round.end(),
+			last_referee: pipelines.last().copied().unwrap_or(*round.start()),
 		};
 		Self::record_pair(task, pair, settled);
 		Slots::<T>::insert(task, &slots);

@@ -6,7 +6,6 @@
 /// pipeline 2.
 pub mod v2 {
 	use crate::*;
-	#[cfg(feature = "try-runtime")]
 	use alloc::vec::Vec;
 	use polkadot_sdk::frame_support::{
 		migrations::VersionedMigration, traits::UncheckedOnRuntimeUpgrade,
@@ -115,11 +114,24 @@ pub mod v2 {
 	impl<T: Config> UncheckedOnRuntimeUpgrade for InnerMigrateV1ToV2<T> {
 		fn on_runtime_upgrade() -> Weight {
 			let mut translated = 0u64;
-			Tasks::<T>::translate::<TaskOfV1<T>, _>(|_, old| {
+			let mut refereed: Vec<(TaskId, DisputeV1)> = Vec::new();
+			Tasks::<T>::translate::<TaskOfV1<T>, _>(|id, old| {
 				translated.saturating_inc();
+				if let Some(dispute) = old.dispute.filter(|_| old.status.has_duties()) {
+					refereed.push((id, dispute));
+				}
 				Some(old.into())
 			});
-			T::DbWeight::get().reads_writes(translated.saturating_add(1), translated)
+			// A dispute under way settles through its pair's result: its one generator
+			// disagreed at the disputed chunk.
+			for (task, dispute) in refereed.iter() {
+				let disagreed =
+					PairResult::Disagreed { chunk: dispute.chunk, sampling: dispute.sampling };
+				PairResults::<T>::insert(task, BoundedVec::truncate_from(alloc::vec![disagreed]));
+			}
+			let seeded = refereed.len() as u64;
+			T::DbWeight::get()
+				.reads_writes(translated.saturating_add(1), translated.saturating_add(seeded))
 		}
 
 		#[cfg(feature = "try-runtime")]

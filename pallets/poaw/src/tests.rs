@@ -2396,7 +2396,9 @@ fn random_prefill_sequences_slash_only_liars_and_leave_nothing_behind() {
 					1 => &[1],
 					_ => &[0, 1],
 				};
-				expert(*who, chunks, 5 + rng.below(30), 1 + rng.below(3) as u32);
+				// Room for a verifier's two slots is likelier where two generators fit.
+				let room = 1 + rng.below(3) as u32 + u32::from(seed % 4 >= 2);
+				expert(*who, chunks, 5 + rng.below(30), room);
 			}
 			let requesters = [7u64, 8, 9];
 			let issuance = Balances::total_issuance();
@@ -3102,9 +3104,19 @@ fn silence_claims_refuse_wrong_callers_stages_and_targets_and_change_nothing() {
 /// and two disputes: generators 1 → 3 (pipeline 0) and 2 → 4 (pipeline 1), the
 /// verifier 6 → 8 checking each (pipelines 2 and 3); referees come from 5, then 9.
 fn two_generator_task() -> TaskId {
+	two_generator_market();
+	submit_two_generators()
+}
+
+/// `prefill_market` plus 9 (both chunks, 40), with 12 slots.
+fn two_generator_market() {
 	MaxSlots::set(12);
 	prefill_market();
 	expert(9, &[0, 1], 40, 4);
+}
+
+/// Submits a two-generator task at three times its quote and runs its auction.
+fn submit_two_generators() -> TaskId {
 	let tokens = prompt_token_bound(PROMPT.len() as u32);
 	let quote = Poaw::quote_generators(0, tokens, 4, 2).unwrap();
 	assert_ok!(Poaw::submit_task_with_generators(
@@ -3151,6 +3163,7 @@ fn lies_at(pipeline: PipelineIndex) -> impl Fn(&SlotOf<Test>) -> i16 {
 #[test]
 fn a_quote_for_two_generators_pays_two_generations_and_two_checks_at_the_third_ask() {
 	run(|| {
+		MaxSlots::set(16);
 		prefill_market();
 		let one = Poaw::quote_generators(0, 13, 4, 1).unwrap();
 		assert_eq!(one, Poaw::quote(0, 13, 4).unwrap());
@@ -3161,11 +3174,9 @@ fn a_quote_for_two_generators_pays_two_generations_and_two_checks_at_the_third_a
 		let generation = 4 * 17u128;
 		let units = 2 * generation + 2 * PREFILL_SHARE.mul_ceil(generation);
 		assert_eq!(two.max_fee, MINER_SHARE.saturating_reciprocal_mul_ceil(25 * units) as u64);
-		// Three generators and the verifier need four miners in every chunk: there are.
-		// Four generators need five: there are not.
-		MaxSlots::set(16);
-		assert!(Poaw::quote_generators(0, 13, 4, 3).is_ok());
-		assert_eq!(Poaw::quote_generators(0, 13, 4, 4), Err(QuoteError::NoMinersAvailable));
+		// Three generators and the verifier need four miners in every chunk, each with
+		// room for three slots (any of them may verify): only 5 has.
+		assert_eq!(Poaw::quote_generators(0, 13, 4, 3), Err(QuoteError::NoMinersAvailable));
 	});
 }
 
@@ -3192,8 +3203,8 @@ fn submit_refuses_generators_out_of_range_or_without_prefill_and_changes_nothing
 		assert_noop!(submit_with(0), Error::<Test>::InvalidGenerators);
 		assert_noop!(submit_with(4), Error::<Test>::InvalidGenerators);
 		// With room for three generators' pipelines, the market has too few miners: three
-		// generators and a verifier need four per chunk.
-		MaxSlots::set(12);
+		// generators and a verifier need four per chunk, each with room for three slots.
+		MaxSlots::set(16);
 		assert_noop!(submit_with(3), Error::<Test>::NoMinersAvailable);
 		assert_ok!(submit_with(2));
 		let task = NextTaskId::<Test>::get() - 1;
@@ -3207,16 +3218,35 @@ fn submit_refuses_generators_out_of_range_or_without_prefill_and_changes_nothing
 }
 
 #[test]
-fn a_model_whose_generators_and_checks_do_not_fit_the_slots_is_refused() {
+fn a_model_whose_generators_checks_and_a_referee_do_not_fit_the_slots_is_refused() {
 	run(|| {
 		prefill_market();
-		// Two generators and two checks of two chunks are 8 slots: they fit in 8.
-		assert!(Poaw::quote_generators(0, 13, 4, 2).is_ok());
 		expert(9, &[0, 1], 40, 4);
-		// Three need 12.
-		assert_eq!(Poaw::quote_generators(0, 13, 4, 3), Err(QuoteError::NoMinersAvailable));
-		MaxSlots::set(12);
-		assert!(Poaw::quote_generators(0, 13, 4, 3).is_ok());
+		// Two generators, two checks and one referee pipeline of two chunks are 10 slots.
+		assert_eq!(Poaw::quote_generators(0, 13, 4, 2), Err(QuoteError::NoMinersAvailable));
+		MaxSlots::set(10);
+		assert!(Poaw::quote_generators(0, 13, 4, 2).is_ok());
+		// One generator needs no room beyond its pipeline and the verifier's.
+		MaxSlots::set(4);
+		assert!(Poaw::quote_generators(0, 13, 4, 1).is_ok());
+	});
+}
+
+#[test]
+fn with_two_generators_a_winner_needs_room_for_two_slots_of_a_chunk() {
+	run(|| {
+		two_generator_market();
+		// 10 asks least for chunk 0 but has room for one task: it could generate, not
+		// verify both generators, and the auction cannot know which it would get.
+		expert(10, &[0], 1, 1);
+		let one = Poaw::quote_generators(0, 13, 4, 1).unwrap();
+		let two = Poaw::quote_generators(0, 13, 4, 2).unwrap();
+		// One generator: 10 and 1 win chunk 0, the second ask is 10. Two: 10 is left
+		// out, and the third ask of 1, 2, 6 is 25.
+		assert_eq!((one.price_per_token_layer, two.price_per_token_layer), (20, 25));
+		let task = submit_two_generators();
+		assert!(slots(task).iter().all(|s| s.expert != 10));
+		assert_eq!(active_tasks(10), 0);
 	});
 }
 
@@ -3469,6 +3499,11 @@ fn a_version_1_task_record_is_migrated_with_one_generator() {
 		assert_eq!(migrated.generators, 1);
 		let dispute = migrated.dispute.unwrap();
 		assert_eq!((dispute.pair, dispute.first_referee, dispute.rounds), (0, 2, 2));
+		// The dispute under way goes on as its one generator's.
+		assert_eq!(
+			PairResults::<Test>::get(task).into_inner(),
+			vec![PairResult::Disagreed { chunk: 1, sampling: false }]
+		);
 		assert_eq!(Tasks::<Test>::get(task).map(|t| t.escrow), Some(info.escrow));
 		// A second run finds version 2 and changes nothing.
 		MigrateV1ToV2::<Test>::on_runtime_upgrade();
@@ -3476,5 +3511,6 @@ fn a_version_1_task_record_is_migrated_with_one_generator() {
 		// The dispute written above names rounds no slot has: undo it for the
 		// invariants the test runner checks.
 		Tasks::<Test>::mutate(task, |t| t.as_mut().map(|t| t.dispute = None));
+		PairResults::<Test>::remove(task);
 	});
 }
