@@ -171,8 +171,7 @@ impl<T: Config> Pallet<T> {
 		for chunk in 0..layers.len() as u32 {
 			// With several generators a winner may become the verifier, one slot per
 			// generator: only offers with that much room count, as in the auction.
-			let room =
-				u32::from(if mode == VerificationMode::Prefill { generators.max(1) } else { 1 });
+			let room = Self::slots_per_win(mode, generators);
 			let mut asks: Vec<u128> = Self::bids(model, chunk, None, H256::zero(), excluded)
 				.into_iter()
 				.filter(|(_, free, _)| *free >= room)
@@ -224,6 +223,15 @@ impl<T: Config> Pallet<T> {
 			layers: total_layers,
 			mode,
 		})
+	}
+
+	/// Slots of its chunk a winner of a task's auction may take: one, or with prefill
+	/// verification one per generator (it may become the verifier, checking each).
+	pub(crate) fn slots_per_win(mode: VerificationMode, generators: u8) -> u32 {
+		match mode {
+			VerificationMode::Prefill => u32::from(generators.max(1)),
+			VerificationMode::Redundant => 1,
+		}
 	}
 
 	/// Slots a prefill task of `chunks` chunks and `generators` generators must find room
@@ -368,8 +376,7 @@ impl<T: Config> Pallet<T> {
 			let cap = Self::price_cap(info.escrow, info.mode, paid, total_layers, tokens);
 			// Which winner becomes the verifier is known only once the pipelines are formed,
 			// so with several generators every winner must have room for its copies.
-			let slots_per_win =
-				u32::from(if info.mode == VerificationMode::Prefill { generators } else { 1 });
+			let slots_per_win = Self::slots_per_win(info.mode, generators);
 			Self::award_all(&bids, r, cap, slots_per_win).map(|awards| (r, cap, awards))
 		}) else {
 			return Ok(false);

@@ -229,6 +229,19 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
+	/// What a submission is charged up front: the auction bound (`MaxSlots` chunks at
+	/// `MaxOffersPerChunk` offers) for a prompt of its length, refunded down to the
+	/// model's chunks after dispatch. A task with several generators runs the same
+	/// auctions with one more winner each.
+	pub(crate) fn submission_weight(prompt: &[u8]) -> Weight {
+		T::WeightInfo::submit_task(
+			(prompt.len() as u32).min(T::MaxPromptBytes::get()),
+			T::MaxSlots::get(),
+			T::MaxOffersPerChunk::get(),
+		)
+		.saturating_add(Self::operator_lookup())
+	}
+
 	/// The read of an operator record the benchmarks do not make: the slot's expert's
 	/// operator when someone else signs (the commit, reveal and silence claim
 	/// benchmarks sign with the expert's own key), or the expert a requester operates

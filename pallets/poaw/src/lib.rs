@@ -736,11 +736,7 @@ pub mod pallet {
 		/// the auction. `max_fee` must cover the current quote for the prompt's length
 		/// (counted as `bytes + 2` tokens) plus `max_tokens`.
 		#[pallet::call_index(0)]
-		#[pallet::weight(T::WeightInfo::submit_task(
-			(prompt.len() as u32).min(T::MaxPromptBytes::get()),
-			T::MaxSlots::get(),
-			T::MaxOffersPerChunk::get(),
-		).saturating_add(Pallet::<T>::operator_lookup()))]
+		#[pallet::weight(Pallet::<T>::submission_weight(prompt))]
 		pub fn submit_task(
 			origin: OriginFor<T>,
 			model: ModelId,
@@ -948,11 +944,7 @@ pub mod pallet {
 		/// quote for that many generators and their checks
 		/// ([`Pallet::quote_generators`]); the requester pays only for work that stands.
 		#[pallet::call_index(8)]
-		#[pallet::weight(T::WeightInfo::submit_task(
-			(prompt.len() as u32).min(T::MaxPromptBytes::get()),
-			T::MaxSlots::get(),
-			T::MaxOffersPerChunk::get(),
-		).saturating_add(Pallet::<T>::operator_lookup()))]
+		#[pallet::weight(Pallet::<T>::submission_weight(prompt))]
 		#[allow(clippy::too_many_arguments)]
 		pub fn submit_task_with_generators(
 			origin: OriginFor<T>,

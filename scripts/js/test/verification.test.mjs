@@ -47,20 +47,24 @@ before(async () => {
     alice,
   );
   assert.equal(dispatchError, undefined);
-  const eve = keyring.addFromUri('//Eve');
-  const registered = await experts.registerExpert(api, eve, 10_000n * experts.UNIT, {
+  await registerBothChunks(keyring.addFromUri('//Eve'), 5);
+});
+
+/** Registers `signer` as an expert of both chunks at Eve's price (node key 0x00…0`key`). */
+async function registerBothChunks(signer, key) {
+  const registered = await experts.registerExpert(api, signer, 10_000n * experts.UNIT, {
     domains: [],
-    peerId: '0x0024080112200000000000000000000000000000000000000000000000000000000000000005',
+    peerId: `0x00240801122000000000000000000000000000000000000000000000000000000000000000${key.toString(16).padStart(2, '0')}`,
     price: EVE_PRICE,
     capacity: 4,
     commissionPercent: 10,
   });
   assert.ok(registered.ok, registered.error);
   for (const chunk of [0, 1]) {
-    const served = await experts.serveChunk(api, eve, 0, chunk);
+    const served = await experts.serveChunk(api, signer, 0, chunk);
     assert.ok(served.ok, served.error);
   }
-});
+}
 
 after(async () => {
   if (node) assert.equal(await node.stop(), 0, 'the node exits cleanly on SIGTERM');
@@ -224,18 +228,7 @@ test('a task with two generators has each checked by the verifier and pays both'
   signers[grace.address] = grace;
   const funded = await experts.submit(api, api.tx.balances.transferKeepAlive(grace.address, 20_000n * experts.UNIT), keyring.addFromUri('//Alice'));
   assert.ok(funded.ok, funded.error);
-  const registered = await experts.registerExpert(api, grace, 10_000n * experts.UNIT, {
-    domains: [],
-    peerId: '0x0024080112200000000000000000000000000000000000000000000000000000000000000007',
-    price: EVE_PRICE,
-    capacity: 4,
-    commissionPercent: 10,
-  });
-  assert.ok(registered.ok, registered.error);
-  for (const chunk of [0, 1]) {
-    const served = await experts.serveChunk(api, grace, 0, chunk);
-    assert.ok(served.ok, served.error);
-  }
+  await registerBothChunks(grace, 7);
   const requester = keyring.addFromUri('//Ferdie');
   const before = await total(api, requester.address);
   const start = (await api.rpc.chain.getHeader()).number.toNumber();
