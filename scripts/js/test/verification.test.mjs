@@ -125,6 +125,21 @@ async function play(task, role, shiftOf, outputHash) {
   };
 }
 
+/**
+ * The generators commit (publishing the output), then the verifier; all reveal honestly
+ * and the task completes. Resolves its details.
+ */
+async function playHonestly(task, outputHash) {
+  const revealGenerators = await play(task, 'Generator', () => 0, outputHash);
+  assert.equal((await tasks.taskDetails(api, task)).status, 'Verifying');
+  const revealVerifier = await play(task, 'Verifier', () => 0, outputHash);
+  await revealGenerators();
+  await revealVerifier();
+  const details = await tasks.taskDetails(api, task);
+  assert.equal(details.status, 'Completed');
+  return details;
+}
+
 /** MinerPaid and MinerSlashed amounts of blocks `from..=to`, by expert. */
 function moneyEvents(from, to) {
   return settlement.moneyEvents(api, from, to);
@@ -170,13 +185,7 @@ test('an honest task checked by prefill completes: the generator and the verifie
   const outputHash = tasks.outputHash(api, OUTPUT.promptTokens, OUTPUT.tokens, OUTPUT.text);
   const roles = (await tasks.taskDetails(api, task)).slots.map((s) => s.role).sort();
   assert.deepEqual(roles, ['Generator', 'Generator', 'Verifier', 'Verifier']);
-  const revealGenerator = await play(task, 'Generator', () => 0, outputHash);
-  assert.equal((await tasks.taskDetails(api, task)).status, 'Verifying');
-  const revealVerifier = await play(task, 'Verifier', () => 0, outputHash);
-  await revealGenerator();
-  await revealVerifier();
-  const details = await tasks.taskDetails(api, task);
-  assert.equal(details.status, 'Completed');
+  const details = await playHonestly(task, outputHash);
   const end = (await api.rpc.chain.getHeader()).number.toNumber();
   const { paid, slashed } = await moneyEvents(start + 1, end);
   assert.equal(slashed.size, 0);
@@ -241,13 +250,7 @@ test('a task with two generators has each checked by the verifier and pays both'
   assert.deepEqual([...new Set(layout)], ['0:Generator', '1:Generator', '2:Verifier', '3:Verifier']);
   const verifierOf = (p) => assigned.slots.filter((s) => s.pipeline === p).map((s) => s.expert);
   assert.deepEqual(verifierOf(2), verifierOf(3), 'one verifier checks both');
-  const revealGenerators = await play(task, 'Generator', () => 0, outputHash);
-  assert.equal((await tasks.taskDetails(api, task)).status, 'Verifying');
-  const revealVerifier = await play(task, 'Verifier', () => 0, outputHash);
-  await revealGenerators();
-  await revealVerifier();
-  const details = await tasks.taskDetails(api, task);
-  assert.equal(details.status, 'Completed');
+  const details = await playHonestly(task, outputHash);
   const end = (await api.rpc.chain.getHeader()).number.toNumber();
   const compared = [];
   for (let n = start + 1; n <= end; n++) {
