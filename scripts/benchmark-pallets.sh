@@ -29,7 +29,7 @@ elif [[ -n "${1:-}" ]]; then
 	exit 2
 fi
 
-cargo build --release --locked --workspace
+cargo build --release --locked --workspace --features "$DLLM_FEATURES"
 
 project="$CARGO_TARGET_DIR/release/wbuild/dllm-runtime"
 bench="$CARGO_TARGET_DIR/benchmark-runtime"

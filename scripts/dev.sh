@@ -13,5 +13,5 @@ source scripts/env.sh
 scripts/setup.sh
 # The whole workspace, like the tests build it, so that both share every artifact
 # (building one package alone unifies dependency features differently).
-cargo build --release --locked --workspace
+cargo build --release --locked --workspace --features "$DLLM_FEATURES"
 exec node scripts/js/bin/local-testnet.mjs "$@"

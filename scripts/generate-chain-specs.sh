@@ -7,7 +7,7 @@ cd "$root"
 source scripts/env.sh
 # The whole workspace, like the tests build it, so that both share every artifact
 # (building one package alone unifies dependency features differently).
-cargo build --release --locked --workspace
+cargo build --release --locked --workspace --features "$DLLM_FEATURES"
 for chain in dev local; do
 	"$DLLM_NODE" build-spec --chain "$chain" --disable-default-bootnode >"chain-spec/$chain.json" 2>/dev/null
 	echo "chain-spec/$chain.json"

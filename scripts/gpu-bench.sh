@@ -73,7 +73,7 @@ case "${1:-}" in
 --cpu-check)
 	# The whole workspace, as every build here (docs/development.md): one package alone
 	# unifies features differently and rebuilds what the next workspace build undoes.
-	cargo build --release --locked --workspace
+	cargo build --release --locked --workspace --features "$DLLM_FEATURES"
 	DLLM_INFER="$CARGO_TARGET_DIR/release/dllm-infer" DLLM_GPU_WORK="${DLLM_GPU_WORK:-/tmp/dllm-gpu-cpu-check}" \
 		scripts/gpu/run.sh --device cpu --layers 1 --prompt-len 32 --gen 8 --prompts 1
 	;;

@@ -10,5 +10,5 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/env.sh
-cargo build --release --locked --workspace
+cargo build --release --locked --workspace --features "$DLLM_FEATURES"
 exec "$CARGO_TARGET_DIR/release/reputation-sim" "$@"

@@ -14,9 +14,9 @@ step "rustfmt"
 cargo fmt --all -- --check
 step "build the workspace (release: dllm-node, dllm-infer)"
 # The whole workspace at once, as the tests build it, so both share every artifact.
-cargo build --release --locked --workspace
+cargo build --release --locked --workspace --features "$DLLM_FEATURES"
 step "Rust tests (release profile, shares the build above)"
-cargo test --release --locked --workspace --no-fail-fast
+cargo test --release --locked --workspace --features "$DLLM_FEATURES" --no-fail-fast
 step "dllm-fingerprint builds for the runtime's target (wasm32v1-none, no_std)"
 cargo build --release --locked -p dllm-fingerprint --no-default-features --target wasm32v1-none
 step "pallet benchmarks run (every call, 2 steps, through dllm-node benchmark pallet)"

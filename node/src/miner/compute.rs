@@ -1,7 +1,7 @@
 //! The model side of the worker: the chunks this miner serves, loaded once, and one
 //! pipeline pass of one session through one of them.
 
-use super::chain::Assignment;
+use super::{chain::Assignment, test_hooks::TestHooks};
 use candle_core::Tensor;
 use dllm_inference::{
 	fingerprint::{FingerprintBuilder, FingerprintParams, RowKind, VerificationParams},
@@ -22,23 +22,6 @@ use std::{
 	sync::{Arc, Mutex},
 };
 
-/// Test only: how a dishonest miner distorts its work (`--miner-perturb-activations`,
-/// `--miner-corrupt-sent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Perturb {
-	/// Honest work.
-	Honest,
-	/// Every activation it outputs (and fingerprints) is wrong.
-	Outputs,
-	/// It fingerprints its honest hidden states but sends wrong ones to the next stage.
-	Sent,
-}
-
-/// A dishonest miner's wrong activations.
-fn distort(hidden: &Tensor) -> Result<Tensor, String> {
-	hidden.affine(-2.0, 0.5).map_err(|e| e.to_string())
-}
-
 /// The model this miner serves: its tokenizer and the chunks it holds.
 pub struct ServedModel {
 	/// The registry's id.
@@ -49,8 +32,6 @@ pub struct ServedModel {
 	pub tokenizer: PromptTokenizer,
 	/// Loaded chunks by index.
 	pub shards: BTreeMap<ChunkIndex, Arc<Mutex<Shard>>>,
-	/// Test only: how this miner cheats.
-	pub perturb: Perturb,
 	/// The registry's verification profile of each format the model accepts: the
 	/// sampling check absorbs the logit error of the looser of the generator's and
 	/// this miner's formats.
@@ -213,7 +194,7 @@ pub fn run_pass(
 	session: &Mutex<Session>,
 	message: &[u8],
 	max_positions: usize,
-	perturb: Perturb,
+	hooks: TestHooks,
 ) -> Result<PassOutput, String> {
 	let mut shard = shard.lock().map_err(|_| "shard lock poisoned".to_string())?;
 	let mut session = session.lock().map_err(|_| "session lock poisoned".to_string())?;
@@ -236,15 +217,7 @@ pub fn run_pass(
 	session.next_offset += positions;
 	match output {
 		ShardOutput::Hidden(hidden) => {
-			// Test only: a dishonest miner's wrong activations.
-			let (fingerprinted, sent) = match perturb {
-				Perturb::Honest => (hidden.clone(), hidden),
-				Perturb::Outputs => {
-					let wrong = distort(&hidden)?;
-					(wrong.clone(), wrong)
-				}
-				Perturb::Sent => (hidden.clone(), distort(&hidden)?),
-			};
+			let (fingerprinted, sent) = hooks.generated(hidden)?;
 			session.fingerprint.push(&fingerprinted).map_err(|e| e.to_string())?;
 			let reply = ActivationMessage::hidden(id, offset, sent).map_err(|e| e.to_string())?;
 			Ok(PassOutput::Hidden(reply.encode().map_err(|e| e.to_string())?))
@@ -262,9 +235,7 @@ pub fn run_pass(
 				.and_then(|row| row.to_dtype(candle_core::DType::F32))
 				.and_then(|row| row.to_vec1::<f32>())
 				.map_err(|e| e.to_string())?;
-			if perturb == Perturb::Outputs {
-				last.iter_mut().for_each(|logit| *logit = -*logit);
-			}
+			hooks.generated_logits(&mut last);
 			session.fingerprint.push_row(&last).map_err(|e| e.to_string())?;
 			Ok(PassOutput::Logits(last))
 		}
@@ -366,7 +337,7 @@ pub fn run_check_piece(
 	verifier: &mut StageVerifier,
 	assignment: &Assignment,
 	message: &[u8],
-	perturb: Perturb,
+	hooks: TestHooks,
 ) -> Result<Option<Vec<u8>>, String> {
 	let mut shard = shard.lock().map_err(|_| "shard lock poisoned".to_string())?;
 	let id = session_id(assignment.task, assignment.pipeline);
@@ -384,23 +355,14 @@ pub fn run_check_piece(
 	};
 	let mode = verifier.logits_mode(offset, count).map_err(|e| e.to_string())?;
 	let mut pass = shard.run(id, offset, input, mode).map_err(|e| e.to_string())?;
-	if perturb == Perturb::Outputs {
-		// Test only: a dishonest verifier's wrong activations.
-		pass.hidden = distort(&pass.hidden)?;
-		if let Some(logits) = &pass.logits {
-			pass.logits = Some(logits.neg().map_err(|e| e.to_string())?);
-		}
-	}
+	hooks.checked(&mut pass)?;
 	verifier.absorb(offset, count, &pass).map_err(|e| e.to_string())?;
 	if assignment.chunk + 1 >= assignment.pipeline_experts.len() as u32 {
 		// The pipeline's last stage (the model's last chunk, or a referee round's
 		// disputed one) passes nothing on.
 		return Ok(None);
 	}
-	let sent = match perturb {
-		Perturb::Sent => distort(&pass.hidden)?,
-		_ => pass.hidden,
-	};
+	let sent = hooks.sent(pass.hidden)?;
 	let reply = ActivationMessage::hidden(id, offset, sent).map_err(|e| e.to_string())?;
 	Ok(Some(reply.encode().map_err(|e| e.to_string())?))
 }

@@ -9,7 +9,7 @@ use super::{
 	compute::{self, Recheck},
 	protocol::{hop_payload, protocol_name, Refusal, SignedMessage, StageRequest, StageResponse},
 	store::{SlotKey, SlotResult},
-	worker::{lock, max_fingerprint_bytes, no_session, reveal_call, Worker},
+	worker::{lock, max_fingerprint_bytes, no_session, reveal_call, Stage, Worker},
 	LOG_TARGET,
 };
 use codec::{Decode, Encode};
@@ -203,9 +203,8 @@ impl Worker {
 			self.metrics.failure();
 			log::error!(
 				target: LOG_TARGET,
-				"task {} pipeline {} chunk {}: the input this stage computed on is not kept \
+				"{key}: the input this stage computed on is not kept \
 				 on disk ({e}); a restart before the task ends loses it",
-				key.task, key.pipeline, key.chunk,
 			);
 		}
 	}
@@ -270,10 +269,9 @@ impl Worker {
 				log.messages = Vec::new();
 				log::warn!(
 					target: LOG_TARGET,
-					"task {} pipeline {} chunk {}: received input dropped from memory (over the \
+					"{key}: received input dropped from memory (over the \
 					 bound of {MAX_KEPT_INPUTS} slots, {MAX_KEPT_INPUT_BYTES} bytes); a kept \
 					 result's input is read back from disk when asked for",
-					key.task, key.pipeline, key.chunk,
 				);
 			}
 		}
@@ -346,12 +344,12 @@ impl Worker {
 	) {
 		let key = SlotKey::of(assignment);
 		if !Self::may_check_input(assignment) {
-			return self.submit_once(key, true, now, reveal_call(result, None)).await;
+			return self.submit_once(key, Stage::Reveal, now, reveal_call(result, None)).await;
 		}
 		let known = lock(&self.input_checks).get(&key).cloned();
 		match known {
 			Some(InputCheckState::Ready(check)) => {
-				self.submit_once(key, true, now, reveal_call(result, check)).await;
+				self.submit_once(key, Stage::Reveal, now, reveal_call(result, check)).await;
 			}
 			Some(InputCheckState::Running) => {}
 			None => self.start_input_check(assignment, result),

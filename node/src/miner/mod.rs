@@ -8,6 +8,7 @@
 //! - [`worker`]: block following, pipelines, requests, commits and reveals.
 //! - [`store`]: results kept on disk until revealed.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`test_hooks`]: misbehaviour for the end-to-end tests (feature `test-hooks`).
 
 pub mod chain;
 pub mod compute;
@@ -15,6 +16,7 @@ pub mod inputs;
 pub mod metrics;
 pub mod protocol;
 pub mod store;
+pub mod test_hooks;
 pub mod worker;
 
 use crate::service::FullClient;
@@ -80,20 +82,10 @@ pub struct MinerCmd {
 	#[arg(long, value_name = "DTYPE", default_value = "f32", requires = "miner")]
 	pub dtype: String,
 
-	/// Test only: distort every activation this miner outputs, as generator, verifier
-	/// or referee (a dishonest miner).
-	#[arg(long, hide = true, requires = "miner")]
-	pub miner_perturb_activations: bool,
-
-	/// Test only: fingerprint honest activations but send distorted ones to the next
-	/// stage (a dishonest upstream that frames its downstream).
-	#[arg(long, hide = true, requires = "miner", conflicts_with = "miner_perturb_activations")]
-	pub miner_corrupt_sent: bool,
-
-	/// Test only: wait this long after each token this miner's pipelines generate, so
-	/// that a test can stop a stage mid-generation.
-	#[arg(long, hide = true, value_name = "MS", default_value_t = 0, requires = "miner")]
-	pub miner_token_delay_ms: u64,
+	/// Test-only misbehaviour (a build with the `test-hooks` feature).
+	#[cfg(feature = "test-hooks")]
+	#[command(flatten)]
+	pub test_hooks: test_hooks::TestHookArgs,
 }
 
 /// Which chunks `--serve-chunks` asks for.
@@ -139,8 +131,7 @@ pub struct Prepared {
 	device: Device,
 	dtype: DType,
 	format: NumericFormat,
-	perturb: compute::Perturb,
-	token_delay: std::time::Duration,
+	hooks: test_hooks::TestHooks,
 	requests: async_channel::Receiver<IncomingRequest>,
 }
 
@@ -234,12 +225,10 @@ pub fn prepare<Block: BlockT, N: NetworkBackend<Block, Block::Hash>>(
 		device,
 		dtype,
 		format,
-		perturb: match (cmd.miner_perturb_activations, cmd.miner_corrupt_sent) {
-			(true, _) => compute::Perturb::Outputs,
-			(_, true) => compute::Perturb::Sent,
-			_ => compute::Perturb::Honest,
-		},
-		token_delay: std::time::Duration::from_millis(cmd.miner_token_delay_ms),
+		#[cfg(feature = "test-hooks")]
+		hooks: test_hooks::TestHooks::from_args(&cmd.test_hooks),
+		#[cfg(not(feature = "test-hooks"))]
+		hooks: test_hooks::TestHooks::honest(),
 		requests,
 	};
 	Ok((prepared, protocol))
@@ -386,7 +375,6 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Resolution, String>
 			config: config.clone(),
 			tokenizer,
 			shards,
-			perturb: prepared.perturb,
 			profiles: record
 				.spec
 				.numerics
@@ -494,7 +482,7 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			input_checks: Default::default(),
 			token_streams: node.token_streams,
 			claimed: Default::default(),
-			token_delay: prepared.token_delay,
+			hooks: prepared.hooks,
 			signer_revoked: Default::default(),
 			view: tokio::sync::watch::Sender::new(Default::default()),
 		});

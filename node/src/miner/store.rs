@@ -52,6 +52,12 @@ pub struct SlotKey {
 	pub chunk: ChunkIndex,
 }
 
+impl std::fmt::Display for SlotKey {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		write!(f, "task {} pipeline {} chunk {}", self.task, self.pipeline, self.chunk)
+	}
+}
+
 impl SlotKey {
 	/// The slot `assignment` is about.
 	pub fn of(assignment: &super::chain::Assignment) -> Self {

@@ -15,6 +15,7 @@ use super::{
 	metrics::Metrics,
 	protocol::{protocol_name, Refusal, Signature, SignedMessage, StageRequest, StageResponse},
 	store::{ResultStore, SlotKey, SlotResult},
+	test_hooks::TestHooks,
 	LOG_TARGET,
 };
 use crate::tokens::{StreamState, StreamedToken, TokenStreams};
@@ -57,6 +58,24 @@ const MAX_RESUMES: u32 = 4;
 /// have imported the assigning block a little earlier).
 const ASSIGNMENT_WAIT: Duration = Duration::from_secs(10);
 
+/// The two steps in which a slot's result goes on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Stage {
+	/// The commitment (with the published output, for a generator's last chunk).
+	Commit,
+	/// The fingerprint, output and salt behind the commitment.
+	Reveal,
+}
+
+impl Stage {
+	fn name(self) -> &'static str {
+		match self {
+			Stage::Commit => "commit",
+			Stage::Reveal => "reveal",
+		}
+	}
+}
+
 pub(super) enum Drive {
 	Running,
 	/// Failed `attempts` times, last at block `at`, with these miners in the pipeline.
@@ -90,7 +109,7 @@ pub struct Worker {
 	pub(super) sessions: Mutex<HashMap<SlotKey, Arc<Mutex<Session>>>>,
 	pub(super) checks: Mutex<HashMap<SlotKey, Arc<Mutex<CheckSession>>>>,
 	pub(super) drives: Mutex<HashMap<(TaskId, PipelineIndex), Drive>>,
-	pub(super) submitted: Mutex<HashMap<(SlotKey, bool), BlockNumber>>,
+	pub(super) submitted: Mutex<HashMap<(SlotKey, Stage), BlockNumber>>,
 	pub(super) peers: Mutex<HashMap<AccountId, PeerId>>,
 	pub(super) warned: Mutex<HashSet<SlotKey>>,
 	/// What each slot received, signed by its senders (evidence for a referee).
@@ -101,8 +120,8 @@ pub struct Worker {
 	pub(super) token_streams: Arc<TokenStreams>,
 	/// Silence claims submitted, by slot and accused chunk.
 	pub(super) claimed: Mutex<HashSet<(SlotKey, u32)>>,
-	/// Test only (`--miner-token-delay-ms`): a pause after each generated token.
-	pub(super) token_delay: Duration,
+	/// Misbehaviour a test asked for (honest without the `test-hooks` feature).
+	pub(super) hooks: TestHooks,
 	/// Whether the chain stopped accepting the signing key for the expert (its operator
 	/// was replaced or removed), as last seen.
 	pub(super) signer_revoked: std::sync::atomic::AtomicBool,
@@ -263,7 +282,7 @@ impl Worker {
 			match (assignment.state, kept) {
 				(SlotState::Assigned, Some(result)) => {
 					let call = commit_call(&result);
-					self.submit_once(key, false, number, call).await;
+					self.submit_once(key, Stage::Commit, number, call).await;
 					self.start_input_check(&assignment, result);
 				}
 				(SlotState::Assigned, None)
@@ -287,9 +306,8 @@ impl Worker {
 				(SlotState::Committed(_), _) if lock(&self.warned).insert(key) => {
 					log::error!(
 						target: LOG_TARGET,
-						"task {} pipeline {} chunk {}: committed, but the result to reveal is \
+						"{key}: committed, but the result to reveal is \
 						 not in the miner's directory; the slot will miss its reveal",
-						key.task, key.pipeline, key.chunk,
 					);
 				}
 				_ => {}
@@ -315,35 +333,27 @@ impl Worker {
 		self.prune_inputs(|task| kept_statuses.get(&task).copied().flatten(), ended_at_finalized);
 	}
 
-	/// Submits a commit (`reveal == false`) or reveal unless one was sent recently.
+	/// Submits `key`'s commit or reveal unless it was sent recently.
 	pub(super) async fn submit_once(
 		&self,
 		key: SlotKey,
-		reveal: bool,
+		stage: Stage,
 		now: BlockNumber,
 		call: RuntimeCall,
 	) {
 		{
 			let mut submitted = lock(&self.submitted);
-			if submitted.get(&(key, reveal)).is_some_and(|at| now < at + RESUBMIT_AFTER) {
+			if submitted.get(&(key, stage)).is_some_and(|at| now < at + RESUBMIT_AFTER) {
 				return;
 			}
-			submitted.insert((key, reveal), now);
+			submitted.insert((key, stage), now);
 		}
-		let what = if reveal { "reveal" } else { "commit" };
+		let what = stage.name();
 		match self.submitter.submit(call).await {
-			Ok(hash) => log::info!(
-				target: LOG_TARGET,
-				"task {} pipeline {} chunk {}: {what} submitted ({hash:?})",
-				key.task, key.pipeline, key.chunk,
-			),
+			Ok(hash) => log::info!(target: LOG_TARGET, "{key}: {what} submitted ({hash:?})"),
 			Err(e) => {
 				self.metrics.failure();
-				log::warn!(
-					target: LOG_TARGET,
-					"task {} pipeline {} chunk {}: {what} not submitted: {e}",
-					key.task, key.pipeline, key.chunk,
-				);
+				log::warn!(target: LOG_TARGET, "{key}: {what} not submitted: {e}");
 			}
 		}
 	}
@@ -508,9 +518,7 @@ impl Worker {
 			}
 			offset += input.len();
 			input = vec![token];
-			if !self.token_delay.is_zero() {
-				tokio::time::sleep(self.token_delay).await;
-			}
+			self.hooks.after_token().await;
 		}
 		Ok(())
 	}
@@ -693,12 +701,12 @@ impl Worker {
 					self.model.shard(assignment.model, assignment.chunk).ok_or_else(|| {
 						Refusal::Failed(b"this miner does not serve the chunk".to_vec())
 					})?;
-				let perturb = self.model.perturb;
+				let hooks = self.hooks;
 				let stage = assignment.clone();
 				let (verifier, output, took) = tokio::task::spawn_blocking(move || {
 					let started = Instant::now();
 					let output =
-						compute::run_check_piece(&shard, &mut verifier, &stage, &message, perturb);
+						compute::run_check_piece(&shard, &mut verifier, &stage, &message, hooks);
 					(verifier, output, started.elapsed())
 				})
 				.await
@@ -894,8 +902,7 @@ impl Worker {
 				self.metrics.failure();
 				log::error!(
 					target: LOG_TARGET,
-					"task {} pipeline {} chunk {}: cannot {what}: {e}",
-					key.task, key.pipeline, key.chunk,
+					"{key}: cannot {what}: {e}",
 				);
 				return;
 			}
@@ -906,7 +913,7 @@ impl Worker {
 			return;
 		}
 		let now = self.chain.best().1;
-		self.submit_once(key, false, now, commit_call(&result)).await;
+		self.submit_once(key, Stage::Commit, now, commit_call(&result)).await;
 	}
 
 	/// Runs one pass of `key`'s session through this miner's chunk and the rest of the
@@ -1025,11 +1032,11 @@ impl Worker {
 			.shard(assignment.model, assignment.chunk)
 			.ok_or_else(|| Refusal::Failed(b"this miner does not serve the chunk".to_vec()))?;
 		let max_positions = self.model.config.max_position_embeddings;
-		let perturb = self.model.perturb;
+		let hooks = self.hooks;
 		let session = session.clone();
 		let (output, took) = tokio::task::spawn_blocking(move || {
 			let started = Instant::now();
-			let output = compute::run_pass(&shard, &session, &message, max_positions, perturb);
+			let output = compute::run_pass(&shard, &session, &message, max_positions, hooks);
 			(output, started.elapsed())
 		})
 		.await
@@ -1344,16 +1351,14 @@ impl Worker {
 				lock(&self.claimed).insert((key, silent));
 				log::warn!(
 					target: LOG_TARGET,
-					"task {} pipeline {} chunk {}: chunk {silent}'s miner is silent; claimed \
+					"{key}: chunk {silent}'s miner is silent; claimed \
 					 on chain ({hash:?}) so that it alone is blamed and replaced",
-					key.task, key.pipeline, key.chunk,
 				)
 			}
 			Err(e) => log::warn!(
 				target: LOG_TARGET,
-				"task {} pipeline {} chunk {}: the silence claim against chunk {silent} was \
+				"{key}: the silence claim against chunk {silent} was \
 				 not submitted: {e}",
-				key.task, key.pipeline, key.chunk,
 			),
 		}
 	}

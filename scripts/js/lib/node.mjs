@@ -26,10 +26,32 @@ export function nodeBinary() {
   if (!found) {
     throw new Error(
       `dllm-node not found (looked in ${candidates.join(', ')}); ` +
-        'build it with `cargo build --release -p dllm-node` or set DLLM_NODE',
+        'build it with `scripts/test.sh` (or `source scripts/env.sh && cargo build --release ' +
+        '--locked --workspace --features "$DLLM_FEATURES"`) or set DLLM_NODE',
     );
   }
   return found;
+}
+
+/** The flags of `dllm-node --miner` that exist only in a build with `dllm-node/test-hooks`. */
+export const TEST_HOOK_FLAGS = ['--miner-perturb-activations', '--miner-corrupt-sent', '--miner-token-delay-ms'];
+
+/**
+ * Throws, saying how to build one, unless the node binary has the test-only miner
+ * flags (cargo feature `dllm-node/test-hooks`, which the repository's scripts enable).
+ */
+export async function requireTestHooks() {
+  const help = await new Promise((resolveHelp, reject) => {
+    execFile(nodeBinary(), ['--help'], { maxBuffer: 16 << 20 }, (error, stdout) =>
+      error ? reject(error) : resolveHelp(stdout));
+  });
+  if (!help.includes(TEST_HOOK_FLAGS[0])) {
+    throw new Error(
+      `${nodeBinary()} was built without the test-only miner flags (${TEST_HOOK_FLAGS.join(', ')}); ` +
+        'rebuild it with `source scripts/env.sh && cargo build --release --locked --workspace ' +
+        '--features "$DLLM_FEATURES"` (scripts/test.sh does)',
+    );
+  }
 }
 
 /** The value of Prometheus metric `metric` on the node whose `--prometheus-port` is `port`. */

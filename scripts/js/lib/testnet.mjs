@@ -16,7 +16,7 @@ import { u8aToHex } from '@polkadot/util';
 import { base58Decode } from '@polkadot/util-crypto';
 
 import * as experts from './experts.mjs';
-import { nodeBinary, sendAndFinalize, startNode } from './node.mjs';
+import { nodeBinary, requireTestHooks, sendAndFinalize, startNode, TEST_HOOK_FLAGS } from './node.mjs';
 
 const run = promisify(execFile);
 
@@ -192,6 +192,8 @@ export async function startTestnet({
   chain = 'dev',
 } = {}) {
   if (!['dev', 'local'].includes(chain)) throw new Error(`chain ${chain}: dev or local`);
+  const hooked = Object.values(extraArgs).flat().some((arg) => TEST_HOOK_FLAGS.includes(arg));
+  if (perturb.length || corruptSent.length || hooked) await requireTestHooks();
   const root = dir ?? mkdtempSync(join(tmpdir(), 'dllm-testnet-'));
   mkdirSync(root, { recursive: true });
   modelDir = modelDir ?? (await makeTinyModel(join(root, 'model')));
