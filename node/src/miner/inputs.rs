@@ -9,7 +9,9 @@ use super::{
 	compute::{self, Recheck},
 	protocol::{hop_payload, protocol_name, Refusal, SignedMessage, StageRequest, StageResponse},
 	store::{SlotKey, SlotResult},
-	worker::{lock, max_fingerprint_bytes, no_session, reveal_call, Stage, Worker},
+	worker::{
+		lock, max_fingerprint_bytes, no_session, reveal_call, Completion, LoopState, Stage, Worker,
+	},
 	LOG_TARGET,
 };
 use codec::{Decode, Encode};
@@ -276,7 +278,6 @@ impl Worker {
 			}
 		}
 		drop(inputs);
-		lock(&self.input_checks).retain(|key, _| status(key.task).is_some_and(TaskStatus::is_open));
 	}
 
 	/// A page of what slot `key` received, from message `from` on, for the referee of
@@ -338,21 +339,24 @@ impl Worker {
 	/// referee (waiting, block by block, for the check started at its commit).
 	pub(super) async fn reveal(
 		self: &Arc<Self>,
+		state: &mut LoopState,
 		assignment: &Assignment,
 		result: SlotResult,
 		now: dllm_runtime::BlockNumber,
 	) {
 		let key = SlotKey::of(assignment);
 		if !Self::may_check_input(assignment) {
-			return self.submit_once(key, Stage::Reveal, now, reveal_call(result, None)).await;
+			return self
+				.submit_once(state, key, Stage::Reveal, now, reveal_call(result, None))
+				.await;
 		}
-		let known = lock(&self.input_checks).get(&key).cloned();
+		let known = state.input_checks.get(&key).cloned();
 		match known {
 			Some(InputCheckState::Ready(check)) => {
-				self.submit_once(key, Stage::Reveal, now, reveal_call(result, check)).await;
+				self.submit_once(state, key, Stage::Reveal, now, reveal_call(result, check)).await;
 			}
 			Some(InputCheckState::Running) => {}
-			None => self.start_input_check(assignment, result),
+			None => self.start_input_check(state, assignment, result),
 		}
 	}
 
@@ -365,23 +369,22 @@ impl Worker {
 	/// kept: both sides' fingerprints are on chain since the dispute opened, so it runs
 	/// while the round commits, bounded by [`INPUT_CHECK_TIME`], and is ready by the
 	/// reveal.
-	pub(super) fn start_input_check(self: &Arc<Self>, assignment: &Assignment, result: SlotResult) {
+	pub(super) fn start_input_check(
+		self: &Arc<Self>,
+		state: &mut LoopState,
+		assignment: &Assignment,
+		result: SlotResult,
+	) {
 		let key = SlotKey::of(assignment);
-		if !Self::may_check_input(assignment) {
+		if !Self::may_check_input(assignment) || state.input_checks.contains_key(&key) {
 			return;
 		}
-		{
-			let mut checks = lock(&self.input_checks);
-			if checks.contains_key(&key) {
-				return;
-			}
-			checks.insert(key, InputCheckState::Running);
-		}
+		state.input_checks.insert(key, InputCheckState::Running);
 		let worker = self.clone();
 		let assignment = assignment.clone();
 		self.spawner.spawn("dllm-miner-input-check", Some("dllm-miner"), async move {
 			let check = worker.input_check(&assignment, &result).await;
-			lock(&worker.input_checks).insert(key, InputCheckState::Ready(check));
+			worker.report(Completion::InputChecked { key, check });
 		});
 	}
 

@@ -459,6 +459,7 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			}
 		}
 		let Some(resolved) = resolved else { return };
+		let (completions, completed) = futures::channel::mpsc::unbounded();
 		let worker = Arc::new(worker::Worker {
 			chain,
 			submitter: Submitter::new(
@@ -474,24 +475,16 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			spawner: node.spawner.clone(),
 			sessions: Default::default(),
 			checks: Default::default(),
-			drives: Default::default(),
-			submitted: Default::default(),
 			peers: Default::default(),
-			warned: Default::default(),
 			inputs: Default::default(),
-			input_checks: Default::default(),
 			token_streams: node.token_streams,
 			claimed: Default::default(),
 			hooks: prepared.hooks,
 			signer_revoked: Default::default(),
 			view: tokio::sync::watch::Sender::new(Default::default()),
+			completions,
 		});
-		node.spawner.spawn(
-			"dllm-miner-requests",
-			Some("dllm-miner"),
-			worker.clone().serve(prepared.requests),
-		);
-		worker.follow_blocks(node.client).await;
+		worker.run(node.client, prepared.requests, completed).await;
 	};
 	node.essential.spawn("dllm-miner", Some("dllm-miner"), run);
 	Ok(())

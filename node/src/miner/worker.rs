@@ -1,6 +1,13 @@
 //! The worker: follows best blocks, drives the pipelines whose first chunk it holds,
 //! serves the requests of the miners before it, and commits and reveals its results.
 //!
+//! One loop ([`Worker::run`]) owns the worker's bookkeeping ([`LoopState`]: the drives,
+//! the submitted commits and reveals, the input checks, the warnings given) and
+//! `select!`s over imported blocks, incoming requests and the [`Completion`]s its
+//! spawned tasks report; only it submits commits and reveals. Passes run concurrently
+//! on the blocking pool, each holding its session, so the sessions, the received inputs
+//! and the silence claims are shared with the request handlers that run them.
+//!
 //! Under prefill verification a slot's role decides what it runs: a generator's
 //! pipeline generates (its last chunk publishes the output with its commit); once the
 //! output is on chain, the verifier's pipeline (and in a dispute each referee round's
@@ -76,6 +83,36 @@ impl Stage {
 	}
 }
 
+/// The state only the worker's loop reads and changes.
+#[derive(Default)]
+pub(super) struct LoopState {
+	/// The pipelines this miner drives from their first chunk, by task and pipeline.
+	drives: HashMap<(TaskId, PipelineIndex), Drive>,
+	/// When each open slot's commit or reveal was last submitted.
+	submitted: HashMap<(SlotKey, Stage), BlockNumber>,
+	/// Open slots already warned about (once each).
+	warned: HashSet<SlotKey>,
+	/// This miner's referee slots' input checks.
+	pub(super) input_checks: HashMap<SlotKey, InputCheckState>,
+}
+
+/// What the worker's spawned tasks report to its loop.
+pub(super) enum Completion {
+	/// A pipeline this miner drives ended: `attempts` failures before this run, `pipeline`
+	/// its miners when it started.
+	DriveEnded {
+		id: (TaskId, PipelineIndex),
+		role: Role,
+		attempts: u32,
+		pipeline: Vec<AccountId>,
+		outcome: Result<(), String>,
+	},
+	/// A stage's result is kept on disk: commit it.
+	Kept { key: SlotKey, call: RuntimeCall },
+	/// A referee slot's input check is done.
+	InputChecked { key: SlotKey, check: Option<InputCheck<Vec<u8>>> },
+}
+
 pub(super) enum Drive {
 	Running,
 	/// Failed `attempts` times, last at block `at`, with these miners in the pipeline.
@@ -108,14 +145,9 @@ pub struct Worker {
 	pub(super) spawner: SpawnTaskHandle,
 	pub(super) sessions: Mutex<HashMap<SlotKey, Arc<Mutex<Session>>>>,
 	pub(super) checks: Mutex<HashMap<SlotKey, Arc<Mutex<CheckSession>>>>,
-	pub(super) drives: Mutex<HashMap<(TaskId, PipelineIndex), Drive>>,
-	pub(super) submitted: Mutex<HashMap<(SlotKey, Stage), BlockNumber>>,
 	pub(super) peers: Mutex<HashMap<AccountId, PeerId>>,
-	pub(super) warned: Mutex<HashSet<SlotKey>>,
 	/// What each slot received, signed by its senders (evidence for a referee).
 	pub(super) inputs: Mutex<HashMap<SlotKey, InputLog>>,
-	/// This miner's referee slots' input checks.
-	pub(super) input_checks: Mutex<HashMap<SlotKey, InputCheckState>>,
 	/// The tokens of the generations this miner drives, for `/dllm/tokens/1`.
 	pub(super) token_streams: Arc<TokenStreams>,
 	/// Silence claims submitted, by slot and accused chunk.
@@ -127,6 +159,8 @@ pub struct Worker {
 	pub(super) signer_revoked: std::sync::atomic::AtomicBool,
 	/// This miner's slots at the best block, published by the block loop.
 	pub(super) view: tokio::sync::watch::Sender<Arc<SlotsView>>,
+	/// Where spawned tasks report to the loop.
+	pub(super) completions: futures::channel::mpsc::UnboundedSender<Completion>,
 }
 
 /// Waits until `view` changes or `deadline` passes; `false` when it did not change (or
@@ -146,25 +180,79 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Worker {
-	/// Follows best blocks until the node stops.
-	pub async fn follow_blocks(self: Arc<Self>, client: Arc<crate::service::FullClient>) {
-		let mut imports = client.import_notification_stream();
-		self.on_best_block().await;
-		while let Some(notification) = imports.next().await {
-			if notification.is_new_best {
-				self.on_best_block().await;
+	/// The worker's loop, until the node stops: acts on each new best block, hands each
+	/// incoming request to a task of its own, and applies what finished tasks report.
+	pub(super) async fn run(
+		self: Arc<Self>,
+		client: Arc<crate::service::FullClient>,
+		requests: async_channel::Receiver<IncomingRequest>,
+		completions: futures::channel::mpsc::UnboundedReceiver<Completion>,
+	) {
+		let mut state = LoopState::default();
+		let mut imports = client.import_notification_stream().fuse();
+		let mut requests = requests.fuse();
+		let mut completions = completions.fuse();
+		self.on_best_block(&mut state).await;
+		loop {
+			futures::select! {
+				notification = imports.next() => match notification {
+					Some(notification) if notification.is_new_best => {
+						self.on_best_block(&mut state).await
+					}
+					Some(_) => {}
+					None => return,
+				},
+				request = requests.next() => match request {
+					Some(request) => {
+						let worker = self.clone();
+						self.spawner.spawn("dllm-miner-request", Some("dllm-miner"), async move {
+							worker.handle(request).await;
+						});
+					}
+					// The network stopped serving the protocol: no more requests come.
+					None => log::warn!(target: LOG_TARGET, "the request channel closed"),
+				},
+				completion = completions.next() => {
+					if let Some(completion) = completion {
+						self.complete(&mut state, completion).await;
+					}
+				}
+				complete => return,
 			}
 		}
 	}
 
-	/// Answers the previous miners' requests until the node stops.
-	pub async fn serve(self: Arc<Self>, requests: async_channel::Receiver<IncomingRequest>) {
-		while let Ok(request) = requests.recv().await {
-			let worker = self.clone();
-			self.spawner.spawn("dllm-miner-request", Some("dllm-miner"), async move {
-				worker.handle(request).await;
-			});
+	/// Applies what a finished task reports.
+	async fn complete(self: &Arc<Self>, state: &mut LoopState, completion: Completion) {
+		match completion {
+			Completion::DriveEnded { id, outcome: Ok(()), .. } => {
+				state.drives.remove(&id);
+			}
+			Completion::DriveEnded { id, role, attempts, pipeline, outcome: Err(e) } => {
+				self.metrics.failure();
+				log::warn!(
+					target: LOG_TARGET,
+					"task {} pipeline {}: {} failed (attempt {} of {DRIVE_ATTEMPTS}): {e}; \
+					 the chain reassigns the slots that miss their deadline",
+					id.0, id.1, if role == Role::Generator { "generation" } else { "the prefill check" },
+					attempts + 1,
+				);
+				let at = self.chain.best().1;
+				state.drives.insert(id, Drive::Failed { at, attempts: attempts + 1, pipeline });
+			}
+			Completion::Kept { key, call } => {
+				let now = self.chain.best().1;
+				self.submit_once(state, key, Stage::Commit, now, call).await;
+			}
+			Completion::InputChecked { key, check } => {
+				state.input_checks.insert(key, InputCheckState::Ready(check));
+			}
 		}
+	}
+
+	/// Reports to the loop (gone only when the node stops).
+	pub(super) fn report(&self, completion: Completion) {
+		let _ = self.completions.unbounded_send(completion);
 	}
 
 	/// Whether the chain still accepts the signing key for the expert: an operator that
@@ -197,7 +285,7 @@ impl Worker {
 		current
 	}
 
-	async fn on_best_block(self: &Arc<Self>) {
+	async fn on_best_block(self: &Arc<Self>, state: &mut LoopState) {
 		let (best, number) = self.chain.best();
 		let assignments = match self.chain.assignments(best, &self.account) {
 			Ok(assignments) => assignments,
@@ -229,10 +317,10 @@ impl Worker {
 			lock(&self.sessions).keys().filter(|key| !open.contains(key)).copied().collect();
 		closed.extend(lock(&self.checks).keys().filter(|key| !open.contains(key)).copied());
 		closed.into_iter().for_each(|key| self.drop_session(key));
-		lock(&self.submitted).retain(|(key, _), _| open.contains(key));
+		state.submitted.retain(|(key, _), _| open.contains(key));
 		// Warnings are given once per open slot; closed slots' entries go (L10).
-		lock(&self.warned).retain(|key| open.contains(key));
-		lock(&self.drives).retain(|(task, pipeline), _| {
+		state.warned.retain(|key| open.contains(key));
+		state.drives.retain(|(task, pipeline), _| {
 			open.iter().any(|key| key.task == *task && key.pipeline == *pipeline)
 		});
 
@@ -262,7 +350,7 @@ impl Worker {
 				}
 			}
 			if self.model.shard(assignment.model, assignment.chunk).is_none() {
-				if lock(&self.warned).insert(key) {
+				if state.warned.insert(key) {
 					log::warn!(
 						target: LOG_TARGET,
 						"task {} assigns chunk {} of model {} to this miner, which does not \
@@ -282,15 +370,15 @@ impl Worker {
 			match (assignment.state, kept) {
 				(SlotState::Assigned, Some(result)) => {
 					let call = commit_call(&result);
-					self.submit_once(key, Stage::Commit, number, call).await;
-					self.start_input_check(&assignment, result);
+					self.submit_once(state, key, Stage::Commit, number, call).await;
+					self.start_input_check(state, &assignment, result);
 				}
 				(SlotState::Assigned, None)
 					if assignment.chunk == 0
 						&& status_of(assignment.task)
 							.is_some_and(|s| drive_due(&assignment, s)) =>
 				{
-					self.start_drive(assignment, number);
+					self.start_drive(state, assignment, number);
 				}
 				(SlotState::Committed(committed), Some(result))
 					if committed == result.commitment =>
@@ -300,10 +388,10 @@ impl Worker {
 					let due =
 						status_of(assignment.task).is_some_and(|s| reveal_due(&assignment, s));
 					if due {
-						self.reveal(&assignment, result, number).await;
+						self.reveal(state, &assignment, result, number).await;
 					}
 				}
-				(SlotState::Committed(_), _) if lock(&self.warned).insert(key) => {
+				(SlotState::Committed(_), _) if state.warned.insert(key) => {
 					log::error!(
 						target: LOG_TARGET,
 						"{key}: committed, but the result to reveal is \
@@ -316,7 +404,7 @@ impl Worker {
 		let kept: HashSet<TaskId> = {
 			let mut inputs = lock(&self.inputs).keys().map(|key| key.task).collect::<Vec<_>>();
 			inputs.extend(self.store.input_keys().into_iter().map(|key| key.task));
-			let checks = lock(&self.input_checks).keys().map(|key| key.task).collect::<Vec<_>>();
+			let checks = state.input_checks.keys().map(|key| key.task).collect::<Vec<_>>();
 			inputs.into_iter().chain(checks).collect()
 		};
 		let kept_statuses: HashMap<TaskId, Option<TaskStatus>> =
@@ -330,24 +418,24 @@ impl Worker {
 				false
 			}
 		};
-		self.prune_inputs(|task| kept_statuses.get(&task).copied().flatten(), ended_at_finalized);
+		let status = |task| kept_statuses.get(&task).copied().flatten();
+		self.prune_inputs(status, ended_at_finalized);
+		state.input_checks.retain(|key, _| status(key.task).is_some_and(TaskStatus::is_open));
 	}
 
 	/// Submits `key`'s commit or reveal unless it was sent recently.
 	pub(super) async fn submit_once(
 		&self,
+		state: &mut LoopState,
 		key: SlotKey,
 		stage: Stage,
 		now: BlockNumber,
 		call: RuntimeCall,
 	) {
-		{
-			let mut submitted = lock(&self.submitted);
-			if submitted.get(&(key, stage)).is_some_and(|at| now < at + RESUBMIT_AFTER) {
-				return;
-			}
-			submitted.insert((key, stage), now);
+		if state.submitted.get(&(key, stage)).is_some_and(|at| now < at + RESUBMIT_AFTER) {
+			return;
 		}
+		state.submitted.insert((key, stage), now);
 		let what = stage.name();
 		match self.submitter.submit(call).await {
 			Ok(hash) => log::info!(target: LOG_TARGET, "{key}: {what} submitted ({hash:?})"),
@@ -358,67 +446,49 @@ impl Worker {
 		}
 	}
 
-	fn start_drive(self: &Arc<Self>, assignment: Assignment, now: BlockNumber) {
+	fn start_drive(
+		self: &Arc<Self>,
+		state: &mut LoopState,
+		assignment: Assignment,
+		now: BlockNumber,
+	) {
 		let id = (assignment.task, assignment.pipeline);
-		{
-			let mut drives = lock(&self.drives);
-			let attempts = match drives.get(&id) {
-				Some(Drive::Running) => return,
-				// The chain replaced a stage (one found silent): start again at once
-				// through the replacement.
-				Some(Drive::Failed { pipeline, .. })
-					if *pipeline != assignment.pipeline_experts =>
-				{
-					// The claims against the old miners are settled; new ones may come.
-					lock(&self.claimed).retain(|(key, _)| (key.task, key.pipeline) != id);
-					0
+		let attempts = match state.drives.get(&id) {
+			Some(Drive::Running) => return,
+			// The chain replaced a stage (one found silent): start again at once through
+			// the replacement.
+			Some(Drive::Failed { pipeline, .. }) if *pipeline != assignment.pipeline_experts => {
+				// The claims against the old miners are settled; new ones may come.
+				lock(&self.claimed).retain(|(key, _)| (key.task, key.pipeline) != id);
+				0
+			}
+			Some(Drive::Failed { at, attempts, .. }) => {
+				// A stage of this pipeline found its neighbour silent: trying the same
+				// miners again is futile until the chain replaces it.
+				let claimed =
+					lock(&self.claimed).iter().any(|(key, _)| (key.task, key.pipeline) == id);
+				if claimed || *attempts >= DRIVE_ATTEMPTS || now < at + RETRY_DRIVE_AFTER {
+					return;
 				}
-				Some(Drive::Failed { at, attempts, .. }) => {
-					// A stage of this pipeline found its neighbour silent: trying the same
-					// miners again is futile until the chain replaces it.
-					let claimed =
-						lock(&self.claimed).iter().any(|(key, _)| (key.task, key.pipeline) == id);
-					if claimed || *attempts >= DRIVE_ATTEMPTS || now < at + RETRY_DRIVE_AFTER {
-						return;
-					}
-					*attempts
+				*attempts
+			}
+			None => 0,
+		};
+		state.drives.insert(id, Drive::Running);
+		let worker = self.clone();
+		self.spawner.spawn("dllm-miner-pipeline", Some("dllm-miner"), async move {
+			worker.metrics.task_started();
+			let role = assignment.role;
+			let pipeline = assignment.pipeline_experts.clone();
+			let outcome = match (assignment.mode, role) {
+				(VerificationMode::Prefill, Role::Verifier | Role::Referee) => {
+					worker.check(assignment).await
 				}
-				None => 0,
+				_ => worker.generate(assignment).await,
 			};
-			drives.insert(id, Drive::Running);
-			drop(drives);
-			let worker = self.clone();
-			self.spawner.spawn("dllm-miner-pipeline", Some("dllm-miner"), async move {
-				worker.metrics.task_started();
-				let role = assignment.role;
-				let pipeline = assignment.pipeline_experts.clone();
-				let result = match (assignment.mode, role) {
-					(VerificationMode::Prefill, Role::Verifier | Role::Referee) => {
-						worker.check(assignment).await
-					}
-					_ => worker.generate(assignment).await,
-				};
-				worker.metrics.task_ended();
-				let mut drives = lock(&worker.drives);
-				match result {
-					Ok(()) => {
-						drives.remove(&id);
-					}
-					Err(e) => {
-						worker.metrics.failure();
-						log::warn!(
-							target: LOG_TARGET,
-							"task {} pipeline {}: {} failed (attempt {} of {DRIVE_ATTEMPTS}): {e}; \
-							 the chain reassigns the slots that miss their deadline",
-							id.0, id.1, if role == Role::Generator { "generation" } else { "the prefill check" },
-							attempts + 1,
-						);
-						let at = worker.chain.best().1;
-						drives.insert(id, Drive::Failed { at, attempts: attempts + 1, pipeline });
-					}
-				}
-			});
-		}
+			worker.metrics.task_ended();
+			worker.report(Completion::DriveEnded { id, role, attempts, pipeline, outcome });
+		});
 	}
 
 	/// Drives a pipeline from its first chunk and publishes its tokens as they come.
@@ -912,8 +982,7 @@ impl Worker {
 			log::error!(target: LOG_TARGET, "{e}");
 			return;
 		}
-		let now = self.chain.best().1;
-		self.submit_once(key, Stage::Commit, now, commit_call(&result)).await;
+		self.report(Completion::Kept { key, call: commit_call(&result) });
 	}
 
 	/// Runs one pass of `key`'s session through this miner's chunk and the rest of the
