@@ -373,7 +373,8 @@ fn generate_records_and_verify_accepts_rejects_and_refuses() {
 
 #[test]
 fn make_tiny_takes_mistrals_real_tokenizer() {
-	let asset = MISTRAL_V1;
+	let asset = mistral_v1();
+	let asset = asset.as_str();
 	let dir = TempDir::new("real-tokenizer");
 	let out = infer(&[
 		"make-tiny",
@@ -425,13 +426,26 @@ fn make_tiny_takes_mistrals_real_tokenizer() {
 	assert_clean_failure(&out, "bad-tokenizer.json");
 }
 
-/// Mistral's real v1 tokenizer (converted from mistral-common's wheel; PROVENANCE.md).
-const MISTRAL_V1: &str =
-	concat!(env!("CARGO_MANIFEST_DIR"), "/assets/mistral-v1-tokenizer/tokenizer.json");
+/// Mistral's real v1 tokenizer (converted from mistral-common's wheel; PROVENANCE.md), in
+/// the checkout this test runs in (cargo sets `CARGO_MANIFEST_DIR` at run time too: a
+/// test binary reused from another checkout sharing the target directory would name
+/// that one at compile time).
+fn mistral_v1() -> String {
+	let dir = std::env::var("CARGO_MANIFEST_DIR")
+		.unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+	format!("{dir}/assets/mistral-v1-tokenizer/tokenizer.json")
+}
 
-/// `dllm-infer tokenize --json` of the chat in the file at `path`, with [`MISTRAL_V1`].
+/// `dllm-infer tokenize --json` of the chat in the file at `path`, with [`mistral_v1`].
 fn tokenize_chat(path: &std::path::Path) -> std::process::Output {
-	infer(&["tokenize", "--tokenizer", MISTRAL_V1, "--chat-json", path.to_str().unwrap(), "--json"])
+	infer(&[
+		"tokenize",
+		"--tokenizer",
+		&mistral_v1(),
+		"--chat-json",
+		path.to_str().unwrap(),
+		"--json",
+	])
 }
 
 /// `tokenize` with Mistral's real v1 tokenizer gives mistral-common's ids on every case
@@ -439,7 +453,8 @@ fn tokenize_chat(path: &std::path::Path) -> std::process::Output {
 /// refuses the conversations mistral-common refuses.
 #[test]
 fn tokenize_matches_mistral_common_on_texts_and_chats() {
-	let asset = MISTRAL_V1;
+	let asset = mistral_v1();
+	let asset = asset.as_str();
 	let fixture: serde_json::Value =
 		serde_json::from_str(include_str!("fixtures/mistral-common-v1.json")).unwrap();
 	let dir = TempDir::new("tokenize");
@@ -484,7 +499,8 @@ fn tokenize_matches_mistral_common_on_texts_and_chats() {
 
 #[test]
 fn tokenize_refuses_bad_input_with_one_line() {
-	let asset = MISTRAL_V1;
+	let asset = mistral_v1();
+	let asset = asset.as_str();
 	let dir = TempDir::new("tokenize-bad");
 	let bad = dir.path().join("bad.json");
 	for (content, needle) in [

@@ -125,7 +125,7 @@ impl Worker {
 		message: &[u8],
 	) -> Result<[u8; 64], Refusal> {
 		let payload = hop_payload(receiver.task, receiver.pipeline, receiver.chunk, index, message);
-		self.submitter.sign_message(&payload).map_err(|e| Refusal::Failed(e.into_bytes()))
+		self.submitter.sign_message(&payload).map_err(|e| Refusal::Failed(e))
 	}
 
 	/// Keeps a message `key`'s slot is about to compute on, once its signature shows it
@@ -146,7 +146,7 @@ impl Worker {
 			.ok_or(Refusal::WrongSender)?;
 		if !signed_by(&self.stage_signers(upstream), key, &signed) {
 			return Err(Refusal::BadRequest(
-				b"the message is not signed by the previous chunk's miner".to_vec(),
+				"the message is not signed by the previous chunk's miner".into(),
 			));
 		}
 		let mut inputs = lock(&self.inputs);
@@ -165,14 +165,14 @@ impl Worker {
 		}
 		if log.frozen {
 			return Err(Refusal::BadRequest(
-				b"this stage already kept its result on other input".to_vec(),
+				"this stage already kept its result on other input".into(),
 			));
 		}
 		if index > log.messages.len() {
-			return Err(Refusal::BadRequest(
-				format!("message {index} arrived before message {}", log.messages.len())
-					.into_bytes(),
-			));
+			return Err(Refusal::BadRequest(format!(
+				"message {index} arrived before message {}",
+				log.messages.len()
+			)));
 		}
 		log.messages.truncate(index);
 		log.messages.push(Arc::new(signed));
@@ -227,7 +227,7 @@ impl Worker {
 			Ok(None) => Err(no_session()),
 			Err(e) => {
 				log::error!(target: LOG_TARGET, "{e}");
-				Err(Refusal::Failed(e.into_bytes()))
+				Err(Refusal::Failed(e))
 			}
 		}
 	}
@@ -292,7 +292,7 @@ impl Worker {
 		let task = self
 			.chain
 			.task(best, key.task)
-			.map_err(|e| Refusal::Failed(e.into_bytes()))?
+			.map_err(|e| Refusal::Failed(e))?
 			.ok_or(Refusal::NotAssigned)?;
 		let is_peer = |expert: &AccountId| {
 			self.peer_of(expert, false).is_ok_and(|p| p == peer)

@@ -165,41 +165,34 @@ pub enum StageRequest {
 	},
 }
 
-/// Why a stage did not run a request.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+/// Why a stage did not run a request. The reasons are UTF-8 text (SCALE encodes a
+/// `String` as the byte vector that carried them in earlier versions).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, thiserror::Error)]
 pub enum Refusal {
 	/// The receiver does not (yet) hold this slot on chain; the sender may retry after
 	/// the next block.
+	#[error("the receiver does not hold this slot")]
 	NotAssigned,
 	/// The sender is not the previous chunk's miner of this pipeline.
+	#[error("the sender is not the previous chunk's miner")]
 	WrongSender,
 	/// The request does not fit the session (wrong step, malformed message).
-	BadRequest(Vec<u8>),
+	#[error("bad request: {0}")]
+	BadRequest(String),
 	/// A later stage failed.
-	Downstream(Vec<u8>),
+	#[error("a later stage failed: {0}")]
+	Downstream(String),
 	/// The receiver's computation failed.
-	Failed(Vec<u8>),
+	#[error("the stage failed: {0}")]
+	Failed(String),
 	/// The receiver is still running this request (a retry came early); try again.
+	#[error("the receiver is still running this request")]
 	Busy,
 	/// A later stage stopped answering and was claimed silent on chain: the step can go
 	/// on once the chain replaces it. (Last, so that the variants before it keep their
 	/// encoding.)
-	Silent(Vec<u8>),
-}
-
-impl std::fmt::Display for Refusal {
-	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-		let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-		match self {
-			Refusal::NotAssigned => write!(f, "the receiver does not hold this slot"),
-			Refusal::WrongSender => write!(f, "the sender is not the previous chunk's miner"),
-			Refusal::BadRequest(why) => write!(f, "bad request: {}", text(why)),
-			Refusal::Downstream(why) => write!(f, "a later stage failed: {}", text(why)),
-			Refusal::Failed(why) => write!(f, "the stage failed: {}", text(why)),
-			Refusal::Busy => write!(f, "the receiver is still running this request"),
-			Refusal::Silent(why) => write!(f, "a later stage went silent: {}", text(why)),
-		}
-	}
+	#[error("a later stage went silent: {0}")]
+	Silent(String),
 }
 
 /// A stage's answer.
@@ -279,8 +272,13 @@ mod tests {
 			StageResponse::decode(&mut &StageResponse::Prefilled.encode()[..]).unwrap(),
 			StageResponse::Prefilled
 		);
-		let response = StageResponse::Refused(Refusal::BadRequest(b"step".to_vec()));
+		let response = StageResponse::Refused(Refusal::BadRequest("step".into()));
 		assert_eq!(StageResponse::decode(&mut &response.encode()[..]).unwrap(), response);
+		// A reason is encoded as the byte vector that carried it before it was a
+		// `String`: peers of either version understand each other.
+		assert_eq!(Refusal::Failed("why".into()).encode(), (4u8, b"why".to_vec()).encode());
+		// Reasons that are not UTF-8 are refused whole, as a malformed reply.
+		assert!(Refusal::decode(&mut &(4u8, vec![0xffu8, 0xfe]).encode()[..]).is_err());
 		for garbage in [&[][..], &[9][..], &[0, 1][..]] {
 			assert!(StageRequest::decode(&mut &garbage[..]).is_err());
 		}

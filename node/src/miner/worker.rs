@@ -525,7 +525,6 @@ impl Worker {
 					// A later stage died: once the chain replaces it, the step goes on
 					// through the replacement, which first gets the steps before it.
 					Err(Refusal::Silent(why)) if resumes < MAX_RESUMES => {
-						let why = String::from_utf8_lossy(&why).into_owned();
 						log::warn!(
 							target: LOG_TARGET,
 							"task {} pipeline {}: step {step} failed downstream ({why}); \
@@ -748,9 +747,9 @@ impl Worker {
 				last => {
 					let expected = last.as_ref().map_or(0, |(last, _)| last + 1);
 					if piece != expected {
-						return Err(Refusal::BadRequest(
-							format!("prefill piece {piece}, expected {expected}").into_bytes(),
-						));
+						return Err(Refusal::BadRequest(format!(
+							"prefill piece {piece}, expected {expected}"
+						)));
 					}
 					// Kept before it runs: the piece is what this stage computes on.
 					if let Some(signature) = signature {
@@ -767,10 +766,10 @@ impl Worker {
 		let output = match (verifier, retried) {
 			(_, Some(output)) => output,
 			(Some(mut verifier), None) => {
-				let shard =
-					self.model.shard(assignment.model, assignment.chunk).ok_or_else(|| {
-						Refusal::Failed(b"this miner does not serve the chunk".to_vec())
-					})?;
+				let shard = self
+					.model
+					.shard(assignment.model, assignment.chunk)
+					.ok_or_else(|| Refusal::Failed("this miner does not serve the chunk".into()))?;
 				let hooks = self.hooks;
 				let stage = assignment.clone();
 				let (verifier, output, took) = tokio::task::spawn_blocking(move || {
@@ -780,9 +779,9 @@ impl Worker {
 					(verifier, output, started.elapsed())
 				})
 				.await
-				.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}").into_bytes()))?;
+				.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}")))?;
 				self.metrics.check_pass(took);
-				let output = output.map_err(|e| Refusal::Failed(e.into_bytes()))?;
+				let output = output.map_err(|e| Refusal::Failed(e))?;
 				let finished = {
 					let mut session = lock(&session);
 					session.in_flight = None;
@@ -825,7 +824,7 @@ impl Worker {
 				};
 				match self.send(next, request).await? {
 					StageResponse::Prefilled => {}
-					_ => return Err(Refusal::Downstream(b"malformed reply".to_vec())),
+					_ => return Err(Refusal::Downstream("malformed reply".into())),
 				}
 			}
 		}
@@ -862,8 +861,7 @@ impl Worker {
 	/// stage to show in this node's best block).
 	async fn open_check_for(&self, key: SlotKey) -> Result<(), Refusal> {
 		let (assignment, task) = self.wait_for_check(key).await?;
-		let (session, _) =
-			self.open_check(assignment, &task).map_err(|e| Refusal::Failed(e.into_bytes()))?;
+		let (session, _) = self.open_check(assignment, &task).map_err(|e| Refusal::Failed(e))?;
 		lock(&self.checks).entry(key).or_insert_with(|| Arc::new(Mutex::new(session)));
 		Ok(())
 	}
@@ -1026,15 +1024,16 @@ impl Worker {
 				_ => {}
 			}
 			if step as usize != session.tokens.len() {
-				return Err(Refusal::BadRequest(
-					format!("step {step}, expected {}", session.tokens.len()).into_bytes(),
-				));
+				return Err(Refusal::BadRequest(format!(
+					"step {step}, expected {}",
+					session.tokens.len()
+				)));
 			}
 			let pending = match &session.pending {
 				Some(pending) if pending.step == step && pending.input != input => {
-					return Err(Refusal::BadRequest(
-						format!("step {step} again, on other input than before").into_bytes(),
-					))
+					return Err(Refusal::BadRequest(format!(
+						"step {step} again, on other input than before"
+					)))
 				}
 				Some(pending) if pending.step == step => Some(pending.to.clone()),
 				_ => None,
@@ -1062,7 +1061,7 @@ impl Worker {
 					PassOutput::Logits(logits) => {
 						let params = compute::sampling(&assignment.sampling);
 						sample(&logits, &params, step as u64)
-							.map_err(|e| Refusal::Failed(e.to_string().into_bytes()))?
+							.map_err(|e| Refusal::Failed(e.to_string()))?
 					}
 					PassOutput::Hidden(hidden) => {
 						let to = next_miner(&assignment)?.clone();
@@ -1099,7 +1098,7 @@ impl Worker {
 		let shard = self
 			.model
 			.shard(assignment.model, assignment.chunk)
-			.ok_or_else(|| Refusal::Failed(b"this miner does not serve the chunk".to_vec()))?;
+			.ok_or_else(|| Refusal::Failed("this miner does not serve the chunk".into()))?;
 		let max_positions = self.model.config.max_position_embeddings;
 		let hooks = self.hooks;
 		let session = session.clone();
@@ -1109,9 +1108,9 @@ impl Worker {
 			(output, started.elapsed())
 		})
 		.await
-		.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}").into_bytes()))?;
+		.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}")))?;
 		self.metrics.generation_pass(took);
-		output.map_err(|e| Refusal::Failed(e.into_bytes()))
+		output.map_err(|e| Refusal::Failed(e))
 	}
 
 	/// Hands a pass's hidden states to the next chunk's miner (this one, or a peer). A
@@ -1157,7 +1156,7 @@ impl Worker {
 		};
 		match self.send(next, request).await? {
 			StageResponse::Token(token) => Ok(token),
-			_ => Err(Refusal::Downstream(b"malformed reply".to_vec())),
+			_ => Err(Refusal::Downstream("malformed reply".into())),
 		}
 	}
 
@@ -1172,9 +1171,10 @@ impl Worker {
 		tokens: Vec<u32>,
 	) -> Result<(), Refusal> {
 		if sent.len() != step as usize || tokens.len() != step as usize {
-			return Err(Refusal::Failed(
-				format!("cannot replay {step} steps: {} kept", sent.len()).into_bytes(),
-			));
+			return Err(Refusal::Failed(format!(
+				"cannot replay {step} steps: {} kept",
+				sent.len()
+			)));
 		}
 		let started = Instant::now();
 		for (index, (message, token)) in sent.into_iter().zip(tokens).enumerate() {
@@ -1198,7 +1198,7 @@ impl Worker {
 			};
 			match self.send(next, request).await? {
 				StageResponse::Token(echo) if echo == token => {}
-				_ => return Err(Refusal::Downstream(b"malformed replay reply".to_vec())),
+				_ => return Err(Refusal::Downstream("malformed replay reply".into())),
 			}
 		}
 		self.metrics.replayed(step);
@@ -1229,14 +1229,15 @@ impl Worker {
 			}
 			// Only a new stage is replayed to, and no further than a generation goes.
 			if session.live || step as usize >= session.max_new {
-				return Err(Refusal::BadRequest(
-					format!("no replay here: this stage already runs (step {step})").into_bytes(),
-				));
+				return Err(Refusal::BadRequest(format!(
+					"no replay here: this stage already runs (step {step})"
+				)));
 			}
 			if step as usize != session.tokens.len() || session.pending.is_some() {
-				return Err(Refusal::BadRequest(
-					format!("replayed step {step}, expected {}", session.tokens.len()).into_bytes(),
-				));
+				return Err(Refusal::BadRequest(format!(
+					"replayed step {step}, expected {}",
+					session.tokens.len()
+				)));
 			}
 			let signed = SignedMessage { index: step, message: message.clone(), signature };
 			self.record_input(key, &session.assignment, signed)?;
@@ -1252,14 +1253,13 @@ impl Worker {
 		// The last chunk samples what the dead stage sampled, or the replay is false.
 		if let PassOutput::Logits(logits) = &output {
 			let params = compute::sampling(&assignment.sampling);
-			let sampled = sample(logits, &params, step as u64)
-				.map_err(|e| Refusal::Failed(e.to_string().into_bytes()))?;
+			let sampled =
+				sample(logits, &params, step as u64).map_err(|e| Refusal::Failed(e.to_string()))?;
 			if sampled != token {
 				self.drop_session(key);
-				return Err(Refusal::BadRequest(
-					format!("replayed step {step} samples {sampled} here, not {token}")
-						.into_bytes(),
-				));
+				return Err(Refusal::BadRequest(format!(
+					"replayed step {step} samples {sampled} here, not {token}"
+				)));
 			}
 		}
 		let mut session = lock(&session);
@@ -1321,7 +1321,7 @@ impl Worker {
 		miner: &AccountId,
 		request: StageRequest,
 	) -> Result<StageResponse, Refusal> {
-		let peer = self.peer_of(miner, false).map_err(|e| Refusal::Downstream(e.into_bytes()))?;
+		let peer = self.peer_of(miner, false).map_err(|e| Refusal::Downstream(e))?;
 		let bytes = request.encode();
 		let mut last_error = String::new();
 		for attempt in 0..SEND_ATTEMPTS {
@@ -1345,10 +1345,10 @@ impl Worker {
 				}
 				Ok(Ok(StageResponse::Refused(silent @ Refusal::Silent(_)))) => return Err(silent),
 				Ok(Ok(StageResponse::Refused(refusal))) => {
-					return Err(Refusal::Downstream(refusal.to_string().into_bytes()))
+					return Err(Refusal::Downstream(refusal.to_string()))
 				}
 				Ok(Ok(StageResponse::Aborted | StageResponse::Input { .. })) | Ok(Err(_)) => {
-					return Err(Refusal::Downstream(b"malformed reply".to_vec()))
+					return Err(Refusal::Downstream("malformed reply".into()))
 				}
 				Err(e) => last_error = e.to_string(),
 			}
@@ -1359,8 +1359,7 @@ impl Worker {
 		// blames it alone and the chain replaces it.
 		let why = format!(
 			"miner {miner} (peer {peer}) unreachable after {SEND_ATTEMPTS} attempts: {last_error}"
-		)
-		.into_bytes();
+		);
 		if let StageRequest::Activations { task, pipeline, chunk, .. }
 		| StageRequest::Replay { task, pipeline, chunk, .. } = request
 		{
@@ -1489,7 +1488,7 @@ impl Worker {
 	async fn handle(self: Arc<Self>, request: IncomingRequest) {
 		self.metrics.received(request.payload.len());
 		let response = match StageRequest::decode(&mut &request.payload[..]) {
-			Err(e) => StageResponse::Refused(Refusal::BadRequest(e.to_string().into_bytes())),
+			Err(e) => StageResponse::Refused(Refusal::BadRequest(e.to_string())),
 			Ok(StageRequest::Activations { task, pipeline, chunk, step, message, signature }) => {
 				let key = SlotKey { task, pipeline, chunk };
 				match self.accept(key, step, request.peer).await {
@@ -1555,7 +1554,7 @@ impl Worker {
 	) -> Result<(), Refusal> {
 		if lock(&self.checks).contains_key(&key) {
 			return Err(Refusal::BadRequest(
-				b"this slot checks by prefill; it generates nothing".to_vec(),
+				"this slot checks by prefill; it generates nothing".into(),
 			));
 		}
 		let mut existing = self.session_assignment(key);
@@ -1600,7 +1599,7 @@ impl Worker {
 		};
 		if assignment.mode == VerificationMode::Prefill && assignment.role != Role::Generator {
 			return Err(Refusal::BadRequest(
-				b"this slot checks by prefill; it generates nothing".to_vec(),
+				"this slot checks by prefill; it generates nothing".into(),
 			));
 		}
 		if !self.is_previous_miner(&assignment, peer) {
@@ -1639,7 +1638,7 @@ impl Worker {
 			return Err(no_session());
 		}
 		let assignment = self.wait_for_assignment(key).await?;
-		let session = Session::new(assignment).map_err(|e| Refusal::Failed(e.into_bytes()))?;
+		let session = Session::new(assignment).map_err(|e| Refusal::Failed(e))?;
 		lock(&self.sessions).entry(key).or_insert_with(|| Arc::new(Mutex::new(session)));
 		Ok(())
 	}
@@ -1754,12 +1753,12 @@ fn next_miner(assignment: &Assignment) -> Result<&AccountId, Refusal> {
 	assignment
 		.pipeline_experts
 		.get(assignment.chunk as usize + 1)
-		.ok_or_else(|| Refusal::Failed(b"the pipeline has no next miner".to_vec()))
+		.ok_or_else(|| Refusal::Failed("the pipeline has no next miner".into()))
 }
 
 /// A pass for a session this stage does not hold (never opened, ended or freed).
 pub(super) fn no_session() -> Refusal {
-	Refusal::BadRequest(b"no session here: restart the pipeline at step 0".to_vec())
+	Refusal::BadRequest("no session here: restart the pipeline at step 0".into())
 }
 
 /// Whether the pipeline whose first chunk `assignment` holds runs now: a generator's
