@@ -2,7 +2,7 @@
 // Measures prompts answered by miner nodes on loopback against one dllm-infer process:
 //
 //   node bin/bench-miners.mjs [--size tiny|mid] [--tasks 3] [--max-tokens 32] [--dir DIR]
-//                             [--chain dev|local] [--verify]
+//                             [--chain dev|local] [--verify [--kill-at N [--token-delay-ms 100]]]
 //
 // `tiny` is the dev chain's model 0 (4 layers, hidden 64). `mid` is a random Mistral of
 // 8 layers, hidden 1024, vocabulary 32000 (175 M parameters, docs/benchmarks.md),
@@ -15,6 +15,16 @@
 // verifier's chunks spent in their prefill passes against the time the generator's
 // chunks spent generating (Prometheus `dllm_miner_check_seconds_total` and
 // `dllm_miner_generation_seconds_total`).
+//
+// `--kill-at N` (with `--verify`): a replacement mid-generation. Ferdie serves chunk 1
+// too, asking most, so he is the chain's next best for it; Bob pauses `--token-delay-ms`
+// after each token (so that the kill lands mid-generation whatever the model's speed).
+// After the `--tasks` honest tasks, one more task is submitted and Charlie's node is
+// killed when its token N is streamed: Bob claims Charlie silent, the chain puts Ferdie
+// on chunk 1, Bob replays the steps so far to him and generation goes on. Prints, from
+// Bob's log, the kill → claim, claim → replay and replay times, and the task's time to
+// its result against the honest tasks'. The decode figures of such a run include the
+// pauses.
 //
 // Per task: inclusion of submit_task → first token (the driver logs the first token's
 // wall-clock time), inclusion → result on chain (seen by this client), decode tokens/s
@@ -34,7 +44,7 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 import * as experts from '../lib/experts.mjs';
 import { freePort, runCli, scrape, sendAndFinalize } from '../lib/node.mjs';
 import * as tasks from '../lib/tasks.mjs';
-import { inferBinary, startTestnet } from '../lib/testnet.mjs';
+import { inferBinary, registerDevMiner, startTestnet } from '../lib/testnet.mjs';
 
 const run = promisify(execFile);
 const PROMPT = 'The quick brown fox jumps over the lazy dog. What does the fox do next?';
@@ -45,7 +55,7 @@ function usage(message) {
 }
 
 function parse(argv) {
-  const options = { size: 'tiny', tasks: 3, maxTokens: 32, dir: null, chain: 'dev', verify: false };
+  const options = { size: 'tiny', tasks: 3, maxTokens: 32, dir: null, chain: 'dev', verify: false, killAt: null, tokenDelayMs: 100 };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -63,9 +73,13 @@ function parse(argv) {
       case '--dir': options.dir = value(); break;
       case '--chain': options.chain = value(); if (!['dev', 'local'].includes(options.chain)) usage('--chain is dev or local'); break;
       case '--verify': options.verify = true; break;
+      case '--kill-at': options.killAt = count(value()); break;
+      case '--token-delay-ms': options.tokenDelayMs = count(value()); break;
       default: usage(`unknown option ${flag}`);
     }
   }
+  if (options.killAt !== null && !options.verify) usage('--kill-at needs --verify');
+  if (options.killAt !== null && options.killAt >= options.maxTokens) usage('--kill-at must be below --max-tokens');
   return options;
 }
 
@@ -122,6 +136,77 @@ async function registerMid(api, hashText, keyring, servers) {
   }
 }
 
+/** Submits PROMPT greedily; resolves the task and when the block including it arrived. */
+function submitTimed(api, signer, model, maxTokens, maxFee) {
+  let included;
+  return new Promise((resolveTx, reject) => {
+    api.tx.poaw.submitTask(model, PROMPT, maxTokens, tasks.GREEDY, maxFee, null)
+      .signAndSend(signer, ({ status, events }) => {
+        if ((status.isInBlock || status.isFinalized) && included === undefined) {
+          included = Date.now();
+          const event = events.find(({ event: e }) => api.events.poaw.TaskSubmitted.is(e));
+          if (event) resolveTx({ task: event.event.data.task.toNumber(), included });
+          else reject(new Error('submit_task was refused'));
+        }
+      })
+      .catch(reject);
+  });
+}
+
+/** The wall-clock time of a node log line (`2026-12-07 17:05:01.123 ...` with
+ * `--detailed-log-output`), in ms. */
+function logTime(line) {
+  const match = line?.match(/^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3})?)/);
+  if (!match) throw new Error(`no time in log line: ${line}`);
+  return new Date(match[1].replace(' ', 'T')).getTime();
+}
+
+/**
+ * Submits one more task and kills Charlie's node (chunk 1) when token `options.killAt`
+ * is streamed; checks the task completes with Ferdie on chunk 1 and returns the
+ * replacement's timings from Bob's log.
+ */
+async function killMidGeneration(net, model, options, keyring, step) {
+  const { api } = net;
+  const q = await tasks.quote(api, model, PROMPT, options.maxTokens);
+  // Twice the quote: a replacement is held to the task's price cap.
+  const { task, included } = await submitTimed(api, keyring.addFromUri('//Eve'), model, options.maxTokens, q.maxFee * 2n);
+  step(`task ${task} included; Charlie dies at token ${options.killAt}`);
+  let killedAt = null;
+  let killed = null;
+  const streamed = tasks.streamTask(api, task, {
+    onToken: (token) => {
+      if (token.index === options.killAt && !killed) {
+        killedAt = Date.now();
+        killed = net.miners.charlie.kill();
+      }
+    },
+  });
+  const details = await tasks.waitForResult(api, task, 600_000);
+  const done = Date.now();
+  await streamed;
+  if (!killed) throw new Error(`task ${task}: token ${options.killAt} was never streamed`);
+  await killed;
+  if (details.status !== 'Completed') throw new Error(`task ${task} ended ${details.status}`);
+  const ferdie = keyring.addFromUri('//Ferdie').address;
+  const chunk1 = details.slots.find((s) => s.role === 'Generator' && s.chunk === 1);
+  if (chunk1?.expert !== ferdie) throw new Error(`task ${task}: chunk 1 generated by ${chunk1?.expert}, not Ferdie`);
+  const log = net.miners.bob.log;
+  const claim = log.find((l) => l.includes(`task ${task} pipeline 0 chunk 0: chunk 1's miner is silent`));
+  const replay = log.find((l) => l.includes(`task ${task} pipeline 0: replayed`));
+  const match = replay?.trim().match(/replayed (\d+) steps .* in ([\d.]+)(ms|µs|s)$/);
+  if (!claim || !match) throw new Error(`task ${task}: no claim or replay line in Bob's log`);
+  const unit = { ms: 1, µs: 0.001, s: 1000 }[match[3]];
+  return {
+    task,
+    killToClaim: logTime(claim) - killedAt,
+    claimToReplay: logTime(replay) - logTime(claim),
+    replayed: Number(match[1]),
+    replayMs: (Number(match[2]) * unit).toFixed(1),
+    result: done - included,
+  };
+}
+
 runCli(async () => {
   const options = parse(process.argv.slice(2));
   await cryptoWaitReady();
@@ -129,10 +214,15 @@ runCli(async () => {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'dllm-bench-'));
   const mid = options.size === 'mid' ? await midModel(dir) : null;
   const prometheus = { bob: await freePort(), charlie: await freePort(), dave: await freePort() };
+  const killing = options.killAt !== null;
 
   // Miners start after the model is registered (a miner refuses unknown weights).
   const mode = options.verify ? 'Prefill' : 'Redundant';
-  const net = await startTestnet({ miners: [], dir, modelDir: mid?.modelDir, mode, chain: options.chain });
+  // Bob's log, with milliseconds, times the replacement.
+  const extraArgs = killing
+    ? { bob: ['--miner-token-delay-ms', String(options.tokenDelayMs), '--detailed-log-output'] }
+    : {};
+  const net = await startTestnet({ miners: [], dir, modelDir: mid?.modelDir, mode, chain: options.chain, extraArgs });
   try {
     const { api } = net;
     const alice = keyring.addFromUri('//Alice');
@@ -144,6 +234,13 @@ runCli(async () => {
       const priced = await experts.setPrice(api, dave, 20n * 10n ** 6n);
       if (!priced.ok) throw new Error(`set_price: ${priced.error}`);
       servers.push(['//Dave', 0], ['//Dave', 1]);
+      if (killing) {
+        step('Ferdie serves chunk 1, asking most: the next best for it');
+        await registerDevMiner(api, 'ferdie', keyring.addFromUri('//Ferdie'), {
+          price: 25n * 10n ** 6n, chunks: mid ? [] : [1],
+        });
+        servers.push(['//Ferdie', 1]);
+      }
     } else {
       step('Dave stops serving; redundancy 1');
       for (const chunk of [0, 1]) await experts.stopServing(api, dave, 0, chunk);
@@ -155,30 +252,22 @@ runCli(async () => {
     await net.startMiner('bob', { prometheusPort: prometheus.bob });
     await net.startMiner('charlie', { prometheusPort: prometheus.charlie });
     if (options.verify) await net.startMiner('dave', { prometheusPort: prometheus.dave });
+    if (killing) {
+      prometheus.ferdie = await freePort();
+      await net.startMiner('ferdie', { prometheusPort: prometheus.ferdie });
+    }
     const seconds = async (metric) => Object.fromEntries(
       await Promise.all(Object.keys(net.miners).map(async (name) => [name, await scrape(prometheus[name], metric)])),
     );
 
-    const ferdie = keyring.addFromUri('//Ferdie');
+    const requester = keyring.addFromUri(killing ? '//Eve' : '//Ferdie');
     const rows = [];
     for (let i = 0; i < options.tasks; i++) {
       const bytesBefore = await scrape(prometheus.bob, 'dllm_miner_activation_bytes_sent_total');
       const generatingBefore = await seconds('dllm_miner_generation_seconds_total');
       const checkingBefore = await seconds('dllm_miner_check_seconds_total');
       const q = await tasks.quote(api, model, PROMPT, options.maxTokens);
-      let included;
-      const submitted = await new Promise((resolveTx, reject) => {
-        api.tx.poaw.submitTask(model, PROMPT, options.maxTokens, tasks.GREEDY, q.maxFee, null)
-          .signAndSend(ferdie, ({ status, events }) => {
-            if ((status.isInBlock || status.isFinalized) && included === undefined) {
-              included = Date.now();
-              const event = events.find(({ event: e }) => api.events.poaw.TaskSubmitted.is(e));
-              if (event) resolveTx(event.event.data.task.toNumber());
-              else reject(new Error('submit_task was refused'));
-            }
-          })
-          .catch(reject);
-      });
+      const { task: submitted, included } = await submitTimed(api, requester, model, options.maxTokens, q.maxFee);
       step(`task ${submitted} included`);
       const details = await tasks.waitForResult(api, submitted, 600_000);
       const done = Date.now();
@@ -205,6 +294,8 @@ runCli(async () => {
       rows.push(row);
     }
 
+    const replacement = killing ? await killMidGeneration(net, model, options, keyring, step) : null;
+
     // The same work in one process: prompt length and generated tokens as the miners ran.
     const { promptTokens, generated } = rows[0];
     const { stdout } = await run(inferBinary(), ['bench', '--model', net.modelDir, '--prompt-len', String(promptTokens), '--gen', String(generated)]);
@@ -225,6 +316,18 @@ runCli(async () => {
       console.log(`| generation passes, Bob + Charlie (s) | ${range('generation', 3)} |`);
       console.log(`| verification prefill passes, Dave (s) | ${range('verification', 3)} |`);
       console.log(`| verification / generation | ${range('verifyRatio', 3)} |`);
+    }
+    if (replacement) {
+      const honest = median(rows.map((r) => r.result));
+      console.log(`\nReplacement mid-generation: Charlie killed at token ${options.killAt} of task ${replacement.task}, Bob pausing ${options.tokenDelayMs} ms per token\n`);
+      console.log('| measure | value |');
+      console.log('| --- | --- |');
+      console.log(`| kill → Bob's silence claim submitted (ms) | ${replacement.killToClaim} |`);
+      console.log(`| claim → replay to Ferdie done (ms) | ${replacement.claimToReplay} |`);
+      console.log(`| steps replayed, replay time (ms) | ${replacement.replayed}, ${replacement.replayMs} |`);
+      console.log(`| inclusion → result, this task (ms) | ${replacement.result} |`);
+      console.log(`| inclusion → result, honest tasks' median (ms) | ${honest} |`);
+      console.log(`| time lost to the replacement (ms) | ${replacement.result - honest} |`);
     }
     return 0;
   } finally {
