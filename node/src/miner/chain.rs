@@ -16,12 +16,18 @@ use pallet_poaw::{
 use polkadot_sdk::{
 	frame_system_rpc_runtime_api::AccountNonceApi,
 	sc_transaction_pool,
-	sc_transaction_pool_api::{InPoolTransaction, TransactionPool, TransactionSource},
+	sc_transaction_pool_api::{
+		error::{Error as PoolError, IntoPoolError},
+		InPoolTransaction, TransactionPool, TransactionSource,
+	},
 	sp_api::{ApiExt, Core, ProvideRuntimeApi},
 	sp_blockchain::HeaderBackend,
 	sp_core::{sr25519, Pair as _, H256},
 	sp_keystore::KeystorePtr,
-	sp_runtime::{MultiAddress, MultiSignature, OpaqueExtrinsic, Perbill},
+	sp_runtime::{
+		transaction_validity::InvalidTransaction, MultiAddress, MultiSignature, OpaqueExtrinsic,
+		Perbill,
+	},
 };
 use std::sync::Arc;
 
@@ -35,6 +41,48 @@ pub type ExpertRecord = pallet_experts::ExpertInfo<Runtime>;
 pub type ModelRecord = pallet_models::ModelInfo<Runtime>;
 /// The node's transaction pool.
 pub type Pool = sc_transaction_pool::TransactionPoolHandle<Block, FullClient>;
+
+/// Why the chain could not be read, or an extrinsic not signed or submitted.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+	/// A runtime API call failed (an unknown block, or a runtime without the API).
+	#[error("runtime API `{call}` failed: {source}")]
+	Api {
+		/// The call.
+		call: &'static str,
+		/// What the client said.
+		#[source]
+		source: polkadot_sdk::sp_api::ApiError,
+	},
+	/// The keystore could not sign.
+	#[error("signing failed: {0}")]
+	Signing(#[from] polkadot_sdk::sp_keystore::Error),
+	/// The miner key is no longer in the keystore.
+	#[error("the miner key left the keystore")]
+	KeyGone,
+	/// The signed extrinsic did not decode as an opaque one.
+	#[error("encoding the extrinsic failed: {0}")]
+	Encoding(#[from] codec::Error),
+	/// The signing account cannot pay the transaction fee.
+	#[error("{account} cannot pay the transaction fee")]
+	CannotPay {
+		/// The signing account.
+		account: AccountId,
+	},
+	/// The transaction pool refused the extrinsic.
+	#[error("the transaction pool refused the extrinsic (nonce {nonce}): {reason}")]
+	Pool {
+		/// The nonce it was signed with.
+		nonce: Nonce,
+		/// The pool's error.
+		reason: String,
+	},
+}
+
+/// A runtime API error as a [`ChainError`] naming `call`.
+fn api_failed(call: &'static str) -> impl FnOnce(polkadot_sdk::sp_api::ApiError) -> ChainError {
+	move |source| ChainError::Api { call, source }
+}
 
 /// Reads the chain at the best block.
 #[derive(Clone)]
@@ -64,24 +112,18 @@ impl ChainView {
 	}
 
 	/// The miner's open slots at `at`.
-	pub fn assignments(&self, at: H256, miner: &AccountId) -> Result<Vec<Assignment>, String> {
-		self.client
-			.runtime_api()
-			.assignments(at, miner.clone())
-			.map_err(|e| format!("runtime API `assignments` failed: {e}"))
+	pub fn assignments(&self, at: H256, miner: &AccountId) -> Result<Vec<Assignment>, ChainError> {
+		self.client.runtime_api().assignments(at, miner.clone()).map_err(api_failed("assignments"))
 	}
 
 	/// A task's status at `at` (`None`: unknown task).
-	pub fn task_status(&self, at: H256, task: TaskId) -> Result<Option<TaskStatus>, String> {
+	pub fn task_status(&self, at: H256, task: TaskId) -> Result<Option<TaskStatus>, ChainError> {
 		Ok(self.task(at, task)?.map(|details| details.task.status))
 	}
 
 	/// A task with its prompt, slots and published outputs at `at`.
-	pub fn task(&self, at: H256, task: TaskId) -> Result<Option<TaskView>, String> {
-		self.client
-			.runtime_api()
-			.task(at, task)
-			.map_err(|e| format!("runtime API `task` failed: {e}"))
+	pub fn task(&self, at: H256, task: TaskId) -> Result<Option<TaskView>, ChainError> {
+		self.client.runtime_api().task(at, task).map_err(api_failed("task"))
 	}
 
 	/// The least `max_fee` for `prompt_tokens` + `max_tokens` tokens on `model` at `at`.
@@ -92,36 +134,34 @@ impl ChainView {
 		prompt_tokens: u32,
 		max_tokens: u32,
 		generators: u8,
-	) -> Result<Result<FeeQuote<Balance>, QuoteError>, String> {
+	) -> Result<Result<FeeQuote<Balance>, QuoteError>, ChainError> {
 		let api = self.client.runtime_api();
 		if generators == 1 {
-			return api
-				.quote(at, model, prompt_tokens, max_tokens)
-				.map_err(|e| format!("runtime API `quote` failed: {e}"));
+			return api.quote(at, model, prompt_tokens, max_tokens).map_err(api_failed("quote"));
 		}
 		// PoawApi version 3; an older runtime has no quote for several generators.
 		api.quote_generators(at, model, prompt_tokens, max_tokens, generators)
-			.map_err(|e| format!("runtime API `quote_generators` (PoawApi 3) failed: {e}"))
+			.map_err(api_failed("quote_generators"))
 	}
 
 	/// An expert's registry record at `at`.
-	pub fn expert(&self, at: H256, who: &AccountId) -> Result<Option<ExpertRecord>, String> {
+	pub fn expert(&self, at: H256, who: &AccountId) -> Result<Option<ExpertRecord>, ChainError> {
 		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::expert(
 			&*self.client.runtime_api(),
 			at,
 			who.clone(),
 		)
-		.map_err(|e| format!("runtime API `expert` failed: {e}"))
+		.map_err(api_failed("expert"))
 	}
 
 	/// The operator key `expert` named at `at`, if any.
-	pub fn operator(&self, at: H256, expert: &AccountId) -> Result<Option<AccountId>, String> {
+	pub fn operator(&self, at: H256, expert: &AccountId) -> Result<Option<AccountId>, ChainError> {
 		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::operator(
 			&*self.client.runtime_api(),
 			at,
 			expert.clone(),
 		)
-		.map_err(|e| format!("runtime API `operator` failed: {e}"))
+		.map_err(api_failed("operator"))
 	}
 
 	/// The expert whose duties `operator` signs at `at`, if any.
@@ -129,32 +169,31 @@ impl ChainView {
 		&self,
 		at: H256,
 		operator: &AccountId,
-	) -> Result<Option<AccountId>, String> {
+	) -> Result<Option<AccountId>, ChainError> {
 		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::operated_expert(
 			&*self.client.runtime_api(),
 			at,
 			operator.clone(),
 		)
-		.map_err(|e| format!("runtime API `operated_expert` failed: {e}"))
+		.map_err(api_failed("operated_expert"))
 	}
 
 	/// Every registered model's id at `at`.
-	pub fn models(&self, at: H256) -> Result<Vec<ModelId>, String> {
+	pub fn models(&self, at: H256) -> Result<Vec<ModelId>, ChainError> {
 		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::models(
 			&*self.client.runtime_api(),
 			at,
 		)
-		.map_err(|e| format!("runtime API `models` failed: {e}"))
+		.map_err(api_failed("models"))
 	}
 
 	/// Whether the runtime at `at` offers the version 3 registry API (chunk servers,
 	/// reputation scores) and the version 2 task API (recent tasks): a node newer than
 	/// its chain's runtime must not call what the runtime lacks.
-	pub fn has_network_apis(&self, at: H256) -> Result<bool, String> {
+	pub fn has_network_apis(&self, at: H256) -> Result<bool, ChainError> {
 		let api = self.client.runtime_api();
-		let version = |found: Result<Option<u32>, _>| {
-			found.map_err(|e| format!("reading the runtime's API versions failed: {e}"))
-		};
+		let version =
+			|found: Result<Option<u32>, _>| found.map_err(api_failed("api_version (Core)"));
 		let registry = version(
 			api.api_version::<dyn RegistryApi<Block, AccountId, ExpertRecord, ModelRecord>>(at),
 		)?;
@@ -169,32 +208,29 @@ impl ChainView {
 		at: H256,
 		model: ModelId,
 		chunk: ChunkIndex,
-	) -> Result<Vec<AccountId>, String> {
+	) -> Result<Vec<AccountId>, ChainError> {
 		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::chunk_servers(
 			&*self.client.runtime_api(),
 			at,
 			model,
 			chunk,
 		)
-		.map_err(|e| format!("runtime API `chunk_servers` failed: {e}"))
+		.map_err(api_failed("chunk_servers"))
 	}
 
 	/// An expert's reputation score at `at`.
-	pub fn reputation_score(&self, at: H256, expert: &AccountId) -> Result<Perbill, String> {
+	pub fn reputation_score(&self, at: H256, expert: &AccountId) -> Result<Perbill, ChainError> {
 		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::reputation_score(
 			&*self.client.runtime_api(),
 			at,
 			expert.clone(),
 		)
-		.map_err(|e| format!("runtime API `reputation_score` failed: {e}"))
+		.map_err(api_failed("reputation_score"))
 	}
 
 	/// The newest tasks still stored at `at` (at most `limit`), newest first.
-	pub fn recent_tasks(&self, at: H256, limit: u32) -> Result<Vec<TaskId>, String> {
-		self.client
-			.runtime_api()
-			.recent_tasks(at, limit)
-			.map_err(|e| format!("runtime API `recent_tasks` failed: {e}"))
+	pub fn recent_tasks(&self, at: H256, limit: u32) -> Result<Vec<TaskId>, ChainError> {
+		self.client.runtime_api().recent_tasks(at, limit).map_err(api_failed("recent_tasks"))
 	}
 
 	/// The client this view reads.
@@ -203,13 +239,13 @@ impl ChainView {
 	}
 
 	/// A model's registry record at `at`.
-	pub fn model(&self, at: H256, model: ModelId) -> Result<Option<ModelRecord>, String> {
+	pub fn model(&self, at: H256, model: ModelId) -> Result<Option<ModelRecord>, ChainError> {
 		RegistryApi::<Block, AccountId, ExpertRecord, ModelRecord>::model(
 			&*self.client.runtime_api(),
 			at,
 			model,
 		)
-		.map_err(|e| format!("runtime API `model` failed: {e}"))
+		.map_err(api_failed("model"))
 	}
 }
 
@@ -240,12 +276,11 @@ impl SigningKey {
 		}
 	}
 
-	fn sign(&self, payload: &[u8]) -> Result<sr25519::Signature, String> {
+	fn sign(&self, payload: &[u8]) -> Result<sr25519::Signature, ChainError> {
 		match self {
-			SigningKey::Keystore { keystore, public } => keystore
-				.sr25519_sign(KEY_TYPE, public, payload)
-				.map_err(|e| format!("signing failed: {e}"))?
-				.ok_or_else(|| "the miner key left the keystore".to_string()),
+			SigningKey::Keystore { keystore, public } => {
+				keystore.sr25519_sign(KEY_TYPE, public, payload)?.ok_or(ChainError::KeyGone)
+			}
 			SigningKey::Pair(pair) => Ok(pair.sign(payload)),
 		}
 	}
@@ -263,7 +298,7 @@ impl Submitter {
 
 	/// Signs `payload` (an activation message's [`super::protocol::hop_payload`]) with
 	/// the miner key.
-	pub fn sign_message(&self, payload: &[u8]) -> Result<[u8; 64], String> {
+	pub fn sign_message(&self, payload: &[u8]) -> Result<[u8; 64], ChainError> {
 		self.key.sign(payload).map(|signature| signature.0)
 	}
 
@@ -271,14 +306,19 @@ impl Submitter {
 	/// chain's nonce, past this account's transactions ready in the pool) and submits
 	/// it. A transaction the pool dropped leaves no gap: the next submission reuses its
 	/// nonce (N3 in the December security review).
-	pub async fn submit(&self, call: RuntimeCall) -> Result<H256, String> {
+	pub async fn submit(&self, call: RuntimeCall) -> Result<H256, ChainError> {
 		let _turn = self.submitting.lock().await;
 		let (xt, nonce) = self.sign(call)?;
 		let best = self.client.info().best_hash;
-		self.pool
-			.submit_one(best, TransactionSource::Local, xt)
-			.await
-			.map_err(|e| format!("the transaction pool refused the extrinsic (nonce {nonce}): {e}"))
+		self.pool.submit_one(best, TransactionSource::Local, xt).await.map_err(|e| {
+			match e.into_pool_error() {
+				Ok(PoolError::InvalidTransaction(InvalidTransaction::Payment)) => {
+					ChainError::CannotPay { account: self.account() }
+				}
+				Ok(other) => ChainError::Pool { nonce, reason: other.to_string() },
+				Err(other) => ChainError::Pool { nonce, reason: other.to_string() },
+			}
+		})
 	}
 
 	/// The nonce after the chain's `chain_nonce` and this account's transactions that
@@ -288,16 +328,14 @@ impl Submitter {
 		next_index(&self.account(), chain_nonce, ready)
 	}
 
-	fn sign(&self, call: RuntimeCall) -> Result<(OpaqueExtrinsic, Nonce), String> {
+	fn sign(&self, call: RuntimeCall) -> Result<(OpaqueExtrinsic, Nonce), ChainError> {
 		let info = self.client.info();
 		let api = self.client.runtime_api();
-		let version = api
-			.version(info.best_hash)
-			.map_err(|e| format!("reading the runtime version failed: {e}"))?;
+		let version = api.version(info.best_hash).map_err(api_failed("version (Core)"))?;
 		let account = self.account();
 		let chain_nonce = api
 			.account_nonce(info.best_hash, account.clone())
-			.map_err(|e| format!("reading the account nonce failed: {e}"))?;
+			.map_err(api_failed("account_nonce"))?;
 		let nonce = self.next_index(chain_nonce);
 		let extension = dllm_runtime::tx_extension(nonce);
 		let genesis = info.genesis_hash;
@@ -321,8 +359,7 @@ impl Submitter {
 			MultiSignature::Sr25519(signature),
 			extension,
 		);
-		let opaque = OpaqueExtrinsic::try_from_encoded_extrinsic(&xt.encode()[..])
-			.map_err(|e| format!("encoding the extrinsic failed: {e}"))?;
+		let opaque = OpaqueExtrinsic::try_from_encoded_extrinsic(&xt.encode()[..])?;
 		Ok((opaque, nonce))
 	}
 }

@@ -22,6 +22,24 @@ use std::{
 	sync::{Arc, Mutex},
 };
 
+/// Why a pass, a check or a session's setup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+	/// The inference engine refused the input or failed.
+	#[error(transparent)]
+	Inference(#[from] dllm_inference::InferenceError),
+	/// A tensor operation failed.
+	#[error(transparent)]
+	Tensor(#[from] candle_core::Error),
+	/// A thread panicked while holding the lock.
+	#[error("{0} lock poisoned")]
+	Poisoned(&'static str),
+	/// The input does not fit the stage (a message out of order, logits for a chunk,
+	/// a piece too long).
+	#[error("{0}")]
+	Input(String),
+}
+
 /// The model this miner serves: its tokenizer and the chunks it holds.
 pub struct ServedModel {
 	/// The registry's id.
@@ -52,8 +70,8 @@ impl ServedModel {
 
 	/// A task's prompt (bytes from the chain) as tokens, BOS first: what every stage of
 	/// every pipeline counts and runs.
-	pub fn prompt_tokens(&self, prompt: &[u8]) -> Result<Vec<u32>, String> {
-		self.tokenizer.encode(&String::from_utf8_lossy(prompt), false).map_err(|e| e.to_string())
+	pub fn prompt_tokens(&self, prompt: &[u8]) -> Result<Vec<u32>, ComputeError> {
+		Ok(self.tokenizer.encode(&String::from_utf8_lossy(prompt), false)?)
 	}
 
 	/// The verification profile for a check of the stage (`pipeline`, `chunk`) of `task`
@@ -149,7 +167,7 @@ pub struct PendingStep {
 }
 
 impl Session {
-	pub fn new(assignment: Assignment) -> Result<Self, String> {
+	pub fn new(assignment: Assignment) -> Result<Self, ComputeError> {
 		// The last chunk's fingerprint covers its logits, as a verifier's does.
 		let kind = if assignment.chunk + 1 == assignment.chunks {
 			RowKind::Logits
@@ -162,8 +180,7 @@ impl Session {
 			next_offset: 0,
 			prompt_tokens: None,
 			tokens: Vec::new(),
-			fingerprint: FingerprintBuilder::for_rows(FINGERPRINT_PARAMS, kind)
-				.map_err(|e| e.to_string())?,
+			fingerprint: FingerprintBuilder::for_rows(FINGERPRINT_PARAMS, kind)?,
 			last_reply: None,
 			pending: None,
 			sent: Vec::new(),
@@ -195,12 +212,12 @@ pub fn run_pass(
 	message: &[u8],
 	max_positions: usize,
 	hooks: TestHooks,
-) -> Result<PassOutput, String> {
-	let mut shard = shard.lock().map_err(|_| "shard lock poisoned".to_string())?;
-	let mut session = session.lock().map_err(|_| "session lock poisoned".to_string())?;
+) -> Result<PassOutput, ComputeError> {
+	let mut shard = shard.lock().map_err(|_| ComputeError::Poisoned("shard"))?;
+	let mut session = session.lock().map_err(|_| ComputeError::Poisoned("session"))?;
 	let id = session_id(session.assignment.task, session.assignment.pipeline);
-	let message = ActivationMessage::decode(message, shard.device()).map_err(|e| e.to_string())?;
-	message.expect(id, session.next_offset).map_err(|e| e.to_string())?;
+	let message = ActivationMessage::decode(message, shard.device())?;
+	message.expect(id, session.next_offset)?;
 	let positions = message.num_positions as usize;
 	if session.next_offset == 0 {
 		session.prompt_tokens = Some(message.num_positions);
@@ -210,33 +227,31 @@ pub fn run_pass(
 	let input = match message.payload {
 		Payload::Tokens(tokens) => ShardInput::Tokens(tokens),
 		Payload::Hidden(hidden) => ShardInput::Hidden(hidden),
-		Payload::Logits(_) => return Err("a chunk cannot take logits".into()),
+		Payload::Logits(_) => return Err(ComputeError::Input("a chunk cannot take logits".into())),
 	};
 	let offset = session.next_offset;
-	let output = shard.forward(id, offset, input, LogitsMode::Last).map_err(|e| e.to_string())?;
+	let output = shard.forward(id, offset, input, LogitsMode::Last)?;
 	session.next_offset += positions;
 	match output {
 		ShardOutput::Hidden(hidden) => {
 			let (fingerprinted, sent) = hooks.generated(hidden)?;
-			session.fingerprint.push(&fingerprinted).map_err(|e| e.to_string())?;
-			let reply = ActivationMessage::hidden(id, offset, sent).map_err(|e| e.to_string())?;
-			Ok(PassOutput::Hidden(reply.encode().map_err(|e| e.to_string())?))
+			session.fingerprint.push(&fingerprinted)?;
+			let reply = ActivationMessage::hidden(id, offset, sent)?;
+			Ok(PassOutput::Hidden(reply.encode()?))
 		}
 		ShardOutput::Logits(logits) => {
 			let logits = match logits.rank() {
 				3 => logits.squeeze(0),
 				1 => logits.unsqueeze(0),
 				_ => Ok(logits),
-			}
-			.map_err(|e| e.to_string())?;
-			let rows = logits.dim(0).map_err(|e| e.to_string())?;
+			}?;
+			let rows = logits.dim(0)?;
 			let mut last: Vec<f32> = logits
 				.get(rows.saturating_sub(1))
 				.and_then(|row| row.to_dtype(candle_core::DType::F32))
-				.and_then(|row| row.to_vec1::<f32>())
-				.map_err(|e| e.to_string())?;
+				.and_then(|row| row.to_vec1::<f32>())?;
 			hooks.generated_logits(&mut last);
-			session.fingerprint.push_row(&last).map_err(|e| e.to_string())?;
+			session.fingerprint.push_row(&last)?;
 			Ok(PassOutput::Logits(last))
 		}
 	}
@@ -285,7 +300,7 @@ impl CheckSession {
 		config: &MistralConfig,
 		profile: &VerificationParams,
 		claims_consistent: bool,
-	) -> Result<Self, String> {
+	) -> Result<Self, ComputeError> {
 		let session = session_id(assignment.task, assignment.pipeline);
 		let verifier =
 			stage_verifier(&assignment, session, prompt_len, generated, config, profile)?;
@@ -309,7 +324,7 @@ fn stage_verifier(
 	generated: &[u32],
 	config: &MistralConfig,
 	profile: &VerificationParams,
-) -> Result<StageVerifier, String> {
+) -> Result<StageVerifier, ComputeError> {
 	let max_positions = config.max_position_embeddings;
 	let last = (assignment.chunk + 1 == assignment.chunks).then(|| {
 		let params = sampling(&assignment.sampling);
@@ -325,8 +340,7 @@ fn stage_verifier(
 			max_logit_error: profile.max_logit_error_milli as f32 / 1000.0,
 		}
 	});
-	StageVerifier::new(FINGERPRINT_PARAMS, session, prompt_len, generated, last)
-		.map_err(|e| e.to_string())
+	Ok(StageVerifier::new(FINGERPRINT_PARAMS, session, prompt_len, generated, last)?)
 }
 
 /// Runs one encoded prefill piece of `assignment`'s check through `shard` (blocking);
@@ -338,33 +352,35 @@ pub fn run_check_piece(
 	assignment: &Assignment,
 	message: &[u8],
 	hooks: TestHooks,
-) -> Result<Option<Vec<u8>>, String> {
-	let mut shard = shard.lock().map_err(|_| "shard lock poisoned".to_string())?;
+) -> Result<Option<Vec<u8>>, ComputeError> {
+	let mut shard = shard.lock().map_err(|_| ComputeError::Poisoned("shard"))?;
 	let id = session_id(assignment.task, assignment.pipeline);
-	let message = ActivationMessage::decode(message, shard.device()).map_err(|e| e.to_string())?;
+	let message = ActivationMessage::decode(message, shard.device())?;
 	let offset = verifier.next_offset();
-	message.expect(id, offset).map_err(|e| e.to_string())?;
+	message.expect(id, offset)?;
 	let count = message.num_positions as usize;
 	if count > PREFILL_PIECE {
-		return Err(format!("a prefill piece of {count} positions; at most {PREFILL_PIECE}"));
+		return Err(ComputeError::Input(format!(
+			"a prefill piece of {count} positions; at most {PREFILL_PIECE}"
+		)));
 	}
 	let input = match message.payload {
 		Payload::Tokens(tokens) => ShardInput::Tokens(tokens),
 		Payload::Hidden(hidden) => ShardInput::Hidden(hidden),
-		Payload::Logits(_) => return Err("a chunk cannot take logits".into()),
+		Payload::Logits(_) => return Err(ComputeError::Input("a chunk cannot take logits".into())),
 	};
-	let mode = verifier.logits_mode(offset, count).map_err(|e| e.to_string())?;
-	let mut pass = shard.run(id, offset, input, mode).map_err(|e| e.to_string())?;
+	let mode = verifier.logits_mode(offset, count)?;
+	let mut pass = shard.run(id, offset, input, mode)?;
 	hooks.checked(&mut pass)?;
-	verifier.absorb(offset, count, &pass).map_err(|e| e.to_string())?;
+	verifier.absorb(offset, count, &pass)?;
 	if assignment.chunk + 1 >= assignment.pipeline_experts.len() as u32 {
 		// The pipeline's last stage (the model's last chunk, or a referee round's
 		// disputed one) passes nothing on.
 		return Ok(None);
 	}
 	let sent = hooks.sent(pass.hidden)?;
-	let reply = ActivationMessage::hidden(id, offset, sent).map_err(|e| e.to_string())?;
-	Ok(Some(reply.encode().map_err(|e| e.to_string())?))
+	let reply = ActivationMessage::hidden(id, offset, sent)?;
+	Ok(Some(reply.encode()?))
 }
 
 /// The KV-cache session of a referee's rerun of another stage (no pipeline has this
@@ -401,12 +417,11 @@ pub fn recheck_stage(
 	profile: &VerificationParams,
 	messages: &[Vec<u8>],
 	max_bytes: usize,
-) -> Result<Recheck, String> {
-	let mut shard = shard.lock().map_err(|_| "shard lock poisoned".to_string())?;
+) -> Result<Recheck, ComputeError> {
+	let mut shard = shard.lock().map_err(|_| ComputeError::Poisoned("shard"))?;
 	let session = session_id(assignment.task, RECHECK_PIPELINE);
 	let mut verifier = stage_verifier(assignment, session, prompt_len, generated, config, profile)?;
-	let mut input = FingerprintBuilder::for_rows(FINGERPRINT_PARAMS, RowKind::Hidden)
-		.map_err(|e| e.to_string())?;
+	let mut input = FingerprintBuilder::for_rows(FINGERPRINT_PARAMS, RowKind::Hidden)?;
 	let result = rerun(&mut shard, &mut verifier, &mut input, messages);
 	shard.end_session(session);
 	if let Err(bad) = result {
@@ -419,13 +434,14 @@ pub fn recheck_stage(
 			verifier.positions()
 		)));
 	}
-	let recomputed = verifier.finish(max_bytes).map_err(|e| e.to_string())?.fingerprint.encode();
-	let input = input.finish(max_bytes).map_err(|e| e.to_string())?.encode();
+	let recomputed = verifier.finish(max_bytes)?.fingerprint.encode();
+	let input = input.finish(max_bytes)?.encode();
 	Ok(Recheck::Done { recomputed, input })
 }
 
 /// Feeds `messages` (hidden states, in position order) through `verifier` in pieces of
 /// at most [`PREFILL_PIECE`] positions, fingerprinting them into `input` as they come.
+/// An error says why the input cannot be what the stage computed on.
 fn rerun(
 	shard: &mut Shard,
 	verifier: &mut StageVerifier,
@@ -452,14 +468,14 @@ fn rerun(
 		}
 		input.push(&hidden).map_err(|e| format!("message {index}: {e}"))?;
 		if pending_positions + count > PREFILL_PIECE {
-			run_pending(shard, verifier, &mut pending)?;
+			run_pending(shard, verifier, &mut pending).map_err(|e| e.to_string())?;
 			pending_positions = 0;
 		}
 		pending.push(hidden);
 		pending_positions += count;
 		next += count;
 	}
-	run_pending(shard, verifier, &mut pending)
+	run_pending(shard, verifier, &mut pending).map_err(|e| e.to_string())
 }
 
 /// Runs the hidden states gathered in `pending` as one prefill piece.
@@ -467,14 +483,14 @@ fn run_pending(
 	shard: &mut Shard,
 	verifier: &mut StageVerifier,
 	pending: &mut Vec<Tensor>,
-) -> Result<(), String> {
+) -> Result<(), ComputeError> {
 	if pending.is_empty() {
 		return Ok(());
 	}
-	let piece = Tensor::cat(pending, 1).map_err(|e| e.to_string())?;
+	let piece = Tensor::cat(pending, 1)?;
 	pending.clear();
 	let offset = verifier.next_offset();
-	verifier.run_piece(shard, offset, ShardInput::Hidden(piece)).map_err(|e| e.to_string())?;
+	verifier.run_piece(shard, offset, ShardInput::Hidden(piece))?;
 	Ok(())
 }
 

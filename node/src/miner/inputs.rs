@@ -125,7 +125,7 @@ impl Worker {
 		message: &[u8],
 	) -> Result<[u8; 64], Refusal> {
 		let payload = hop_payload(receiver.task, receiver.pipeline, receiver.chunk, index, message);
-		self.submitter.sign_message(&payload).map_err(|e| Refusal::Failed(e))
+		self.submitter.sign_message(&payload).map_err(|e| Refusal::Failed(e.to_string()))
 	}
 
 	/// Keeps a message `key`'s slot is about to compute on, once its signature shows it
@@ -195,7 +195,8 @@ impl Worker {
 		let saved =
 			tokio::task::spawn_blocking(move || super::store::save_input(&dir, key, &messages))
 				.await
-				.unwrap_or_else(|e| Err(format!("the write panicked: {e}")));
+				.map_err(|e| format!("the write panicked: {e}"))
+				.and_then(|saved| saved.map_err(|e| e.to_string()));
 		if saved.is_ok() {
 			if let Some(log) = lock(&self.inputs).get_mut(&key) {
 				log.on_disk = true;
@@ -220,7 +221,8 @@ impl Worker {
 		let store = self.store.clone();
 		let loaded = tokio::task::spawn_blocking(move || store.load_input(key))
 			.await
-			.unwrap_or_else(|e| Err(format!("the read panicked: {e}")));
+			.map_err(|e| format!("the read panicked: {e}"))
+			.and_then(|loaded| loaded.map_err(|e| e.to_string()));
 		match loaded {
 			// Not put back in memory: the bound stays as the pruning left it.
 			Ok(Some(messages)) => Ok(messages.into_iter().map(Arc::new).collect()),
@@ -292,7 +294,7 @@ impl Worker {
 		let task = self
 			.chain
 			.task(best, key.task)
-			.map_err(|e| Refusal::Failed(e))?
+			.map_err(|e| Refusal::Failed(e.to_string()))?
 			.ok_or(Refusal::NotAssigned)?;
 		let is_peer = |expert: &AccountId| {
 			self.peer_of(expert, false).is_ok_and(|p| p == peer)
@@ -504,7 +506,7 @@ impl Worker {
 		upstream: &AccountId,
 	) -> Result<Vec<Vec<u8>>, String> {
 		let key = SlotKey { task: task.id, pipeline: side, chunk: k };
-		let peer = self.peer_of(stage, false)?;
+		let peer = self.peer_of(stage, false).map_err(|e| e.to_string())?;
 		let signers = self.stage_signers(upstream);
 		let mut messages: Vec<Vec<u8>> = Vec::new();
 		// Each page holds at least one message, a pass has at most one per position, and
@@ -603,7 +605,8 @@ impl Worker {
 			.iter()
 			.find(|output| output.pipeline == generator)
 			.ok_or("the generator published no output")?;
-		let prompt_len = self.model.prompt_tokens(&assignment.prompt)?.len();
+		let prompt_len =
+			self.model.prompt_tokens(&assignment.prompt).map_err(|e| e.to_string())?.len();
 		let profile = self
 			.model
 			.check_profile(task, (assignment.pipeline, assignment.chunk), (side, assignment.chunk))
@@ -625,5 +628,6 @@ impl Worker {
 		})
 		.await
 		.map_err(|e| format!("the rerun panicked: {e}"))?
+		.map_err(|e| e.to_string())
 	}
 }

@@ -4,6 +4,7 @@
 //!
 //! - [`chain`]: what it reads from the chain, and how it signs and submits.
 //! - [`compute`]: the loaded chunks and one pass through one of them.
+//! - [`error`]: why the worker's own steps fail.
 //! - [`protocol`]: the `/dllm/activations/2` request-response messages.
 //! - [`worker`]: block following, pipelines, requests, commits and reveals.
 //! - [`store`]: results kept on disk until revealed.
@@ -12,6 +13,7 @@
 
 pub mod chain;
 pub mod compute;
+pub mod error;
 pub mod inputs;
 pub mod metrics;
 pub mod protocol;
@@ -243,8 +245,8 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Resolution, String>
 	// An operator key first: the expert's own key holds its stake (N4).
 	for public in &prepared.keys {
 		let key = AccountId::from(*public);
-		if let Some(expert) = chain.operated_expert(best, &key)? {
-			if let Some(record) = chain.expert(best, &expert)? {
+		if let Some(expert) = chain.operated_expert(best, &key).map_err(|e| e.to_string())? {
+			if let Some(record) = chain.expert(best, &expert).map_err(|e| e.to_string())? {
 				found = Some((*public, expert, record));
 				break;
 			}
@@ -252,7 +254,7 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Resolution, String>
 	}
 	for public in prepared.keys.iter().filter(|_| found.is_none()) {
 		let account = AccountId::from(*public);
-		if let Some(record) = chain.expert(best, &account)? {
+		if let Some(record) = chain.expert(best, &account).map_err(|e| e.to_string())? {
 			log::warn!(
 				target: LOG_TARGET,
 				"the miner key is the expert {account}'s own key, which controls its stake; \
@@ -289,7 +291,7 @@ fn resolve(prepared: &Prepared, chain: &ChainView) -> Result<Resolution, String>
 	}
 	let mut model_match = None;
 	for (model, chunks) in &served {
-		let Some(record) = chain.model(best, *model)? else { continue };
+		let Some(record) = chain.model(best, *model).map_err(|e| e.to_string())? else { continue };
 		let spec = &record.spec;
 		if spec.num_layers as usize == config.num_hidden_layers
 			&& spec.hidden_size as usize == config.hidden_size
@@ -436,7 +438,8 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			None
 		}
 	};
-	let store = store::ResultStore::open(&node.data_path.join("miner")).map_err(fail)?;
+	let store =
+		store::ResultStore::open(&node.data_path.join("miner")).map_err(|e| fail(e.to_string()))?;
 	let metrics = metrics::Metrics::register(node.registry.as_ref())
 		.map_err(|e| fail(format!("registering the miner metrics failed: {e}")))?;
 	let run = async move {

@@ -71,6 +71,43 @@ impl SlotResult {
 	}
 }
 
+/// Why the store could not keep or give back a file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+	/// The directory could not be created.
+	#[error("cannot create the miner's directory {}: {source}", path.display())]
+	Create {
+		/// The directory.
+		path: PathBuf,
+		/// The OS error.
+		source: std::io::Error,
+	},
+	/// A file could not be written durably.
+	#[error("cannot write {}: {source}", path.display())]
+	Write {
+		/// The file.
+		path: PathBuf,
+		/// The OS error.
+		source: std::io::Error,
+	},
+	/// A file could not be read.
+	#[error("cannot read {}: {source}", path.display())]
+	Read {
+		/// The file.
+		path: PathBuf,
+		/// The OS error.
+		source: std::io::Error,
+	},
+	/// A file does not decode.
+	#[error("{} is corrupt: {source}", path.display())]
+	Corrupt {
+		/// The file.
+		path: PathBuf,
+		/// The decoding error.
+		source: codec::Error,
+	},
+}
+
 /// A directory of [`SlotResult`]s, one file per slot.
 #[derive(Clone)]
 pub struct ResultStore {
@@ -79,9 +116,9 @@ pub struct ResultStore {
 
 impl ResultStore {
 	/// Opens (creating) `dir`, removing the partial files a crash mid-write left.
-	pub fn open(dir: &Path) -> Result<Self, String> {
+	pub fn open(dir: &Path) -> Result<Self, StoreError> {
 		fs::create_dir_all(dir)
-			.map_err(|e| format!("cannot create the miner's directory {}: {e}", dir.display()))?;
+			.map_err(|source| StoreError::Create { path: dir.to_path_buf(), source })?;
 		if let Ok(entries) = fs::read_dir(dir) {
 			for entry in entries.flatten() {
 				if entry.path().extension().is_some_and(|ext| ext == "partial") {
@@ -105,12 +142,12 @@ impl ResultStore {
 	/// before it is renamed over the slot's file, and the rename is flushed with the
 	/// directory, so that a crash or a power loss leaves the old file or the new one,
 	/// never an empty one (L1 of the 2026-12 review: the salt exists nowhere else).
-	pub fn save(&self, result: &SlotResult) -> Result<(), String> {
+	pub fn save(&self, result: &SlotResult) -> Result<(), StoreError> {
 		write_durably(&self.dir, &self.path(result.key()), &result.encode())
 	}
 
 	/// The input kept for `key`'s stage, if any. A file that does not decode is an error.
-	pub fn load_input(&self, key: SlotKey) -> Result<Option<Vec<SignedMessage>>, String> {
+	pub fn load_input(&self, key: SlotKey) -> Result<Option<Vec<SignedMessage>>, StoreError> {
 		read_decoded(&input_path(&self.dir, key))
 	}
 
@@ -125,7 +162,7 @@ impl ResultStore {
 	}
 
 	/// The result kept for `key`, if any. A file that does not decode is an error.
-	pub fn load(&self, key: SlotKey) -> Result<Option<SlotResult>, String> {
+	pub fn load(&self, key: SlotKey) -> Result<Option<SlotResult>, StoreError> {
 		read_decoded(&self.path(key))
 	}
 
@@ -150,14 +187,14 @@ pub fn save_input(
 	dir: &Path,
 	key: SlotKey,
 	messages: &[std::sync::Arc<SignedMessage>],
-) -> Result<(), String> {
+) -> Result<(), StoreError> {
 	write_durably(dir, &input_path(dir, key), &messages.encode())
 }
 
 /// Writes `bytes` to `path` in `dir` so that a crash or a power loss leaves the old file
 /// or the new one, never a partial one: a flushed partial file renamed over `path`, the
 /// rename flushed with the directory.
-fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 	let partial = path.with_extension("partial");
 	let write = || -> std::io::Result<()> {
 		let mut file = fs::File::create(&partial)?;
@@ -167,17 +204,17 @@ fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
 		fs::rename(&partial, path)?;
 		sync_dir(dir)
 	};
-	write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+	write().map_err(|source| StoreError::Write { path: path.to_path_buf(), source })
 }
 
 /// The decoded content of `path`, `None` when it does not exist.
-fn read_decoded<T: Decode>(path: &Path) -> Result<Option<T>, String> {
+fn read_decoded<T: Decode>(path: &Path) -> Result<Option<T>, StoreError> {
 	match fs::read(path) {
 		Ok(bytes) => T::decode(&mut &bytes[..])
 			.map(Some)
-			.map_err(|e| format!("{} is corrupt: {e}", path.display())),
+			.map_err(|source| StoreError::Corrupt { path: path.to_path_buf(), source }),
 		Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-		Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+		Err(source) => Err(StoreError::Read { path: path.to_path_buf(), source }),
 	}
 }
 
@@ -247,7 +284,7 @@ mod tests {
 		assert_eq!(store.load(key(3, 1, 0)).unwrap(), Some(result));
 		assert_eq!(store.load(key(4, 0, 0)).unwrap(), None);
 		fs::write(dir.join("slot-5-0-0.scale"), [1, 2]).unwrap();
-		assert!(store.load(key(5, 0, 0)).unwrap_err().contains("corrupt"));
+		assert!(matches!(store.load(key(5, 0, 0)), Err(StoreError::Corrupt { .. })));
 		fs::write(dir.join("unrelated.txt"), b"x").unwrap();
 		store.remove(key(3, 1, 0));
 		store.remove(key(5, 0, 0));
@@ -274,7 +311,7 @@ mod tests {
 		assert_eq!(store.load_input(key(6, 1, 1)).unwrap(), Some(messages));
 		assert_eq!(store.load_input(key(6, 0, 1)).unwrap(), None);
 		fs::write(dir.join("input-7-0-1.scale"), [9]).unwrap();
-		assert!(store.load_input(key(7, 0, 1)).unwrap_err().contains("corrupt"));
+		assert!(matches!(store.load_input(key(7, 0, 1)), Err(StoreError::Corrupt { .. })));
 		store.remove_input(key(6, 1, 1));
 		store.remove_input(key(7, 0, 1));
 		assert!(store.input_keys().is_empty());
@@ -314,8 +351,9 @@ mod tests {
 		fs::remove_dir_all(&dir).unwrap();
 		let error = store.save(&result).unwrap_err();
 		assert!(
-			error.starts_with("cannot write ") && error.contains("slot-8-0-1.scale"),
+			matches!(&error, StoreError::Write { path, .. } if path.ends_with("slot-8-0-1.scale")),
 			"{error}"
 		);
+		assert!(error.to_string().starts_with("cannot write "), "{error}");
 	}
 }

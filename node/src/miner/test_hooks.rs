@@ -72,7 +72,7 @@ impl TestHooks {
 	}
 
 	/// A generation pass's hidden states: what the stage fingerprints and what it sends.
-	pub fn generated(&self, hidden: Tensor) -> Result<(Tensor, Tensor), String> {
+	pub fn generated(&self, hidden: Tensor) -> Result<(Tensor, Tensor), candle_core::Error> {
 		#[cfg(feature = "test-hooks")]
 		match self.perturb {
 			Perturb::Honest => {}
@@ -94,19 +94,22 @@ impl TestHooks {
 	}
 
 	/// A prefill check pass's hidden states and logits, before the stage absorbs them.
-	pub fn checked(&self, _pass: &mut dllm_inference::shard::ShardPass) -> Result<(), String> {
+	pub fn checked(
+		&self,
+		_pass: &mut dllm_inference::shard::ShardPass,
+	) -> Result<(), candle_core::Error> {
 		#[cfg(feature = "test-hooks")]
 		if self.perturb == Perturb::Outputs {
 			_pass.hidden = distort(&_pass.hidden)?;
 			if let Some(logits) = &_pass.logits {
-				_pass.logits = Some(logits.neg().map_err(|e| e.to_string())?);
+				_pass.logits = Some(logits.neg()?);
 			}
 		}
 		Ok(())
 	}
 
 	/// The hidden states a prefill check stage sends on.
-	pub fn sent(&self, hidden: Tensor) -> Result<Tensor, String> {
+	pub fn sent(&self, hidden: Tensor) -> Result<Tensor, candle_core::Error> {
 		#[cfg(feature = "test-hooks")]
 		if self.perturb == Perturb::Sent {
 			return distort(&hidden);
@@ -125,6 +128,6 @@ impl TestHooks {
 
 /// A dishonest miner's wrong activations.
 #[cfg(feature = "test-hooks")]
-fn distort(hidden: &Tensor) -> Result<Tensor, String> {
-	hidden.affine(-2.0, 0.5).map_err(|e| e.to_string())
+fn distort(hidden: &Tensor) -> Result<Tensor, candle_core::Error> {
+	hidden.affine(-2.0, 0.5)
 }

@@ -18,6 +18,7 @@
 use super::{
 	chain::{Assignment, ChainView, Submitter},
 	compute::{self, CheckSession, PassOutput, PendingStep, ServedModel, Session, PREFILL_PIECE},
+	error::WorkerError,
 	inputs::{InputCheckState, InputLog},
 	metrics::Metrics,
 	protocol::{protocol_name, Refusal, Signature, SignedMessage, StageRequest, StageResponse},
@@ -105,7 +106,7 @@ pub(super) enum Completion {
 		role: Role,
 		attempts: u32,
 		pipeline: Vec<AccountId>,
-		outcome: Result<(), String>,
+		outcome: Result<(), WorkerError>,
 	},
 	/// A stage's result is kept on disk: commit it.
 	Kept { key: SlotKey, call: RuntimeCall },
@@ -492,7 +493,7 @@ impl Worker {
 	}
 
 	/// Drives a pipeline from its first chunk and publishes its tokens as they come.
-	async fn generate(self: &Arc<Self>, assignment: Assignment) -> Result<(), String> {
+	async fn generate(self: &Arc<Self>, assignment: Assignment) -> Result<(), WorkerError> {
 		let stream = (assignment.task, assignment.pipeline);
 		self.token_streams.start(stream);
 		let result = self.generate_tokens(&assignment).await;
@@ -503,7 +504,7 @@ impl Worker {
 
 	/// Tokenizes the prompt, then runs one pass per generated token until the last
 	/// chunk's token ends it.
-	async fn generate_tokens(self: &Arc<Self>, assignment: &Assignment) -> Result<(), String> {
+	async fn generate_tokens(self: &Arc<Self>, assignment: &Assignment) -> Result<(), WorkerError> {
 		let started = Instant::now();
 		let key = SlotKey::of(assignment);
 		let mut input = self.model.prompt_tokens(&assignment.prompt)?;
@@ -517,8 +518,7 @@ impl Worker {
 		let mut resumes = 0u32;
 		for step in 0u32.. {
 			let message = ActivationMessage::tokens(session_id, offset, input.clone())
-				.and_then(|message| message.encode())
-				.map_err(|e| e.to_string())?;
+				.and_then(|message| message.encode())?;
 			let (token, done) = loop {
 				match self.advance(key, step, message.clone(), None).await {
 					Ok(answer) => break answer,
@@ -539,21 +539,21 @@ impl Worker {
 							None => {
 								self.drop_session(key);
 								self.abort_downstream(assignment);
-								return Err(format!("a later stage failed: {why}"));
+								return Err(Refusal::Downstream(why).into());
 							}
 						}
 					}
 					Err(refusal) => {
 						self.drop_session(key);
 						self.abort_downstream(assignment);
-						return Err(refusal.to_string());
+						return Err(refusal.into());
 					}
 				}
 			};
 			first_token.get_or_insert_with(|| started.elapsed());
-			let mut piece = text.push(&self.model.tokenizer, token).map_err(|e| e.to_string())?;
+			let mut piece = text.push(&self.model.tokenizer, token)?;
 			if done {
-				piece.push_str(&text.finish(&self.model.tokenizer).map_err(|e| e.to_string())?);
+				piece.push_str(&text.finish(&self.model.tokenizer)?);
 			}
 			self.token_streams.push(
 				(assignment.task, assignment.pipeline),
@@ -627,26 +627,24 @@ impl Worker {
 	/// Drives a verifier's or referee's pipeline from its first chunk: runs the
 	/// published generation (the prompt as this miner tokenizes it, then the generated
 	/// tokens) through the pipeline by prefill, piece by piece.
-	async fn check(self: &Arc<Self>, assignment: Assignment) -> Result<(), String> {
+	async fn check(self: &Arc<Self>, assignment: Assignment) -> Result<(), WorkerError> {
 		let started = Instant::now();
 		let key = SlotKey::of(&assignment);
 		let (best, _) = self.chain.best();
 		let task = self
 			.chain
 			.task(best, assignment.task)?
-			.ok_or_else(|| format!("task {} is not on chain", assignment.task))?;
+			.ok_or(WorkerError::UnknownTask(assignment.task))?;
 		let (session, tokens) = self.open_check(assignment.clone(), &task)?;
 		lock(&self.checks).insert(key, Arc::new(Mutex::new(session)));
 		let session_id = compute::session_id(assignment.task, assignment.pipeline);
 		for (piece, start) in (0..tokens.len()).step_by(PREFILL_PIECE).enumerate() {
 			let end = (start + PREFILL_PIECE).min(tokens.len());
 			let message = ActivationMessage::tokens(session_id, start, tokens[start..end].to_vec())
-				.and_then(|message| message.encode())
-				.map_err(|e| e.to_string())?;
-			self.check_piece(key, piece as u32, message, None).await.map_err(|refusal| {
-				self.abort_downstream(&assignment);
-				refusal.to_string()
-			})?;
+				.and_then(|message| message.encode())?;
+			self.check_piece(key, piece as u32, message, None)
+				.await
+				.inspect_err(|_| self.abort_downstream(&assignment))?;
 		}
 		log::info!(
 			target: LOG_TARGET,
@@ -664,13 +662,13 @@ impl Worker {
 		&self,
 		assignment: Assignment,
 		task: &super::chain::TaskView,
-	) -> Result<(CheckSession, Vec<u32>), String> {
+	) -> Result<(CheckSession, Vec<u32>), WorkerError> {
 		let generator = task.task.attested_generator(assignment.role, assignment.pipeline);
 		let output = task
 			.outputs
 			.iter()
 			.find(|output| output.pipeline == generator)
-			.ok_or_else(|| format!("task {}: the generator published no output", task.id))?;
+			.ok_or(WorkerError::NoOutput(task.id))?;
 		let prompt_tokens = self.model.prompt_tokens(&assignment.prompt)?;
 		// What the generator claims beside its tokens must follow from them: a wrong
 		// prompt length or text is rejected by the last chunk's verdict.
@@ -681,7 +679,7 @@ impl Worker {
 		let profile = self
 			.model
 			.check_profile(task, (assignment.pipeline, assignment.chunk), (generator, last))
-			.ok_or_else(|| format!("task {}: its slots do not list this stage", task.id))?;
+			.ok_or(WorkerError::NotInTask(task.id))?;
 		let session = CheckSession::new(
 			assignment,
 			output.hash,
@@ -781,7 +779,7 @@ impl Worker {
 				.await
 				.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}")))?;
 				self.metrics.check_pass(took);
-				let output = output.map_err(|e| Refusal::Failed(e))?;
+				let output = output.map_err(|e| Refusal::Failed(e.to_string()))?;
 				let finished = {
 					let mut session = lock(&session);
 					session.in_flight = None;
@@ -861,7 +859,8 @@ impl Worker {
 	/// stage to show in this node's best block).
 	async fn open_check_for(&self, key: SlotKey) -> Result<(), Refusal> {
 		let (assignment, task) = self.wait_for_check(key).await?;
-		let (session, _) = self.open_check(assignment, &task).map_err(|e| Refusal::Failed(e))?;
+		let (session, _) =
+			self.open_check(assignment, &task).map_err(|e| Refusal::Failed(e.to_string()))?;
 		lock(&self.checks).entry(key).or_insert_with(|| Arc::new(Mutex::new(session)));
 		Ok(())
 	}
@@ -910,12 +909,12 @@ impl Worker {
 		key: SlotKey,
 		session: &Arc<Mutex<CheckSession>>,
 		verifier: dllm_inference::verification::StageVerifier,
-	) -> Result<SlotResult, String> {
+	) -> Result<SlotResult, WorkerError> {
 		let (published, claims_consistent) = {
 			let session = lock(session);
 			(session.published, session.claims_consistent)
 		};
-		let verdict = verifier.finish(max_fingerprint_bytes()).map_err(|e| e.to_string())?;
+		let verdict = verifier.finish(max_fingerprint_bytes())?;
 		let (output, output_hash) = match &verdict.sampling {
 			Some(sampling) => {
 				let accepted = sampling.accepted && claims_consistent;
@@ -962,7 +961,12 @@ impl Worker {
 
 	/// Keeps `result` on disk (a restarted miner must still reveal it) and commits it;
 	/// an error (from what it failed to `what`) is logged and counted.
-	async fn keep_and_commit(&self, key: SlotKey, result: Result<SlotResult, String>, what: &str) {
+	async fn keep_and_commit(
+		&self,
+		key: SlotKey,
+		result: Result<SlotResult, WorkerError>,
+		what: &str,
+	) {
 		self.freeze_input(key).await;
 		let result = match result {
 			Ok(result) => result,
@@ -1110,7 +1114,7 @@ impl Worker {
 		.await
 		.map_err(|e| Refusal::Failed(format!("the pass panicked: {e}")))?;
 		self.metrics.generation_pass(took);
-		output.map_err(|e| Refusal::Failed(e))
+		output.map_err(|e| Refusal::Failed(e.to_string()))
 	}
 
 	/// Hands a pass's hidden states to the next chunk's miner (this one, or a peer). A
@@ -1321,7 +1325,7 @@ impl Worker {
 		miner: &AccountId,
 		request: StageRequest,
 	) -> Result<StageResponse, Refusal> {
-		let peer = self.peer_of(miner, false).map_err(|e| Refusal::Downstream(e))?;
+		let peer = self.peer_of(miner, false).map_err(|e| Refusal::Downstream(e.to_string()))?;
 		let bytes = request.encode();
 		let mut last_error = String::new();
 		for attempt in 0..SEND_ATTEMPTS {
@@ -1442,17 +1446,13 @@ impl Worker {
 		self.keep_and_commit(key, result, "attest the output").await;
 	}
 
-	fn attest(&self, session: &Session) -> Result<SlotResult, String> {
+	fn attest(&self, session: &Session) -> Result<SlotResult, WorkerError> {
 		let assignment = &session.assignment;
-		let prompt_tokens = session.prompt_tokens.ok_or("no prompt was run")?;
+		let prompt_tokens = session.prompt_tokens.ok_or(WorkerError::NoPrompt)?;
 		let tokens = session.tokens.clone();
-		let text = self.model.tokenizer.decode(&tokens).map_err(|e| e.to_string())?.into_bytes();
+		let text = self.model.tokenizer.decode(&tokens)?.into_bytes();
 		let output_hash = pallet_poaw::output_hash(prompt_tokens, &tokens, &text);
-		let fingerprint = session
-			.fingerprint
-			.finish(max_fingerprint_bytes())
-			.map_err(|e| e.to_string())?
-			.encode();
+		let fingerprint = session.fingerprint.finish(max_fingerprint_bytes())?.encode();
 		let last = assignment.chunk + 1 == assignment.chunks;
 		let full =
 			|| RevealedOutput::Full { prompt_tokens, tokens: tokens.clone(), text: text.clone() };
@@ -1638,7 +1638,7 @@ impl Worker {
 			return Err(no_session());
 		}
 		let assignment = self.wait_for_assignment(key).await?;
-		let session = Session::new(assignment).map_err(|e| Refusal::Failed(e))?;
+		let session = Session::new(assignment).map_err(|e| Refusal::Failed(e.to_string()))?;
 		lock(&self.sessions).entry(key).or_insert_with(|| Arc::new(Mutex::new(session)));
 		Ok(())
 	}
@@ -1659,17 +1659,19 @@ impl Worker {
 	}
 
 	/// The libp2p peer an expert registered.
-	pub(super) fn peer_of(&self, miner: &AccountId, refresh: bool) -> Result<PeerId, String> {
+	pub(super) fn peer_of(&self, miner: &AccountId, refresh: bool) -> Result<PeerId, WorkerError> {
 		if !refresh {
 			if let Some(peer) = lock(&self.peers).get(miner) {
 				return Ok(*peer);
 			}
 		}
 		let (best, _) = self.chain.best();
-		let record =
-			self.chain.expert(best, miner)?.ok_or(format!("{miner} is not a registered expert"))?;
+		let record = self
+			.chain
+			.expert(best, miner)?
+			.ok_or_else(|| WorkerError::NotAnExpert(miner.clone()))?;
 		let peer = PeerId::from_bytes(&record.profile.peer_id)
-			.map_err(|e| format!("{miner}'s registered peer id is invalid: {e}"))?;
+			.map_err(|e| WorkerError::BadPeerId { expert: miner.clone(), reason: e.to_string() })?;
 		lock(&self.peers).insert(miner.clone(), peer);
 		Ok(peer)
 	}

@@ -16,7 +16,7 @@ mod network;
 mod page;
 
 use crate::{
-	miner::chain::{ChainView, ModelRecord, Pool, SigningKey, Submitter},
+	miner::chain::{ChainError, ChainView, ModelRecord, Pool, SigningKey, Submitter},
 	rpc::{tasks::TaskEvent, TaskRpc},
 	service::FullClient,
 };
@@ -322,7 +322,7 @@ impl Server {
 		let view = tokio::task::spawn_blocking(move || network::network_view(&chain, best, number))
 			.await
 			.map_err(|e| unavailable(e.to_string()))?
-			.map_err(unavailable)?;
+			.map_err(|e| unavailable(e.to_string()))?;
 		if let Ok(mut cache) = self.network_cache.lock() {
 			*cache = Some((best, view.clone()));
 		}
@@ -356,7 +356,8 @@ impl Server {
 	/// The active models by name (the newest registration of a name wins).
 	fn active_models(&self) -> Result<Vec<(ModelId, ModelRecord)>, ApiError> {
 		let (best, _) = self.chain.best();
-		let unavailable = |e: String| ApiError::new(503, "server_error", "chain_unavailable", e);
+		let unavailable =
+			|e: ChainError| ApiError::new(503, "server_error", "chain_unavailable", e.to_string());
 		let mut found: Vec<(ModelId, ModelRecord)> = Vec::new();
 		for id in self.chain.models(best).map_err(unavailable)? {
 			let Some(record) = self.chain.model(best, id).map_err(unavailable)? else { continue };
@@ -484,7 +485,7 @@ impl Server {
 		let quote = self
 			.chain
 			.quote(best, model, tokens, generation.max_tokens, 1)
-			.map_err(|e| ApiError::new(503, "server_error", "chain_unavailable", e))?
+			.map_err(|e| ApiError::new(503, "server_error", "chain_unavailable", e.to_string()))?
 			.map_err(|reason| match reason {
 				QuoteError::NoMinersAvailable => ApiError::new(
 					503,
@@ -504,17 +505,11 @@ impl Server {
 		});
 		// Watching before submitting: a dev chain may seal the block at once.
 		let mut imports = self.chain.client().import_notification_stream();
-		let hash = self.submitter.submit(call).await.map_err(|e| {
-			if e.contains("Inability to pay") || e.contains("Payment") {
-				ApiError::new(
-					402,
-					"insufficient_quota",
-					"insufficient_quota",
-					format!("{} cannot pay the transaction fee", self.submitter.account()),
-				)
-			} else {
-				ApiError::new(503, "server_error", "not_submitted", e)
+		let hash = self.submitter.submit(call).await.map_err(|e| match e {
+			ChainError::CannotPay { .. } => {
+				ApiError::new(402, "insufficient_quota", "insufficient_quota", e.to_string())
 			}
+			_ => ApiError::new(503, "server_error", "not_submitted", e.to_string()),
 		})?;
 		let deadline = Instant::now() + INCLUSION_WAIT;
 		loop {

@@ -2,7 +2,7 @@
 //! through the runtime APIs: the models with the experts serving each chunk, the experts
 //! (stake, price, reputation) and the newest tasks.
 
-use crate::miner::chain::{ChainView, ExpertRecord, TaskView};
+use crate::miner::chain::{ChainError, ChainView, ExpertRecord, TaskView};
 use dllm_primitives::token;
 use dllm_runtime::{AccountId, BlockNumber};
 use pallet_poaw::TaskStatus;
@@ -20,7 +20,11 @@ const RECENT_TASKS: u32 = 20;
 
 /// The network at block `best` (number `number`), as JSON (balances in plancks, as
 /// decimal strings).
-pub fn network_view(chain: &ChainView, best: H256, number: BlockNumber) -> Result<Value, String> {
+pub fn network_view(
+	chain: &ChainView,
+	best: H256,
+	number: BlockNumber,
+) -> Result<Value, ChainError> {
 	// An older runtime lacks the chunk servers, scores and recent tasks: the view then
 	// lists the models alone, and says so.
 	let complete = chain.has_network_apis(best)?;

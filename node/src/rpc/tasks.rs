@@ -152,7 +152,9 @@ impl TaskRpc {
 
 	fn task(&self, task: TaskId) -> Result<Option<TaskView>, ErrorObjectOwned> {
 		let (best, _) = self.chain.best();
-		self.chain.task(best, task).map_err(|e| ErrorObjectOwned::owned(CHAIN_ERROR, e, None::<()>))
+		self.chain
+			.task(best, task)
+			.map_err(|e| ErrorObjectOwned::owned(CHAIN_ERROR, e.to_string(), None::<()>))
 	}
 
 	/// Who publishes the task's tokens: the generator pipeline's chunk-0 miner.
@@ -343,7 +345,7 @@ impl DllmTaskApiServer for TaskRpc {
 		let quote = self
 			.chain
 			.quote(best, model, tokens, max_tokens, generators)
-			.map_err(|e| ErrorObjectOwned::owned(CHAIN_ERROR, e, None::<()>))?
+			.map_err(|e| ErrorObjectOwned::owned(CHAIN_ERROR, e.to_string(), None::<()>))?
 			.map_err(|reason| {
 				ErrorObjectOwned::owned(NO_QUOTE, format!("{reason:?}"), None::<()>)
 			})?;
