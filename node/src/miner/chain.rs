@@ -18,15 +18,16 @@ use polkadot_sdk::{
 	sc_transaction_pool,
 	sc_transaction_pool_api::{
 		error::{Error as PoolError, IntoPoolError},
-		InPoolTransaction, TransactionPool, TransactionSource,
+		InPoolTransaction, TransactionPool, TransactionSource, TransactionStatusStreamFor,
 	},
 	sp_api::{ApiExt, Core, ProvideRuntimeApi},
 	sp_blockchain::HeaderBackend,
 	sp_core::{sr25519, Pair as _, H256},
 	sp_keystore::KeystorePtr,
 	sp_runtime::{
-		transaction_validity::InvalidTransaction, MultiAddress, MultiSignature, OpaqueExtrinsic,
-		Perbill,
+		traits::{BlakeTwo256, Hash as _},
+		transaction_validity::InvalidTransaction,
+		MultiAddress, MultiSignature, OpaqueExtrinsic, Perbill,
 	},
 };
 use std::sync::Arc;
@@ -41,6 +42,10 @@ pub type ExpertRecord = pallet_experts::ExpertInfo<Runtime>;
 pub type ModelRecord = pallet_models::ModelInfo<Runtime>;
 /// The node's transaction pool.
 pub type Pool = sc_transaction_pool::TransactionPoolHandle<Block, FullClient>;
+
+/// How long a submission waits for the pool's view of the best block (the pool builds
+/// it when it has processed the block's import).
+const READY_VIEW_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Why the chain could not be read, or an extrinsic not signed or submitted.
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +254,16 @@ impl ChainView {
 	}
 }
 
+/// A transaction the pool accepted.
+pub struct Submitted {
+	/// Its hash.
+	pub hash: H256,
+	/// Its nonce.
+	pub nonce: Nonce,
+	/// What becomes of it in the pool (included, or dropped, usurped, invalid).
+	pub status: std::pin::Pin<Box<TransactionStatusStreamFor<Pool>>>,
+}
+
 /// Signs extrinsics with the miner key (the expert's operator key, or the expert's own)
 /// and submits them to the node's pool.
 pub struct Submitter {
@@ -305,38 +320,53 @@ impl Submitter {
 	/// Signs `call` at the best block's runtime and the account's next index (the
 	/// chain's nonce, past this account's transactions ready in the pool) and submits
 	/// it. A transaction the pool dropped leaves no gap: the next submission reuses its
-	/// nonce (N3 in the December security review).
-	pub async fn submit(&self, call: RuntimeCall) -> Result<H256, ChainError> {
+	/// nonce (N3 in the December security review). Returns the transaction's hash and
+	/// nonce.
+	pub async fn submit(&self, call: RuntimeCall) -> Result<Submitted, ChainError> {
 		let _turn = self.submitting.lock().await;
-		let (xt, nonce) = self.sign(call)?;
 		let best = self.client.info().best_hash;
-		self.pool.submit_one(best, TransactionSource::Local, xt).await.map_err(|e| {
-			match e.into_pool_error() {
-				Ok(PoolError::InvalidTransaction(InvalidTransaction::Payment)) => {
-					ChainError::CannotPay { account: self.account() }
+		let (xt, nonce) = self.sign(best, call).await?;
+		let hash = BlakeTwo256::hash_of(&xt);
+		let status =
+			self.pool.submit_and_watch(best, TransactionSource::Local, xt).await.map_err(|e| {
+				match e.into_pool_error() {
+					Ok(PoolError::InvalidTransaction(InvalidTransaction::Payment)) => {
+						ChainError::CannotPay { account: self.account() }
+					}
+					Ok(other) => ChainError::Pool { nonce, reason: other.to_string() },
+					Err(other) => ChainError::Pool { nonce, reason: other.to_string() },
 				}
-				Ok(other) => ChainError::Pool { nonce, reason: other.to_string() },
-				Err(other) => ChainError::Pool { nonce, reason: other.to_string() },
-			}
-		})
+			})?;
+		Ok(Submitted { hash, nonce, status })
 	}
 
-	/// The nonce after the chain's `chain_nonce` and this account's transactions that
-	/// are ready in the pool.
-	fn next_index(&self, chain_nonce: Nonce) -> Nonce {
-		let ready = self.pool.ready().map(|tx| tx.provides().first().cloned());
+	/// The nonce after the chain's `chain_nonce` at `at` and this account's transactions
+	/// that are ready in the pool's view of `at`. That view, not the pool's newest one:
+	/// blocks imported in quick succession can leave the newest view without the
+	/// transactions just submitted, and two of them would then get one nonce.
+	async fn next_index(&self, at: H256, chain_nonce: Nonce) -> Nonce {
+		// Bounded: a view the pool never builds (it skipped the block) must not stall
+		// every submission; after the wait the pool answers with its best guess.
+		let ready = self.pool.ready_at_with_timeout(at, READY_VIEW_WAIT).await;
+		let ready = ready.map(|tx| tx.provides().first().cloned());
 		next_index(&self.account(), chain_nonce, ready)
 	}
 
-	fn sign(&self, call: RuntimeCall) -> Result<(OpaqueExtrinsic, Nonce), ChainError> {
+	async fn sign(
+		&self,
+		best: H256,
+		call: RuntimeCall,
+	) -> Result<(OpaqueExtrinsic, Nonce), ChainError> {
 		let info = self.client.info();
-		let api = self.client.runtime_api();
-		let version = api.version(info.best_hash).map_err(api_failed("version (Core)"))?;
 		let account = self.account();
-		let chain_nonce = api
-			.account_nonce(info.best_hash, account.clone())
-			.map_err(api_failed("account_nonce"))?;
-		let nonce = self.next_index(chain_nonce);
+		let (version, chain_nonce) = {
+			let api = self.client.runtime_api();
+			let version = api.version(best).map_err(api_failed("version (Core)"))?;
+			let chain_nonce =
+				api.account_nonce(best, account.clone()).map_err(api_failed("account_nonce"))?;
+			(version, chain_nonce)
+		};
+		let nonce = self.next_index(best, chain_nonce).await;
 		let extension = dllm_runtime::tx_extension(nonce);
 		let genesis = info.genesis_hash;
 		let implicit = (

@@ -16,7 +16,7 @@
 //! sampling; then every miner reveals.
 
 use super::{
-	chain::{Assignment, ChainView, Submitter},
+	chain::{Assignment, ChainView, Submitted, Submitter},
 	compute::{self, CheckSession, PassOutput, PendingStep, ServedModel, Session, PREFILL_PIECE},
 	error::WorkerError,
 	inputs::{InputCheckState, InputLog},
@@ -43,6 +43,7 @@ use polkadot_sdk::{
 		IfDisconnected, PeerId,
 	},
 	sc_service::SpawnTaskHandle,
+	sc_transaction_pool_api::{TransactionStatus, TransactionStatusStreamFor},
 	sp_core::Get,
 	sp_runtime::traits::{BlakeTwo256, Hash},
 };
@@ -112,6 +113,9 @@ pub(super) enum Completion {
 	Kept { key: SlotKey, call: RuntimeCall },
 	/// A referee slot's input check is done.
 	InputChecked { key: SlotKey, check: Option<InputCheck<Vec<u8>>> },
+	/// A commit or reveal the pool accepted left it without being included (dropped,
+	/// usurped or found invalid): the next best block submits it again if still due.
+	NotIncluded { key: SlotKey, stage: Stage, why: &'static str },
 }
 
 pub(super) enum Drive {
@@ -247,6 +251,15 @@ impl Worker {
 			}
 			Completion::InputChecked { key, check } => {
 				state.input_checks.insert(key, InputCheckState::Ready(check));
+			}
+			Completion::NotIncluded { key, stage, why } => {
+				log::warn!(
+					target: LOG_TARGET,
+					"{key}: the {} left the transaction pool {why}; submitted again at the \
+					 next block if still due",
+					stage.name(),
+				);
+				state.submitted.remove(&(key, stage));
 			}
 		}
 	}
@@ -426,7 +439,7 @@ impl Worker {
 
 	/// Submits `key`'s commit or reveal unless it was sent recently.
 	pub(super) async fn submit_once(
-		&self,
+		self: &Arc<Self>,
 		state: &mut LoopState,
 		key: SlotKey,
 		stage: Stage,
@@ -439,12 +452,40 @@ impl Worker {
 		state.submitted.insert((key, stage), now);
 		let what = stage.name();
 		match self.submitter.submit(call).await {
-			Ok(hash) => log::info!(target: LOG_TARGET, "{key}: {what} submitted ({hash:?})"),
+			Ok(Submitted { hash, nonce, status }) => {
+				log::info!(target: LOG_TARGET, "{key}: {what} submitted ({hash:?}, nonce {nonce})");
+				self.watch_inclusion(key, stage, status);
+			}
 			Err(e) => {
 				self.metrics.failure();
 				log::warn!(target: LOG_TARGET, "{key}: {what} not submitted: {e}");
 			}
 		}
+	}
+
+	/// Follows a submitted commit or reveal until a block includes it; one the pool lets
+	/// go without including it is reported to the loop, so that it is submitted again
+	/// at once, not only after [`RESUBMIT_AFTER`] blocks (a reveal's stage is shorter).
+	fn watch_inclusion(
+		self: &Arc<Self>,
+		key: SlotKey,
+		stage: Stage,
+		mut status: std::pin::Pin<Box<TransactionStatusStreamFor<super::chain::Pool>>>,
+	) {
+		let worker = self.clone();
+		self.spawner.spawn("dllm-miner-inclusion", Some("dllm-miner"), async move {
+			while let Some(status) = status.next().await {
+				let why = match status {
+					TransactionStatus::InBlock(_) | TransactionStatus::Finalized(_) => return,
+					TransactionStatus::Usurped(_) => "usurped by another transaction",
+					TransactionStatus::Dropped => "dropped",
+					TransactionStatus::Invalid => "invalid",
+					_ => continue,
+				};
+				worker.report(Completion::NotIncluded { key, stage, why });
+				return;
+			}
+		});
 	}
 
 	fn start_drive(
@@ -1419,7 +1460,7 @@ impl Worker {
 			silent,
 		});
 		match self.submitter.submit(call).await {
-			Ok(hash) => {
+			Ok(Submitted { hash, .. }) => {
 				lock(&self.claimed).insert((key, silent));
 				log::warn!(
 					target: LOG_TARGET,

@@ -511,6 +511,7 @@ impl Server {
 			}
 			_ => ApiError::new(503, "server_error", "not_submitted", e.to_string()),
 		})?;
+		let hash = hash.hash;
 		let deadline = Instant::now() + INCLUSION_WAIT;
 		loop {
 			let left = deadline.saturating_duration_since(Instant::now());
