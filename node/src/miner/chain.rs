@@ -146,7 +146,7 @@ impl ChainView {
 		}
 		// PoawApi version 3; an older runtime has no quote for several generators.
 		api.quote_generators(at, model, prompt_tokens, max_tokens, generators)
-			.map_err(api_failed("quote_generators"))
+			.map_err(api_failed("quote_generators (PoawApi 3)"))
 	}
 
 	/// An expert's registry record at `at`.

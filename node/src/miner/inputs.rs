@@ -348,14 +348,12 @@ impl Worker {
 	) {
 		let key = SlotKey::of(assignment);
 		if !Self::may_check_input(assignment) {
-			return self
-				.submit_once(state, key, Stage::Reveal, now, reveal_call(result, None))
-				.await;
+			return self.submit_once(state, key, Stage::Reveal, now, reveal_call(result, None));
 		}
 		let known = state.input_checks.get(&key).cloned();
 		match known {
 			Some(InputCheckState::Ready(check)) => {
-				self.submit_once(state, key, Stage::Reveal, now, reveal_call(result, check)).await;
+				self.submit_once(state, key, Stage::Reveal, now, reveal_call(result, check));
 			}
 			Some(InputCheckState::Running) => {}
 			None => self.start_input_check(state, assignment, result),

@@ -18,6 +18,7 @@ struct Inner {
 	bytes_sent: Counter<U64>,
 	bytes_received: Counter<U64>,
 	failures: Counter<U64>,
+	refused_requests: Counter<U64>,
 	replayed_steps: Counter<U64>,
 	generation_seconds: Counter<F64>,
 	check_seconds: Counter<F64>,
@@ -65,6 +66,13 @@ impl Metrics {
 					Counter::new(
 						"dllm_miner_failures_total",
 						"Pipeline passes, submissions and requests that failed",
+					)?,
+					registry,
+				)?,
+				refused_requests: register(
+					Counter::new(
+						"dllm_miner_refused_requests_total",
+						"Requests refused unread: from a peer not expected, or over the bounds",
 					)?,
 					registry,
 				)?,
@@ -119,6 +127,10 @@ impl Metrics {
 
 	pub fn failure(&self) {
 		self.with(|m| m.failures.inc());
+	}
+
+	pub fn refused(&self) {
+		self.with(|m| m.refused_requests.inc());
 	}
 
 	pub fn replayed(&self, steps: u32) {

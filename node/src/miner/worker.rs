@@ -40,7 +40,7 @@ use polkadot_sdk::{
 	sc_network::{
 		request_responses::{IncomingRequest, OutgoingResponse},
 		service::traits::NetworkService,
-		IfDisconnected, PeerId,
+		IfDisconnected, PeerId, ReputationChange,
 	},
 	sc_service::SpawnTaskHandle,
 	sc_transaction_pool_api::{TransactionStatus, TransactionStatusStreamFor},
@@ -90,12 +90,77 @@ impl Stage {
 pub(super) struct LoopState {
 	/// The pipelines this miner drives from their first chunk, by task and pipeline.
 	drives: HashMap<(TaskId, PipelineIndex), Drive>,
-	/// When each open slot's commit or reveal was last submitted.
-	submitted: HashMap<(SlotKey, Stage), BlockNumber>,
+	/// Each open slot's last commit or reveal submission.
+	submitted: HashMap<(SlotKey, Stage), Submission>,
+	/// The number of the last drive or submission started: what a completion names, so
+	/// that a late one cannot change the state of a newer run.
+	last_run: u64,
 	/// Open slots already warned about (once each).
 	warned: HashSet<SlotKey>,
 	/// This miner's referee slots' input checks.
 	pub(super) input_checks: HashMap<SlotKey, InputCheckState>,
+	/// The peers that may send this miner requests at the best block (N1 of the
+	/// December review): the previous stages of its open slots, and the referees of the
+	/// disputes over tasks whose input it keeps. Anyone else is refused before the
+	/// request is decoded.
+	expected: HashSet<PeerId>,
+	/// Requests being handled, per peer.
+	in_flight: HashMap<PeerId, usize>,
+}
+
+/// Most requests of one peer handled at once: a previous stage sends one per slot at a
+/// time, and an expert holds at most a few slots of one task and a few tasks.
+const MAX_REQUESTS_PER_PEER: usize = 8;
+/// Most requests handled at once in all (sc-network queues up to 64 more).
+const MAX_REQUESTS: usize = 32;
+/// The reputation a peer loses for a request it had no reason to send (not an expected
+/// sender at this miner's best block): an honest sender a block ahead of this node
+/// loses it a few times; a flood of them gets its sender banned (sc-network bans below
+/// about -1.5e9).
+const UNEXPECTED_REQUEST_COST: i32 = -(1 << 20);
+// A flood of them is banned within 2 000 requests; an honest sender's 5 tries stay far
+// from a ban.
+const _: () = assert!(
+	polkadot_sdk::sc_network::peer_store::BANNED_THRESHOLD / UNEXPECTED_REQUEST_COST < 2_000
+);
+const _: () = assert!(
+	5 * UNEXPECTED_REQUEST_COST > polkadot_sdk::sc_network::peer_store::BANNED_THRESHOLD / 100
+);
+
+/// What the loop does with an incoming request.
+#[derive(Debug, PartialEq, Eq)]
+enum Admission {
+	/// Handled by a task of its own.
+	Handle,
+	/// Refused at once, unread: the sender is not expected here.
+	Unexpected,
+	/// Refused at once: too many requests are running (the sender retries).
+	Busy,
+}
+
+/// Whether a request from `peer` is handled, by the expected senders and the requests
+/// running.
+fn admission(
+	peer: &PeerId,
+	expected: &HashSet<PeerId>,
+	in_flight: &HashMap<PeerId, usize>,
+) -> Admission {
+	if !expected.contains(peer) {
+		return Admission::Unexpected;
+	}
+	let running: usize = in_flight.values().sum();
+	if running >= MAX_REQUESTS || in_flight.get(peer).copied().unwrap_or(0) >= MAX_REQUESTS_PER_PEER
+	{
+		return Admission::Busy;
+	}
+	Admission::Handle
+}
+
+/// A commit or reveal submitted at block `at`, as run `run`.
+#[derive(Clone, Copy)]
+struct Submission {
+	at: BlockNumber,
+	run: u64,
 }
 
 /// What the worker's spawned tasks report to its loop.
@@ -104,6 +169,7 @@ pub(super) enum Completion {
 	/// its miners when it started.
 	DriveEnded {
 		id: (TaskId, PipelineIndex),
+		run: u64,
 		role: Role,
 		attempts: u32,
 		pipeline: Vec<AccountId>,
@@ -113,19 +179,19 @@ pub(super) enum Completion {
 	Kept { key: SlotKey, call: RuntimeCall },
 	/// A referee slot's input check is done.
 	InputChecked { key: SlotKey, check: Option<InputCheck<Vec<u8>>> },
-	/// A commit or reveal the pool accepted left it without being included (dropped,
-	/// usurped or found invalid): the next best block submits it again if still due.
-	NotIncluded { key: SlotKey, stage: Stage, why: &'static str },
+	/// A request from this peer was answered.
+	Handled { peer: PeerId },
+	/// A commit or reveal was refused by the pool, or left it without being included
+	/// (dropped, usurped or found invalid): the next best block submits it again if
+	/// still due.
+	NotIncluded { key: SlotKey, stage: Stage, run: u64, why: String },
 }
 
 pub(super) enum Drive {
-	Running,
+	/// Run number `run` is under way.
+	Running { run: u64 },
 	/// Failed `attempts` times, last at block `at`, with these miners in the pipeline.
-	Failed {
-		at: BlockNumber,
-		attempts: u32,
-		pipeline: Vec<AccountId>,
-	},
+	Failed { at: BlockNumber, attempts: u32, pipeline: Vec<AccountId> },
 }
 
 /// This miner's open slots at a best block, as the block loop last read them: what the
@@ -208,18 +274,13 @@ impl Worker {
 					None => return,
 				},
 				request = requests.next() => match request {
-					Some(request) => {
-						let worker = self.clone();
-						self.spawner.spawn("dllm-miner-request", Some("dllm-miner"), async move {
-							worker.handle(request).await;
-						});
-					}
+					Some(request) => self.admit(&mut state, request),
 					// The network stopped serving the protocol: no more requests come.
 					None => log::warn!(target: LOG_TARGET, "the request channel closed"),
 				},
 				completion = completions.next() => {
 					if let Some(completion) = completion {
-						self.complete(&mut state, completion).await;
+						self.complete(&mut state, completion);
 					}
 				}
 				complete => return,
@@ -227,13 +288,44 @@ impl Worker {
 		}
 	}
 
+	/// Hands `request` to a task of its own, or refuses it at once (N1).
+	fn admit(self: &Arc<Self>, state: &mut LoopState, request: IncomingRequest) {
+		let peer = request.peer;
+		let (refusal, cost) = match admission(&peer, &state.expected, &state.in_flight) {
+			Admission::Handle => {
+				*state.in_flight.entry(peer).or_default() += 1;
+				let worker = self.clone();
+				self.spawner.spawn("dllm-miner-request", Some("dllm-miner"), async move {
+					worker.clone().handle(request).await;
+					worker.report(Completion::Handled { peer });
+				});
+				return;
+			}
+			Admission::Unexpected => (
+				Refusal::NotAssigned,
+				vec![ReputationChange::new(UNEXPECTED_REQUEST_COST, "dllm: unexpected request")],
+			),
+			Admission::Busy => (Refusal::Busy, Vec::new()),
+		};
+		self.metrics.refused();
+		let _ = request.pending_response.send(OutgoingResponse {
+			result: Ok(StageResponse::Refused(refusal).encode()),
+			reputation_changes: cost,
+			sent_feedback: None,
+		});
+	}
+
 	/// Applies what a finished task reports.
-	async fn complete(self: &Arc<Self>, state: &mut LoopState, completion: Completion) {
+	fn complete(self: &Arc<Self>, state: &mut LoopState, completion: Completion) {
 		match completion {
+			// A drive whose slot closed meanwhile (and maybe opened again, with a new drive)
+			// changes nothing.
+			Completion::DriveEnded { id, run, .. } if !matches!(state.drives.get(&id), Some(Drive::Running { run: current }) if *current == run) =>
+				{}
 			Completion::DriveEnded { id, outcome: Ok(()), .. } => {
 				state.drives.remove(&id);
 			}
-			Completion::DriveEnded { id, role, attempts, pipeline, outcome: Err(e) } => {
+			Completion::DriveEnded { id, role, attempts, pipeline, outcome: Err(e), .. } => {
 				self.metrics.failure();
 				log::warn!(
 					target: LOG_TARGET,
@@ -246,20 +338,37 @@ impl Worker {
 				state.drives.insert(id, Drive::Failed { at, attempts: attempts + 1, pipeline });
 			}
 			Completion::Kept { key, call } => {
-				let now = self.chain.best().1;
-				self.submit_once(state, key, Stage::Commit, now, call).await;
+				// Only while the slot still owes its commit and the chain accepts the key:
+				// a refused call pays its fee. Otherwise the kept result waits for the
+				// next block's look at the slot.
+				let open = slot_in(&self.view.borrow(), key)
+					.is_some_and(|slot| slot.state == SlotState::Assigned);
+				if open && !self.signer_revoked.load(std::sync::atomic::Ordering::Relaxed) {
+					let now = self.chain.best().1;
+					self.submit_once(state, key, Stage::Commit, now, call);
+				}
 			}
 			Completion::InputChecked { key, check } => {
 				state.input_checks.insert(key, InputCheckState::Ready(check));
 			}
-			Completion::NotIncluded { key, stage, why } => {
-				log::warn!(
-					target: LOG_TARGET,
-					"{key}: the {} left the transaction pool {why}; submitted again at the \
-					 next block if still due",
-					stage.name(),
-				);
-				state.submitted.remove(&(key, stage));
+			Completion::Handled { peer } => {
+				if let Some(running) = state.in_flight.get_mut(&peer) {
+					*running = running.saturating_sub(1);
+					if *running == 0 {
+						state.in_flight.remove(&peer);
+					}
+				}
+			}
+			Completion::NotIncluded { key, stage, run, why } => {
+				// Only the latest submission's fate counts.
+				if state.submitted.get(&(key, stage)).is_some_and(|last| last.run == run) {
+					log::warn!(
+						target: LOG_TARGET,
+						"{key}: the {} was {why}; submitted again at the next block if still due",
+						stage.name(),
+					);
+					state.submitted.remove(&(key, stage));
+				}
 			}
 		}
 	}
@@ -309,6 +418,7 @@ impl Worker {
 			}
 		};
 		self.view.send_replace(Arc::new(SlotsView { number, slots: assignments.clone() }));
+		state.expected = self.expected_senders(best, &assignments);
 		let open: HashSet<SlotKey> = assignments.iter().map(SlotKey::of).collect();
 		// Slots that closed (revealed, missed, abandoned) at the best block and at the
 		// finalized one: forget their results (L2 of the review: the salt exists nowhere
@@ -330,7 +440,14 @@ impl Worker {
 		let mut closed: Vec<SlotKey> =
 			lock(&self.sessions).keys().filter(|key| !open.contains(key)).copied().collect();
 		closed.extend(lock(&self.checks).keys().filter(|key| !open.contains(key)).copied());
-		closed.into_iter().for_each(|key| self.drop_session(key));
+		// Freeing a cache waits for its shard, which a running pass holds: not on the loop.
+		// A closed slot gets no new session, so nothing can race the clean-up.
+		if !closed.is_empty() {
+			let worker = self.clone();
+			tokio::task::spawn_blocking(move || {
+				closed.into_iter().for_each(|key| worker.drop_session(key))
+			});
+		}
 		state.submitted.retain(|(key, _), _| open.contains(key));
 		// Warnings are given once per open slot; closed slots' entries go (L10).
 		state.warned.retain(|key| open.contains(key));
@@ -384,7 +501,7 @@ impl Worker {
 			match (assignment.state, kept) {
 				(SlotState::Assigned, Some(result)) => {
 					let call = commit_call(&result);
-					self.submit_once(state, key, Stage::Commit, number, call).await;
+					self.submit_once(state, key, Stage::Commit, number, call);
 					self.start_input_check(state, &assignment, result);
 				}
 				(SlotState::Assigned, None)
@@ -437,8 +554,54 @@ impl Worker {
 		state.input_checks.retain(|key, _| status(key.task).is_some_and(TaskStatus::is_open));
 	}
 
-	/// Submits `key`'s commit or reveal unless it was sent recently.
-	pub(super) async fn submit_once(
+	/// The peers that may send this miner requests at block `best`: the previous stages
+	/// of its open slots (their profiles read again, a miner may have moved), and the
+	/// referees of the disputes over tasks whose received input it keeps (they ask for
+	/// it).
+	fn expected_senders(
+		&self,
+		best: polkadot_sdk::sp_core::H256,
+		slots: &[Assignment],
+	) -> HashSet<PeerId> {
+		let mut miners: HashSet<AccountId> = slots
+			.iter()
+			.filter_map(|slot| {
+				let previous = slot.chunk.checked_sub(1)?;
+				slot.pipeline_experts.get(previous as usize).cloned()
+			})
+			.collect();
+		let mut tasks: HashSet<TaskId> = lock(&self.inputs).keys().map(|key| key.task).collect();
+		tasks.extend(self.store.input_keys().into_iter().map(|key| key.task));
+		for task in tasks {
+			match self.chain.task(best, task) {
+				Ok(Some(details))
+					if matches!(
+						details.task.status,
+						TaskStatus::Refereeing | TaskStatus::Judging
+					) =>
+				{
+					miners.extend(
+						details
+							.slots
+							.iter()
+							.filter(|slot| slot.role == Role::Referee)
+							.map(|slot| slot.expert.clone()),
+					);
+				}
+				Ok(_) => {}
+				Err(e) => log::warn!(target: LOG_TARGET, "{e}"),
+			}
+		}
+		miners.remove(&self.account);
+		miners.iter().filter_map(|miner| self.peer_of(miner, true).ok()).collect()
+	}
+
+	/// Submits `key`'s commit or reveal unless it was sent recently, in a task of its
+	/// own (the loop does not wait on the pool), and follows it until a block finalizes
+	/// it; one the pool refuses or lets go without including it is reported to the loop,
+	/// so that the next block submits it again, not only [`RESUBMIT_AFTER`] blocks later
+	/// (a reveal's stage is shorter).
+	pub(super) fn submit_once(
 		self: &Arc<Self>,
 		state: &mut LoopState,
 		key: SlotKey,
@@ -446,45 +609,35 @@ impl Worker {
 		now: BlockNumber,
 		call: RuntimeCall,
 	) {
-		if state.submitted.get(&(key, stage)).is_some_and(|at| now < at + RESUBMIT_AFTER) {
+		if state.submitted.get(&(key, stage)).is_some_and(|last| now < last.at + RESUBMIT_AFTER) {
 			return;
 		}
-		state.submitted.insert((key, stage), now);
-		let what = stage.name();
-		match self.submitter.submit(call).await {
-			Ok(Submitted { hash, nonce, status }) => {
-				log::info!(target: LOG_TARGET, "{key}: {what} submitted ({hash:?}, nonce {nonce})");
-				self.watch_inclusion(key, stage, status);
-			}
-			Err(e) => {
-				self.metrics.failure();
-				log::warn!(target: LOG_TARGET, "{key}: {what} not submitted: {e}");
-			}
-		}
-	}
-
-	/// Follows a submitted commit or reveal until a block includes it; one the pool lets
-	/// go without including it is reported to the loop, so that it is submitted again
-	/// at once, not only after [`RESUBMIT_AFTER`] blocks (a reveal's stage is shorter).
-	fn watch_inclusion(
-		self: &Arc<Self>,
-		key: SlotKey,
-		stage: Stage,
-		mut status: std::pin::Pin<Box<TransactionStatusStreamFor<super::chain::Pool>>>,
-	) {
+		state.last_run += 1;
+		let run = state.last_run;
+		state.submitted.insert((key, stage), Submission { at: now, run });
 		let worker = self.clone();
-		self.spawner.spawn("dllm-miner-inclusion", Some("dllm-miner"), async move {
-			while let Some(status) = status.next().await {
-				let why = match status {
-					TransactionStatus::InBlock(_) | TransactionStatus::Finalized(_) => return,
-					TransactionStatus::Usurped(_) => "usurped by another transaction",
-					TransactionStatus::Dropped => "dropped",
-					TransactionStatus::Invalid => "invalid",
-					_ => continue,
-				};
-				worker.report(Completion::NotIncluded { key, stage, why });
-				return;
-			}
+		self.spawner.spawn("dllm-miner-submit", Some("dllm-miner"), async move {
+			let what = stage.name();
+			let why = match worker.submitter.submit(call).await {
+				Ok(Submitted { hash, nonce, status }) => {
+					log::info!(target: LOG_TARGET, "{key}: {what} submitted ({hash:?}, nonce {nonce})");
+					match not_included(status).await {
+						Some(why) => why.to_string(),
+						None => return,
+					}
+				}
+				// The account cannot pay: trying again at once would only be refused again.
+				Err(e @ super::chain::ChainError::CannotPay { .. }) => {
+					worker.metrics.failure();
+					log::warn!(target: LOG_TARGET, "{key}: {what} not submitted: {e}");
+					return;
+				}
+				Err(e) => {
+					worker.metrics.failure();
+					format!("not submitted: {e}")
+				}
+			};
+			worker.report(Completion::NotIncluded { key, stage, run, why });
 		});
 	}
 
@@ -496,7 +649,7 @@ impl Worker {
 	) {
 		let id = (assignment.task, assignment.pipeline);
 		let attempts = match state.drives.get(&id) {
-			Some(Drive::Running) => return,
+			Some(Drive::Running { .. }) => return,
 			// The chain replaced a stage (one found silent): start again at once through
 			// the replacement.
 			Some(Drive::Failed { pipeline, .. }) if *pipeline != assignment.pipeline_experts => {
@@ -516,7 +669,9 @@ impl Worker {
 			}
 			None => 0,
 		};
-		state.drives.insert(id, Drive::Running);
+		state.last_run += 1;
+		let run = state.last_run;
+		state.drives.insert(id, Drive::Running { run });
 		let worker = self.clone();
 		self.spawner.spawn("dllm-miner-pipeline", Some("dllm-miner"), async move {
 			worker.metrics.task_started();
@@ -529,7 +684,7 @@ impl Worker {
 				_ => worker.generate(assignment).await,
 			};
 			worker.metrics.task_ended();
-			worker.report(Completion::DriveEnded { id, role, attempts, pipeline, outcome });
+			worker.report(Completion::DriveEnded { id, run, role, attempts, pipeline, outcome });
 		});
 	}
 
@@ -1529,7 +1684,17 @@ impl Worker {
 	async fn handle(self: Arc<Self>, request: IncomingRequest) {
 		self.metrics.received(request.payload.len());
 		let response = match StageRequest::decode(&mut &request.payload[..]) {
-			Err(e) => StageResponse::Refused(Refusal::BadRequest(e.to_string())),
+			Err(e) => {
+				// An expected sender that sends what no honest miner encodes.
+				let _ = request.pending_response.send(OutgoingResponse {
+					result: Ok(StageResponse::Refused(Refusal::BadRequest(e.to_string())).encode()),
+					reputation_changes: vec![ReputationChange::new_fatal(
+						"dllm: undecodable request",
+					)],
+					sent_feedback: None,
+				});
+				return;
+			}
 			Ok(StageRequest::Activations { task, pipeline, chunk, step, message, signature }) => {
 				let key = SlotKey { task, pipeline, chunk };
 				match self.accept(key, step, request.peer).await {
@@ -1771,6 +1936,24 @@ impl Worker {
 	}
 }
 
+/// Why a submitted transaction left the pool without a block finalizing it (`None`:
+/// finalized, or nothing more is known).
+async fn not_included(
+	mut status: std::pin::Pin<Box<TransactionStatusStreamFor<super::chain::Pool>>>,
+) -> Option<&'static str> {
+	while let Some(status) = status.next().await {
+		match status {
+			TransactionStatus::Finalized(_) | TransactionStatus::FinalityTimeout(_) => return None,
+			TransactionStatus::Usurped(_) => return Some("usurped by another transaction"),
+			TransactionStatus::Dropped => return Some("dropped from the transaction pool"),
+			TransactionStatus::Invalid => return Some("found invalid by the transaction pool"),
+			// Ready, broadcast, in a block (which may still be retracted), retracted.
+			_ => {}
+		}
+	}
+	None
+}
+
 /// The most bytes a fingerprint may take on chain.
 pub(super) fn max_fingerprint_bytes() -> usize {
 	<<Runtime as pallet_poaw::Config>::MaxFingerprintBytes as Get<u32>>::get() as usize
@@ -1862,6 +2045,39 @@ mod tests {
 
 	fn key(task: TaskId, pipeline: PipelineIndex, chunk: u32) -> SlotKey {
 		SlotKey { task, pipeline, chunk }
+	}
+
+	/// N1 of the review: requests from a peer that is no previous stage of this miner
+	/// (nor a referee asking for input) are refused unread, however many it sends, and
+	/// cost it enough reputation that sc-network bans it long before 10 000; an expected
+	/// peer gets at most `MAX_REQUESTS_PER_PEER` running at once, and all peers together
+	/// `MAX_REQUESTS` (the reputation bound is checked at compile time, beside
+	/// `UNEXPECTED_REQUEST_COST`).
+	#[test]
+	fn unexpected_peers_are_refused_unread_and_running_requests_are_bounded() {
+		let (stranger, upstream, other) = (PeerId::random(), PeerId::random(), PeerId::random());
+		let expected: HashSet<PeerId> = [upstream, other].into();
+		let mut in_flight: HashMap<PeerId, usize> = HashMap::new();
+		for _ in 0..10_000 {
+			assert_eq!(admission(&stranger, &expected, &in_flight), Admission::Unexpected);
+		}
+		// 50 concurrent requests from the upstream: the first MAX_REQUESTS_PER_PEER run.
+		let admitted = (0..50)
+			.filter(|_| {
+				let admit = admission(&upstream, &expected, &in_flight) == Admission::Handle;
+				if admit {
+					*in_flight.entry(upstream).or_default() += 1;
+				}
+				admit
+			})
+			.count();
+		assert_eq!(admitted, MAX_REQUESTS_PER_PEER);
+		assert_eq!(admission(&upstream, &expected, &in_flight), Admission::Busy);
+		// Others still get in, up to the total.
+		in_flight.insert(other, MAX_REQUESTS - MAX_REQUESTS_PER_PEER - 1);
+		assert_eq!(admission(&other, &expected, &in_flight), Admission::Handle);
+		in_flight.insert(other, MAX_REQUESTS - MAX_REQUESTS_PER_PEER);
+		assert_eq!(admission(&other, &expected, &in_flight), Admission::Busy);
 	}
 
 	/// L2 of the review: a slot that left the best block's assignments but is still open

@@ -61,7 +61,10 @@ export async function registerDevMiner(api, name, signer, { price = 10n * 10n **
 export function inferBinary() {
   const path = join(dirname(nodeBinary()), 'dllm-infer');
   if (!existsSync(path)) {
-    throw new Error(`dllm-infer not found at ${path}; build it with \`cargo build --release --workspace\``);
+    throw new Error(
+      `dllm-infer not found at ${path}; build it with \`source scripts/env.sh && cargo build ` +
+        '--release --locked --workspace --features "$DLLM_FEATURES"` (scripts/test.sh does)',
+    );
   }
   return path;
 }
