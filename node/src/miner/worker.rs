@@ -2073,11 +2073,22 @@ mod tests {
 			.count();
 		assert_eq!(admitted, MAX_REQUESTS_PER_PEER);
 		assert_eq!(admission(&upstream, &expected, &in_flight), Admission::Busy);
-		// Others still get in, up to the total.
-		in_flight.insert(other, MAX_REQUESTS - MAX_REQUESTS_PER_PEER - 1);
+		// Other peers still get in, up to the total: fill it to one short with peers at
+		// their own bound, then `other` takes the last place.
+		let mut expected = expected;
+		let mut left = MAX_REQUESTS - MAX_REQUESTS_PER_PEER - 1;
+		while left > 0 {
+			let filler = PeerId::random();
+			let running = left.min(MAX_REQUESTS_PER_PEER);
+			expected.insert(filler);
+			in_flight.insert(filler, running);
+			left -= running;
+		}
 		assert_eq!(admission(&other, &expected, &in_flight), Admission::Handle);
-		in_flight.insert(other, MAX_REQUESTS - MAX_REQUESTS_PER_PEER);
-		assert_eq!(admission(&other, &expected, &in_flight), Admission::Busy);
+		*in_flight.entry(other).or_default() += 1;
+		let late = PeerId::random();
+		expected.insert(late);
+		assert_eq!(admission(&late, &expected, &in_flight), Admission::Busy);
 	}
 
 	/// L2 of the review: a slot that left the best block's assignments but is still open
