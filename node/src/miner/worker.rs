@@ -418,7 +418,24 @@ impl Worker {
 			}
 		};
 		self.view.send_replace(Arc::new(SlotsView { number, slots: assignments.clone() }));
-		state.expected = self.expected_senders(best, &assignments);
+		// The tasks whose received input this miner keeps, as the best block shows them:
+		// their referees may ask for it, and it goes once they end. Read once per block.
+		let input_tasks: HashMap<TaskId, Option<super::chain::TaskView>> = {
+			let mut tasks: HashSet<TaskId> =
+				lock(&self.inputs).keys().map(|key| key.task).collect();
+			tasks.extend(self.store.input_keys().into_iter().map(|key| key.task));
+			tasks
+				.into_iter()
+				.map(|task| {
+					let view = self.chain.task(best, task).unwrap_or_else(|e| {
+						log::warn!(target: LOG_TARGET, "{e}");
+						None
+					});
+					(task, view)
+				})
+				.collect()
+		};
+		state.expected = self.expected_senders(&assignments, input_tasks.values().flatten());
 		let open: HashSet<SlotKey> = assignments.iter().map(SlotKey::of).collect();
 		// Slots that closed (revealed, missed, abandoned) at the best block and at the
 		// finalized one: forget their results (L2 of the review: the salt exists nowhere
@@ -455,7 +472,10 @@ impl Worker {
 			open.iter().any(|key| key.task == *task && key.pipeline == *pipeline)
 		});
 
-		let mut statuses: HashMap<TaskId, Option<TaskStatus>> = HashMap::new();
+		let mut statuses: HashMap<TaskId, Option<TaskStatus>> = input_tasks
+			.iter()
+			.map(|(task, view)| (*task, view.as_ref().map(|view| view.task.status)))
+			.collect();
 		let mut status_of = |task: TaskId| {
 			*statuses.entry(task).or_insert_with(|| match self.chain.task_status(best, task) {
 				Ok(status) => status,
@@ -532,12 +552,11 @@ impl Worker {
 				_ => {}
 			}
 		}
-		let kept: HashSet<TaskId> = {
-			let mut inputs = lock(&self.inputs).keys().map(|key| key.task).collect::<Vec<_>>();
-			inputs.extend(self.store.input_keys().into_iter().map(|key| key.task));
-			let checks = state.input_checks.keys().map(|key| key.task).collect::<Vec<_>>();
-			inputs.into_iter().chain(checks).collect()
-		};
+		let kept: HashSet<TaskId> = input_tasks
+			.keys()
+			.chain(state.input_checks.keys().map(|key| &key.task))
+			.copied()
+			.collect();
 		let kept_statuses: HashMap<TaskId, Option<TaskStatus>> =
 			kept.into_iter().map(|task| (task, status_of(task))).collect();
 		// The input on disk goes only once its task also ended at the finalized block.
@@ -554,14 +573,14 @@ impl Worker {
 		state.input_checks.retain(|key, _| status(key.task).is_some_and(TaskStatus::is_open));
 	}
 
-	/// The peers that may send this miner requests at block `best`: the previous stages
-	/// of its open slots (their profiles read again, a miner may have moved), and the
-	/// referees of the disputes over tasks whose received input it keeps (they ask for
+	/// The peers that may send this miner requests: the previous stages of its open
+	/// `slots` (their profiles read again, a miner may have moved), and the referees of
+	/// the disputes over the `input_tasks` whose received input it keeps (they ask for
 	/// it).
-	fn expected_senders(
+	fn expected_senders<'a>(
 		&self,
-		best: polkadot_sdk::sp_core::H256,
 		slots: &[Assignment],
+		input_tasks: impl Iterator<Item = &'a super::chain::TaskView>,
 	) -> HashSet<PeerId> {
 		let mut miners: HashSet<AccountId> = slots
 			.iter()
@@ -570,27 +589,12 @@ impl Worker {
 				slot.pipeline_experts.get(previous as usize).cloned()
 			})
 			.collect();
-		let mut tasks: HashSet<TaskId> = lock(&self.inputs).keys().map(|key| key.task).collect();
-		tasks.extend(self.store.input_keys().into_iter().map(|key| key.task));
-		for task in tasks {
-			match self.chain.task(best, task) {
-				Ok(Some(details))
-					if matches!(
-						details.task.status,
-						TaskStatus::Refereeing | TaskStatus::Judging
-					) =>
-				{
-					miners.extend(
-						details
-							.slots
-							.iter()
-							.filter(|slot| slot.role == Role::Referee)
-							.map(|slot| slot.expert.clone()),
-					);
-				}
-				Ok(_) => {}
-				Err(e) => log::warn!(target: LOG_TARGET, "{e}"),
-			}
+		let disputed = input_tasks.filter(|details| {
+			matches!(details.task.status, TaskStatus::Refereeing | TaskStatus::Judging)
+		});
+		for details in disputed {
+			let referees = details.slots.iter().filter(|slot| slot.role == Role::Referee);
+			miners.extend(referees.map(|slot| slot.expert.clone()));
 		}
 		miners.remove(&self.account);
 		miners.iter().filter_map(|miner| self.peer_of(miner, true).ok()).collect()
