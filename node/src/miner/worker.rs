@@ -2,9 +2,11 @@
 //! serves the requests of the miners before it, and commits and reveals its results.
 //!
 //! One loop ([`Worker::run`]) owns the worker's bookkeeping ([`LoopState`]: the drives,
-//! the submitted commits and reveals, the input checks, the warnings given) and
-//! `select!`s over imported blocks, incoming requests and the [`Completion`]s its
-//! spawned tasks report; only it submits commits and reveals. Passes run concurrently
+//! the submitted commits and reveals, the input checks, the warnings given, the peers
+//! expected to send requests and the requests running) and `select!`s over imported
+//! blocks, incoming requests and the [`Completion`]s its spawned tasks report; only it
+//! decides when a commit or reveal is submitted (the submission itself runs in a task
+//! of its own, so the loop never waits on the pool). Passes run concurrently
 //! on the blocking pool, each holding its session, so the sessions, the received inputs
 //! and the silence claims are shared with the request handlers that run them.
 //!
