@@ -51,7 +51,14 @@ use polkadot_sdk::sc_service;
 fn load_spec(id: &str) -> Result<Box<dyn sc_service::ChainSpec>, String> {
 	Ok(match id {
 		"dev" => Box::new(chain_spec::development_chain_spec()?),
-		"" | "local" => Box::new(chain_spec::local_chain_spec()?),
+		// Not `local` by default: its sudo key and endowments are public dev keys (D1).
+		"" => {
+			return Err("no chain given: use `--dev` for a one-node development chain, \
+				 `--chain local` for the loopback test network, or `--chain` with the path \
+				 of a chain spec JSON file"
+				.into())
+		}
+		"local" => Box::new(chain_spec::local_chain_spec()?),
 		path => {
 			let path = PathBuf::from(path);
 			if !path.is_file() {

@@ -18,6 +18,22 @@ fn missing_chain_spec_file_is_a_one_line_error() {
 	assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
 }
 
+/// D1 of the review: a node started without `--chain` used to join `local`, whose sudo
+/// key (Alice) is a public dev key. It now refuses, saying what to pass.
+#[test]
+fn no_chain_is_refused_not_local() {
+	let output = Command::new(common::node_binary()).arg("--tmp").output().expect("dllm-node runs");
+	assert!(!output.status.success(), "exits non-zero");
+	let stderr = String::from_utf8_lossy(&output.stderr);
+	let lines: Vec<&str> = stderr.lines().filter(|line| !line.trim().is_empty()).collect();
+	assert_eq!(lines.len(), 1, "exactly one line on stderr, got:\n{stderr}");
+	assert!(lines[0].contains("no chain given") && lines[0].contains("--dev"), "{stderr}");
+	// `build-spec` without `--chain` refuses as well: no spec of `local` by default.
+	let output = Command::new(common::node_binary()).arg("build-spec").output().expect("runs");
+	assert!(!output.status.success(), "build-spec exits non-zero");
+	assert!(output.stdout.is_empty(), "no chain spec printed");
+}
+
 #[test]
 fn unknown_flag_exits_non_zero() {
 	let output =

@@ -481,7 +481,6 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			peers: Default::default(),
 			inputs: Default::default(),
 			token_streams: node.token_streams,
-			claimed: Default::default(),
 			hooks: prepared.hooks,
 			signer_revoked: Default::default(),
 			view: tokio::sync::watch::Sender::new(Default::default()),

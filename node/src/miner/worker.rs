@@ -8,7 +8,10 @@
 //! decides when a commit or reveal is submitted (the submission itself runs in a task
 //! of its own, so the loop never waits on the pool). Passes run concurrently
 //! on the blocking pool, each holding its session, so the sessions, the received inputs
-//! and the silence claims are shared with the request handlers that run them.
+//! and the peer cache are shared with the request handlers that run them. A handler
+//! that finds the next stage silent asks the loop to claim it on chain
+//! ([`Completion::SilenceFound`]); the loop publishes its claims beside the slots
+//! ([`SlotsView`]).
 //!
 //! Under prefill verification a slot's role decides what it runs: a generator's
 //! pipeline generates (its last chunk publishes the output with its commit); once the
@@ -33,7 +36,7 @@ use codec::{Decode, Encode};
 use dllm_inference::{sampling::sample, tokenizer::TextStream, wire::ActivationMessage};
 use dllm_primitives::market::TaskId;
 use dllm_runtime::{AccountId, BlockNumber, Runtime, RuntimeCall};
-use futures::{future::BoxFuture, FutureExt, StreamExt};
+use futures::{channel::oneshot, future::BoxFuture, FutureExt, StreamExt};
 use pallet_poaw::{
 	InputCheck, PipelineIndex, RevealedOutput, Role, SlotState, TaskStatus, VerificationMode,
 };
@@ -69,13 +72,16 @@ const MAX_RESUMES: u32 = 4;
 /// have imported the assigning block a little earlier).
 const ASSIGNMENT_WAIT: Duration = Duration::from_secs(10);
 
-/// The two steps in which a slot's result goes on chain.
+/// What the worker submits for one of its slots: the two steps in which the slot's
+/// result goes on chain, and its claims that a neighbour left it waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Stage {
 	/// The commitment (with the published output, for a generator's last chunk).
 	Commit,
 	/// The fingerprint, output and salt behind the commitment.
 	Reveal,
+	/// The claim that the miner of chunk `silent` of the slot's pipeline is silent.
+	SilenceClaim { silent: u32 },
 }
 
 impl Stage {
@@ -83,8 +89,19 @@ impl Stage {
 		match self {
 			Stage::Commit => "commit",
 			Stage::Reveal => "reveal",
+			Stage::SilenceClaim { .. } => "silence claim",
 		}
 	}
+}
+
+/// A silence claim the loop made: against which miners, and whether the pool took it.
+struct Claim {
+	/// The slot's pipeline when claimed: once the chain replaces a miner in it, the
+	/// claim is settled (and a new one may come).
+	pipeline: Vec<AccountId>,
+	/// In the pool (or on chain); until then, who waits to hear whether it is.
+	submitted: bool,
+	waiting: Vec<oneshot::Sender<bool>>,
 }
 
 /// The state only the worker's loop reads and changes.
@@ -108,6 +125,8 @@ pub(super) struct LoopState {
 	expected: HashSet<PeerId>,
 	/// Requests being handled, per peer.
 	in_flight: HashMap<PeerId, usize>,
+	/// The silence claims made for open slots, by slot and accused chunk.
+	claims: HashMap<(SlotKey, u32), Claim>,
 }
 
 /// Most requests of one peer handled at once: a previous stage sends one per slot at a
@@ -128,6 +147,28 @@ const _: () = assert!(
 const _: () = assert!(
 	5 * UNEXPECTED_REQUEST_COST > polkadot_sdk::sc_network::peer_store::BANNED_THRESHOLD / 100
 );
+
+impl LoopState {
+	/// Forgets the claims whose slot closed or whose pipeline changed (the chain replaced
+	/// the silent miner, or freed both): they are settled, and new ones may come.
+	fn settle_claims(&mut self, slots: &[Assignment]) {
+		let pipelines: HashMap<SlotKey, &Vec<AccountId>> =
+			slots.iter().map(|slot| (SlotKey::of(slot), &slot.pipeline_experts)).collect();
+		let submitted = &mut self.submitted;
+		self.claims.retain(|(key, silent), claim| {
+			let open = pipelines.get(key).is_some_and(|pipeline| **pipeline == claim.pipeline);
+			if !open {
+				submitted.remove(&(*key, Stage::SilenceClaim { silent: *silent }));
+			}
+			open
+		});
+	}
+
+	/// The claims in the pool or on chain.
+	fn claimed(&self) -> HashSet<(SlotKey, u32)> {
+		self.claims.iter().filter(|(_, claim)| claim.submitted).map(|(claim, _)| *claim).collect()
+	}
+}
 
 /// What the loop does with an incoming request.
 #[derive(Debug, PartialEq, Eq)]
@@ -165,7 +206,7 @@ struct Submission {
 	run: u64,
 }
 
-/// What the worker's spawned tasks report to its loop.
+/// What the worker's spawned tasks report to its loop, or ask of it.
 pub(super) enum Completion {
 	/// A pipeline this miner drives ended: `attempts` failures before this run, `pipeline`
 	/// its miners when it started.
@@ -183,10 +224,16 @@ pub(super) enum Completion {
 	InputChecked { key: SlotKey, check: Option<InputCheck<Vec<u8>>> },
 	/// A request from this peer was answered.
 	Handled { peer: PeerId },
-	/// A commit or reveal was refused by the pool, or left it without being included
-	/// (dropped, usurped or found invalid): the next best block submits it again if
-	/// still due.
-	NotIncluded { key: SlotKey, stage: Stage, run: u64, why: String },
+	/// A submission is in the pool.
+	Submitted { key: SlotKey, stage: Stage, run: u64 },
+	/// A submission was refused by the pool, or left it without being included
+	/// (dropped, usurped or found invalid): the next best block submits a commit or
+	/// reveal again if still due (at once, unless `retry_soon` is false: the account
+	/// cannot pay); a claim is forgotten.
+	NotIncluded { key: SlotKey, stage: Stage, run: u64, why: String, retry_soon: bool },
+	/// A stage of slot `key` found the miner of chunk `silent` silent: the loop claims
+	/// so on chain, once, and answers whether the claim is in the pool.
+	SilenceFound { key: SlotKey, silent: u32, answer: oneshot::Sender<bool> },
 }
 
 pub(super) enum Drive {
@@ -196,14 +243,18 @@ pub(super) enum Drive {
 	Failed { at: BlockNumber, attempts: u32, pipeline: Vec<AccountId> },
 }
 
-/// This miner's open slots at a best block, as the block loop last read them: what the
-/// request handlers and the drivers read and wait on instead of asking the chain.
-#[derive(Default)]
+/// This miner's open slots at a best block, as the block loop last read them, and its
+/// silence claims: what the request handlers and the drivers read and wait on instead
+/// of asking the chain.
+#[derive(Default, Clone)]
 pub(super) struct SlotsView {
 	/// The best block's number.
 	pub(super) number: BlockNumber,
 	/// The slots assigned to this miner there.
 	pub(super) slots: Vec<Assignment>,
+	/// The silence claims in the pool or on chain, by slot and accused chunk, and not
+	/// settled by a replacement at this block.
+	pub(super) claimed: HashSet<(SlotKey, u32)>,
 }
 
 /// The miner worker.
@@ -223,8 +274,6 @@ pub struct Worker {
 	pub(super) inputs: Mutex<HashMap<SlotKey, InputLog>>,
 	/// The tokens of the generations this miner drives, for `/dllm/tokens/1`.
 	pub(super) token_streams: Arc<TokenStreams>,
-	/// Silence claims submitted, by slot and accused chunk.
-	pub(super) claimed: Mutex<HashSet<(SlotKey, u32)>>,
 	/// Misbehaviour a test asked for (honest without the `test-hooks` feature).
 	pub(super) hooks: TestHooks,
 	/// Whether the chain stopped accepting the signing key for the expert (its operator
@@ -361,18 +410,62 @@ impl Worker {
 					}
 				}
 			}
-			Completion::NotIncluded { key, stage, run, why } => {
-				// Only the latest submission's fate counts.
-				if state.submitted.get(&(key, stage)).is_some_and(|last| last.run == run) {
+			// Only the latest submission's fate counts.
+			Completion::Submitted { key, stage, run }
+			| Completion::NotIncluded { key, stage, run, .. }
+				if state.submitted.get(&(key, stage)).is_none_or(|last| last.run != run) => {}
+			Completion::Submitted { key, stage: Stage::SilenceClaim { silent }, .. } => {
+				if let Some(claim) = state.claims.get_mut(&(key, silent)) {
+					claim.submitted = true;
+					let waiting = std::mem::take(&mut claim.waiting);
+					log::warn!(
+						target: LOG_TARGET,
+						"{key}: chunk {silent}'s miner is silent; claimed on chain so that it \
+						 alone is blamed and replaced",
+					);
+					// Published before the waiters hear it: they read the view next.
+					self.publish_claims(state);
+					waiting.into_iter().for_each(|answer| {
+						let _ = answer.send(true);
+					});
+				}
+			}
+			Completion::Submitted { .. } => {}
+			Completion::NotIncluded {
+				key,
+				stage: stage @ Stage::SilenceClaim { silent },
+				why,
+				..
+			} => {
+				log::warn!(target: LOG_TARGET, "{key}: the {} was {why}", stage.name());
+				state.submitted.remove(&(key, stage));
+				// Its waiters hear `false` as their answer drops.
+				if state.claims.remove(&(key, silent)).is_some_and(|claim| claim.submitted) {
+					self.publish_claims(state);
+				}
+			}
+			Completion::NotIncluded { key, stage, why, retry_soon, .. } => {
+				if retry_soon {
 					log::warn!(
 						target: LOG_TARGET,
 						"{key}: the {} was {why}; submitted again at the next block if still due",
 						stage.name(),
 					);
 					state.submitted.remove(&(key, stage));
+				} else {
+					log::warn!(target: LOG_TARGET, "{key}: the {} was {why}", stage.name());
 				}
 			}
+			Completion::SilenceFound { key, silent, answer } => {
+				self.claim_silence(state, key, silent, Some(answer))
+			}
 		}
+	}
+
+	/// Publishes the claims in the pool or on chain beside the slots.
+	fn publish_claims(&self, state: &LoopState) {
+		let claimed = state.claimed();
+		self.view.send_modify(|view| Arc::make_mut(view).claimed = claimed);
 	}
 
 	/// Reports to the loop (gone only when the node stops).
@@ -419,7 +512,9 @@ impl Worker {
 				return;
 			}
 		};
-		self.view.send_replace(Arc::new(SlotsView { number, slots: assignments.clone() }));
+		state.settle_claims(&assignments);
+		let claimed = state.claimed();
+		self.view.send_replace(Arc::new(SlotsView { number, slots: assignments.clone(), claimed }));
 		// The tasks whose received input this miner keeps, as the best block shows them:
 		// their referees may ask for it, and it goes once they end. Read once per block.
 		let input_tasks: HashMap<TaskId, Option<super::chain::TaskView>> = {
@@ -487,7 +582,6 @@ impl Worker {
 				}
 			})
 		};
-		lock(&self.claimed).retain(|(key, _)| open.contains(key));
 		// After the clean-up: a key the chain no longer accepts would only pay for
 		// refused calls.
 		if !self.signer_current(best, number) {
@@ -499,7 +593,7 @@ impl Worker {
 			// or lies; the chain cannot tell, and frees both unblamed.
 			if assignment.state == SlotState::Assigned {
 				for accuser in &assignment.accused_by {
-					self.claim_silence(key, *accuser).await;
+					self.claim_silence(state, key, *accuser, None);
 				}
 			}
 			if self.model.shard(assignment.model, assignment.chunk).is_none() {
@@ -624,26 +718,26 @@ impl Worker {
 		let worker = self.clone();
 		self.spawner.spawn("dllm-miner-submit", Some("dllm-miner"), async move {
 			let what = stage.name();
-			let why = match worker.submitter.submit(call).await {
+			let (why, retry_soon) = match worker.submitter.submit(call).await {
 				Ok(Submitted { hash, nonce, status }) => {
 					log::info!(target: LOG_TARGET, "{key}: {what} submitted ({hash:?}, nonce {nonce})");
+					worker.report(Completion::Submitted { key, stage, run });
 					match not_included(status).await {
-						Some(why) => why.to_string(),
+						Some(why) => (why.to_string(), true),
 						None => return,
 					}
 				}
 				// The account cannot pay: trying again at once would only be refused again.
 				Err(e @ super::chain::ChainError::CannotPay { .. }) => {
 					worker.metrics.failure();
-					log::warn!(target: LOG_TARGET, "{key}: {what} not submitted: {e}");
-					return;
+					(format!("not submitted: {e}"), false)
 				}
 				Err(e) => {
 					worker.metrics.failure();
-					format!("not submitted: {e}")
+					(format!("not submitted: {e}"), true)
 				}
 			};
-			worker.report(Completion::NotIncluded { key, stage, run, why });
+			worker.report(Completion::NotIncluded { key, stage, run, why, retry_soon });
 		});
 	}
 
@@ -658,16 +752,11 @@ impl Worker {
 			Some(Drive::Running { .. }) => return,
 			// The chain replaced a stage (one found silent): start again at once through
 			// the replacement.
-			Some(Drive::Failed { pipeline, .. }) if *pipeline != assignment.pipeline_experts => {
-				// The claims against the old miners are settled; new ones may come.
-				lock(&self.claimed).retain(|(key, _)| (key.task, key.pipeline) != id);
-				0
-			}
+			Some(Drive::Failed { pipeline, .. }) if *pipeline != assignment.pipeline_experts => 0,
 			Some(Drive::Failed { at, attempts, .. }) => {
 				// A stage of this pipeline found its neighbour silent: trying the same
 				// miners again is futile until the chain replaces it.
-				let claimed =
-					lock(&self.claimed).iter().any(|(key, _)| (key.task, key.pipeline) == id);
+				let claimed = state.claims.keys().any(|(key, _)| (key.task, key.pipeline) == id);
 				if claimed || *attempts >= DRIVE_ATTEMPTS || now < at + RETRY_DRIVE_AFTER {
 					return;
 				}
@@ -810,9 +899,6 @@ impl Worker {
 			};
 			let current = current.filter(|a| a.state == SlotState::Assigned)?;
 			if current.pipeline_experts != old {
-				// The claims against the old miners are settled; new ones may come.
-				lock(&self.claimed)
-					.retain(|(claim, _)| (claim.task, claim.pipeline) != (key.task, key.pipeline));
 				tokio::time::sleep(Duration::from_secs(1)).await;
 				return Some(current.pipeline_experts);
 			}
@@ -1488,19 +1574,18 @@ impl Worker {
 		session: &Arc<Mutex<Session>>,
 		failed: &AccountId,
 	) -> Assignment {
-		let claimed = lock(&self.claimed).contains(&(key, key.chunk + 1));
 		let deadline = Instant::now() + ASSIGNMENT_WAIT;
 		let mut view = self.view.subscribe();
 		loop {
-			let now = slot_in(&view.borrow_and_update(), key);
+			let (now, claimed) = {
+				let view = view.borrow_and_update();
+				(slot_in(&view, key), view.claimed.contains(&(key, key.chunk + 1)))
+			};
 			let changed = match now {
 				Some(current) => {
 					let replaced =
 						current.pipeline_experts.get(key.chunk as usize + 1) != Some(failed);
 					if replaced || !claimed {
-						if replaced {
-							lock(&self.claimed).remove(&(key, key.chunk + 1));
-						}
 						lock(session).assignment = current.clone();
 						return current;
 					}
@@ -1571,9 +1656,8 @@ impl Worker {
 		{
 			if let Some(own) = chunk.checked_sub(1) {
 				let key = SlotKey { task, pipeline, chunk: own };
-				self.claim_silence(key, chunk).await;
 				// Claimed on chain: the generation can wait for the replacement.
-				if lock(&self.claimed).contains(&(key, chunk)) {
+				if self.claimed_silent(key, chunk).await {
 					return Err(Refusal::Silent(why));
 				}
 			}
@@ -1582,59 +1666,76 @@ impl Worker {
 	}
 
 	/// Claims on chain that the neighbour `silent` of this miner's slot `key` left it
-	/// waiting, once per slot and neighbour, and only while both slots still owe their
-	/// commit (a refused claim would cost a fee).
-	pub(super) async fn claim_silence(&self, key: SlotKey, silent: u32) {
-		if lock(&self.claimed).contains(&(key, silent)) {
-			return;
-		}
-		let (best, _) = self.chain.best();
-		let open = match self.chain.task(best, key.task) {
-			Ok(Some(details)) => {
-				let computing = match (details.task.mode, details.task.status) {
-					(VerificationMode::Redundant, TaskStatus::Assigned) => None,
-					(VerificationMode::Prefill, TaskStatus::Assigned) => Some(Role::Generator),
-					(VerificationMode::Prefill, TaskStatus::Verifying) => Some(Role::Verifier),
-					_ => {
-						return;
-					}
-				};
-				let waiting = |chunk: u32| {
-					details.slots.iter().any(|slot| {
-						slot.pipeline == key.pipeline
-							&& slot.chunk == chunk
-							&& slot.state == SlotState::Assigned
-							&& computing.is_none_or(|role| slot.role == role)
-					})
-				};
-				waiting(key.chunk) && waiting(silent)
+	/// waiting, once per slot, neighbour and pipeline, and only while both slots still
+	/// owe their result (a refused claim would cost a fee); `answer` hears whether the
+	/// claim is in the pool.
+	fn claim_silence(
+		self: &Arc<Self>,
+		state: &mut LoopState,
+		key: SlotKey,
+		silent: u32,
+		answer: Option<oneshot::Sender<bool>>,
+	) {
+		if let Some(claim) = state.claims.get_mut(&(key, silent)) {
+			match answer {
+				Some(answer) if claim.submitted => {
+					let _ = answer.send(true);
+				}
+				Some(answer) => claim.waiting.push(answer),
+				None => {}
 			}
-			_ => false,
-		};
-		if !open {
 			return;
 		}
+		// Not claimable: the answer drops, which says `false`.
+		let (best, now) = self.chain.best();
+		let details = match self.chain.task(best, key.task) {
+			Ok(Some(details)) => details,
+			Ok(None) => return,
+			Err(e) => {
+				log::warn!(target: LOG_TARGET, "{key}: {e}");
+				return;
+			}
+		};
+		let computing = match (details.task.mode, details.task.status) {
+			(VerificationMode::Redundant, TaskStatus::Assigned) => None,
+			(VerificationMode::Prefill, TaskStatus::Assigned) => Some(Role::Generator),
+			(VerificationMode::Prefill, TaskStatus::Verifying) => Some(Role::Verifier),
+			_ => return,
+		};
+		let waiting = |chunk: u32| {
+			details.slots.iter().any(|slot| {
+				slot.pipeline == key.pipeline
+					&& slot.chunk == chunk
+					&& slot.state == SlotState::Assigned
+					&& computing.is_none_or(|role| slot.role == role)
+			})
+		};
+		if !waiting(key.chunk) || !waiting(silent) {
+			return;
+		}
+		let Some(own) = slot_in(&self.view.borrow(), key) else { return };
+		let pipeline = own.pipeline_experts;
+		state.claims.insert(
+			(key, silent),
+			Claim { pipeline, submitted: false, waiting: answer.into_iter().collect() },
+		);
+		let stage = Stage::SilenceClaim { silent };
+		state.submitted.remove(&(key, stage));
 		let call = RuntimeCall::Poaw(pallet_poaw::Call::claim_silence {
 			task: key.task,
 			pipeline: key.pipeline,
 			chunk: key.chunk,
 			silent,
 		});
-		match self.submitter.submit(call).await {
-			Ok(Submitted { hash, .. }) => {
-				lock(&self.claimed).insert((key, silent));
-				log::warn!(
-					target: LOG_TARGET,
-					"{key}: chunk {silent}'s miner is silent; claimed \
-					 on chain ({hash:?}) so that it alone is blamed and replaced",
-				)
-			}
-			Err(e) => log::warn!(
-				target: LOG_TARGET,
-				"{key}: the silence claim against chunk {silent} was \
-				 not submitted: {e}",
-			),
-		}
+		self.submit_once(state, key, stage, now, call);
+	}
+
+	/// Asks the loop to claim that the miner of chunk `silent` left `key`'s stage
+	/// waiting; whether the claim is in the pool (or was already).
+	async fn claimed_silent(&self, key: SlotKey, silent: u32) -> bool {
+		let (answer, claimed) = oneshot::channel();
+		self.report(Completion::SilenceFound { key, silent, answer });
+		claimed.await.unwrap_or(false)
 	}
 
 	/// The generation of `key` ended: attest the result, keep it, commit to it.
@@ -2095,6 +2196,65 @@ mod tests {
 		let late = PeerId::random();
 		expected.insert(late);
 		assert_eq!(admission(&late, &expected, &in_flight), Admission::Busy);
+	}
+
+	fn slot(key: SlotKey, pipeline: &[AccountId]) -> Assignment {
+		Assignment {
+			task: key.task,
+			model: 0,
+			pipeline: key.pipeline,
+			chunk: key.chunk,
+			chunks: pipeline.len() as u32,
+			state: SlotState::Assigned,
+			deadline: 100,
+			mode: VerificationMode::Prefill,
+			role: Role::Generator,
+			pipeline_experts: pipeline.to_vec(),
+			prompt: Vec::new(),
+			max_tokens: 8,
+			sampling: Default::default(),
+			threshold: 1,
+			accused_by: Vec::new(),
+		}
+	}
+
+	/// A silence claim is made once per slot, neighbour and pipeline: it stays while the
+	/// chain keeps the pipeline (a second find of the same silence is not claimed again,
+	/// which would pay a refused call's fee), and goes with its submission's record once
+	/// the chain replaced a miner or closed the slot, so that the replacement can be
+	/// claimed against in turn. Only claims in the pool are published to the handlers.
+	#[test]
+	fn claims_are_settled_by_a_replacement_or_the_slot_closing() {
+		let miners: Vec<AccountId> = (0..3u8).map(|i| AccountId::new([i; 32])).collect();
+		let (claimed, pending, closing) = ((key(1, 0, 0), 1), (key(2, 0, 1), 2), (key(3, 0, 0), 1));
+		let mut state = LoopState::default();
+		for (run, (slot_key, silent)) in [claimed, pending, closing].into_iter().enumerate() {
+			let submitted = slot_key != pending.0;
+			state.claims.insert(
+				(slot_key, silent),
+				Claim { pipeline: miners.clone(), submitted, waiting: Vec::new() },
+			);
+			state.submitted.insert(
+				(slot_key, Stage::SilenceClaim { silent }),
+				Submission { at: 1, run: run as u64 },
+			);
+		}
+		assert_eq!(state.claimed(), [claimed, closing].into());
+
+		// The same pipelines, one slot gone: only its claim is settled.
+		let slots = [slot(claimed.0, &miners), slot(pending.0, &miners)];
+		state.settle_claims(&slots);
+		assert_eq!(state.claims.len(), 2);
+		assert_eq!(state.claimed(), [claimed].into());
+		assert!(!state.submitted.contains_key(&(closing.0, Stage::SilenceClaim { silent: 1 })));
+
+		// Chunk 1 of task 1 replaced: its claim is settled, and a new one can be made.
+		let mut replaced = miners.clone();
+		replaced[1] = AccountId::new([9; 32]);
+		state.settle_claims(&[slot(claimed.0, &replaced), slot(pending.0, &miners)]);
+		assert_eq!(state.claims.keys().copied().collect::<Vec<_>>(), vec![pending]);
+		assert!(state.claimed().is_empty());
+		assert_eq!(state.submitted.len(), 1);
 	}
 
 	/// L2 of the review: a slot that left the best block's assignments but is still open
