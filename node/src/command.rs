@@ -54,11 +54,16 @@ fn load_spec(id: &str) -> Result<Box<dyn sc_service::ChainSpec>, String> {
 		// Not `local` by default: its sudo key and endowments are public dev keys (D1).
 		"" => {
 			return Err("no chain given: use `--dev` for a one-node development chain, \
-				 `--chain local` for the loopback test network, or `--chain` with the path \
-				 of a chain spec JSON file"
+				 `--chain local` for the loopback test network, `--chain` with the path \
+				 of a chain spec JSON file, or `build-spec --chain production:FILE` for a \
+				 new network's spec"
 				.into())
 		}
 		"local" => Box::new(chain_spec::local_chain_spec()?),
+		id if id.starts_with("production:") => {
+			let file = id.trim_start_matches("production:");
+			Box::new(chain_spec::production_chain_spec(std::path::Path::new(file))?)
+		}
 		path => {
 			let path = PathBuf::from(path);
 			if !path.is_file() {

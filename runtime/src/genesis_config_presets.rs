@@ -1,11 +1,13 @@
-//! Genesis presets: `development` (one authority, Alice) and `local_testnet` (Alice and
-//! Bob). The node builds its `dev` and `local` chain specs from these.
+//! Genesis presets: `development` (one validator, Alice, and no elections) and
+//! `local_testnet` (Alice and Bob, elected by stake every era). The node builds its
+//! `dev` and `local` chain specs from these. Aura's and GRANDPA's authorities come from
+//! the session pallet, which takes them from the genesis stakers.
 
 use crate::{
 	configs::COMMUNITY_FUND_GENESIS,
 	token::{MICRO_UNITS, UNITS},
 	AccountId, Balance, BalancesConfig, BlockNumber, ExpertsConfig, ModelsConfig, PoawConfig,
-	RuntimeGenesisConfig, SudoConfig,
+	RuntimeGenesisConfig, SessionConfig, SessionKeys, StakingConfig, SudoConfig,
 };
 use alloc::{vec, vec::Vec};
 use dllm_primitives::dev_model;
@@ -15,7 +17,7 @@ use pallet_models::{
 };
 use polkadot_sdk::{
 	frame_support::build_struct_json_patch,
-	pallet_aura, pallet_grandpa,
+	pallet_staking::{Forcing, StakerStatus},
 	sp_consensus_aura::sr25519::AuthorityId as AuraId,
 	sp_consensus_grandpa::AuthorityId as GrandpaId,
 	sp_core::H256,
@@ -33,6 +35,23 @@ pub const DEV_EXPERT_BOND: Balance = 10_000 * UNITS;
 pub const DEV_EXPERT_PRICE: Balance = 10 * MICRO_UNITS;
 /// Unbonding period of the dev chain, so that unbonding can be tried in a minute.
 pub const DEV_UNBONDING_PERIOD: BlockNumber = 10;
+/// What each genesis validator bonds.
+pub const GENESIS_VALIDATOR_BOND: Balance = 100_000 * UNITS;
+/// The least a validator bonds to be a candidate (`staking.validate`).
+pub const MIN_VALIDATOR_BOND: Balance = 10_000 * UNITS;
+/// The least a nominator bonds.
+pub const MIN_NOMINATOR_BOND: Balance = 100 * UNITS;
+/// Validators an era's election picks, at most.
+pub const VALIDATOR_COUNT: u32 = 20;
+
+/// A genesis validator: its stash (which also signs as controller), session keys and
+/// bond.
+pub struct Validator {
+	pub stash: AccountId,
+	pub aura: AuraId,
+	pub grandpa: GrandpaId,
+	pub bond: Balance,
+}
 
 /// The dev experts: who, the libp2p PeerId bytes of the node key `--node-key 0x00…0N`
 /// its node uses, and the chunks of the dev model it serves. Bob and Charlie form one
@@ -133,29 +152,54 @@ fn dev_market() -> Market {
 	Market { models: vec![dev_model_spec()], experts, unbonding_period: Some(DEV_UNBONDING_PERIOD) }
 }
 
+/// Whether eras (and so elections and payouts) run.
+enum Eras {
+	/// Elections every era: the validators change with the stake.
+	Elect,
+	/// No new era: the genesis validators stay (`--dev`: no staking ceremony).
+	Frozen,
+}
+
 fn genesis(
-	authorities: Vec<(AuraId, GrandpaId)>,
-	endowed: Vec<AccountId>,
-	root: AccountId,
+	validators: Vec<Validator>,
+	eras: Eras,
+	endowed: Vec<(AccountId, Balance)>,
+	root: Option<AccountId>,
 	market: Market,
 ) -> Value {
 	let community_fund = crate::community_account();
-	let mut balances: Vec<(AccountId, Balance)> =
-		endowed.into_iter().map(|account| (account, DEV_ENDOWMENT)).collect();
+	let mut balances = endowed;
 	balances.push((community_fund, COMMUNITY_FUND_GENESIS));
+
+	let session_keys = validators
+		.iter()
+		.map(|v| {
+			let keys = SessionKeys { aura: v.aura.clone(), grandpa: v.grandpa.clone() };
+			(v.stash.clone(), v.stash.clone(), keys)
+		})
+		.collect::<Vec<_>>();
+	let stakers = validators
+		.iter()
+		.map(|v| (v.stash.clone(), v.stash.clone(), v.bond, StakerStatus::Validator))
+		.collect::<Vec<_>>();
+	let force_era = match eras {
+		Eras::Elect => Forcing::NotForcing,
+		Eras::Frozen => Forcing::ForceNone,
+	};
 
 	build_struct_json_patch!(RuntimeGenesisConfig {
 		balances: BalancesConfig { balances },
-		aura: pallet_aura::GenesisConfig {
-			authorities: authorities.iter().map(|(aura, _)| aura.clone()).collect::<Vec<_>>(),
+		session: SessionConfig { keys: session_keys },
+		staking: StakingConfig {
+			validator_count: VALIDATOR_COUNT,
+			minimum_validator_count: 1,
+			force_era,
+			slash_reward_fraction: Perbill::from_percent(10),
+			stakers,
+			min_validator_bond: MIN_VALIDATOR_BOND,
+			min_nominator_bond: MIN_NOMINATOR_BOND,
 		},
-		grandpa: pallet_grandpa::GenesisConfig {
-			authorities: authorities
-				.iter()
-				.map(|(_, grandpa)| (grandpa.clone(), 1))
-				.collect::<Vec<_>>(),
-		},
-		sudo: SudoConfig { key: Some(root) },
+		sudo: SudoConfig { key: root },
 		models: ModelsConfig { models: market.models },
 		experts: ExpertsConfig {
 			experts: market.experts,
@@ -168,38 +212,126 @@ fn genesis(
 	})
 }
 
-/// Aura (sr25519) and GRANDPA (ed25519) keys of a dev account: the keys that
+/// A dev account as a validator, with the Aura (sr25519) and GRANDPA (ed25519) keys that
 /// `--alice` / `--bob` put into a node's keystore.
-fn authority_keys(aura: Sr25519Keyring, grandpa: Ed25519Keyring) -> (AuraId, GrandpaId) {
-	(aura.public().into(), grandpa.public().into())
+fn dev_validator(sr25519: Sr25519Keyring, ed25519: Ed25519Keyring) -> Validator {
+	Validator {
+		stash: sr25519.to_account_id(),
+		aura: sr25519.public().into(),
+		grandpa: ed25519.public().into(),
+		bond: GENESIS_VALIDATOR_BOND,
+	}
 }
 
-fn dev_accounts() -> Vec<AccountId> {
-	Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect()
+fn dev_accounts() -> Vec<(AccountId, Balance)> {
+	Sr25519Keyring::well_known().map(|k| (k.to_account_id(), DEV_ENDOWMENT)).collect()
 }
 
-/// `development`: Alice is the only authority and sudo; all dev accounts are endowed;
-/// the tiny dev model is active and Bob, Charlie and Dave serve its chunks.
+/// Why a production genesis cannot be built.
+#[cfg(feature = "std")]
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProductionGenesisError {
+	/// No validator: no block would ever be authored.
+	NoValidators,
+	/// A validator's bond is below the least a validator bonds.
+	BondTooSmall { stash: AccountId, bond: Balance },
+	/// A validator's stash is not endowed with its bond plus the existential deposit.
+	BondNotEndowed { stash: AccountId, bond: Balance, endowed: Balance },
+	/// An account is endowed twice, or a validator listed twice.
+	Duplicate(AccountId),
+}
+
+#[cfg(feature = "std")]
+impl core::fmt::Display for ProductionGenesisError {
+	fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+		use crate::token::SYMBOL;
+		let units = |amount: &Balance| amount / UNITS;
+		match self {
+			Self::NoValidators => write!(f, "no validators: list at least one"),
+			Self::BondTooSmall { stash, bond } => write!(
+				f,
+				"validator {stash} bonds {} {SYMBOL}, less than the least, {} {SYMBOL}",
+				units(bond),
+				units(&MIN_VALIDATOR_BOND),
+			),
+			Self::BondNotEndowed { stash, bond, endowed } => write!(
+				f,
+				"validator {stash} bonds {} {SYMBOL} but is endowed with {} {SYMBOL}: endow \
+				 it with its bond and more",
+				units(bond),
+				units(endowed),
+			),
+			Self::Duplicate(who) => write!(f, "{who} is listed twice"),
+		}
+	}
+}
+
+/// A production network's genesis: the given validators (elected by stake every era
+/// from the first), the given endowments and the community fund, and nothing else: no
+/// sudo key, no dev account, no model or expert (models and experts register on
+/// chain). The node builds it from a JSON file at `build-spec` time
+/// (`--chain production:FILE`, docs/operators.md).
+#[cfg(feature = "std")]
+pub fn production_genesis(
+	validators: Vec<Validator>,
+	endowed: Vec<(AccountId, Balance)>,
+) -> Result<Value, ProductionGenesisError> {
+	if validators.is_empty() {
+		return Err(ProductionGenesisError::NoValidators);
+	}
+	let mut seen = alloc::collections::BTreeSet::new();
+	if let Some((who, _)) = endowed.iter().find(|(who, _)| !seen.insert(who.clone())) {
+		return Err(ProductionGenesisError::Duplicate(who.clone()));
+	}
+	let mut stashes = alloc::collections::BTreeSet::new();
+	for validator in &validators {
+		let stash = validator.stash.clone();
+		if !stashes.insert(stash.clone()) {
+			return Err(ProductionGenesisError::Duplicate(stash));
+		}
+		if validator.bond < MIN_VALIDATOR_BOND {
+			return Err(ProductionGenesisError::BondTooSmall { stash, bond: validator.bond });
+		}
+		let endowment = endowed.iter().find(|(who, _)| *who == stash).map(|(_, b)| *b);
+		let endowment = endowment.unwrap_or_default();
+		if endowment < validator.bond.saturating_add(crate::token::EXISTENTIAL_DEPOSIT) {
+			return Err(ProductionGenesisError::BondNotEndowed {
+				stash,
+				bond: validator.bond,
+				endowed: endowment,
+			});
+		}
+	}
+	let no_market = Market { models: Vec::new(), experts: Vec::new(), unbonding_period: None };
+	Ok(genesis(validators, Eras::Elect, endowed, None, no_market))
+}
+
+/// `development`: Alice is the only validator (no new eras, so no election ever replaces
+/// her) and sudo; all dev accounts are endowed; the tiny dev model is active and Bob,
+/// Charlie and Dave serve its chunks.
 pub fn development_config_genesis() -> Value {
 	genesis(
-		vec![authority_keys(Sr25519Keyring::Alice, Ed25519Keyring::Alice)],
+		vec![dev_validator(Sr25519Keyring::Alice, Ed25519Keyring::Alice)],
+		Eras::Frozen,
 		dev_accounts(),
-		Sr25519Keyring::Alice.to_account_id(),
+		Some(Sr25519Keyring::Alice.to_account_id()),
 		dev_market(),
 	)
 }
 
-/// `local_testnet`: Alice and Bob author and finalize (6 s blocks); Alice is sudo; the
-/// same market as `development` (the tiny dev model, Bob, Charlie and Dave serving it), so
+/// `local_testnet`: Alice and Bob are the genesis validators (6 s blocks), and each era
+/// elects the validators by stake, so others can bond and join; Alice is sudo; the same
+/// market as `development` (the tiny dev model, Bob, Charlie and Dave serving it), so
 /// that miners can answer on a chain with real block times.
 pub fn local_config_genesis() -> Value {
 	genesis(
 		vec![
-			authority_keys(Sr25519Keyring::Alice, Ed25519Keyring::Alice),
-			authority_keys(Sr25519Keyring::Bob, Ed25519Keyring::Bob),
+			dev_validator(Sr25519Keyring::Alice, Ed25519Keyring::Alice),
+			dev_validator(Sr25519Keyring::Bob, Ed25519Keyring::Bob),
 		],
+		Eras::Elect,
 		dev_accounts(),
-		Sr25519Keyring::Alice.to_account_id(),
+		Some(Sr25519Keyring::Alice.to_account_id()),
 		dev_market(),
 	)
 }

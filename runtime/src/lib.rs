@@ -1,5 +1,5 @@
-//! The DLLM runtime: the DLLM token, Aura + GRANDPA consensus, the community fund
-//! (treasury) and, as later issues land, the LLM market pallets.
+//! The DLLM runtime: the DLLM token, Aura + GRANDPA consensus with validators elected by
+//! stake (NPoS), the community fund (treasury) and the LLM market pallets.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 // `construct_runtime` and `impl_runtime_apis` expand to large types.
@@ -24,8 +24,9 @@ mod tests;
 use alloc::vec::Vec;
 use polkadot_sdk::{
 	frame_support::runtime,
-	frame_system, pallet_aura, pallet_balances, pallet_grandpa, pallet_sudo, pallet_timestamp,
-	pallet_transaction_payment, pallet_treasury, pallet_utility,
+	frame_system, pallet_aura, pallet_authorship, pallet_balances, pallet_grandpa, pallet_offences,
+	pallet_session, pallet_staking, pallet_sudo, pallet_timestamp, pallet_transaction_payment,
+	pallet_treasury, pallet_utility,
 	sp_runtime::{generic, impl_opaque_keys, traits::BlakeTwo256, MultiAddress},
 	sp_version::{runtime_version, RuntimeVersion},
 	*,
@@ -52,12 +53,15 @@ pub mod opaque {
 	/// Opaque block identifier type.
 	pub type BlockId = generic::BlockId<Block>;
 
-	impl_opaque_keys! {
-		/// Keys a validator registers: Aura for authoring, GRANDPA for finality.
-		pub struct SessionKeys {
-			pub aura: Aura,
-			pub grandpa: Grandpa,
-		}
+	pub use super::SessionKeys;
+}
+
+impl_opaque_keys! {
+	/// Keys a validator registers (`session.setKeys`): Aura for authoring, GRANDPA for
+	/// finality.
+	pub struct SessionKeys {
+		pub aura: Aura,
+		pub grandpa: Grandpa,
 	}
 }
 
@@ -68,7 +72,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	authoring_version: 1,
 	// Bump on every change of runtime logic; the node refuses nothing on mismatch, but
 	// clients (polkadot-js) re-read metadata when it changes.
-	spec_version: 102,
+	spec_version: 103,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	// Bump when the encoding of existing calls or transaction extensions changes.
@@ -120,6 +124,25 @@ pub type UncheckedExtrinsic =
 	generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
 /// The payload being signed in transactions.
 pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
+
+/// Unsigned transactions the runtime makes itself: GRANDPA equivocation reports, which
+/// the node submits through `submit_report_equivocation_unsigned_extrinsic`.
+impl<LocalCall> frame_system::offchain::CreateTransactionBase<LocalCall> for Runtime
+where
+	RuntimeCall: From<LocalCall>,
+{
+	type Extrinsic = UncheckedExtrinsic;
+	type RuntimeCall = RuntimeCall;
+}
+
+impl<LocalCall> frame_system::offchain::CreateBare<LocalCall> for Runtime
+where
+	RuntimeCall: From<LocalCall>,
+{
+	fn create_bare(call: RuntimeCall) -> UncheckedExtrinsic {
+		UncheckedExtrinsic::new_bare(call)
+	}
+}
 
 /// Migrations to run on the next runtime upgrade, besides the pallets' own.
 type Migrations = (pallet_poaw::migrations::v2::MigrateV1ToV2<Runtime>,);
@@ -189,6 +212,23 @@ mod runtime {
 
 	#[runtime::pallet_index(12)]
 	pub type Reputation = pallet_reputation;
+
+	// Validators by stake. Staking before Session: the session's genesis asks staking
+	// for the first validator set.
+	#[runtime::pallet_index(13)]
+	pub type Authorship = pallet_authorship;
+
+	#[runtime::pallet_index(14)]
+	pub type Staking = pallet_staking;
+
+	#[runtime::pallet_index(15)]
+	pub type Offences = pallet_offences;
+
+	#[runtime::pallet_index(16)]
+	pub type Historical = pallet_session::historical;
+
+	#[runtime::pallet_index(17)]
+	pub type Session = pallet_session;
 }
 
 /// The community fund: the treasury's account. It receives transaction fees, the

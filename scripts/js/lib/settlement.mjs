@@ -17,23 +17,55 @@ export async function total(api, address) {
   return data.free.toBigInt() + data.reserved.toBigInt();
 }
 
-/** Adds the transaction fees paid in `events`, by account, to `into`. */
-export function feesOf(api, events, into = new Map()) {
+/**
+ * The part of a transaction fee that goes to its block's author: the runtime's
+ * `AUTHOR_FEE_SHARE` (20%, a Perbill, rounded to the nearest planck, halves down); the
+ * rest goes to the community fund. Tips go to the author whole.
+ */
+export function authorShare(fee) {
+  return fee / 5n + (fee % 5n >= 3n ? 1n : 0n);
+}
+
+/**
+ * Transaction fees by account (a Map: address → net cost) and `toFund`, what of them the
+ * community fund received.
+ */
+export class Fees extends Map {
+  toFund = 0n;
+}
+
+/**
+ * Adds the transaction fees in `events` to `into`: each payer's fee and tip as a cost;
+ * the fund's four fifths to `toFund` (every block of these chains has an author); the
+ * author's fifth and the tip, when `author` is given, as its negative cost.
+ */
+export function feesOf(api, events, into = new Fees(), author = undefined) {
   for (const { event } of events) {
     if (api.events.transactionPayment.TransactionFeePaid.is(event)) {
       const who = event.data.who.toString();
-      into.set(who, (into.get(who) ?? 0n) + event.data.actualFee.toBigInt() + event.data.tip.toBigInt());
+      const [fee, tip] = [event.data.actualFee.toBigInt(), event.data.tip.toBigInt()];
+      into.set(who, (into.get(who) ?? 0n) + fee + tip);
+      if (author) into.set(author, (into.get(author) ?? 0n) - authorShare(fee) - tip);
+      if (into instanceof Fees) into.toFund += fee - authorShare(fee);
     }
   }
   return into;
 }
 
-/** Transaction fees paid in blocks `from..=to`, by account. */
+/** The author of block `hash` (from its Aura slot and the session's validators). */
+export async function blockAuthor(api, hash) {
+  return (await api.derive.chain.getHeader(hash))?.author?.toString();
+}
+
+/**
+ * Transaction fees in blocks `from..=to` ([`Fees`]): each account's fees paid less the
+ * fee shares it received as a block's author, and what the community fund received.
+ */
 export async function feesInBlocks(api, from, to) {
-  const fees = new Map();
+  const fees = new Fees();
   for (let number = from; number <= to; number++) {
     const hash = await api.rpc.chain.getBlockHash(number);
-    feesOf(api, await api.query.system.events.at(hash), fees);
+    feesOf(api, await api.query.system.events.at(hash), fees, await blockAuthor(api, hash));
   }
   return fees;
 }

@@ -9,6 +9,7 @@ import { stringToU8a, u8aConcat } from '@polkadot/util';
 import { cryptoWaitReady, encodeAddress } from '@polkadot/util-crypto';
 
 import { describeDispatchError, sendAndFinalize, startDevNode } from '../lib/node.mjs';
+import { authorShare, blockAuthor } from '../lib/settlement.mjs';
 
 const UNIT = 10n ** 12n;
 let node;
@@ -77,9 +78,12 @@ test('Alice pays Bob; balances move by the amount and the fee', async () => {
   const aliceAfter = (await at.query.system.account(alice.address)).data.free.toBigInt();
   const bobAfter = (await at.query.system.account(bob.address)).data.free.toBigInt();
   assert.equal(bobAfter - bobBefore, amount);
-  assert.equal(aliceBefore - aliceAfter, amount + fee);
+  // A fifth of the fee goes to the block's author: Alice, the dev chain's validator.
+  assert.equal(await blockAuthor(node.api, blockHash), alice.address);
+  const toAuthor = authorShare(fee);
+  assert.equal(aliceBefore - aliceAfter, amount + fee - toAuthor);
   const fundAfter = (await at.query.system.account(fund)).data.free.toBigInt();
-  assert.equal(fundAfter - fundBefore, fee, 'the fee goes to the community fund');
+  assert.equal(fundAfter - fundBefore, fee - toAuthor, 'the rest of the fee goes to the community fund');
 });
 
 test('a transfer over the balance fails with Token.FundsUnavailable and moves nothing', async () => {

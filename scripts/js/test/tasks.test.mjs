@@ -12,7 +12,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import { UNIT, formatDllm, submit } from '../lib/experts.mjs';
-import { MINER_SHARE_PARTS, ceilDiv, feesOf as feesIn, palletAccount as palletAccountOf } from '../lib/settlement.mjs';
+import { Fees, MINER_SHARE_PARTS, ceilDiv, feesOf as feesIn, palletAccount as palletAccountOf } from '../lib/settlement.mjs';
 import { runDllm, sendAndFinalize, startDevNode } from '../lib/node.mjs';
 import * as tasks from '../lib/tasks.mjs';
 
@@ -173,7 +173,7 @@ test('a prompt is assigned to the genesis experts and completes with exact payou
   const payout = palletAccount(api.consts.poaw.palletId);
   const watched = [eve.address, community, ...Object.keys(miners)];
   const start = new Map(await Promise.all(watched.map(async (a) => [a, await total(a)])));
-  const fees = new Map();
+  const fees = new Fees();
 
   const q = await tasks.quote(api, 0, PROMPT, MAX_TOKENS);
   const submitted = await tasks.submitTask(api, eve, { model: 0, prompt: PROMPT, maxTokens: MAX_TOKENS, maxFee: q.maxFee });
@@ -232,10 +232,11 @@ test('a prompt is assigned to the genesis experts and completes with exact payou
     { fee: BigInt(done.settlement.fee), miners: BigInt(done.settlement.miners), community: BigInt(done.settlement.community), refunded: BigInt(done.settlement.refunded) },
     { fee, miners: miners_, community: fee - miners_, refunded: q.maxFee - fee },
   );
-  const allFees = [...fees.values()].reduce((a, b) => a + b, 0n);
+  // Four fifths of the transaction fees go to the fund (a fifth to the blocks' author,
+  // Alice, who is not watched).
   const expected = new Map([
     [eve.address, start.get(eve.address) - fee - (fees.get(eve.address) ?? 0n)],
-    [community, start.get(community) + (fee - miners_) + allFees],
+    [community, start.get(community) + (fee - miners_) + fees.toFund],
     ...Object.keys(miners).map((a) => [a, start.get(a) + (earned.get(a) ?? 0n) - (fees.get(a) ?? 0n)]),
   ]);
   for (const [address, amount] of expected) {

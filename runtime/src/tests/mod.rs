@@ -1,4 +1,7 @@
-//! Runtime tests: genesis presets, the DLLM token, fees and the community fund.
+//! Runtime tests: genesis presets, the DLLM token, fees and the community fund;
+//! validators by stake in [`staking`].
+
+mod staking;
 
 use crate::{
 	configs::COMMUNITY_FUND_GENESIS, genesis_config_presets, token, AccountId, Balance, Balances,
@@ -10,7 +13,8 @@ use polkadot_sdk::{
 	frame_support::{
 		assert_noop, assert_ok, genesis_builder_helper::build_state, traits::fungible::Inspect,
 	},
-	frame_system, pallet_balances, pallet_sudo, pallet_transaction_payment, pallet_treasury,
+	frame_system, pallet_authorship, pallet_balances, pallet_session, pallet_sudo,
+	pallet_transaction_payment, pallet_treasury,
 	sp_genesis_builder::{DEV_RUNTIME_PRESET, LOCAL_TESTNET_RUNTIME_PRESET},
 	sp_io::TestExternalities,
 	sp_keyring::Sr25519Keyring,
@@ -64,14 +68,26 @@ fn signed(who: Sr25519Keyring, call: RuntimeCall) -> UncheckedExtrinsic {
 	UncheckedExtrinsic::new_signed(call, account(who).into(), signature.into(), extension)
 }
 
-/// Starts the next block so that transactions can be applied.
+/// The digest of a block authored in Aura slot `slot`: its author is the validator at
+/// `slot % validators`.
+fn aura_digest(slot: u64) -> sp_runtime::Digest {
+	use polkadot_sdk::sp_consensus_aura::{Slot, AURA_ENGINE_ID};
+	sp_runtime::Digest {
+		logs: vec![sp_runtime::DigestItem::PreRuntime(AURA_ENGINE_ID, Slot::from(slot).encode())],
+	}
+}
+
+/// Starts the next block, authored by the first validator, so that transactions can be
+/// applied.
 fn start_block() {
+	let number = System::block_number() + 1;
+	let validators = pallet_session::Validators::<Runtime>::get().len() as u64;
 	let header = Header::new(
-		System::block_number() + 1,
+		number,
 		Default::default(),
 		Default::default(),
 		System::parent_hash(),
-		Default::default(),
+		aura_digest(number as u64 * validators),
 	);
 	Executive::initialize_block(&header);
 }
@@ -86,7 +102,11 @@ fn development_preset_builds() {
 			let total = pallet_balances::Pallet::<Runtime>::total_balance(&who.to_account_id());
 			assert_eq!(total, genesis_config_presets::DEV_ENDOWMENT);
 		}
-		assert_eq!(free(&account(Sr25519Keyring::Alice)), genesis_config_presets::DEV_ENDOWMENT);
+		// Alice bonds as the genesis validator.
+		assert_eq!(
+			free(&account(Sr25519Keyring::Alice)),
+			genesis_config_presets::DEV_ENDOWMENT - genesis_config_presets::GENESIS_VALIDATOR_BOND
+		);
 	});
 }
 
@@ -214,14 +234,19 @@ fn token_is_dllm_with_twelve_decimals() {
 	});
 }
 
+/// The fee split (docs/operators.md): a fifth of the fee to the block's author (Alice,
+/// the dev chain's validator), the rest to the community fund.
 #[test]
-fn signed_transfer_moves_dllm_and_pays_a_fee_to_the_community_fund() {
+fn signed_transfer_pays_a_fifth_of_its_fee_to_the_author_and_the_rest_to_the_fund() {
 	ext_from_preset(DEV_RUNTIME_PRESET).execute_with(|| {
 		start_block();
-		let alice = account(Sr25519Keyring::Alice);
+		let author = account(Sr25519Keyring::Alice);
+		assert_eq!(pallet_authorship::Pallet::<Runtime>::author(), Some(author.clone()));
+		let sender = account(Sr25519Keyring::Dave);
 		let bob = account(Sr25519Keyring::Bob);
 		let fund = crate::community_account();
-		let (alice_before, bob_before, fund_before) = (free(&alice), free(&bob), free(&fund));
+		let (sender_before, bob_before, fund_before) = (free(&sender), free(&bob), free(&fund));
+		let author_before = free(&author);
 		assert_eq!(fund_before, COMMUNITY_FUND_GENESIS);
 
 		let amount = 12 * token::UNITS;
@@ -229,7 +254,7 @@ fn signed_transfer_moves_dllm_and_pays_a_fee_to_the_community_fund() {
 			dest: bob.clone().into(),
 			value: amount,
 		});
-		let xt = signed(Sr25519Keyring::Alice, call);
+		let xt = signed(Sr25519Keyring::Dave, call);
 		let len = xt.encoded_size() as u32;
 		let expected_fee =
 			pallet_transaction_payment::Pallet::<Runtime>::query_info(xt.clone(), len).partial_fee;
@@ -238,12 +263,15 @@ fn signed_transfer_moves_dllm_and_pays_a_fee_to_the_community_fund() {
 		assert_ok!(Executive::apply_extrinsic(xt).expect("transaction is valid"));
 
 		assert_eq!(free(&bob), bob_before + amount);
-		let fee = alice_before - amount - free(&alice);
+		let fee = sender_before - amount - free(&sender);
 		assert!(fee > 0, "a transfer charges a fee");
 		// The weight reclaim extension may refund a little of the predicted fee.
 		assert!(fee <= expected_fee, "fee {fee} above the quoted {expected_fee}");
-		assert_eq!(free(&fund), fund_before + fee, "fees go to the community fund");
-		assert_eq!(System::account_nonce(&alice), 1);
+		let to_author = crate::configs::staking::AUTHOR_FEE_SHARE * fee;
+		assert_eq!(to_author, fee / 5);
+		assert_eq!(free(&author), author_before + to_author, "a fifth to the author");
+		assert_eq!(free(&fund), fund_before + fee - to_author, "the rest to the fund");
+		assert_eq!(System::account_nonce(&sender), 1);
 	});
 }
 

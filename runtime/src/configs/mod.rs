@@ -1,5 +1,7 @@
 //! Configuration of every pallet in the runtime.
 
+pub mod staking;
+
 use crate::{
 	token::{EXISTENTIAL_DEPOSIT, MICRO_UNITS, MILLI_UNITS, SS58_PREFIX, UNITS},
 	AccountId, Aura, Balance, Balances, Block, BlockNumber, Experts, Hash, Models, Nonce,
@@ -13,7 +15,7 @@ use polkadot_sdk::{
 		dispatch::DispatchClass,
 		parameter_types,
 		traits::{
-			tokens::{imbalance::ResolveTo, pay::PayFromAccount, UnityAssetBalanceConversion},
+			tokens::{pay::PayFromAccount, UnityAssetBalanceConversion},
 			ConstBool, ConstU32, ConstU64, ConstU8, VariantCountOf,
 		},
 		weights::{
@@ -27,7 +29,7 @@ use polkadot_sdk::{
 		limits::{BlockLength, BlockWeights},
 		EnsureRoot, EnsureRootWithSuccess,
 	},
-	pallet_aura, pallet_balances, pallet_grandpa, pallet_sudo, pallet_timestamp,
+	pallet_aura, pallet_balances, pallet_sudo, pallet_timestamp,
 	pallet_transaction_payment::{self, FungibleAdapter, Multiplier, TargetedFeeAdjustment},
 	pallet_treasury, pallet_utility,
 	sp_consensus_aura::sr25519::AuthorityId as AuraId,
@@ -80,21 +82,11 @@ impl frame_system::Config for Runtime {
 
 impl pallet_aura::Config for Runtime {
 	type AuthorityId = AuraId;
-	type DisabledValidators = ();
-	type MaxAuthorities = ConstU32<32>;
+	// A validator disabled for an offence authors no blocks for the rest of the era.
+	type DisabledValidators = crate::Session;
+	type MaxAuthorities = staking::MaxActiveValidators;
 	type AllowMultipleBlocksPerSlot = ConstBool<false>;
 	type SlotDuration = pallet_aura::MinimumPeriodTimesTwo<Runtime>;
-}
-
-impl pallet_grandpa::Config for Runtime {
-	type RuntimeEvent = RuntimeEvent;
-	type WeightInfo = ();
-	type MaxAuthorities = ConstU32<32>;
-	type MaxNominators = ConstU32<0>;
-	type MaxSetIdSessionEntries = ConstU64<0>;
-	// No session pallet yet, so equivocations cannot be proven on chain.
-	type KeyOwnerProof = polkadot_sdk::sp_core::Void;
-	type EquivocationReportSystem = ();
 }
 
 impl pallet_timestamp::Config for Runtime {
@@ -142,12 +134,10 @@ parameter_types! {
 	pub MaximumMultiplier: Multiplier = Bounded::max_value();
 }
 
-/// Transaction fees (and tips) go to the community fund.
-pub type FeesToCommunityFund = ResolveTo<pallet_treasury::TreasuryAccountId<Runtime>, Balances>;
-
 impl pallet_transaction_payment::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
-	type OnChargeTransaction = FungibleAdapter<Balances, FeesToCommunityFund>;
+	// A fifth of each fee, and the tips, to the block's author; the rest to the fund.
+	type OnChargeTransaction = FungibleAdapter<Balances, staking::DealWithFees>;
 	type OperationalFeeMultiplier = ConstU8<5>;
 	// One plank per picosecond of reference execution time.
 	type WeightToFee = IdentityFee<Balance>;
