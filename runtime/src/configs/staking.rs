@@ -77,7 +77,8 @@ impl pallet_session::Config for Runtime {
 	type ValidatorIdOf = ConvertInto;
 	type ShouldEndSession = pallet_session::PeriodicSessions<SessionPeriod, SessionOffset>;
 	type NextSessionRotation = pallet_session::PeriodicSessions<SessionPeriod, SessionOffset>;
-	type SessionManager = pallet_session::historical::NoteHistoricalRoot<Self, Staking>;
+	type SessionManager =
+		ChillOffline<pallet_session::historical::NoteHistoricalRoot<Self, Staking>>;
 	type SessionHandler = <SessionKeys as OpaqueKeys>::KeyTypeIdProviders;
 	type Keys = SessionKeys;
 	// An offender is disabled (cannot author) for the rest of the era, at most a third of
@@ -86,6 +87,63 @@ impl pallet_session::Config for Runtime {
 	type WeightInfo = pallet_session::weights::SubstrateWeight<Runtime>;
 	type Currency = Balances;
 	type KeyDeposit = ();
+}
+
+/// Chills the validators that authored no block in the active era although at least a
+/// whole session of it has passed, then hands over to `Inner` (staking, through the
+/// historical session roots): a validator whose node is down takes no Aura slot and
+/// gives no GRANDPA vote, and more than a third of the set down stalls finality, so it
+/// leaves the next election instead of staying elected. Aura gives every validator
+/// every n-th slot, so an online validator authors about `SessionPeriod / n` blocks per
+/// session (6 an hour with the full 100 validators at 6 s); none in a whole session is
+/// its node being down (or far behind). The count is the era's points (staking keeps no
+/// per-session count), so a validator that authored earlier in the era and then went
+/// down is chilled only after the first session of the next era. Being chilled costs
+/// nothing but rewards: `staking.validate` again once back. Staking's `Chilled` event
+/// says who.
+pub struct ChillOffline<Inner>(core::marker::PhantomData<Inner>);
+
+impl<Inner: pallet_session::SessionManager<AccountId>> pallet_session::SessionManager<AccountId>
+	for ChillOffline<Inner>
+{
+	fn new_session(new_index: SessionIndex) -> Option<alloc::vec::Vec<AccountId>> {
+		Inner::new_session(new_index)
+	}
+
+	fn new_session_genesis(new_index: SessionIndex) -> Option<alloc::vec::Vec<AccountId>> {
+		Inner::new_session_genesis(new_index)
+	}
+
+	fn end_session(ending: SessionIndex) {
+		// Before staking plans the next election (in `new_session` of this rotation).
+		chill_silent_validators(ending);
+		Inner::end_session(ending)
+	}
+
+	fn start_session(start_index: SessionIndex) {
+		Inner::start_session(start_index)
+	}
+}
+
+/// Chills each validator of the ending session that has no era points in the active
+/// era although the whole ending session was in it (era points count authored blocks).
+fn chill_silent_validators(ending: SessionIndex) {
+	use polkadot_sdk::sp_staking::StakingInterface;
+	let Some(era) = pallet_staking::ActiveEra::<Runtime>::get() else { return };
+	let Some(era_start) = pallet_staking::ErasStartSessionIndex::<Runtime>::get(era.index) else {
+		return;
+	};
+	if ending < era_start {
+		return;
+	}
+	let points = pallet_staking::ErasRewardPoints::<Runtime>::get(era.index);
+	for validator in pallet_session::Validators::<Runtime>::get() {
+		let authored = points.individual.get(&validator).is_some_and(|points| *points > 0);
+		if !authored && pallet_staking::Validators::<Runtime>::contains_key(&validator) {
+			// Fails only for an account that is no stash, which a validator always is.
+			let _ = <Staking as StakingInterface>::chill(&validator);
+		}
+	}
 }
 
 impl pallet_session::historical::Config for Runtime {

@@ -8,8 +8,8 @@ use crate::{
 	},
 	genesis_config_presets::GENESIS_VALIDATOR_BOND,
 	token::UNITS,
-	Balance, Balances, Executive, Grandpa, Header, Historical, Runtime, RuntimeCall, RuntimeOrigin,
-	Session, SessionKeys, Staking, System, UncheckedExtrinsic, SLOT_DURATION,
+	AccountId, Balance, Balances, Executive, Grandpa, Header, Historical, Runtime, RuntimeCall,
+	RuntimeOrigin, Session, SessionKeys, Staking, System, UncheckedExtrinsic, SLOT_DURATION,
 };
 use codec::Encode;
 use polkadot_sdk::{
@@ -47,9 +47,20 @@ fn local_chain() -> TestExternalities {
 /// Runs whole blocks, as a node imports them, up to block `number`: each authored in the
 /// next Aura slot, with its timestamp inherent.
 fn run_to_block(number: u32) {
+	run_to_block_without(number, None)
+}
+
+/// As [`run_to_block`], but the slots of `offline` pass unused: its node is down.
+fn run_to_block_without(number: u32, offline: Option<&AccountId>) {
 	while System::block_number() < number {
 		let next = System::block_number() + 1;
-		let slot = u64::from(next);
+		let validators = pallet_session::Validators::<Runtime>::get();
+		let mut slot = u64::from(pallet_aura::CurrentSlot::<Runtime>::get()) + 1;
+		while offline
+			.is_some_and(|down| validators.get(slot as usize % validators.len()) == Some(down))
+		{
+			slot += 1;
+		}
 		let header = Header::new(
 			next,
 			Default::default(),
@@ -338,4 +349,47 @@ fn a_production_genesis_refuses_what_would_break_the_chain() {
 		production_genesis(vec![validator(Sr25519Keyring::Alice, MIN_VALIDATOR_BOND)], endowed)
 			.expect("a valid genesis");
 	assert_eq!(genesis["sudo"]["key"], serde_json::Value::Null);
+}
+
+/// A validator whose node is down authors nothing: once a whole session of the era has
+/// passed without a block of its, it is chilled (staking's `Chilled` event), the next election leaves it out, and
+/// the chain goes on with the others. It comes back by validating again.
+#[test]
+fn a_validator_silent_for_a_session_is_chilled_and_leaves_the_set() {
+	local_chain().execute_with(|| {
+		let charlie = account(Sr25519Keyring::Charlie);
+		become_validator(Sr25519Keyring::Charlie, 50_000 * UNITS);
+		run_to_era(1);
+		assert!(Session::validators().contains(&charlie));
+		let chilled = |who: &AccountId| {
+			System::events().iter().any(|record| {
+				record.event
+					== crate::RuntimeEvent::Staking(pallet_staking::Event::Chilled {
+						stash: who.clone(),
+					})
+			})
+		};
+
+		// Charlie's node stops as era 1 begins: a session of blocks by Alice and Bob alone,
+		// up to the block that ends it (events are the last block's).
+		let until = System::block_number() + TEST_SESSION_PERIOD;
+		run_to_block_without(until, Some(&charlie));
+		assert!(chilled(&charlie), "Charlie is chilled");
+		assert!(
+			!chilled(&account(Sr25519Keyring::Alice)) && !chilled(&account(Sr25519Keyring::Bob))
+		);
+		assert!(!pallet_staking::Validators::<Runtime>::contains_key(&charlie));
+		// Out of the set after the next election; the others go on.
+		run_to_era(3);
+		run_to_block_without(System::block_number() + 1, Some(&charlie));
+		assert!(!Session::validators().contains(&charlie));
+		assert_eq!(Session::validators().len(), 2);
+
+		// Back online, Charlie validates again.
+		let prefs = ValidatorPrefs { commission: Perbill::from_percent(5), blocked: false };
+		assert_ok!(Staking::validate(RuntimeOrigin::signed(charlie.clone()), prefs));
+		run_to_era(5);
+		run_to_block(System::block_number() + 1);
+		assert!(Session::validators().contains(&charlie));
+	});
 }
