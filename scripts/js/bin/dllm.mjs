@@ -14,6 +14,7 @@ import { isHex, u8aToHex } from '@polkadot/util';
 import { base58Decode, cryptoWaitReady, mnemonicGenerate } from '@polkadot/util-crypto';
 
 import * as experts from '../lib/experts.mjs';
+import * as staking from '../lib/staking.mjs';
 import { runCli } from '../lib/node.mjs';
 import { DLLM_RPC } from '../lib/rpc.mjs';
 import * as tasks from '../lib/tasks.mjs';
@@ -69,7 +70,18 @@ const COMMANDS = {
   serve: { args: 'MODEL CHUNK [f32|f16|bf16]', about: 'serve a chunk of a model as an expert (in the format its miner computes, default f32)', options: {} },
   'stop-serving': { args: 'MODEL CHUNK', about: 'stop serving a chunk (its deposit comes back)', options: {} },
   deregister: { args: '', about: 'stop being an expert (its bond starts unbonding)', options: {} },
-  stake: { args: 'AMOUNT', about: 'add AMOUNT DLLM to the signer\'s own expert bond', options: {} },
+  stake: {
+    args: 'AMOUNT | validate | nominate VALIDATOR... | payout VALIDATOR ERA',
+    about: 'add AMOUNT DLLM to the signer\'s own expert bond; or, as a validator\'s or nominator\'s stake: '
+      + 'validate (bond --bond, set the session keys of the node at --ws or --keys/--proof, offer to validate), '
+      + 'nominate VALIDATOR... (bond --bond, back them), payout VALIDATOR ERA (pay its era\'s rewards)',
+    options: {
+      bond: { type: 'string' },
+      commission: { type: 'string', default: '5' },
+      keys: { type: 'string' },
+      proof: { type: 'string' },
+    },
+  },
   delegate: { args: 'EXPERT AMOUNT', about: 'stake AMOUNT DLLM behind EXPERT (a share of its earnings and of its slashes)', options: {} },
   unbond: {
     args: 'AMOUNT',
@@ -435,6 +447,46 @@ async function registerExpert(api, values, positionals) {
   return 0;
 }
 
+/** `dllm stake validate|nominate|payout`: a validator's or a nominator's stake. */
+async function electionStake(api, values, positionals) {
+  const [action, ...rest] = positionals;
+  const bond = values.bond === undefined ? undefined : amount(values.bond, '--bond');
+  if (action === 'payout') {
+    const [validator, era] = take(rest, ['VALIDATOR', 'ERA']);
+    address(api, validator, 'VALIDATOR');
+    const result = await staking.payout(api, await signer(api, values), validator, integer(era, 'ERA'));
+    return done(result, `paid ${validator}'s stakers for era ${era}`);
+  }
+  if (action === 'nominate') {
+    if (!rest.length) throw new UsageError('stake nominate needs at least one VALIDATOR');
+    rest.forEach((validator) => address(api, validator, 'VALIDATOR'));
+    const account = await signer(api, values);
+    if (bond === undefined && !(await staking.ledger(api, account.address))) {
+      throw new UsageError('stake nominate: not bonded yet; give --bond AMOUNT');
+    }
+    return done(await staking.nominate(api, account, { bond, targets: rest }), `nominating ${rest.join(', ')}`);
+  }
+  take(rest, []);
+  const account = await signer(api, values);
+  if (bond === undefined && !(await staking.ledger(api, account.address))) {
+    throw new UsageError('stake validate: not bonded yet; give --bond AMOUNT');
+  }
+  if ((values.keys === undefined) !== (values.proof === undefined)) {
+    throw new UsageError('stake validate: give both --keys and --proof, or neither (the node at --ws makes new ones)');
+  }
+  let keys = { keys: values.keys, proof: values.proof };
+  if (values.keys === undefined) {
+    try {
+      keys = await staking.rotateKeys(api, account.address);
+    } catch (e) {
+      throw new UsageError(`the node at --ws cannot make session keys (${e.message}); run this against your validator node on loopback, or give --keys and --proof`);
+    }
+  }
+  const commissionPercent = decimal(values.commission, '--commission', 0, 100);
+  const result = await staking.validate(api, account, { bond, ...keys, commissionPercent });
+  return done(result, `${account.address} validates from the next era's election, session keys ${keys.keys}`);
+}
+
 async function main() {
   let parsed;
   try {
@@ -493,6 +545,7 @@ async function main() {
         take(positionals, []);
         return done(await experts.deregister(api, await signer(api, values)), 'deregistered: the bond and the delegations to it are unbonding');
       case 'stake': {
+        if (['validate', 'nominate', 'payout'].includes(positionals[0])) return await electionStake(api, values, positionals);
         const [value] = take(positionals, ['AMOUNT']);
         const stake = amount(value, 'AMOUNT');
         return done(await experts.bondExtra(api, await signer(api, values), stake), `bonded ${experts.formatDllm(stake)} more`);

@@ -2,6 +2,15 @@
 // and `api.rpc.dllm.*` works.
 
 export const DLLM_RPC = {
+  // polkadot-sdk's own, newer than the definitions @polkadot/api ships.
+  author: {
+    rotateKeysWithOwner: {
+      description:
+        'New session keys in the node\'s keystore and the proof that `owner` holds them ({ keys, proof }, hex), for session.setKeys',
+      params: [{ name: 'owner', type: 'Bytes' }],
+      type: 'Json',
+    },
+  },
   dllm: {
     quote: {
       description:

@@ -210,3 +210,36 @@ test('dllm registers an expert, serves, refuses with the error explained and che
   assert.match(run.stdout, new RegExp(`${ferdie.address}  chunks 0/0 `));
   assert.match(run.stdout, /expert: bond 1002\.5 DLLM/);
 });
+
+test('dllm stake: a validator bonds, sets its node\'s new session keys and validates; a nominator backs it; a payout of an unfinished era is refused', async () => {
+  const dave = new Keyring({ type: 'sr25519' }).addFromUri('//Dave');
+  let run = await cli('--suri', '//Eve', 'stake', 'validate', '--bond', '20000', '--commission', '3');
+  assert.equal(run.code, 0, run.stderr);
+  const prefs = await api.query.staking.validators(eve.address);
+  assert.equal(prefs.commission.toNumber(), 30_000_000);
+  const ledger = (await api.query.staking.ledger(eve.address)).unwrap();
+  assert.equal(ledger.active.toBigInt(), 20_000n * UNIT);
+  // The keys were made in the node's keystore, which holds them.
+  const nextKeys = await api.query.session.nextKeys(eve.address);
+  assert.ok(nextKeys.isSome, 'session keys set');
+  const keys = nextKeys.unwrap().toHex();
+  assert.ok((await api.rpc.author.hasSessionKeys(keys)).isTrue, 'the node holds the keys it made');
+
+  run = await cli('--suri', '//Dave', 'stake', 'nominate', '--bond', '500', eve.address);
+  assert.equal(run.code, 0, run.stderr);
+  const nominations = (await api.query.staking.nominators(dave.address)).unwrap();
+  assert.deepEqual(nominations.targets.map((t) => t.toString()), [eve.address]);
+
+  // The dev chain runs no new era: era 0 has no payout yet.
+  run = await cli('--suri', '//Dave', 'stake', 'payout', eve.address, '0');
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /refused: staking\.\w+/);
+  // Bad usage changes nothing.
+  run = await cli('--suri', '//Ferdie', 'stake', 'nominate');
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /needs at least one VALIDATOR/);
+  run = await cli('--suri', '//Ferdie', 'stake', 'validate', '--keys', '0x00');
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /(not bonded yet|both --keys and --proof)/);
+  assert.ok((await api.query.staking.ledger(ferdie.address)).isNone);
+});
