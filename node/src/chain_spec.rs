@@ -59,6 +59,9 @@ struct NetworkFile {
 	boot_nodes: Vec<String>,
 	validators: Vec<ValidatorEntry>,
 	endowments: Vec<Endowment>,
+	/// SS58 address of the sudo key, if any (docs/operators.md: why one, and held how).
+	#[serde(default)]
+	sudo: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -81,8 +84,8 @@ struct Endowment {
 	dllm: u64,
 }
 
-/// A production network's chain spec from the JSON file at `path`: its validators and
-/// endowments, no sudo key, no dev account (`dllm_runtime::genesis_config_presets::
+/// A production network's chain spec from the JSON file at `path`: its validators,
+/// endowments and sudo key if it names one, no dev account (`dllm_runtime::genesis_config_presets::
 /// production_genesis`).
 pub fn production_chain_spec(path: &std::path::Path) -> Result<ChainSpec, String> {
 	use dllm_runtime::genesis_config_presets::{production_genesis, Validator};
@@ -132,7 +135,8 @@ pub fn production_chain_spec(path: &std::path::Path) -> Result<ChainSpec, String
 			})
 		})
 		.collect::<Result<Vec<_>, String>>()?;
-	let genesis = production_genesis(validators, endowed)
+	let root = file.sudo.as_deref().map(|address| account(address, "sudo")).transpose()?;
+	let genesis = production_genesis(validators, endowed, root)
 		.map_err(|e| format!("network file `{shown}`: {e}"))?;
 	Ok(ChainSpec::builder(wasm_binary()?, None)
 		.with_name(&file.name)

@@ -61,7 +61,7 @@ fn load_spec(id: &str) -> Result<Box<dyn sc_service::ChainSpec>, String> {
 		}
 		"local" => Box::new(chain_spec::local_chain_spec()?),
 		id if id.starts_with("production:") => {
-			let file = id.trim_start_matches("production:");
+			let file = id.strip_prefix("production:").unwrap_or_default();
 			Box::new(chain_spec::production_chain_spec(std::path::Path::new(file))?)
 		}
 		path => {

@@ -239,6 +239,14 @@ pub enum ProductionGenesisError {
 	BondNotEndowed { stash: AccountId, bond: Balance, endowed: Balance },
 	/// An account is endowed twice, or a validator listed twice.
 	Duplicate(AccountId),
+	/// A validator's session key is another's too.
+	SharedKey(AccountId),
+	/// An endowment below the existential deposit (the account would not exist).
+	EndowmentTooSmall(AccountId),
+	/// The community fund is endowed by the genesis itself.
+	FundEndowed,
+	/// More validators than an election picks.
+	TooManyValidators { listed: usize },
 }
 
 #[cfg(feature = "std")]
@@ -262,32 +270,64 @@ impl core::fmt::Display for ProductionGenesisError {
 				units(endowed),
 			),
 			Self::Duplicate(who) => write!(f, "{who} is listed twice"),
+			Self::SharedKey(who) => {
+				write!(f, "validator {who}'s session key is another validator's too")
+			}
+			Self::EndowmentTooSmall(who) => write!(
+				f,
+				"{who} is endowed with less than the existential deposit ({} planck)",
+				crate::token::EXISTENTIAL_DEPOSIT
+			),
+			Self::FundEndowed => {
+				write!(f, "the community fund is endowed by the genesis itself: leave it out")
+			}
+			Self::TooManyValidators { listed } => {
+				write!(f, "{listed} validators listed; an election picks at most {VALIDATOR_COUNT}")
+			}
 		}
 	}
 }
 
 /// A production network's genesis: the given validators (elected by stake every era
-/// from the first), the given endowments and the community fund, and nothing else: no
-/// sudo key, no dev account, no model or expert (models and experts register on
-/// chain). The node builds it from a JSON file at `build-spec` time
+/// from the first), the given endowments and the community fund, the sudo key `root` if
+/// given (until the chain has governance, the only origin of runtime upgrades and model
+/// registrations; docs/operators.md argues for one), and nothing else: no dev account,
+/// no model or expert. The node builds it from a JSON file at `build-spec` time
 /// (`--chain production:FILE`, docs/operators.md).
 #[cfg(feature = "std")]
 pub fn production_genesis(
 	validators: Vec<Validator>,
 	endowed: Vec<(AccountId, Balance)>,
+	root: Option<AccountId>,
 ) -> Result<Value, ProductionGenesisError> {
+	use alloc::collections::BTreeSet;
 	if validators.is_empty() {
 		return Err(ProductionGenesisError::NoValidators);
 	}
-	let mut seen = alloc::collections::BTreeSet::new();
-	if let Some((who, _)) = endowed.iter().find(|(who, _)| !seen.insert(who.clone())) {
-		return Err(ProductionGenesisError::Duplicate(who.clone()));
+	if validators.len() > VALIDATOR_COUNT as usize {
+		return Err(ProductionGenesisError::TooManyValidators { listed: validators.len() });
 	}
-	let mut stashes = alloc::collections::BTreeSet::new();
+	let mut seen = BTreeSet::new();
+	for (who, amount) in &endowed {
+		if *who == crate::community_account() {
+			return Err(ProductionGenesisError::FundEndowed);
+		}
+		if !seen.insert(who.clone()) {
+			return Err(ProductionGenesisError::Duplicate(who.clone()));
+		}
+		if *amount < crate::token::EXISTENTIAL_DEPOSIT {
+			return Err(ProductionGenesisError::EndowmentTooSmall(who.clone()));
+		}
+	}
+	let (mut stashes, mut auras, mut grandpas) =
+		(BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
 	for validator in &validators {
 		let stash = validator.stash.clone();
 		if !stashes.insert(stash.clone()) {
 			return Err(ProductionGenesisError::Duplicate(stash));
+		}
+		if !auras.insert(validator.aura.clone()) || !grandpas.insert(validator.grandpa.clone()) {
+			return Err(ProductionGenesisError::SharedKey(stash));
 		}
 		if validator.bond < MIN_VALIDATOR_BOND {
 			return Err(ProductionGenesisError::BondTooSmall { stash, bond: validator.bond });
@@ -303,7 +343,7 @@ pub fn production_genesis(
 		}
 	}
 	let no_market = Market { models: Vec::new(), experts: Vec::new(), unbonding_period: None };
-	Ok(genesis(validators, Eras::Elect, endowed, None, no_market))
+	Ok(genesis(validators, Eras::Elect, endowed, root, no_market))
 }
 
 /// `development`: Alice is the only validator (no new eras, so no election ever replaces

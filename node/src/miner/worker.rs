@@ -99,6 +99,10 @@ struct Claim {
 	/// The slot's pipeline when claimed: once the chain replaces a miner in it, the
 	/// claim is settled (and a new one may come).
 	pipeline: Vec<AccountId>,
+	/// The best block it was made at: a claim that changed nothing by
+	/// [`claim_lapses_after`] blocks later (it failed in its block, or the accused
+	/// answered in time) is settled too.
+	at: BlockNumber,
 	/// In the pool (or on chain); until then, who waits to hear whether it is.
 	submitted: bool,
 	waiting: Vec<oneshot::Sender<bool>>,
@@ -148,15 +152,24 @@ const _: () = assert!(
 	5 * UNEXPECTED_REQUEST_COST > polkadot_sdk::sc_network::peer_store::BANNED_THRESHOLD / 100
 );
 
+/// Blocks after which a silence claim that changed nothing is forgotten: the chain acts
+/// on a claim `SilenceClaimPeriod` blocks after it, and 3 more are its margin.
+fn claim_lapses_after() -> BlockNumber {
+	<<Runtime as pallet_poaw::Config>::SilenceClaimPeriod as Get<u32>>::get() + 3
+}
+
 impl LoopState {
 	/// Forgets the claims whose slot closed or whose pipeline changed (the chain replaced
-	/// the silent miner, or freed both): they are settled, and new ones may come.
-	fn settle_claims(&mut self, slots: &[Assignment]) {
+	/// the silent miner, or freed both), and those that changed nothing by
+	/// [`claim_lapses_after`] blocks after block `now`: they are settled, and new ones may
+	/// come.
+	fn settle_claims(&mut self, slots: &[Assignment], now: BlockNumber) {
 		let pipelines: HashMap<SlotKey, &Vec<AccountId>> =
 			slots.iter().map(|slot| (SlotKey::of(slot), &slot.pipeline_experts)).collect();
 		let submitted = &mut self.submitted;
 		self.claims.retain(|(key, silent), claim| {
-			let open = pipelines.get(key).is_some_and(|pipeline| **pipeline == claim.pipeline);
+			let open = pipelines.get(key).is_some_and(|pipeline| **pipeline == claim.pipeline)
+				&& now <= claim.at + claim_lapses_after();
 			if !open {
 				submitted.remove(&(*key, Stage::SilenceClaim { silent: *silent }));
 			}
@@ -231,9 +244,9 @@ pub(super) enum Completion {
 	/// reveal again if still due (at once, unless `retry_soon` is false: the account
 	/// cannot pay); a claim is forgotten.
 	NotIncluded { key: SlotKey, stage: Stage, run: u64, why: String, retry_soon: bool },
-	/// A stage of slot `key` found the miner of chunk `silent` silent: the loop claims
-	/// so on chain, once, and answers whether the claim is in the pool.
-	SilenceFound { key: SlotKey, silent: u32, answer: oneshot::Sender<bool> },
+	/// A stage of slot `key` found `accused`, the miner of chunk `silent`, silent: the loop
+	/// claims so on chain, once, and answers whether the claim is in the pool.
+	SilenceFound { key: SlotKey, silent: u32, accused: AccountId, answer: oneshot::Sender<bool> },
 }
 
 pub(super) enum Drive {
@@ -456,8 +469,11 @@ impl Worker {
 					log::warn!(target: LOG_TARGET, "{key}: the {} was {why}", stage.name());
 				}
 			}
-			Completion::SilenceFound { key, silent, answer } => {
-				self.claim_silence(state, key, silent, Some(answer))
+			// A revoked key would only pay for refused calls; the answer drops (`false`).
+			Completion::SilenceFound { .. }
+				if self.signer_revoked.load(std::sync::atomic::Ordering::Relaxed) => {}
+			Completion::SilenceFound { key, silent, accused, answer } => {
+				self.claim_silence(state, key, silent, accused, Some(answer))
 			}
 		}
 	}
@@ -512,7 +528,7 @@ impl Worker {
 				return;
 			}
 		};
-		state.settle_claims(&assignments);
+		state.settle_claims(&assignments, number);
 		let claimed = state.claimed();
 		self.view.send_replace(Arc::new(SlotsView { number, slots: assignments.clone(), claimed }));
 		// The tasks whose received input this miner keeps, as the best block shows them:
@@ -593,7 +609,10 @@ impl Worker {
 			// or lies; the chain cannot tell, and frees both unblamed.
 			if assignment.state == SlotState::Assigned {
 				for accuser in &assignment.accused_by {
-					self.claim_silence(state, key, *accuser, None);
+					let Some(accused) = assignment.pipeline_experts.get(*accuser as usize) else {
+						continue;
+					};
+					self.claim_silence(state, key, *accuser, accused.clone(), None);
 				}
 			}
 			if self.model.shard(assignment.model, assignment.chunk).is_none() {
@@ -1657,7 +1676,7 @@ impl Worker {
 			if let Some(own) = chunk.checked_sub(1) {
 				let key = SlotKey { task, pipeline, chunk: own };
 				// Claimed on chain: the generation can wait for the replacement.
-				if self.claimed_silent(key, chunk).await {
+				if self.claimed_silent(key, chunk, miner.clone()).await {
 					return Err(Refusal::Silent(why));
 				}
 			}
@@ -1674,6 +1693,7 @@ impl Worker {
 		state: &mut LoopState,
 		key: SlotKey,
 		silent: u32,
+		accused: AccountId,
 		answer: Option<oneshot::Sender<bool>>,
 	) {
 		if let Some(claim) = state.claims.get_mut(&(key, silent)) {
@@ -1702,22 +1722,28 @@ impl Worker {
 			(VerificationMode::Prefill, TaskStatus::Verifying) => Some(Role::Verifier),
 			_ => return,
 		};
-		let waiting = |chunk: u32| {
+		let waiting = |chunk: u32, expert: &AccountId| {
 			details.slots.iter().any(|slot| {
 				slot.pipeline == key.pipeline
 					&& slot.chunk == chunk
+					&& slot.expert == *expert
 					&& slot.state == SlotState::Assigned
 					&& computing.is_none_or(|role| slot.role == role)
 			})
 		};
-		if !waiting(key.chunk) || !waiting(silent) {
+		// The silent chunk must still be the accused's at the best block: the chain may
+		// have replaced it already, and a claim names only the chunk.
+		if !waiting(key.chunk, &self.account) || !waiting(silent, &accused) {
 			return;
 		}
 		let Some(own) = slot_in(&self.view.borrow(), key) else { return };
+		if own.pipeline_experts.get(silent as usize) != Some(&accused) {
+			return;
+		}
 		let pipeline = own.pipeline_experts;
 		state.claims.insert(
 			(key, silent),
-			Claim { pipeline, submitted: false, waiting: answer.into_iter().collect() },
+			Claim { pipeline, at: now, submitted: false, waiting: answer.into_iter().collect() },
 		);
 		let stage = Stage::SilenceClaim { silent };
 		state.submitted.remove(&(key, stage));
@@ -1730,11 +1756,11 @@ impl Worker {
 		self.submit_once(state, key, stage, now, call);
 	}
 
-	/// Asks the loop to claim that the miner of chunk `silent` left `key`'s stage
-	/// waiting; whether the claim is in the pool (or was already).
-	async fn claimed_silent(&self, key: SlotKey, silent: u32) -> bool {
+	/// Asks the loop to claim that `accused`, the miner of chunk `silent`, left `key`'s
+	/// stage waiting; whether the claim is in the pool (or was already).
+	async fn claimed_silent(&self, key: SlotKey, silent: u32, accused: AccountId) -> bool {
 		let (answer, claimed) = oneshot::channel();
-		self.report(Completion::SilenceFound { key, silent, answer });
+		self.report(Completion::SilenceFound { key, silent, accused, answer });
 		claimed.await.unwrap_or(false)
 	}
 
@@ -2219,7 +2245,7 @@ mod tests {
 	}
 
 	/// A silence claim is made once per slot, neighbour and pipeline: it stays while the
-	/// chain keeps the pipeline (a second find of the same silence is not claimed again,
+	/// chain keeps the pipeline, up to `claim_lapses_after()` blocks, (a second find of the same silence is not claimed again,
 	/// which would pay a refused call's fee), and goes with its submission's record once
 	/// the chain replaced a miner or closed the slot, so that the replacement can be
 	/// claimed against in turn. Only claims in the pool are published to the handlers.
@@ -2232,7 +2258,7 @@ mod tests {
 			let submitted = slot_key != pending.0;
 			state.claims.insert(
 				(slot_key, silent),
-				Claim { pipeline: miners.clone(), submitted, waiting: Vec::new() },
+				Claim { pipeline: miners.clone(), at: 1, submitted, waiting: Vec::new() },
 			);
 			state.submitted.insert(
 				(slot_key, Stage::SilenceClaim { silent }),
@@ -2243,7 +2269,7 @@ mod tests {
 
 		// The same pipelines, one slot gone: only its claim is settled.
 		let slots = [slot(claimed.0, &miners), slot(pending.0, &miners)];
-		state.settle_claims(&slots);
+		state.settle_claims(&slots, 2);
 		assert_eq!(state.claims.len(), 2);
 		assert_eq!(state.claimed(), [claimed].into());
 		assert!(!state.submitted.contains_key(&(closing.0, Stage::SilenceClaim { silent: 1 })));
@@ -2251,10 +2277,17 @@ mod tests {
 		// Chunk 1 of task 1 replaced: its claim is settled, and a new one can be made.
 		let mut replaced = miners.clone();
 		replaced[1] = AccountId::new([9; 32]);
-		state.settle_claims(&[slot(claimed.0, &replaced), slot(pending.0, &miners)]);
+		state.settle_claims(&[slot(claimed.0, &replaced), slot(pending.0, &miners)], 3);
 		assert_eq!(state.claims.keys().copied().collect::<Vec<_>>(), vec![pending]);
 		assert!(state.claimed().is_empty());
 		assert_eq!(state.submitted.len(), 1);
+
+		// A claim that changed nothing in its period (it failed in its block, or the
+		// accused answered) lapses, so the pipeline can be driven again.
+		state.settle_claims(&[slot(pending.0, &miners)], 1 + claim_lapses_after());
+		assert_eq!(state.claims.len(), 1);
+		state.settle_claims(&[slot(pending.0, &miners)], 2 + claim_lapses_after());
+		assert!(state.claims.is_empty() && state.submitted.is_empty());
 	}
 
 	/// L2 of the review: a slot that left the best block's assignments but is still open

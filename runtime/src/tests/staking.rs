@@ -320,12 +320,12 @@ fn a_production_genesis_refuses_what_would_break_the_chain() {
 	};
 	let endowed = vec![(account(Sr25519Keyring::Alice), 2 * MIN_VALIDATOR_BOND)];
 	assert_eq!(
-		production_genesis(vec![], endowed.clone()),
+		production_genesis(vec![], endowed.clone(), None),
 		Err(ProductionGenesisError::NoValidators)
 	);
 	let small = MIN_VALIDATOR_BOND - 1;
 	assert_eq!(
-		production_genesis(vec![validator(Sr25519Keyring::Alice, small)], endowed.clone()),
+		production_genesis(vec![validator(Sr25519Keyring::Alice, small)], endowed.clone(), None),
 		Err(ProductionGenesisError::BondTooSmall {
 			stash: account(Sr25519Keyring::Alice),
 			bond: small
@@ -334,7 +334,7 @@ fn a_production_genesis_refuses_what_would_break_the_chain() {
 	// The whole endowment bonded leaves nothing for the existential deposit.
 	let all = 2 * MIN_VALIDATOR_BOND;
 	assert!(matches!(
-		production_genesis(vec![validator(Sr25519Keyring::Alice, all)], endowed.clone()),
+		production_genesis(vec![validator(Sr25519Keyring::Alice, all)], endowed.clone(), None),
 		Err(ProductionGenesisError::BondNotEndowed { .. })
 	));
 	let twice = vec![
@@ -342,13 +342,33 @@ fn a_production_genesis_refuses_what_would_break_the_chain() {
 		validator(Sr25519Keyring::Alice, MIN_VALIDATOR_BOND),
 	];
 	assert_eq!(
-		production_genesis(twice, endowed.clone()),
+		production_genesis(twice, endowed.clone(), None),
 		Err(ProductionGenesisError::Duplicate(account(Sr25519Keyring::Alice)))
 	);
-	let genesis =
-		production_genesis(vec![validator(Sr25519Keyring::Alice, MIN_VALIDATOR_BOND)], endowed)
-			.expect("a valid genesis");
+	// Two validators with one GRANDPA key.
+	let endowed_both =
+		[endowed.clone(), vec![(account(Sr25519Keyring::Bob), 2 * MIN_VALIDATOR_BOND)]].concat();
+	let shared = vec![
+		validator(Sr25519Keyring::Alice, MIN_VALIDATOR_BOND),
+		validator(Sr25519Keyring::Bob, MIN_VALIDATOR_BOND),
+	];
+	assert_eq!(
+		production_genesis(shared, endowed_both, None),
+		Err(ProductionGenesisError::SharedKey(account(Sr25519Keyring::Bob)))
+	);
+	let one = || vec![validator(Sr25519Keyring::Alice, MIN_VALIDATOR_BOND)];
+	let dust = [endowed.clone(), vec![(account(Sr25519Keyring::Eve), 0)]].concat();
+	assert_eq!(
+		production_genesis(one(), dust, None),
+		Err(ProductionGenesisError::EndowmentTooSmall(account(Sr25519Keyring::Eve)))
+	);
+	let fund = [endowed.clone(), vec![(crate::community_account(), UNITS)]].concat();
+	assert_eq!(production_genesis(one(), fund, None), Err(ProductionGenesisError::FundEndowed));
+	let genesis = production_genesis(one(), endowed.clone(), None).expect("a valid genesis");
 	assert_eq!(genesis["sudo"]["key"], serde_json::Value::Null);
+	let root = account(Sr25519Keyring::Ferdie);
+	let genesis = production_genesis(one(), endowed, Some(root.clone())).expect("with a root");
+	assert_eq!(genesis["sudo"]["key"], serde_json::to_value(&root).expect("JSON"));
 }
 
 /// A validator whose node is down authors nothing: once a whole session of the era has

@@ -450,7 +450,8 @@ async function registerExpert(api, values, positionals) {
 /** `dllm stake validate|nominate|payout`: a validator's or a nominator's stake. */
 async function electionStake(api, values, positionals) {
   const [action, ...rest] = positionals;
-  const bond = values.bond === undefined ? undefined : amount(values.bond, '--bond');
+  // No bond and a bond of 0 both add nothing.
+  const bond = values.bond === undefined ? undefined : amount(values.bond, '--bond') || undefined;
   if (action === 'payout') {
     const [validator, era] = take(rest, ['VALIDATOR', 'ERA']);
     address(api, validator, 'VALIDATOR');

@@ -35,18 +35,20 @@ export class Fees extends Map {
 }
 
 /**
- * Adds the transaction fees in `events` to `into`: each payer's fee and tip as a cost;
- * the fund's four fifths to `toFund` (every block of these chains has an author); the
- * author's fifth and the tip, when `author` is given, as its negative cost.
+ * Adds the transaction fees in `events` to `into`: each payer's fee (its `actualFee`,
+ * the tip included) as a cost; four fifths of the fee without the tip to `toFund`
+ * (every block of these chains has an author); the author's fifth and the tip, when
+ * `author` is given, as its negative cost.
  */
 export function feesOf(api, events, into = new Fees(), author = undefined) {
   for (const { event } of events) {
     if (api.events.transactionPayment.TransactionFeePaid.is(event)) {
       const who = event.data.who.toString();
-      const [fee, tip] = [event.data.actualFee.toBigInt(), event.data.tip.toBigInt()];
-      into.set(who, (into.get(who) ?? 0n) + fee + tip);
-      if (author) into.set(author, (into.get(author) ?? 0n) - authorShare(fee) - tip);
-      if (into instanceof Fees) into.toFund += fee - authorShare(fee);
+      const [paid, tip] = [event.data.actualFee.toBigInt(), event.data.tip.toBigInt()];
+      const inclusion = paid - tip;
+      into.set(who, (into.get(who) ?? 0n) + paid);
+      if (author) into.set(author, (into.get(author) ?? 0n) - authorShare(inclusion) - tip);
+      if (into instanceof Fees) into.toFund += inclusion - authorShare(inclusion);
     }
   }
   return into;
