@@ -339,9 +339,24 @@ pub fn new_full<
 	let enable_grandpa = !config.disable_grandpa;
 	let prometheus_registry = config.prometheus_registry().cloned();
 
+	// Shared by the GRANDPA voter, which reports its rounds into it, and the RPC.
+	let shared_voter_state = SharedVoterState::empty();
+	let grandpa_rpc = match &consensus {
+		Consensus::AuraGrandpa { link, .. } => Some((
+			link.shared_authority_set().clone(),
+			link.justification_stream(),
+			sc_consensus_grandpa::FinalityProofProvider::new_for_service(
+				backend.clone(),
+				Some(link.shared_authority_set().clone()),
+			),
+		)),
+		Consensus::DevSeal => None,
+	};
+
 	let rpc_extensions_builder = {
 		let client = client.clone();
 		let pool = transaction_pool.clone();
+		let shared_voter_state = shared_voter_state.clone();
 		let tasks = crate::rpc::TaskRpc::new(client.clone(), network.clone(), token_streams);
 		if let Some(cmd) = &openai {
 			let parts = crate::openai::NodeParts {
@@ -353,11 +368,23 @@ pub fn new_full<
 			};
 			crate::openai::start(cmd, parts).map_err(ServiceError::Other)?;
 		}
-		Box::new(move |_| {
+		Box::new(move |subscription_executor| {
+			let grandpa = grandpa_rpc.as_ref().map(
+				|(shared_authority_set, justification_stream, finality_provider)| {
+					crate::rpc::GrandpaDeps {
+						shared_voter_state: shared_voter_state.clone(),
+						shared_authority_set: shared_authority_set.clone(),
+						justification_stream: justification_stream.clone(),
+						subscription_executor,
+						finality_provider: finality_provider.clone(),
+					}
+				},
+			);
 			let deps = crate::rpc::FullDeps {
 				client: client.clone(),
 				pool: pool.clone(),
 				tasks: tasks.clone(),
+				grandpa,
 			};
 			crate::rpc::create_full(deps).map_err(Into::into)
 		})
@@ -471,7 +498,7 @@ pub fn new_full<
 					notification_service,
 					voting_rule: sc_consensus_grandpa::VotingRulesBuilder::default().build(),
 					prometheus_registry,
-					shared_voter_state: SharedVoterState::empty(),
+					shared_voter_state,
 					telemetry: telemetry.as_ref().map(|x| x.handle()),
 					offchain_tx_pool_factory: OffchainTransactionPoolFactory::new(transaction_pool),
 				};

@@ -72,7 +72,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	authoring_version: 1,
 	// Bump on every change of runtime logic; the node refuses nothing on mismatch, but
 	// clients (polkadot-js) re-read metadata when it changes.
-	spec_version: 104,
+	spec_version: 105,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	// Bump when the encoding of existing calls or transaction extensions changes.
@@ -229,6 +229,9 @@ mod runtime {
 
 	#[runtime::pallet_index(17)]
 	pub type Session = pallet_session;
+
+	#[runtime::pallet_index(18)]
+	pub type Multisig = pallet_multisig;
 }
 
 /// The community fund: the treasury's account. It receives transaction fees, the

@@ -29,7 +29,7 @@ use polkadot_sdk::{
 		limits::{BlockLength, BlockWeights},
 		EnsureRoot, EnsureRootWithSuccess,
 	},
-	pallet_aura, pallet_balances, pallet_sudo, pallet_timestamp,
+	pallet_aura, pallet_balances, pallet_multisig, pallet_sudo, pallet_timestamp,
 	pallet_transaction_payment::{self, FungibleAdapter, Multiplier, TargetedFeeAdjustment},
 	pallet_treasury, pallet_utility,
 	sp_consensus_aura::sr25519::AuthorityId as AuraId,
@@ -199,6 +199,28 @@ impl pallet_utility::Config for Runtime {
 	type RuntimeCall = RuntimeCall;
 	type PalletsOrigin = OriginCaller;
 	type WeightInfo = pallet_utility::weights::SubstrateWeight<Runtime>;
+}
+
+parameter_types! {
+	/// Held from whoever opens a multisig operation: its record's 88 bytes, at 10 milli-DLLM
+	/// a byte plus 1 DLLM per item stored, back once it executes or is cancelled.
+	pub const MultisigDepositBase: Balance = UNITS + 88 * 10 * MILLI_UNITS;
+	/// Held per approval stored (32 bytes of account each).
+	pub const MultisigDepositFactor: Balance = 32 * 10 * MILLI_UNITS;
+}
+
+/// Multi-signature accounts: an account derived from its signatories and threshold that
+/// dispatches a call once that many of them approve it (polkadot-js apps' multisig
+/// accounts). A production network's sudo key can be one (docs/operators.md).
+impl pallet_multisig::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type RuntimeCall = RuntimeCall;
+	type Currency = Balances;
+	type DepositBase = MultisigDepositBase;
+	type DepositFactor = MultisigDepositFactor;
+	type MaxSignatories = ConstU32<100>;
+	type WeightInfo = pallet_multisig::weights::SubstrateWeight<Runtime>;
+	type BlockNumberProvider = System;
 }
 
 /// Genesis endowment of the community fund, so it exists (holds more than the existential

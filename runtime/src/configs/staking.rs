@@ -116,7 +116,7 @@ impl<Inner: pallet_session::SessionManager<AccountId>> pallet_session::SessionMa
 
 	fn end_session(ending: SessionIndex) {
 		// Before staking plans the next election (in `new_session` of this rotation).
-		chill_silent_validators(ending);
+		chill_silent_validators();
 		Inner::end_session(ending)
 	}
 
@@ -126,16 +126,12 @@ impl<Inner: pallet_session::SessionManager<AccountId>> pallet_session::SessionMa
 }
 
 /// Chills each validator of the ending session that has no era points in the active
-/// era although the whole ending session was in it (era points count authored blocks).
-fn chill_silent_validators(ending: SessionIndex) {
+/// era (era points count authored blocks).
+fn chill_silent_validators() {
 	use polkadot_sdk::sp_staking::StakingInterface;
+	// The ending session is a whole session of the active era: an era becomes active as
+	// its first session starts.
 	let Some(era) = pallet_staking::ActiveEra::<Runtime>::get() else { return };
-	let Some(era_start) = pallet_staking::ErasStartSessionIndex::<Runtime>::get(era.index) else {
-		return;
-	};
-	if ending < era_start {
-		return;
-	}
 	let points = pallet_staking::ErasRewardPoints::<Runtime>::get(era.index);
 	for validator in pallet_session::Validators::<Runtime>::get() {
 		let authored = points.individual.get(&validator).is_some_and(|points| *points > 0);

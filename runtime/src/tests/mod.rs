@@ -1,6 +1,7 @@
 //! Runtime tests: genesis presets, the DLLM token, fees and the community fund;
-//! validators by stake in [`staking`].
+//! validators by stake in [`staking`]; a multisig sudo key in [`multisig`].
 
+mod multisig;
 mod staking;
 
 use crate::{
@@ -42,8 +43,14 @@ fn merge(base: &mut Value, patch: Value) {
 /// State built from a genesis preset through the runtime's own `GenesisBuilder` code path.
 fn ext_from_preset(preset: &str) -> TestExternalities {
 	let patch = genesis_config_presets::get_preset(&preset.into()).expect("preset exists");
+	ext_from_patch(serde_json::from_slice(&patch).expect("preset is JSON"))
+}
+
+/// State built from a genesis patch (a preset's, or `production_genesis`'s) as the node
+/// builds it.
+fn ext_from_patch(patch: Value) -> TestExternalities {
 	let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).expect("serializes");
-	merge(&mut config, serde_json::from_slice(&patch).expect("preset is JSON"));
+	merge(&mut config, patch);
 	let json = serde_json::to_vec(&config).expect("serializes");
 	let mut ext = TestExternalities::new(Default::default());
 	ext.execute_with(|| build_state::<RuntimeGenesisConfig>(json).expect("genesis builds"));

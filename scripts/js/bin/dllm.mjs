@@ -11,7 +11,9 @@ import { parseArgs } from 'node:util';
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
 import { isHex, u8aToHex } from '@polkadot/util';
-import { base58Decode, cryptoWaitReady, mnemonicGenerate } from '@polkadot/util-crypto';
+import {
+  base58Decode, createKeyMulti, cryptoWaitReady, decodeAddress, encodeAddress, mnemonicGenerate,
+} from '@polkadot/util-crypto';
 
 import * as experts from '../lib/experts.mjs';
 import * as staking from '../lib/staking.mjs';
@@ -47,6 +49,11 @@ const COMMANDS = {
     },
   },
   'new-account': { args: '', about: 'make a new account: prints its mnemonic (keep it secret) and address', options: {} },
+  'multisig-address': {
+    args: 'THRESHOLD ADDRESS...',
+    about: 'the address of the multisig account of these signatories (any order) and threshold (pallet-multisig; polkadot-js apps\' multisig accounts)',
+    options: {},
+  },
   transfer: { args: 'TO AMOUNT', about: 'send AMOUNT DLLM to the address TO', options: {} },
   quote: { args: 'PROMPT', about: 'what a prompt costs now at most (the least max fee the chain accepts)', options: SAMPLING },
   status: {
@@ -71,10 +78,12 @@ const COMMANDS = {
   'stop-serving': { args: 'MODEL CHUNK', about: 'stop serving a chunk (its deposit comes back)', options: {} },
   deregister: { args: '', about: 'stop being an expert (its bond starts unbonding)', options: {} },
   stake: {
-    args: 'AMOUNT | validate | nominate VALIDATOR... | payout VALIDATOR ERA',
+    args: 'AMOUNT | validate | nominate VALIDATOR... | payout VALIDATOR [ERA] | status [ADDRESS]',
     about: 'add AMOUNT DLLM to the signer\'s own expert bond; or, as a validator\'s or nominator\'s stake: '
       + 'validate (bond --bond, set the session keys of the node at --ws or --keys/--proof, offer to validate), '
-      + 'nominate VALIDATOR... (bond --bond, back them), payout VALIDATOR ERA (pay its era\'s rewards)',
+      + 'nominate VALIDATOR... (bond --bond, back them), payout VALIDATOR [ERA] (pay its stakers\' rewards of ERA, '
+      + 'or of every era not paid yet), status [ADDRESS] (the era, and the account\'s (or the signer\'s) '
+      + 'bond, role, election, points and unpaid eras)',
     options: {
       bond: { type: 'string' },
       commission: { type: 'string', default: '5' },
@@ -229,6 +238,31 @@ function address(api, text, what) {
   } catch (_) {
     throw new UsageError(`${what}: not an address: ${JSON.stringify(text)}`);
   }
+}
+
+/** Most signatories of a multisig (the runtime's `pallet_multisig::Config::MaxSignatories`). */
+const MAX_SIGNATORIES = 100;
+
+/** `dllm multisig-address THRESHOLD ADDRESS...`: no node needed. */
+function multisigAddress(positionals) {
+  const [threshold, ...signatories] = positionals;
+  if (!signatories.length) throw new UsageError('multisig-address needs THRESHOLD and at least two ADDRESSes');
+  for (const who of signatories) {
+    try {
+      decodeAddress(who);
+    } catch (_) {
+      throw new UsageError(`ADDRESS: not an address: ${JSON.stringify(who)}`);
+    }
+  }
+  const distinct = new Set(signatories.map((who) => u8aToHex(decodeAddress(who))));
+  if (distinct.size !== signatories.length) throw new UsageError('multisig-address: an ADDRESS is listed twice');
+  if (distinct.size < 2 || distinct.size > MAX_SIGNATORIES) {
+    throw new UsageError(`multisig-address: 2 to ${MAX_SIGNATORIES} signatories, got ${distinct.size}`);
+  }
+  const needed = integer(threshold, 'THRESHOLD', { min: 1, max: distinct.size });
+  // 42: the chain's SS58 prefix (dllm_primitives::token::SS58_PREFIX).
+  console.log(encodeAddress(createKeyMulti(signatories, needed), 42));
+  return 0;
 }
 
 /** A model by id or by name. */
@@ -447,17 +481,65 @@ async function registerExpert(api, values, positionals) {
   return 0;
 }
 
-/** `dllm stake validate|nominate|payout`: a validator's or a nominator's stake. */
+/** `dllm stake status [ADDRESS]`: the era and what ADDRESS (or the signer) stakes. */
+async function stakeStatus(api, values, rest) {
+  let account;
+  if (rest.length) {
+    [account] = take(rest, ['ADDRESS']);
+    address(api, account, 'ADDRESS');
+  } else {
+    account = (await signer(api, values)).address;
+  }
+  const state = await staking.stakerState(api, account);
+  const session = (await api.query.session.currentIndex()).toNumber();
+  const set = (await api.query.session.validators()).map(String);
+  console.log(`era ${state.era ?? '(none yet)'}, session ${session}, ${set.length} validator${set.length === 1 ? '' : 's'}`);
+  console.log(`${account}`);
+  if (!state.bonded) {
+    console.log('  not bonded');
+    return 0;
+  }
+  const { total, active, unlocking } = state.bonded;
+  console.log(`  bonded ${experts.formatDllm(total)} (active ${experts.formatDllm(active)})`);
+  for (const chunk of unlocking) console.log(`  unbonding ${experts.formatDllm(chunk.value)}, withdrawable from era ${chunk.era}`);
+  if (state.validating !== null) console.log(`  validating at ${state.validating}% commission`);
+  if (state.nominating) console.log(`  nominating ${state.nominating.join(', ')}`);
+  if (state.validating === null && !state.nominating) console.log('  neither validating nor nominating (chilled)');
+  if (state.elected) {
+    const { total: backing, own, nominators } = state.elected;
+    const inSet = set.includes(account) ? 'in the session\'s set' : 'not in the session\'s set yet';
+    console.log(`  elected in era ${state.era} (${inSet}): backed by ${experts.formatDllm(backing)}, own ${experts.formatDllm(own)}, ${nominators} nominator${nominators === 1 ? '' : 's'}; ${state.points} era points so far`);
+  }
+  const unclaimed = await staking.unclaimedEras(api, account);
+  if (unclaimed.length) console.log(`  unpaid eras: ${unclaimed.map((u) => u.era).join(', ')} (\`dllm stake payout ${account}\`)`);
+  return 0;
+}
+
+/** `dllm stake validate|nominate|payout|status`: a validator's or a nominator's stake. */
 async function electionStake(api, values, positionals) {
   const [action, ...rest] = positionals;
   // No bond and a bond of 0 both add nothing.
   const bond = values.bond === undefined ? undefined : amount(values.bond, '--bond') || undefined;
   if (action === 'payout') {
+    if (!rest.length || rest.length > 2) throw new UsageError('stake payout needs VALIDATOR and optionally ERA (none: every era not paid yet)');
+    if (rest.length === 1) {
+      const [validator] = rest;
+      address(api, validator, 'VALIDATOR');
+      const account = await signer(api, values);
+      const unclaimed = await staking.unclaimedEras(api, validator);
+      if (!unclaimed.length) {
+        console.log(`nothing to pay: ${validator} has no unpaid era among the last ${api.consts.staking.historyDepth} (era ${await staking.activeEra(api)} is active)`);
+        return 0;
+      }
+      const eras = unclaimed.map((u) => u.era).join(', ');
+      return done(await staking.payoutAll(api, account, validator, unclaimed), `paid ${validator}'s stakers for era${unclaimed.length > 1 ? 's' : ''} ${eras}`);
+    }
     const [validator, era] = take(rest, ['VALIDATOR', 'ERA']);
     address(api, validator, 'VALIDATOR');
     const result = await staking.payout(api, await signer(api, values), validator, integer(era, 'ERA'));
     return done(result, `paid ${validator}'s stakers for era ${era}`);
   }
+  if (action === 'status') return stakeStatus(api, values, rest);
   if (action === 'nominate') {
     if (!rest.length) throw new UsageError('stake nominate needs at least one VALIDATOR');
     rest.forEach((validator) => address(api, validator, 'VALIDATOR'));
@@ -512,6 +594,15 @@ async function main() {
     console.log('Keep the mnemonic secret and safe: it is the account. Use it as DLLM_SURI or --suri.');
     return 0;
   }
+  if (command === 'multisig-address') {
+    try {
+      return multisigAddress(positionals);
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      console.error(`error: ${e.message}\n\n${help(command)}`);
+      return 2;
+    }
+  }
   let api;
   try {
     api = await connect(values.ws);
@@ -546,7 +637,7 @@ async function main() {
         take(positionals, []);
         return done(await experts.deregister(api, await signer(api, values)), 'deregistered: the bond and the delegations to it are unbonding');
       case 'stake': {
-        if (['validate', 'nominate', 'payout'].includes(positionals[0])) return await electionStake(api, values, positionals);
+        if (['validate', 'nominate', 'payout', 'status'].includes(positionals[0])) return await electionStake(api, values, positionals);
         const [value] = take(positionals, ['AMOUNT']);
         const stake = amount(value, 'AMOUNT');
         return done(await experts.bondExtra(api, await signer(api, values), stake), `bonded ${experts.formatDllm(stake)} more`);

@@ -48,3 +48,76 @@ async function bondCalls(api, stash, bond) {
   if (await ledger(api, stash)) return [api.tx.staking.bondExtra(bond)];
   return [api.tx.staking.bond(bond, 'Staked')];
 }
+
+/**
+ * The eras whose rewards `validator` can still have paid: within the last
+ * `staking.historyDepth` eras before the active one, it was elected, earned era
+ * points, and a page of its stakers is not paid yet. Resolves [{ era, pages }] (the
+ * pages left), oldest first.
+ */
+export async function unclaimedEras(api, validator) {
+  const active = await activeEra(api);
+  if (active === null) return [];
+  const depth = api.consts.staking.historyDepth.toNumber();
+  const unclaimed = [];
+  for (let era = Math.max(0, active - depth); era < active; era++) {
+    const points = await api.query.staking.erasRewardPoints(era);
+    const earned = [...points.individual.entries()].some(([who, p]) => who.toString() === validator && p.toNumber() > 0);
+    if (!earned) continue;
+    const overview = await api.query.staking.erasStakersOverview(era, validator);
+    if (overview.isNone) continue;
+    const claimed = (await api.query.staking.claimedRewards(era, validator)).map((page) => page.toNumber());
+    const pages = [];
+    for (let page = 0; page < overview.unwrap().pageCount.toNumber(); page++) if (!claimed.includes(page)) pages.push(page);
+    if (pages.length) unclaimed.push({ era, pages });
+  }
+  return unclaimed;
+}
+
+/** The active era's index, or null before the first. */
+export async function activeEra(api) {
+  const era = await api.query.staking.activeEra();
+  return era.isSome ? era.unwrap().index.toNumber() : null;
+}
+
+/** Pays every page of `validator`'s unclaimed eras (`unclaimedEras`) in one batch. */
+export function payoutAll(api, signer, validator, unclaimed) {
+  const calls = unclaimed.flatMap(({ era, pages }) =>
+    pages.map((page) => api.tx.staking.payoutStakersByPage(validator, era, page)));
+  return submit(api, calls.length === 1 ? calls[0] : api.tx.utility.batchAll(calls), signer);
+}
+
+/**
+ * What `stash` does in staking: { era (active), bonded: { total, active, unlocking } or
+ * null, validating (commission percent) or null, nominating (targets) or null, elected
+ * (in the active era: { total, own, nominators }) or null, points (this era's) }.
+ */
+export async function stakerState(api, stash) {
+  const era = await activeEra(api);
+  const found = await ledger(api, stash);
+  const bonded = found && {
+    total: found.total.toBigInt(),
+    active: found.active.toBigInt(),
+    unlocking: found.unlocking.map((chunk) => ({ value: chunk.value.toBigInt(), era: chunk.era.toNumber() })),
+  };
+  // `staking.validators` reads default preferences for a non-candidate: the stored
+  // size tells them apart.
+  const validating = (await api.query.staking.validators.size(stash)).toNumber() > 0
+    ? (await api.query.staking.validators(stash)).commission.toNumber() / 10_000_000
+    : null;
+  const nominations = await api.query.staking.nominators(stash);
+  const nominating = nominations.isSome ? nominations.unwrap().targets.map(String) : null;
+  let elected = null;
+  let points = 0;
+  if (era !== null) {
+    const overview = await api.query.staking.erasStakersOverview(era, stash);
+    if (overview.isSome) {
+      const o = overview.unwrap();
+      elected = { total: o.total.toBigInt(), own: o.own.toBigInt(), nominators: o.nominatorCount.toNumber() };
+    }
+    const eraPoints = await api.query.staking.erasRewardPoints(era);
+    const mine = [...eraPoints.individual.entries()].find(([who]) => who.toString() === stash);
+    points = mine ? mine[1].toNumber() : 0;
+  }
+  return { era, bonded, validating, nominating, elected, points };
+}

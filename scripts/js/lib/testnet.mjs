@@ -12,8 +12,8 @@ import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 
 import { Keyring } from '@polkadot/keyring';
-import { u8aToHex } from '@polkadot/util';
-import { base58Decode } from '@polkadot/util-crypto';
+import { bnToU8a, u8aToHex } from '@polkadot/util';
+import { base58Decode, xxhashAsHex } from '@polkadot/util-crypto';
 
 import * as experts from './experts.mjs';
 import { nodeBinary, requireTestHooks, sendAndFinalize, startNode, TEST_HOOK_FLAGS } from './node.mjs';
@@ -55,6 +55,28 @@ export async function registerDevMiner(api, name, signer, { price = 10n * 10n **
     result = await experts.serveChunk(api, signer, 0, chunk, undefined, experts.formatOf(dtype));
     if (!result.ok) throw new Error(`${name} serving chunk ${chunk}: ${result.error}`);
   }
+}
+
+/**
+ * Writes to `path` the raw `local` chain spec with sessions of `sessionBlocks` blocks
+ * and eras of `sessionsPerEra` sessions (the runtime's `:SessionPeriod:` and
+ * `:SessionsPerEra:` storage parameters, defaults 600 and 6), so that elections and
+ * payouts come within minutes on loopback. Resolves `path`.
+ */
+export async function shortEraSpec(path, { sessionBlocks, sessionsPerEra }) {
+  for (const [name, value] of [['sessionBlocks', sessionBlocks], ['sessionsPerEra', sessionsPerEra]]) {
+    if (!Number.isInteger(value) || value < 1 || value > 0xffff_ffff) throw new Error(`${name} must be a positive integer, got ${value}`);
+  }
+  // The raw spec holds the runtime's code as hex (megabytes).
+  const { stdout } = await run(nodeBinary(), ['build-spec', '--chain', 'local', '--raw'], { maxBuffer: 256 << 20 });
+  const spec = JSON.parse(stdout);
+  // `parameter_types! { pub storage X: T = … }` reads twox128(":X:"), SCALE-encoded
+  // (both are u32).
+  const u32 = (value) => u8aToHex(bnToU8a(value, { bitLength: 32, isLe: true }));
+  spec.genesis.raw.top[xxhashAsHex(':SessionPeriod:', 128)] = u32(sessionBlocks);
+  spec.genesis.raw.top[xxhashAsHex(':SessionsPerEra:', 128)] = u32(sessionsPerEra);
+  writeFileSync(path, JSON.stringify(spec));
+  return path;
 }
 
 /** `dllm-infer`, next to the node binary. */
@@ -176,8 +198,10 @@ export async function verifyRecord(modelDir, record) {
  * one; `rpcPort` fixes the validator's RPC port; `mode` (`Redundant` or `Prefill`)
  * has root set how tasks are verified before the miners start (the dev chain's genesis
  * verifies by prefill); `beforeMiners(api)` runs on the validator before any miner starts
- * (e.g. `registerTinyModel` for a `modelDir` the chain does not know yet). Returns
- * { api, validator, miners, modelDir, startMiner, stop }.
+ * (e.g. `registerTinyModel` for a `modelDir` the chain does not know yet); `chain` is
+ * `dev` (Alice alone), or `local` or the path of a spec of it (`shortEraSpec`), where
+ * Bob's validator (`second`) runs too. Returns { api, validator, second, bootnode (Alice's
+ * multiaddr), miners, modelDir, startMiner, stop }.
  */
 export async function startTestnet({
   miners = ['bob', 'charlie', 'dave'],
@@ -194,14 +218,19 @@ export async function startTestnet({
   beforeMiners,
   chain = 'dev',
 } = {}) {
-  if (!['dev', 'local'].includes(chain)) throw new Error(`chain ${chain}: dev or local`);
+  // `local` or a spec of it (e.g. `shortEraSpec`): two validators, Alice and Bob.
+  const local = chain !== 'dev';
+  if (local && chain !== 'local' && !existsSync(chain)) throw new Error(`chain ${chain}: dev, local or a chain spec file`);
   const hooked = Object.values(extraArgs).flat().some((arg) => TEST_HOOK_FLAGS.includes(arg));
   if (perturb.length || corruptSent.length || hooked) await requireTestHooks();
   const root = dir ?? mkdtempSync(join(tmpdir(), 'dllm-testnet-'));
   mkdirSync(root, { recursive: true });
-  modelDir = modelDir ?? (await makeTinyModel(join(root, 'model')));
+  // Made once, when the first miner needs it: a network of validators only makes none.
+  let modelMade = modelDir ? Promise.resolve(modelDir) : null;
+  const model = () => (modelMade ??= makeTinyModel(join(root, 'model')));
+  if (miners.length) modelDir = await model();
   const logFile = (name) => (dir ? join(dir, `${name}.log`) : undefined);
-  const identity = chain === 'dev' ? ['--dev'] : ['--chain', 'local', '--alice', '--validator'];
+  const identity = local ? ['--chain', chain, '--alice', '--validator'] : ['--dev'];
   const validator = await startNode([...identity, '--tmp', '--no-mdns', '--node-key', nodeKey('alice'), ...validatorArgs], {
     rpcPort,
     logFile: logFile('alice'),
@@ -209,10 +238,10 @@ export async function startTestnet({
   // The local chain's second authority (GRANDPA finalizes only with both), under a node
   // key of its own: 0x00…02 is Bob's miner's, which the genesis registered.
   let second = null;
-  if (chain === 'local') {
+  if (local) {
     try {
       second = await startNode([
-        '--chain', 'local', '--bob', '--validator', '--tmp', '--no-mdns', '--node-key', '7'.padStart(64, '0'),
+        '--chain', chain, '--bob', '--validator', '--tmp', '--no-mdns', '--node-key', '7'.padStart(64, '0'),
         '--bootnodes', `/ip4/127.0.0.1/tcp/${validator.p2pPort}/p2p/${VALIDATOR_PEER}`,
       ], { logFile: logFile('bob-validator') });
     } catch (error) {
@@ -252,6 +281,7 @@ export async function startTestnet({
   async function startMiner(name, { prometheusPort = prometheus[name], dtype } = {}) {
     // A base path of its own (not --tmp), so that a restarted miner finds its keystore,
     // its database and the results it has not revealed yet.
+    modelDir = await model();
     const base = join(root, name);
     if (!startedMiners.has(name)) rmSync(base, { recursive: true, force: true });
     startedMiners.add(name);
@@ -295,5 +325,8 @@ export async function startTestnet({
     return code;
   }
 
-  return { api: validator.api, validator, miners: running, modelDir, startMiner, stop };
+  return {
+    api: validator.api, validator, second, bootnode, miners: running, startMiner, stop,
+    get modelDir() { return modelDir; },
+  };
 }

@@ -243,3 +243,19 @@ test('dllm stake: a validator bonds, sets its node\'s new session keys and valid
   assert.match(run.stderr, /(not bonded yet|both --keys and --proof)/);
   assert.ok((await api.query.staking.ledger(ferdie.address)).isNone);
 });
+
+test('dllm multisig-address: the runtime\'s multisig account of the signatories, in any order', async () => {
+  const keyring = new Keyring({ type: 'sr25519' });
+  const [a, b, c] = ['//Alice', '//Bob', '//Charlie'].map((uri) => keyring.addFromUri(uri).address);
+  // The address runtime/src/tests/multisig.rs derives with pallet-multisig.
+  for (const order of [[a, b, c], [c, a, b]]) {
+    const run = await cli('multisig-address', '2', ...order);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.trim(), '5DjYJStmdZ2rcqXbXGX7TW85JsrW6uG4y9MUcLq2BoPMpRA7');
+  }
+  for (const bad of [['3', a, b], ['0', a, b], ['1', a], ['2', a, a], ['2', a, 'nobody']]) {
+    const run = await cli('multisig-address', ...bad);
+    assert.equal(run.code, 2, `${bad.join(' ')}: ${run.stdout}`);
+    assert.match(run.stderr, /^error: /);
+  }
+});
