@@ -106,7 +106,7 @@ runCli(async () => {
     console.log(`model: ${net.modelDir}`);
     console.log(`submit a prompt:  scripts/dllm${ws} chat "What is DLLM?"`);
   }
-  if (options.chain === 'local') console.log(`staking:  scripts/dllm${ws} stake status //Alice`);
+  if (options.chain === 'local') console.log(`staking:  scripts/dllm${ws} --suri //Alice stake status`);
   console.log('Ctrl-C stops every node');
   await new Promise((resolveStop) => {
     process.once('SIGINT', resolveStop);
