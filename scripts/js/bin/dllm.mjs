@@ -230,11 +230,14 @@ async function signer(api, values) {
   }
 }
 
-/** Refuses `text` unless it is an SS58 address (or 0x account id). */
+/**
+ * Refuses `text` unless it is an SS58 address (or 0x account id); returns it as the
+ * chain writes addresses (SS58, prefix 42), to compare with what the chain returns.
+ */
 function address(api, text, what) {
   try {
     if (!text) throw new Error('empty');
-    api.createType('AccountId', text);
+    return api.createType('AccountId', text).toString();
   } catch (_) {
     throw new UsageError(`${what}: not an address: ${JSON.stringify(text)}`);
   }
@@ -248,18 +251,23 @@ function multisigAddress(positionals) {
   const [threshold, ...signatories] = positionals;
   if (!signatories.length) throw new UsageError('multisig-address needs THRESHOLD and at least two ADDRESSes');
   for (const who of signatories) {
+    let bytes;
     try {
-      decodeAddress(who);
+      bytes = decodeAddress(who);
     } catch (_) {
-      throw new UsageError(`ADDRESS: not an address: ${JSON.stringify(who)}`);
+      bytes = null;
     }
+    // An account id is 32 bytes (decodeAddress passes any hex through).
+    if (bytes?.length !== 32) throw new UsageError(`ADDRESS: not an address: ${JSON.stringify(who)}`);
   }
   const distinct = new Set(signatories.map((who) => u8aToHex(decodeAddress(who))));
   if (distinct.size !== signatories.length) throw new UsageError('multisig-address: an ADDRESS is listed twice');
   if (distinct.size < 2 || distinct.size > MAX_SIGNATORIES) {
     throw new UsageError(`multisig-address: 2 to ${MAX_SIGNATORIES} signatories, got ${distinct.size}`);
   }
-  const needed = integer(threshold, 'THRESHOLD', { min: 1, max: distinct.size });
+  // A threshold of 1 lets any one signatory act alone (`as_multi_threshold_1`): not
+  // what a shared key is for.
+  const needed = integer(threshold, 'THRESHOLD', { min: 2, max: distinct.size });
   // 42: the chain's SS58 prefix (dllm_primitives::token::SS58_PREFIX).
   console.log(encodeAddress(createKeyMulti(signatories, needed), 42));
   return 0;
@@ -390,8 +398,7 @@ async function quote(api, values, positionals) {
 async function status(api, values, positionals) {
   let account = null;
   if (positionals.length) {
-    [account] = take(positionals, ['ADDRESS']);
-    address(api, account, 'ADDRESS');
+    account = address(api, take(positionals, ['ADDRESS'])[0], 'ADDRESS');
   } else if (values.suri !== undefined || process.env.DLLM_SURI) account = (await signer(api, values)).address;
   const header = await api.rpc.chain.getHeader();
   console.log(`${(await api.rpc.system.chain()).toString()} at block #${header.number.toNumber()}`);
@@ -485,8 +492,7 @@ async function registerExpert(api, values, positionals) {
 async function stakeStatus(api, values, rest) {
   let account;
   if (rest.length) {
-    [account] = take(rest, ['ADDRESS']);
-    address(api, account, 'ADDRESS');
+    account = address(api, take(rest, ['ADDRESS'])[0], 'ADDRESS');
   } else {
     account = (await signer(api, values)).address;
   }
@@ -507,8 +513,7 @@ async function stakeStatus(api, values, rest) {
   if (state.validating === null && !state.nominating) console.log('  neither validating nor nominating (chilled)');
   if (state.elected) {
     const { total: backing, own, nominators } = state.elected;
-    const inSet = set.includes(account) ? 'in the session\'s set' : 'not in the session\'s set yet';
-    console.log(`  elected in era ${state.era} (${inSet}): backed by ${experts.formatDllm(backing)}, own ${experts.formatDllm(own)}, ${nominators} nominator${nominators === 1 ? '' : 's'}; ${state.points} era points so far`);
+    console.log(`  elected in era ${state.era}: backed by ${experts.formatDllm(backing)}, own ${experts.formatDllm(own)}, ${nominators} nominator${nominators === 1 ? '' : 's'}; ${state.points} era points so far`);
   }
   const unclaimed = await staking.unclaimedEras(api, account);
   if (unclaimed.length) console.log(`  unpaid eras: ${unclaimed.map((u) => u.era).join(', ')} (\`dllm stake payout ${account}\`)`);
@@ -523,16 +528,21 @@ async function electionStake(api, values, positionals) {
   if (action === 'payout') {
     if (!rest.length || rest.length > 2) throw new UsageError('stake payout needs VALIDATOR and optionally ERA (none: every era not paid yet)');
     if (rest.length === 1) {
-      const [validator] = rest;
-      address(api, validator, 'VALIDATOR');
+      const validator = address(api, rest[0], 'VALIDATOR');
       const account = await signer(api, values);
       const unclaimed = await staking.unclaimedEras(api, validator);
       if (!unclaimed.length) {
         console.log(`nothing to pay: ${validator} has no unpaid era among the last ${api.consts.staking.historyDepth} (era ${await staking.activeEra(api)} is active)`);
         return 0;
       }
-      const eras = unclaimed.map((u) => u.era).join(', ');
-      return done(await staking.payoutAll(api, account, validator, unclaimed), `paid ${validator}'s stakers for era${unclaimed.length > 1 ? 's' : ''} ${eras}`);
+      // Oldest first; a refused transaction stops here, and what it would have paid
+      // stays unpaid (`stake status` lists it).
+      for (const batch of staking.payoutBatches(api, validator, unclaimed)) {
+        const { eras } = batch;
+        const code = done(await staking.payoutBatch(api, account, batch), `paid ${validator}'s stakers for era${eras.length > 1 ? 's' : ''} ${eras.join(', ')}`);
+        if (code) return code;
+      }
+      return 0;
     }
     const [validator, era] = take(rest, ['VALIDATOR', 'ERA']);
     address(api, validator, 'VALIDATOR');

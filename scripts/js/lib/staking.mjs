@@ -64,11 +64,12 @@ export async function unclaimedEras(api, validator) {
     const points = await api.query.staking.erasRewardPoints(era);
     const earned = [...points.individual.entries()].some(([who, p]) => who.toString() === validator && p.toNumber() > 0);
     if (!earned) continue;
-    const overview = await api.query.staking.erasStakersOverview(era, validator);
-    if (overview.isNone) continue;
+    // The runtime's count: a validator without nominators still has one page, its own
+    // stake (the overview's `pageCount` is then 0).
+    const pageCount = (await api.call.stakingApi.erasStakersPageCount(era, validator)).toNumber();
     const claimed = (await api.query.staking.claimedRewards(era, validator)).map((page) => page.toNumber());
     const pages = [];
-    for (let page = 0; page < overview.unwrap().pageCount.toNumber(); page++) if (!claimed.includes(page)) pages.push(page);
+    for (let page = 0; page < pageCount; page++) if (!claimed.includes(page)) pages.push(page);
     if (pages.length) unclaimed.push({ era, pages });
   }
   return unclaimed;
@@ -80,10 +81,29 @@ export async function activeEra(api) {
   return era.isSome ? era.unwrap().index.toNumber() : null;
 }
 
-/** Pays every page of `validator`'s unclaimed eras (`unclaimedEras`) in one batch. */
-export function payoutAll(api, signer, validator, unclaimed) {
-  const calls = unclaimed.flatMap(({ era, pages }) =>
-    pages.map((page) => api.tx.staking.payoutStakersByPage(validator, era, page)));
+/**
+ * Payouts per transaction: each is weighed as a full page (256 nominators, about 70 ms),
+ * so ten stay well inside a transaction's weight limit.
+ */
+export const PAYOUTS_PER_TRANSACTION = 10;
+
+/**
+ * The pages of `unclaimed` (`unclaimedEras`) in transactions of at most
+ * `PAYOUTS_PER_TRANSACTION` payouts: [{ eras, calls }], oldest first.
+ */
+export function payoutBatches(api, validator, unclaimed) {
+  const pages = unclaimed.flatMap(({ era, pages: left }) => left.map((page) => ({ era, page })));
+  const batches = [];
+  for (let i = 0; i < pages.length; i += PAYOUTS_PER_TRANSACTION) {
+    const chunk = pages.slice(i, i + PAYOUTS_PER_TRANSACTION);
+    const calls = chunk.map(({ era, page }) => api.tx.staking.payoutStakersByPage(validator, era, page));
+    batches.push({ eras: [...new Set(chunk.map(({ era }) => era))], calls });
+  }
+  return batches;
+}
+
+/** Sends one of `payoutBatches`, all its payouts or none. */
+export function payoutBatch(api, signer, { calls }) {
   return submit(api, calls.length === 1 ? calls[0] : api.tx.utility.batchAll(calls), signer);
 }
 

@@ -253,7 +253,9 @@ test('dllm multisig-address: the runtime\'s multisig account of the signatories,
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout.trim(), '5DjYJStmdZ2rcqXbXGX7TW85JsrW6uG4y9MUcLq2BoPMpRA7');
   }
-  for (const bad of [['3', a, b], ['0', a, b], ['1', a], ['2', a, a], ['2', a, 'nobody']]) {
+  // Past the signatories, one alone (threshold 1), one signatory, one twice, not an
+  // account (a word, a short hex key).
+  for (const bad of [['3', a, b], ['1', a, b], ['2', a], ['2', a, a], ['2', a, 'nobody'], ['2', a, '0x12']]) {
     const run = await cli('multisig-address', ...bad);
     assert.equal(run.code, 2, `${bad.join(' ')}: ${run.stdout}`);
     assert.match(run.stderr, /^error: /);

@@ -20,9 +20,12 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import { runDllm, startNode } from '../lib/node.mjs';
 import { blockAuthor } from '../lib/settlement.mjs';
-import { nodeKey, shortEraSpec, startTestnet } from '../lib/testnet.mjs';
+import { shortEraSpec, startTestnet } from '../lib/testnet.mjs';
 
 const SESSION_BLOCKS = 8;
+// Node keys of the validator nodes: not 0x00…03 and 0x00…04, which the local genesis
+// registers as Charlie's and Dave's miners' peer ids.
+const VALIDATOR_NODE_KEYS = { charlie: '8'.padStart(64, '0'), dave: '9'.padStart(64, '0') };
 const UNIT = 10n ** 12n;
 const VALIDATOR_BOND = 20_000n;
 const NOMINATOR_BOND = 5_000n;
@@ -81,7 +84,7 @@ before(async () => {
   for (const name of ['charlie', 'dave']) {
     validators[name] = await startNode([
       '--chain', spec, '--validator', '--name', `${name}-validator`, '--base-path', join(root, name),
-      '--no-mdns', '--node-key', nodeKey(name), '--bootnodes', net.bootnode,
+      '--no-mdns', '--node-key', VALIDATOR_NODE_KEYS[name], '--bootnodes', net.bootnode,
     ], { logFile: join(root, `${name}-validator.log`) });
   }
 });
@@ -184,6 +187,15 @@ test('Eve pays out Charlie\'s era: he is paid his commission and his share, she 
   // Only an era that ended since (a session here) can be unpaid now.
   const unpaid = (status.stdout.match(/unpaid eras: ([\d, ]+)/)?.[1] ?? '').split(', ').filter(Boolean).map(Number);
   assert.ok(unpaid.every((era) => era >= active), `unpaid after paying all: ${unpaid}`);
+
+  // Dave has no nominator: his own stake is his one page, paid all the same.
+  status = await runDllm(net.validator.wsUrl, 'stake', 'status', dave.address);
+  assert.match(status.stdout, /unpaid eras: \d/);
+  const daveBefore = await activeBond(dave.address);
+  const paidDave = await runDllm(net.validator.wsUrl, '--suri', '//Eve', 'stake', 'payout', dave.address);
+  assert.equal(paidDave.code, 0, paidDave.stderr);
+  assert.match(paidDave.stdout, new RegExp(`^paid ${dave.address}'s stakers for eras? \\d`, 'm'));
+  assert.ok((await activeBond(dave.address)) > daveBefore, 'Dave paid');
 
   // Paid once.
   const again = await runDllm(net.validator.wsUrl, '--suri', '//Eve', 'stake', 'payout', charlie.address, String(paidEra));
