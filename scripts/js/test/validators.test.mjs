@@ -20,6 +20,7 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 
 import { runDllm, startNode } from '../lib/node.mjs';
 import { blockAuthor } from '../lib/settlement.mjs';
+import * as staking from '../lib/staking.mjs';
 import { shortEraSpec, startTestnet } from '../lib/testnet.mjs';
 
 const SESSION_BLOCKS = 8;
@@ -51,7 +52,7 @@ async function scanFinalized(from, check, { seconds, what }) {
   const deadline = Date.now() + seconds * 1000;
   let next = from;
   while (Date.now() < deadline) {
-    const head = (await api.rpc.chain.getHeader(await api.rpc.chain.getFinalizedHead())).number.toNumber();
+    const head = await finalizedNumber();
     for (; next <= head; next++) {
       const hash = await api.rpc.chain.getBlockHash(next);
       const found = await check(hash, next);
@@ -67,7 +68,7 @@ async function finalizedNumber() {
 }
 
 async function activeBond(stash) {
-  return (await api.query.staking.ledger(stash)).unwrap().active.toBigInt();
+  return (await staking.ledger(api, stash)).active.toBigInt();
 }
 
 before(async () => {
@@ -179,7 +180,7 @@ test('Eve pays out Charlie\'s era: he is paid his commission and his share, she 
   assert.equal(status.code, 0, status.stderr);
   assert.match(status.stdout, /validating at 5% commission/);
   assert.doesNotMatch(status.stdout, new RegExp(`unpaid eras: .*\\b${paidEra}\\b`));
-  const active = (await api.query.staking.activeEra()).unwrap().index.toNumber();
+  const active = await staking.activeEra(api);
   const rest = await runDllm(net.validator.wsUrl, '--suri', '//Eve', 'stake', 'payout', charlie.address);
   assert.equal(rest.code, 0, rest.stderr);
   assert.match(rest.stdout, /^(paid .* for eras? [\d, ]+ \(final in block|nothing to pay: )/m);
