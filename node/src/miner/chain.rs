@@ -25,6 +25,7 @@ use polkadot_sdk::{
 	sp_core::{sr25519, Pair as _, H256},
 	sp_keystore::KeystorePtr,
 	sp_runtime::{
+		generic::Era,
 		traits::{BlakeTwo256, Hash as _},
 		transaction_validity::InvalidTransaction,
 		MultiAddress, MultiSignature, OpaqueExtrinsic, Perbill,
@@ -324,8 +325,9 @@ impl Submitter {
 	/// nonce.
 	pub async fn submit(&self, call: RuntimeCall) -> Result<Submitted, ChainError> {
 		let _turn = self.submitting.lock().await;
-		let best = self.client.info().best_hash;
-		let (xt, nonce) = self.sign(best, call).await?;
+		let info = self.client.info();
+		let best = info.best_hash;
+		let (xt, nonce) = self.sign(best, info.best_number, call).await?;
 		let hash = BlakeTwo256::hash_of(&xt);
 		let status =
 			self.pool.submit_and_watch(best, TransactionSource::Local, xt).await.map_err(|e| {
@@ -352,9 +354,12 @@ impl Submitter {
 		next_index(&self.account(), chain_nonce, ready)
 	}
 
+	/// Signs `call` as a transaction valid for [`dllm_runtime::MINER_TX_MORTALITY`]
+	/// blocks from `best` (number `best_number`).
 	async fn sign(
 		&self,
 		best: H256,
+		best_number: u32,
 		call: RuntimeCall,
 	) -> Result<(OpaqueExtrinsic, Nonce), ChainError> {
 		let info = self.client.info();
@@ -367,14 +372,18 @@ impl Submitter {
 			(version, chain_nonce)
 		};
 		let nonce = self.next_index(best, chain_nonce).await;
-		let extension = dllm_runtime::tx_extension(nonce);
+		// Born at `best`: a period under 4096 blocks is not quantized, so the era's birth
+		// block is the current one (`mortal_era_is_born_at_the_best_block`).
+		let era = Era::mortal(dllm_runtime::MINER_TX_MORTALITY, best_number.into());
+		let birth = best;
+		let extension = dllm_runtime::tx_extension_in_era(nonce, era);
 		let genesis = info.genesis_hash;
 		let implicit = (
 			(),
 			version.spec_version,
 			version.transaction_version,
 			genesis,
-			genesis,
+			birth,
 			(),
 			(),
 			(),
@@ -414,6 +423,15 @@ fn next_index(
 #[cfg(test)]
 mod tests {
 	use super::*;
+
+	#[test]
+	fn mortal_era_is_born_at_the_best_block() {
+		for best in [0u64, 1, 63, 64, 65, 1_000_003, u32::MAX as u64] {
+			let era = Era::mortal(dllm_runtime::MINER_TX_MORTALITY, best);
+			assert_eq!(era.birth(best), best);
+			assert_eq!(era.death(best), best + dllm_runtime::MINER_TX_MORTALITY);
+		}
+	}
 
 	#[test]
 	fn the_next_index_follows_the_ready_run_and_fills_a_dropped_transactions_gap() {

@@ -168,8 +168,22 @@ test('one pipeline generates, a disjoint one verifies by prefill: the answer is 
     const operatorBefore = await total(api, operator.address);
 
     const requester = account('ferdie');
-    const { task, details, money, fees, spent, stream } = await runTask(api, requester);
+    const { task, details, money, fees, spent, stream, start, end } = await runTask(api, requester);
     assert.equal(details.status, 'Completed', describe(details));
+
+    // The miners sign mortal transactions, valid 64 blocks from their best block (L9).
+    const duties = [];
+    for (let number = start; number <= end; number++) {
+      const block = await api.rpc.chain.getBlock(await api.rpc.chain.getBlockHash(number));
+      for (const ex of block.block.extrinsics) {
+        if (ex.isSigned && ex.method.section === 'poaw' && ex.signer.toString() !== requester.address) duties.push(ex);
+      }
+    }
+    assert.ok(duties.length >= 4, `the miners' duties: ${duties.length}`);
+    for (const ex of duties) {
+      assert.ok(ex.era.isMortalEra, `${ex.method.method} by ${ex.signer} is mortal`);
+      assert.equal(ex.era.asMortalEra.period.toNumber(), 64);
+    }
 
     const reference = await referenceGeneration(net.modelDir, PROMPT, MAX_TOKENS, REFERENCE_SAMPLING);
     // The miners' record as the chain keeps it (the output and the generator's revealed
