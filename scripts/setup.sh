@@ -61,6 +61,12 @@ if [[ ! -f "$stamp" || "$js/package-lock.json" -nt "$stamp" ]]; then
 	(cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# --- cargo-fuzz, for the fuzz targets in fuzz/ (scripts/fuzz.sh) ---------------------------
+if [[ "${1:-}" == "--tests" ]] && ! cargo fuzz --version 2>/dev/null | grep -q "0.13.2"; then
+	say "installing cargo-fuzz 0.13.2 (about 40 s)"
+	cargo install cargo-fuzz --locked --version 0.13.2 --quiet
+fi
+
 # --- the tests' Python packages (the OpenAI Python SDK) ---------------------------------
 if [[ "${1:-}" == "--tests" ]]; then
 	source "$root/scripts/env.sh"

@@ -104,9 +104,8 @@ impl Attention {
 		)?;
 
 		let groups = self.num_heads / self.num_kv_heads;
-		let keys_rep = candle_transformers::utils::repeat_kv(keys.clone(), groups)?.contiguous()?;
-		let values_rep =
-			candle_transformers::utils::repeat_kv(values.clone(), groups)?.contiguous()?;
+		let keys_rep = repeat_kv(keys.clone(), groups)?;
+		let values_rep = repeat_kv(values.clone(), groups)?;
 		store_in_cache(cache, keys, values, key_start, offset + seq, self.sliding_window)?;
 
 		let scale = 1f64 / (self.head_dim as f64).sqrt();
@@ -121,6 +120,19 @@ impl Attention {
 		let out = out.transpose(1, 2)?.reshape((batch, seq, self.num_heads * self.head_dim))?;
 		r(self.o_proj.forward(&out)?)
 	}
+}
+
+/// Each of the `groups`-fold shared key/value heads repeated for its query heads:
+/// [b, kv_heads, seq, head_dim] -> [b, kv_heads * groups, seq, head_dim], contiguous.
+/// Concatenating along the sequence axis and reshaping puts each head's copies side by
+/// side with one contiguous copy (a broadcast would copy strided).
+fn repeat_kv(xs: Tensor, groups: usize) -> Result<Tensor> {
+	if groups == 1 {
+		return Ok(xs.contiguous()?);
+	}
+	let (batch, kv_heads, seq, head_dim) = xs.dims4()?;
+	let copies = vec![&xs; groups];
+	Ok(Tensor::cat(&copies, 2)?.reshape((batch, kv_heads * groups, seq, head_dim))?)
 }
 
 /// Stores keys/values covering `key_start..end`, dropping entries no future query can

@@ -90,13 +90,24 @@ impl ModelDir {
 }
 
 fn read_index(path: &Path) -> Result<BTreeMap<String, String>> {
+	let text = std::fs::read_to_string(path).map_err(|e| InferenceError::io(path, e))?;
+	parse_index(&text).map_err(|e| match e {
+		InferenceError::Weights(message) => {
+			InferenceError::Weights(format!("{}: {message}", path.display()))
+		}
+		other => other,
+	})
+}
+
+/// The tensor-to-file map of a `model.safetensors.index.json`, checked: every file is a
+/// safetensors file inside the model directory.
+pub fn parse_index(text: &str) -> Result<BTreeMap<String, String>> {
 	#[derive(serde::Deserialize)]
 	struct Index {
 		weight_map: BTreeMap<String, String>,
 	}
-	let text = std::fs::read_to_string(path).map_err(|e| InferenceError::io(path, e))?;
-	let index: Index = serde_json::from_str(&text)
-		.map_err(|e| InferenceError::Weights(format!("{}: {e}", path.display())))?;
+	let index: Index =
+		serde_json::from_str(text).map_err(|e| InferenceError::Weights(e.to_string()))?;
 	for file in index.weight_map.values() {
 		// The index names files inside the model directory, never elsewhere.
 		if file.contains('/')
@@ -105,8 +116,7 @@ fn read_index(path: &Path) -> Result<BTreeMap<String, String>> {
 			|| !file.ends_with(".safetensors")
 		{
 			return Err(InferenceError::Weights(format!(
-				"{}: file name {file:?} is not a safetensors file in the model directory",
-				path.display()
+				"file name {file:?} is not a safetensors file in the model directory"
 			)));
 		}
 	}

@@ -260,6 +260,8 @@ impl Shard {
 				))
 			})?;
 
+		self.check_share(session, offset, positions)?;
+
 		self.clock += 1;
 		let clock = self.clock;
 		let num_layers = self.layers.len();
@@ -345,6 +347,36 @@ impl Shard {
 				self.range
 			))),
 		}
+	}
+
+	/// Refuses a pass after which `session` would hold more than its share of the cache
+	/// (`max_cached_positions / max_sessions`) and the cache could not hold it beside the
+	/// other sessions: beyond its share a session uses free space only, so that one
+	/// session (one task's previous stage sending a long input) cannot evict the others
+	/// (review L3). Within its share it evicts the least recently used, as before.
+	fn check_share(&self, session: SessionId, offset: usize, positions: usize) -> Result<()> {
+		let cached = |s: &Session| s.caches.first().map_or(0, LayerKvCache::len);
+		let own = if offset == 0 { 0 } else { self.sessions.get(&session).map_or(0, cached) };
+		let others: usize =
+			self.sessions.iter().filter(|(id, _)| **id != session).map(|(_, s)| cached(s)).sum();
+		// What the cache keeps after the pass (`layer::store_in_cache` trims a windowed
+		// cache to its last window once it reaches two).
+		let mut after = own.saturating_add(positions);
+		if let Some(window) = self.config.sliding_window {
+			if after >= window.saturating_mul(2) {
+				after = window.saturating_sub(1);
+			}
+		}
+		let limit = self.limits.max_cached_positions;
+		let share = limit / self.limits.max_sessions.max(1);
+		if after > share && others.saturating_add(after) > limit {
+			return Err(InferenceError::Session(format!(
+				"session {session} would cache {after} positions, beyond its share of {share}, \
+				 and the {others} positions other sessions cache here leave no room (this \
+				 shard caches {limit}); it may continue once others end"
+			)));
+		}
+		Ok(())
 	}
 
 	/// Evicts least recently used sessions (never `keep`) beyond the limits.

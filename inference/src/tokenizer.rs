@@ -48,8 +48,25 @@ fn read_tokenizer(path: &Path) -> Result<tokenizers::Tokenizer> {
 	if !path.is_file() {
 		return Err(InferenceError::MissingFile(path.to_path_buf()));
 	}
-	tokenizers::Tokenizer::from_file(path)
-		.map_err(|e| InferenceError::Tokenizer(format!("{}: {e}", path.display())))
+	let json = std::fs::read(path).map_err(|e| InferenceError::io(path, e))?;
+	parse_tokenizer(&json).map_err(|e| match e {
+		InferenceError::Tokenizer(message) => {
+			InferenceError::Tokenizer(format!("{}: {message}", path.display()))
+		}
+		other => other,
+	})
+}
+
+/// The tokenizer described by the text of a `tokenizer.json`.
+///
+/// The text is parsed as JSON first, and the tokenizer built from that value: the
+/// `tokenizers` crate (0.23) panics, rather than returning an error, on some malformed
+/// text inside its `decoder` (a truncated file, a raw control character in a string;
+/// found by `fuzz/fuzz_targets/tokenizer_json.rs`).
+fn parse_tokenizer(json: &[u8]) -> Result<tokenizers::Tokenizer> {
+	let value: serde_json::Value = serde_json::from_slice(json)
+		.map_err(|e| InferenceError::Tokenizer(format!("not JSON: {e}")))?;
+	serde_json::from_value(value).map_err(|e| InferenceError::Tokenizer(e.to_string()))
 }
 
 impl PromptTokenizer {
@@ -62,11 +79,20 @@ impl PromptTokenizer {
 	/// Loads a `tokenizer.json` alone: BOS and EOS are its `<s>` and `</s>` tokens, the
 	/// vocabulary its own.
 	pub fn from_tokenizer_file(path: &Path) -> Result<Self> {
-		let inner = read_tokenizer(path)?;
+		Ok(Self::standalone(read_tokenizer(path)?))
+	}
+
+	/// Like [`PromptTokenizer::from_tokenizer_file`], from the text of a
+	/// `tokenizer.json`.
+	pub fn from_tokenizer_json(json: &[u8]) -> Result<Self> {
+		Ok(Self::standalone(parse_tokenizer(json)?))
+	}
+
+	fn standalone(inner: tokenizers::Tokenizer) -> Self {
 		let bos = inner.token_to_id("<s>");
 		let eos = inner.token_to_id("</s>").into_iter().collect();
 		let vocab_size = inner.get_vocab_size(true);
-		Ok(Self::new(inner, bos, eos, vocab_size))
+		Self::new(inner, bos, eos, vocab_size)
 	}
 
 	fn new(

@@ -134,3 +134,38 @@ fn shard_inputs_are_checked() {
 	assert!(err(last.forward(1, 0, ShardInput::Hidden(wrong), LogitsMode::Last))
 		.contains("expected [1, positions, 64]"));
 }
+
+/// Review L3: one session (a previous stage sending a long input for its own task) made
+/// the shard evict every other session's cache. Now a session may evict others only
+/// while it holds no more than its share of the cache (`max_cached_positions /
+/// max_sessions`); beyond that it uses free space only, and is refused when there is
+/// none.
+#[test]
+fn one_session_cannot_evict_the_others_beyond_its_share() {
+	let spec = TinySpec { layers: 1, sliding_window: None, ..TinySpec::default() };
+	let (_dir, model) = tiny_model("quota", &spec);
+	let range = LayerRange::new(0, 1).unwrap();
+	// A share of 64 / 4 = 16 positions per session.
+	let limits = CacheLimits { max_sessions: 4, max_cached_positions: 64 };
+	let mut shard =
+		Shard::load(&model, range, &Device::Cpu, DType::F32).unwrap().with_limits(limits);
+	let tokens = |n: usize, seed: u64| ShardInput::Tokens(prompt(n, spec.vocab, seed));
+	shard.forward(1, 0, tokens(10, 1), LogitsMode::Last).unwrap();
+	shard.forward(2, 0, tokens(10, 2), LogitsMode::Last).unwrap();
+	// 40 positions fit beside the others' 20: free space may be used beyond the share.
+	shard.forward(3, 0, tokens(40, 3), LogitsMode::Last).unwrap();
+	// 10 more would need another's cache: refused, and nothing is evicted.
+	let error = shard.forward(3, 40, tokens(10, 4), LogitsMode::Last).unwrap_err();
+	assert!(error.to_string().contains("share"), "{error}");
+	assert_eq!(shard.cached_sessions(), 3);
+	shard.forward(1, 10, tokens(1, 5), LogitsMode::Last).unwrap();
+	shard.forward(2, 10, tokens(1, 6), LogitsMode::Last).unwrap();
+	// The refused session is where it was, and continues once there is room.
+	shard.end_session(2);
+	shard.forward(3, 40, tokens(10, 4), LogitsMode::Last).unwrap();
+	// A session within its share still evicts the least recently used one when full.
+	shard.forward(4, 0, tokens(8, 7), LogitsMode::Last).unwrap();
+	assert_eq!(shard.cached_sessions(), 2);
+	let error = shard.forward(1, 11, tokens(1, 8), LogitsMode::Last).unwrap_err();
+	assert!(error.to_string().contains("evicted"), "{error}");
+}

@@ -89,3 +89,22 @@ fn streamed_text_pieces_concatenate_to_the_decoded_output() {
 		assert_eq!(pieces.concat(), tokenizer.decode(&tokens).unwrap(), "{tokens:?}");
 	}
 }
+
+/// Found by the `tokenizer_json` fuzz target: a `tokenizer.json` with a raw newline in
+/// a string (as a truncated or badly edited file has) made the `tokenizers` crate panic
+/// inside its decoder's deserializer, taking the miner or API node down with it. Now it
+/// is an error that names the file.
+#[test]
+fn a_malformed_tokenizer_json_is_an_error_not_a_panic() {
+	let crash: &[u8] =
+		include_bytes!("../../fuzz/regressions/tokenizer_json/truncated-decoder-string");
+	let error = PromptTokenizer::from_tokenizer_json(crash).err().expect("refused");
+	assert!(error.to_string().contains("not JSON"), "{error}");
+	let dir = std::env::temp_dir().join(format!("dllm-bad-tokenizer-{}", std::process::id()));
+	std::fs::create_dir_all(&dir).unwrap();
+	let path = dir.join("tokenizer.json");
+	std::fs::write(&path, crash).unwrap();
+	let error = PromptTokenizer::from_tokenizer_file(&path).err().expect("refused");
+	assert!(error.to_string().contains(&path.display().to_string()), "{error}");
+	std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -501,9 +501,63 @@ pub fn end_session(shard: &Mutex<Shard>, task: TaskId, pipeline: PipelineIndex) 
 	}
 }
 
+/// [`end_session`] for async code: the shard's lock waits for any pass running on it (a
+/// long prefill), so it is taken on a blocking thread, never on the node's async
+/// threads (review N2). Returns once the cache is freed.
+pub async fn end_session_off_loop(shard: Arc<Mutex<Shard>>, task: TaskId, pipeline: PipelineIndex) {
+	let freed = tokio::task::spawn_blocking(move || end_session(&shard, task, pipeline)).await;
+	if let Err(e) = freed {
+		log::warn!(target: super::LOG_TARGET, "freeing the cache of task {task} failed: {e}");
+	}
+}
+
 #[cfg(test)]
 mod tests {
 	use super::*;
+
+	/// N2: freeing a cache whose shard a long pass holds must not stall the async
+	/// threads. On a one-thread runtime a blocking lock would keep every other task
+	/// (here a ticker) from running until the pass ends.
+	#[tokio::test(flavor = "current_thread")]
+	async fn freeing_a_busy_shards_cache_leaves_the_async_thread_free() {
+		let dir = std::env::temp_dir().join(format!("dllm-free-cache-{}", std::process::id()));
+		dllm_inference::tiny::write_tiny_model(&dir, &dllm_inference::tiny::TinySpec::default())
+			.unwrap();
+		let model = dllm_inference::ModelDir::open(&dir).unwrap();
+		let range = dllm_inference::LayerRange::new(0, 1).unwrap();
+		let shard =
+			Shard::load(&model, range, &candle_core::Device::Cpu, candle_core::DType::F32).unwrap();
+		let shard = Arc::new(Mutex::new(shard));
+		// A pass holds the shard for 400 ms.
+		let (held, is_held) = std::sync::mpsc::channel();
+		let pass = {
+			let shard = shard.clone();
+			std::thread::spawn(move || {
+				let _pass = shard.lock().unwrap();
+				held.send(()).unwrap();
+				std::thread::sleep(std::time::Duration::from_millis(400));
+			})
+		};
+		is_held.recv().unwrap();
+		let started = std::time::Instant::now();
+		let ticker = tokio::spawn(async move {
+			tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+			started.elapsed()
+		});
+		end_session_off_loop(shard.clone(), 1, 0).await;
+		let freed_after = started.elapsed();
+		let ticked_after = ticker.await.unwrap();
+		pass.join().unwrap();
+		assert!(
+			freed_after >= std::time::Duration::from_millis(300),
+			"the free waited for the pass"
+		);
+		assert!(
+			ticked_after < freed_after,
+			"the ticker ran at {ticked_after:?}, only after the free at {freed_after:?}"
+		);
+		std::fs::remove_dir_all(&dir).unwrap();
+	}
 
 	#[test]
 	fn chain_sampling_maps_to_what_dllm_infer_takes() {

@@ -442,6 +442,7 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 		store::ResultStore::open(&node.data_path.join("miner")).map_err(|e| fail(e.to_string()))?;
 	let metrics = metrics::Metrics::register(node.registry.as_ref())
 		.map_err(|e| fail(format!("registering the miner metrics failed: {e}")))?;
+	let prepared = Arc::new(prepared);
 	let run = async move {
 		let mut imports = node.client.import_notification_stream();
 		let mut resolved = resolved;
@@ -449,10 +450,17 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			if imports.next().await.is_none() {
 				return;
 			}
-			let resolution = resolve(&prepared, &chain).and_then(|resolution| match resolution {
-				Resolution::Ready(r) => check_peer(&r, local_peer).map(|()| Some(r)),
-				Resolution::Waiting(_) => Ok(None),
-			});
+			// Resolving hashes and loads the weights (seconds to minutes): on a blocking
+			// thread, never on the node's async threads (review N2).
+			let (for_resolve, chain_view) = (prepared.clone(), chain.clone());
+			let resolution = tokio::task::spawn_blocking(move || {
+				resolve(&for_resolve, &chain_view).and_then(|resolution| match resolution {
+					Resolution::Ready(r) => check_peer(&r, local_peer).map(|()| Some(r)),
+					Resolution::Waiting(_) => Ok(None),
+				})
+			})
+			.await
+			.unwrap_or_else(|e| Err(format!("resolving the expert failed: {e}")));
 			match resolution {
 				Ok(found) => resolved = found,
 				Err(e) => {
@@ -486,7 +494,7 @@ pub fn start(prepared: Prepared, node: NodeParts) -> Result<(), Error> {
 			view: tokio::sync::watch::Sender::new(Default::default()),
 			completions,
 		});
-		worker.run(node.client, prepared.requests, completed).await;
+		worker.run(node.client, prepared.requests.clone(), completed).await;
 	};
 	node.essential.spawn("dllm-miner", Some("dllm-miner"), run);
 	Ok(())

@@ -1205,7 +1205,7 @@ impl Worker {
 		session: &Arc<Mutex<CheckSession>>,
 		verifier: dllm_inference::verification::StageVerifier,
 	) {
-		self.free_cache(key);
+		self.free_cache_off_loop(key).await;
 		let result = Self::check_result(key, session, verifier);
 		self.keep_and_commit(key, result, "finish the check").await;
 	}
@@ -1771,7 +1771,7 @@ impl Worker {
 			let session = lock(&session);
 			self.attest(&session)
 		};
-		self.free_cache(key);
+		self.free_cache_off_loop(key).await;
 		self.keep_and_commit(key, result, "attest the output").await;
 	}
 
@@ -2026,10 +2026,17 @@ impl Worker {
 		check.map(|check| lock(&check).assignment.clone())
 	}
 
-	/// Frees `key`'s KV cache in its chunk.
+	/// Frees `key`'s KV cache in its chunk (blocking: waits for a pass on the chunk).
 	fn free_cache(&self, key: SlotKey) {
 		if let Some(shard) = self.model.shard(self.model.model, key.chunk) {
 			compute::end_session(&shard, key.task, key.pipeline);
+		}
+	}
+
+	/// [`Worker::free_cache`] from async code, on a blocking thread (N2).
+	async fn free_cache_off_loop(&self, key: SlotKey) {
+		if let Some(shard) = self.model.shard(self.model.model, key.chunk) {
+			compute::end_session_off_loop(shard, key.task, key.pipeline).await;
 		}
 	}
 

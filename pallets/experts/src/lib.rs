@@ -17,12 +17,19 @@
 //! also keeps an expert with assigned work from deregistering.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+// Runtime code must not panic or overflow: no `unwrap`, no unchecked indexing or
+// arithmetic outside the tests (checked by clippy in CI).
+#![cfg_attr(
+	not(test),
+	deny(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::unwrap_used)
+)]
 
 extern crate alloc;
 
 pub use pallet::*;
 
 #[cfg(feature = "runtime-benchmarks")]
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::unwrap_used)]
 mod benchmarking;
 #[cfg(test)]
 mod mock;
@@ -182,7 +189,12 @@ pub mod pallet {
 	use super::*;
 	use polkadot_sdk::frame_system::pallet_prelude::*;
 
+	/// The layout of this pallet's storage. 0: as first released; a change of layout
+	/// raises it, with a versioned migration in the runtime's `Migrations`.
+	pub const STORAGE_VERSION: StorageVersion = StorageVersion::new(0);
+
 	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
 	pub struct Pallet<T>(_);
 
 	/// Why this pallet holds funds.
@@ -811,6 +823,13 @@ pub mod pallet {
 	}
 
 	impl<T: Config> Pallet<T> {
+		/// `part` of `amount`, rounded to the nearest unit as `Perbill`'s `*` rounds.
+		// The product is at most `amount`: it cannot overflow.
+		#[allow(clippy::arithmetic_side_effects)]
+		fn portion(part: Perbill, amount: BalanceOf<T>) -> BalanceOf<T> {
+			part * amount
+		}
+
 		/// Removes `expert`'s operator, both ways; whether it had one.
 		fn clear_operator(expert: &T::AccountId) -> bool {
 			match Operators::<T>::take(expert) {
@@ -923,13 +942,13 @@ pub mod pallet {
 			amount: BalanceOf<T>,
 		) -> DispatchResult {
 			let info = Experts::<T>::get(expert).ok_or(Error::<T>::NotAnExpert)?;
-			let commission = info.profile.commission * amount;
+			let commission = Self::portion(info.profile.commission, amount);
 			let to_stake = amount.saturating_sub(commission);
 			let stake = info.stake();
 			let mut paid_to_delegators = BalanceOf::<T>::zero();
 			if !stake.is_zero() {
 				for (delegator, delegated) in Delegations::<T>::iter_prefix(expert) {
-					let share = Perbill::from_rational(delegated, stake) * to_stake;
+					let share = Self::portion(Perbill::from_rational(delegated, stake), to_stake);
 					if share.is_zero() {
 						continue;
 					}
@@ -1141,8 +1160,12 @@ pub mod pallet {
 			beneficiary: &T::AccountId,
 		) -> BalanceOf<T> {
 			let Some(mut info) = Experts::<T>::get(expert) else { return Zero::zero() };
-			let from_bond =
-				Self::slash_held(HoldReason::ExpertBond, expert, fraction * info.bond, beneficiary);
+			let from_bond = Self::slash_held(
+				HoldReason::ExpertBond,
+				expert,
+				Self::portion(fraction, info.bond),
+				beneficiary,
+			);
 			info.bond.saturating_reduce(from_bond);
 			let mut from_delegations = BalanceOf::<T>::zero();
 			let delegations: Vec<_> = Delegations::<T>::iter_prefix(expert).collect();
@@ -1150,7 +1173,7 @@ pub mod pallet {
 				let taken = Self::slash_held(
 					HoldReason::Delegation,
 					&delegator,
-					fraction * delegated,
+					Self::portion(fraction, delegated),
 					beneficiary,
 				);
 				from_delegations.saturating_accrue(taken);

@@ -84,36 +84,66 @@ pub fn compare(
 		let mut within = true;
 		let mut block_sum = 0u64;
 		let mut log_sum = 0i64;
+		// `check` above guarantees every slice below exists (the `Malformed` returns are
+		// never taken), and a block's sums are of at most 1024 positions of at most 16
+		// projections of differences below 2^16: the saturating operations never saturate.
 		for p in range {
-			log_sum += claimed.log_rms[p] as i64 - recomputed.log_rms[p] as i64;
-			let log_error = diff(claimed.log_rms[p], recomputed.log_rms[p]);
+			let (Some(&log_claimed), Some(&log_recomputed)) =
+				(claimed.log_rms.get(p), recomputed.log_rms.get(p))
+			else {
+				return Err(Mismatch::Malformed);
+			};
+			log_sum = log_sum
+				.saturating_add(i64::from(log_claimed).saturating_sub(i64::from(log_recomputed)));
+			let log_error = diff(log_claimed, log_recomputed);
 			score.log_rms_error = score.log_rms_error.max(log_error);
 			within &= log_error <= tolerance.max_log_rms_error as u32;
-			let position_sum: u64 = (p * m..(p + 1) * m)
-				.map(|j| diff(claimed.projections[j], recomputed.projections[j]) as u64)
-				.sum();
-			block_sum += position_sum;
-			score.position_error = score.position_error.max((position_sum / m as u64) as u32);
-			within &= position_sum <= tolerance.max_position_error as u64 * m as u64;
+			let row = p.saturating_mul(m)..p.saturating_add(1).saturating_mul(m);
+			let (Some(row_claimed), Some(row_recomputed)) =
+				(claimed.projections.get(row.clone()), recomputed.projections.get(row))
+			else {
+				return Err(Mismatch::Malformed);
+			};
+			let position_sum = row_claimed
+				.iter()
+				.zip(row_recomputed)
+				.fold(0u64, |sum, (a, b)| sum.saturating_add(diff(*a, *b) as u64));
+			block_sum = block_sum.saturating_add(position_sum);
+			let mean = position_sum.checked_div(m as u64).unwrap_or(0);
+			score.position_error = score.position_error.max(mean as u32);
+			within &=
+				position_sum <= (tolerance.max_position_error as u64).saturating_mul(m as u64);
 		}
-		score.log_rms_bias = (log_sum.unsigned_abs() / count) as u32;
-		within &= log_sum.unsigned_abs() <= tolerance.max_log_rms_bias as u64 * count;
-		let samples = count * m as u64;
-		score.block_error = (block_sum / samples) as u32;
-		within &= block_sum <= tolerance.max_block_error as u64 * samples;
+		let bias = log_sum.unsigned_abs();
+		score.log_rms_bias = bias.checked_div(count).unwrap_or(0) as u32;
+		within &= bias <= (tolerance.max_log_rms_bias as u64).saturating_mul(count);
+		let samples = count.saturating_mul(m as u64);
+		score.block_error = block_sum.checked_div(samples).unwrap_or(0) as u32;
+		within &= block_sum <= (tolerance.max_block_error as u64).saturating_mul(samples);
 		if k > 0 {
+			let entries = b.saturating_mul(k)..b.saturating_add(1).saturating_mul(k);
+			let (Some(indices_a), Some(values_a), Some(indices_b), Some(values_b)) = (
+				claimed.top_indices.get(entries.clone()),
+				claimed.top_values.get(entries.clone()),
+				recomputed.top_indices.get(entries.clone()),
+				recomputed.top_values.get(entries),
+			) else {
+				return Err(Mismatch::Malformed);
+			};
 			let (shared, value_sum) = top_k_agreement(
-				&claimed.top_indices[b * k..(b + 1) * k],
-				&claimed.top_values[b * k..(b + 1) * k],
-				&recomputed.top_indices[b * k..(b + 1) * k],
-				&recomputed.top_values[b * k..(b + 1) * k],
+				indices_a,
+				values_a,
+				indices_b,
+				values_b,
 				&mut pairs_a,
 				&mut pairs_b,
 			);
-			score.top_k_overlap = (shared as u64 * 1000 / k as u64) as u32;
-			within &= shared as u64 * 1000 >= tolerance.min_top_k_overlap as u64 * k as u64;
-			score.top_k_error = if shared == 0 { 0 } else { (value_sum / shared as u64) as u32 };
-			within &= value_sum <= tolerance.max_top_k_error as u64 * shared as u64;
+			let shared_thousandths = (shared as u64).saturating_mul(1000);
+			score.top_k_overlap = shared_thousandths.checked_div(k as u64).unwrap_or(0) as u32;
+			within &=
+				shared_thousandths >= (tolerance.min_top_k_overlap as u64).saturating_mul(k as u64);
+			score.top_k_error = value_sum.checked_div(shared as u64).unwrap_or(0) as u32;
+			within &= value_sum <= (tolerance.max_top_k_error as u64).saturating_mul(shared as u64);
 		} else {
 			score.top_k_overlap = 1000;
 		}
@@ -136,7 +166,7 @@ pub fn compare(
 }
 
 fn diff(a: i16, b: i16) -> u32 {
-	(a as i32 - b as i32).unsigned_abs()
+	i32::from(a).abs_diff(i32::from(b))
 }
 
 /// Number of indices in both top-k sets and the sum of |value difference| over them
@@ -155,16 +185,22 @@ fn top_k_agreement(
 	pairs_b.clear();
 	pairs_b.extend(indices_b.iter().copied().zip(values_b.iter().copied()));
 	pairs_b.sort_unstable_by_key(|(index, _)| *index);
-	let (mut i, mut j, mut shared, mut sum) = (0, 0, 0u32, 0u64);
-	while i < pairs_a.len() && j < pairs_b.len() {
-		match pairs_a[i].0.cmp(&pairs_b[j].0) {
-			core::cmp::Ordering::Less => i += 1,
-			core::cmp::Ordering::Greater => j += 1,
+	// A merge of the two sorted lists; at most k (a u16) entries each.
+	let (mut a, mut b) = (pairs_a.iter().peekable(), pairs_b.iter().peekable());
+	let (mut shared, mut sum) = (0u32, 0u64);
+	while let (Some(&&(index_a, value_a)), Some(&&(index_b, value_b))) = (a.peek(), b.peek()) {
+		match index_a.cmp(&index_b) {
+			core::cmp::Ordering::Less => {
+				a.next();
+			}
+			core::cmp::Ordering::Greater => {
+				b.next();
+			}
 			core::cmp::Ordering::Equal => {
-				shared += 1;
-				sum += diff(pairs_a[i].1, pairs_b[j].1) as u64;
-				i += 1;
-				j += 1;
+				shared = shared.saturating_add(1);
+				sum = sum.saturating_add(diff(value_a, value_b) as u64);
+				a.next();
+				b.next();
 			}
 		}
 	}

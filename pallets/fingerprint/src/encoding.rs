@@ -112,8 +112,8 @@ impl Fingerprint {
 	/// Positions `start..end` of block `b`.
 	pub fn block_range(&self, b: usize) -> core::ops::Range<usize> {
 		let block = self.params.block.max(1) as usize;
-		let start = b * block;
-		start..(start + block).min(self.positions as usize)
+		let start = b.saturating_mul(block);
+		start..start.saturating_add(block).min(self.positions as usize)
 	}
 
 	/// Checks the fields agree with each other (what [`Fingerprint::decode`] guarantees).
@@ -123,9 +123,9 @@ impl Fingerprint {
 			return Err(DecodeError::BadHeader);
 		}
 		let positions = self.positions as usize;
-		let entries = self.blocks() * self.params.top_k as usize;
+		let entries = self.blocks().saturating_mul(self.params.top_k as usize);
 		if self.log_rms.len() != positions
-			|| self.projections.len() != positions * self.params.projections as usize
+			|| self.projections.len() != positions.saturating_mul(self.params.projections as usize)
 			|| self.top_indices.len() != entries
 			|| self.top_values.len() != entries
 		{
@@ -138,7 +138,7 @@ impl Fingerprint {
 				sorted.clear();
 				sorted.extend_from_slice(block);
 				sorted.sort_unstable();
-				let repeated = sorted.windows(2).any(|w| w[0] == w[1]);
+				let repeated = sorted.windows(2).any(|pair| matches!(pair, [a, b] if a == b));
 				if repeated || sorted.last().is_some_and(|i| *i >= self.width) {
 					return Err(DecodeError::BadIndex);
 				}
@@ -166,11 +166,14 @@ impl Fingerprint {
 		for b in 0..self.blocks() {
 			for p in self.block_range(b) {
 				push_i16(&mut out, self.log_rms.get(p).copied().unwrap_or(0));
+				let row = p.saturating_mul(m);
 				for j in 0..m {
-					push_i16(&mut out, self.projections.get(p * m + j).copied().unwrap_or(0));
+					let value = self.projections.get(row.saturating_add(j)).copied();
+					push_i16(&mut out, value.unwrap_or(0));
 				}
 			}
-			for e in b * k..(b + 1) * k {
+			let entries = b.saturating_mul(k)..b.saturating_add(1).saturating_mul(k);
+			for e in entries.clone() {
 				let index = self.top_indices.get(e).copied().unwrap_or(0);
 				if width_bytes == 2 {
 					out.extend_from_slice(&(index as u16).to_le_bytes());
@@ -178,7 +181,7 @@ impl Fingerprint {
 					out.extend_from_slice(&index.to_le_bytes());
 				}
 			}
-			for e in b * k..(b + 1) * k {
+			for e in entries {
 				push_i16(&mut out, self.top_values.get(e).copied().unwrap_or(0));
 			}
 		}
@@ -187,7 +190,7 @@ impl Fingerprint {
 
 	/// Parses and checks an encoded fingerprint.
 	pub fn decode(bytes: &[u8]) -> Result<Fingerprint, DecodeError> {
-		if bytes.len() < HEADER_BYTES || bytes[..4] != MAGIC {
+		if bytes.len() < HEADER_BYTES || bytes.get(..4) != Some(&MAGIC[..]) {
 			return Err(DecodeError::NotAFingerprint);
 		}
 		let mut reader = Reader { bytes, at: 4 };
@@ -226,13 +229,13 @@ impl Fingerprint {
 			positions,
 			params,
 			log_rms: Vec::with_capacity(positions as usize),
-			projections: Vec::with_capacity(positions as usize * m),
+			projections: Vec::with_capacity((positions as usize).saturating_mul(m)),
 			top_indices: Vec::new(),
 			top_values: Vec::new(),
 		};
 		let blocks = fingerprint.blocks();
-		fingerprint.top_indices.reserve(blocks * k);
-		fingerprint.top_values.reserve(blocks * k);
+		fingerprint.top_indices.reserve(blocks.saturating_mul(k));
+		fingerprint.top_values.reserve(blocks.saturating_mul(k));
 		for b in 0..blocks {
 			for _ in fingerprint.block_range(b) {
 				fingerprint.log_rms.push(reader.i16()?);
@@ -277,7 +280,8 @@ impl Reader<'_> {
 	}
 
 	fn u8(&mut self) -> Result<u8, DecodeError> {
-		Ok(self.take::<1>()?[0])
+		let [byte] = self.take::<1>()?;
+		Ok(byte)
 	}
 
 	fn u16(&mut self) -> Result<u16, DecodeError> {

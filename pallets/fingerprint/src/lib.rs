@@ -17,6 +17,12 @@
 //! `dllm-inference`, which calibrates the [`Tolerance`]s.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+// Runtime code must not panic or overflow: no `unwrap`, no unchecked indexing or
+// arithmetic outside the tests (checked by clippy in CI).
+#![cfg_attr(
+	not(test),
+	deny(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::unwrap_used)
+)]
 
 extern crate alloc;
 

@@ -86,9 +86,10 @@ impl FingerprintParams {
 	pub fn encoded_len(&self, positions: u32, width: u32) -> usize {
 		let positions = positions as usize;
 		let blocks = positions.div_ceil(self.block.max(1) as usize);
-		let per_position = 2 + 2 * self.projections as usize;
-		let per_entry = crate::encoding::index_bytes(width) + 2;
-		let top = blocks.saturating_mul(self.top_k_for(width) as usize * per_entry);
+		// Small numbers: a u8 of projections, index bytes of 2 or 4, a u16 top-k.
+		let per_position = (self.projections as usize).saturating_add(1).saturating_mul(2);
+		let per_entry = crate::encoding::index_bytes(width).saturating_add(2);
+		let top = blocks.saturating_mul((self.top_k_for(width) as usize).saturating_mul(per_entry));
 		crate::HEADER_BYTES
 			.saturating_add(positions.saturating_mul(per_position))
 			.saturating_add(top)

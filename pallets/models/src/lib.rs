@@ -14,12 +14,19 @@
 //! Registration and lifecycle changes come from `RegistrarOrigin` (root for now).
 
 #![cfg_attr(not(feature = "std"), no_std)]
+// Runtime code must not panic or overflow: no `unwrap`, no unchecked indexing or
+// arithmetic outside the tests (checked by clippy in CI).
+#![cfg_attr(
+	not(test),
+	deny(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::unwrap_used)
+)]
 
 extern crate alloc;
 
 pub use pallet::*;
 
 #[cfg(feature = "runtime-benchmarks")]
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::unwrap_used)]
 mod benchmarking;
 #[cfg(test)]
 mod mock;
@@ -197,7 +204,12 @@ pub mod pallet {
 	use super::*;
 	use polkadot_sdk::frame_system::pallet_prelude::*;
 
+	/// The layout of this pallet's storage. 0: as first released; a change of layout
+	/// raises it, with a versioned migration in the runtime's `Migrations`.
+	pub const STORAGE_VERSION: StorageVersion = StorageVersion::new(0);
+
 	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
 	pub struct Pallet<T>(_);
 
 	#[pallet::config]
@@ -424,13 +436,13 @@ pub mod pallet {
 				ensure!(
 					profile.verification.fingerprint.validate().is_ok()
 						&& Some(profile.verification.fingerprint) == fingerprint
-						&& !spec.numerics[..i].iter().any(|p| p.format == profile.format),
+						&& !spec.numerics.iter().take(i).any(|p| p.format == profile.format),
 					Error::<T>::InvalidNumerics
 				);
 			}
 			for (i, domain) in spec.domains.iter().enumerate() {
 				ensure!(
-					!domain.is_empty() && !spec.domains[..i].contains(domain),
+					!domain.is_empty() && !spec.domains.iter().take(i).any(|d| d == domain),
 					Error::<T>::InvalidDomain
 				);
 			}

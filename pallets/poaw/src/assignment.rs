@@ -206,7 +206,9 @@ impl<T: Config> Pallet<T> {
 		}
 		let price = asks_per_chunk
 			.iter()
-			.filter_map(|asks| asks.get(winners as usize - 1).copied())
+			.filter_map(|asks| {
+				(winners as usize).checked_sub(1).and_then(|last| asks.get(last)).copied()
+			})
 			.max()
 			.unwrap_or(0);
 		let total_layers: u32 = layers.iter().fold(0u32, |sum, l| sum.saturating_add(*l));

@@ -60,17 +60,20 @@ pub fn weight(quality_parts: u32, bonus_parts: u32, throughput: u64, best_throug
 /// Orders `a` before `b` when its score `price / weight` is lower (by cross
 /// multiplication, exact), then by tie key.
 fn by_score<A>(a: &Bid<A>, b: &Bid<A>) -> Ordering {
-	let left = U256::from(a.price) * U256::from(b.weight);
-	let right = U256::from(b.price) * U256::from(a.weight);
+	// Two u128 factors never overflow 256 bits.
+	let left = U256::from(a.price).saturating_mul(U256::from(b.weight));
+	let right = U256::from(b.price).saturating_mul(U256::from(a.weight));
 	left.cmp(&right).then_with(|| a.tie_key.cmp(&b.tie_key))
 }
 
 /// `price × weight / loser_weight`, rounded down, saturating at `u128::MAX`.
 fn threshold_against(weight: u128, loser_price: u128, loser_weight: u128) -> u128 {
-	if loser_weight == 0 {
+	let Some(value) = U256::from(loser_price)
+		.saturating_mul(U256::from(weight))
+		.checked_div(U256::from(loser_weight))
+	else {
 		return u128::MAX;
-	}
-	let value = U256::from(loser_price) * U256::from(weight) / U256::from(loser_weight);
+	};
 	if value > U256::from(u128::MAX) {
 		u128::MAX
 	} else {

@@ -7,14 +7,13 @@ impl<T: Config> Pallet<T> {
 	/// Invariants: every requester's escrow hold equals the escrow of its open
 	/// tasks; the queue holds exactly the queued tasks; every assigned or committed
 	/// task has its deadline scheduled; the to-do index matches the pending slots;
-	/// the payout account keeps exactly the minimum balance; a task checked by prefill
+	/// the payout account keeps at least the minimum balance; a task checked by prefill
 	/// has at most its generators, the verifier's pipeline for each and
 	/// `MaxRefereeRounds` rounds of referee pipelines per generator, a result per
 	/// generator once compared, and a dispute only while it is refereed or over.
 	pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
 		let mut escrow: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 		let queue = Queue::<T>::get();
-		let mut pending = 0usize;
 		for (id, task) in Tasks::<T>::iter() {
 			if task.status.is_open() {
 				escrow.entry(task.requester.clone()).or_default().saturating_accrue(task.escrow);
@@ -31,7 +30,6 @@ impl<T: Config> Pallet<T> {
 			}
 			for slot in Slots::<T>::get(id).iter() {
 				if task.status.has_duties() && slot.state.is_pending() {
-					pending += 1;
 					ensure!(
 						MinerTasks::<T>::contains_key(&slot.expert, id),
 						"pending slot missing from the miner's list"
@@ -50,9 +48,9 @@ impl<T: Config> Pallet<T> {
 				"generators out of range"
 			);
 			let referee_pipelines = u32::from(task.generators)
-				* u32::from(T::MaxRefereeRounds::get())
-				* u32::from(T::RefereesPerRound::get());
-			let past_last = u32::from(task.side_pipelines()) + referee_pipelines;
+				.saturating_mul(u32::from(T::MaxRefereeRounds::get()))
+				.saturating_mul(u32::from(T::RefereesPerRound::get()));
+			let past_last = u32::from(task.side_pipelines()).saturating_add(referee_pipelines);
 			ensure!(
 				Slots::<T>::get(id).iter().all(|slot| u32::from(slot.pipeline) < past_last),
 				"a slot outside the task's pipelines"
@@ -84,7 +82,6 @@ impl<T: Config> Pallet<T> {
 				"miner list names a slot that is not pending"
 			);
 		}
-		let _ = pending;
 		for (id, record) in SilenceClaims::<T>::iter() {
 			let task = Tasks::<T>::get(id).ok_or("silence claims of an unknown task")?;
 			ensure!(
@@ -120,9 +117,11 @@ impl<T: Config> Pallet<T> {
 				"escrow held differs from open tasks"
 			);
 		}
+		// At least, not exactly, the minimum: anyone may transfer into the account (the
+		// tests check that no fee stays behind, where nobody donates).
 		ensure!(
-			T::Currency::balance(&Self::payout_account()) == T::Currency::minimum_balance(),
-			"fees left in the payout account"
+			T::Currency::balance(&Self::payout_account()) >= T::Currency::minimum_balance(),
+			"the payout account fell below the minimum balance"
 		);
 		Ok(())
 	}

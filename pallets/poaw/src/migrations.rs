@@ -142,11 +142,11 @@ pub mod v2 {
 
 		#[cfg(feature = "try-runtime")]
 		fn post_upgrade(state: Vec<u8>) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
-			let before = u64::decode(&mut &state[..]).map_err(|_| "pre-upgrade count")?;
+			let before = u64::decode(&mut state.as_slice()).map_err(|_| "pre-upgrade count")?;
 			let mut after = 0u64;
 			for task in Tasks::<T>::iter_values() {
 				ensure!(task.generators == 1, "a migrated task with other than one generator");
-				after += 1;
+				after.saturating_inc();
 			}
 			ensure!(before == after, "tasks lost in the migration");
 			Ok(())

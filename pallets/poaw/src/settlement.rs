@@ -349,7 +349,7 @@ impl<T: Config> Pallet<T> {
 		now: BlockNumberFor<T>,
 	) {
 		let blocks: u64 = now.saturating_sub(since).saturated_into::<u64>().max(1);
-		let sample = (tokens as u64).saturating_mul(1000) / blocks;
+		let sample = (tokens as u64).saturating_mul(1000).checked_div(blocks).unwrap_or_default();
 		Throughput::<T>::mutate(expert, |average| {
 			*average = if *average == 0 {
 				sample

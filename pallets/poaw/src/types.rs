@@ -129,7 +129,7 @@ impl Dispute {
 		let first = self
 			.first_referee
 			.saturating_add(self.rounds.saturating_sub(1).saturating_mul(per_round));
-		first..=first.saturating_add(per_round - 1)
+		first..=first.saturating_add(per_round.saturating_sub(1))
 	}
 
 	/// Every referee pipeline this dispute has opened so far, all rounds.

@@ -5,6 +5,12 @@
 //! account types without the pallets depending on the runtime.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+// Runtime code must not panic or overflow: no `unwrap`, no unchecked indexing or
+// arithmetic outside the tests (checked by clippy in CI).
+#![cfg_attr(
+	not(test),
+	deny(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::unwrap_used)
+)]
 
 extern crate alloc;
 
@@ -122,6 +128,8 @@ pub mod dev_model {
 
 /// `2N` lowercase hex digits to `N` bytes, at compile time: use it in a `const`, where a bad
 /// literal fails the build.
+// Evaluated by the compiler: an index or digit out of range is a build error, not a panic.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 pub const fn hex_array<const N: usize>(hex: &str) -> [u8; N] {
 	const fn digit(c: u8) -> u8 {
 		match c {

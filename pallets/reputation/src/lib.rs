@@ -24,12 +24,19 @@
 //! expert gets no work; as its bad evidence decays it comes back.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+// Runtime code must not panic or overflow: no `unwrap`, no unchecked indexing or
+// arithmetic outside the tests (checked by clippy in CI).
+#![cfg_attr(
+	not(test),
+	deny(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::unwrap_used)
+)]
 
 extern crate alloc;
 
 pub use pallet::*;
 
 #[cfg(feature = "runtime-benchmarks")]
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::unwrap_used)]
 mod benchmarking;
 #[cfg(test)]
 mod mock;
@@ -122,7 +129,12 @@ pub mod pallet {
 	use super::*;
 	use polkadot_sdk::frame_system::pallet_prelude::*;
 
+	/// The layout of this pallet's storage. 0: as first released; a change of layout
+	/// raises it, with a versioned migration in the runtime's `Migrations`.
+	pub const STORAGE_VERSION: StorageVersion = StorageVersion::new(0);
+
 	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
 	pub struct Pallet<T>(_);
 
 	/// Why this pallet holds funds.
@@ -591,7 +603,10 @@ pub mod pallet {
 			);
 			ensure!(raters <= T::MaxRaters::get(), "more raters than allowed");
 			let open = OpenRounds::<T>::get();
-			ensure!(open.windows(2).all(|pair| pair[0] < pair[1]), "open rounds out of order");
+			ensure!(
+				open.windows(2).all(|pair| matches!(pair, [a, b] if a < b)),
+				"open rounds out of order"
+			);
 			for round in open.iter() {
 				let subjects = RoundSubjects::<T>::get(round);
 				ensure!(!subjects.is_empty(), "an open round has no subjects");

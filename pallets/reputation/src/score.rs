@@ -120,7 +120,7 @@ impl ScoreParams {
 	/// Evidence of a requester's rating of 1–5 stars (clamped): 5 stars is all
 	/// positive, 1 star all negative, 3 stars half and half.
 	pub fn stars_evidence(&self, stars: u8) -> Evidence {
-		let good = u64::from(stars.clamp(1, 5) - 1);
+		let good = u64::from(stars.clamp(1, 5).saturating_sub(1));
 		let positive = self.requester_rating.saturating_mul(good) / 4;
 		Evidence {
 			positive,
@@ -232,8 +232,10 @@ impl Reputation {
 }
 
 fn beta_mean(prior_positive: u64, prior_negative: u64, positive: u64, negative: u64) -> Perbill {
-	let good = u128::from(prior_positive) + u128::from(positive);
-	let total = good + u128::from(prior_negative) + u128::from(negative);
+	// Sums of four u64 never overflow a u128.
+	let good = u128::from(prior_positive).saturating_add(u128::from(positive));
+	let total =
+		good.saturating_add(u128::from(prior_negative)).saturating_add(u128::from(negative));
 	if total == 0 {
 		return Perbill::from_percent(50);
 	}
@@ -284,7 +286,9 @@ pub fn auction_quality(
 /// less than half the stake cannot raise it at all, and can lower it by at most their
 /// share of the stake times the median. `None` when no rater has stake.
 pub fn consensus(ratings: &[(u128, Perbill)]) -> Option<Perbill> {
-	let total: U256 = ratings.iter().fold(U256::zero(), |sum, (stake, _)| sum + U256::from(*stake));
+	// At most 2^32 u128 stakes: the sums stay far below 2^256.
+	let total: U256 =
+		ratings.iter().fold(U256::zero(), |sum, (stake, _)| sum.saturating_add(U256::from(*stake)));
 	if total.is_zero() {
 		return None;
 	}
@@ -294,16 +298,18 @@ pub fn consensus(ratings: &[(u128, Perbill)]) -> Option<Perbill> {
 	let mut below = U256::zero();
 	let mut median = Perbill::zero();
 	for (stake, rating) in sorted.iter() {
-		below += U256::from(*stake);
-		if below * 2 >= total {
+		below = below.saturating_add(U256::from(*stake));
+		if below.saturating_mul(U256::from(2)) >= total {
 			median = *rating;
 			break;
 		}
 	}
 	let clipped_sum = sorted.iter().fold(U256::zero(), |sum, (stake, rating)| {
-		sum + U256::from(*stake) * U256::from((*rating).min(median).deconstruct())
+		sum.saturating_add(
+			U256::from(*stake).saturating_mul(U256::from((*rating).min(median).deconstruct())),
+		)
 	});
-	let parts = clipped_sum / total;
+	let parts = clipped_sum.checked_div(total).unwrap_or_default();
 	// At most the median's parts, so it fits.
 	Some(Perbill::from_parts(parts.low_u32()))
 }

@@ -486,3 +486,27 @@ fn fees_rise_while_blocks_are_congested_and_fall_back_to_the_base_after() {
 		assert_eq!(multiplier(), base);
 	});
 }
+
+/// Review L5: every DLLM pallet declares its storage version (the annotation is what
+/// makes `in_code_storage_version` a `StorageVersion`, so a pallet without one does not
+/// compile here), and a new chain starts at it.
+#[test]
+fn every_dllm_pallet_declares_a_storage_version_that_genesis_writes() {
+	use polkadot_sdk::frame_support::traits::{GetStorageVersion, StorageVersion};
+	fn versions<P: GetStorageVersion<InCodeStorageVersion = StorageVersion>>(
+	) -> (StorageVersion, StorageVersion) {
+		(P::in_code_storage_version(), P::on_chain_storage_version())
+	}
+	ext_from_preset(DEV_RUNTIME_PRESET).execute_with(|| {
+		let pallets = [
+			("Models", versions::<crate::Models>(), 0),
+			("Experts", versions::<crate::Experts>(), 0),
+			("Poaw", versions::<crate::Poaw>(), 2),
+			("Reputation", versions::<crate::Reputation>(), 0),
+		];
+		for (name, (in_code, on_chain), expected) in pallets {
+			assert_eq!(in_code, StorageVersion::new(expected), "{name}'s storage version");
+			assert_eq!(on_chain, in_code, "{name}: genesis writes the version in the code");
+		}
+	});
+}
