@@ -33,6 +33,10 @@ mkdir -p "$target_dir"
 target_dir="$(cd "$target_dir" && pwd)"
 work="$target_dir/work"
 export RUSTC_BOOTSTRAP=1
+# The targets write their small models under TMPDIR: one of this script's, emptied here.
+export TMPDIR="$work/tmp"
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
 fuzz=(cargo fuzz)
 build_flags=(--release --target-dir "$target_dir")
 
@@ -53,7 +57,9 @@ run_target() {
 	local corpus="$work/corpus/$target" artifacts="$work/artifacts/$target"
 	mkdir -p "$corpus" "$artifacts"
 	local status=0
-	"${fuzz[@]}" run "${build_flags[@]}" "$target" "$corpus" "seeds/$target" -- \
+	local seeds=()
+	[ -d "seeds/$target" ] && seeds=("seeds/$target")
+	"${fuzz[@]}" run "${build_flags[@]}" "$target" "$corpus" "${seeds[@]}" -- \
 		-max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -timeout=20 \
 		-artifact_prefix="$artifacts/" -print_final_stats=1 > "$work/$target.log" 2>&1 ||
 		status=$?

@@ -34,24 +34,16 @@ pub fn pipeline_spec() -> TinySpec {
 
 /// The model whose `model.safetensors` the safetensors target replaces: one layer in f16
 /// (22 KiB of weights, a seed the fuzzer can mutate quickly). The committed seed
-/// `fuzz/corpus/safetensors_file/tiny-f16` is its weights file, as
+/// `fuzz/seeds/safetensors_file/tiny-f16` is its weights file, as
 /// `dllm-infer make-tiny --layers 1 --hidden 16 --heads 2 --kv-heads 1 --intermediate 32
 /// --vocab 259 --files 1 --dtype f16` writes it.
 pub fn single_layer_spec() -> TinySpec {
 	TinySpec {
 		layers: 1,
-		hidden: 16,
-		heads: 2,
-		kv_heads: 1,
-		head_dim: None,
-		intermediate: 32,
-		vocab: 259,
 		sliding_window: Some(16),
 		max_positions: 512,
-		rope_theta: 10_000.0,
-		files: 1,
 		dtype: DType::F16,
-		seed: 0,
+		..pipeline_spec()
 	}
 }
 
