@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: formatting, Rust unit and integration tests (these start
 # real nodes from the release binary), a minute of each fuzz target, a short run of
-# every pallet benchmark, a compile check of the CUDA path (inference crate and node),
+# every pallet benchmark, a compile check of the CUDA path (the inference crate),
 # and the polkadot-js tests against a dev node (the chat page's among them, in headless
 # Chromium).
 set -euo pipefail
@@ -31,7 +31,7 @@ step "dllm-fingerprint builds for the runtime's target (wasm32v1-none, no_std)"
 cargo build --release --locked -p dllm-fingerprint --no-default-features --target wasm32v1-none
 step "pallet benchmarks run (every call, 2 steps, through dllm-node benchmark pallet)"
 scripts/benchmark-pallets.sh --check
-step "CUDA path compiles: dllm-inference and dllm-node (cargo check, cuda features, nvcc 13.0 from PyPI)"
+step "CUDA path compiles: dllm-inference (cargo check, cuda feature, nvcc 13.0 from PyPI); the node's cuda feature enables it"
 scripts/cuda-check.sh
 step "polkadot-js tests"
 (cd scripts/js && npm test)
