@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Sets up and runs every test: formatting, Rust unit and integration tests (these start
-# real nodes from the release binary), a minute of each fuzz target, a short run of
-# every pallet benchmark, a compile check of the CUDA path (the inference crate),
-# and the polkadot-js tests against a dev node (the chat page's among them, in headless
-# Chromium).
+# Sets up and runs every test: formatting, the pallet crates' clippy, Rust unit and
+# integration tests (these start real nodes from the release binary), a minute of each
+# fuzz target, a short run of every pallet benchmark, a compile check of the CUDA path
+# (the inference crate), and the polkadot-js tests against a dev node (the chat page's
+# among them, in headless Chromium).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
