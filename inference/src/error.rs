@@ -66,4 +66,15 @@ impl InferenceError {
 	pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
 		InferenceError::Io { path: path.into(), source }
 	}
+
+	/// The same error, its message prefixed with the file it was found in (errors that
+	/// name no file; the others are returned as they are).
+	pub fn in_file(self, path: &std::path::Path) -> Self {
+		let located = |message: String| format!("{}: {message}", path.display());
+		match self {
+			InferenceError::Weights(message) => InferenceError::Weights(located(message)),
+			InferenceError::Tokenizer(message) => InferenceError::Tokenizer(located(message)),
+			other => other,
+		}
+	}
 }

@@ -91,12 +91,7 @@ impl ModelDir {
 
 fn read_index(path: &Path) -> Result<BTreeMap<String, String>> {
 	let text = std::fs::read_to_string(path).map_err(|e| InferenceError::io(path, e))?;
-	parse_index(&text).map_err(|e| match e {
-		InferenceError::Weights(message) => {
-			InferenceError::Weights(format!("{}: {message}", path.display()))
-		}
-		other => other,
-	})
+	parse_index(&text).map_err(|e| e.in_file(path))
 }
 
 /// The tensor-to-file map of a `model.safetensors.index.json`, checked: every file is a

@@ -81,6 +81,13 @@ struct Session {
 	last_used: u64,
 }
 
+impl Session {
+	/// Positions cached (every layer caches as many).
+	fn cached_positions(&self) -> usize {
+		self.caches.first().map_or(0, LayerKvCache::len)
+	}
+}
+
 /// A loaded chunk of a model.
 pub struct Shard {
 	config: MistralConfig,
@@ -355,10 +362,16 @@ impl Shard {
 	/// session (one task's previous stage sending a long input) cannot evict the others
 	/// (review L3). Within its share it evicts the least recently used, as before.
 	fn check_share(&self, session: SessionId, offset: usize, positions: usize) -> Result<()> {
-		let cached = |s: &Session| s.caches.first().map_or(0, LayerKvCache::len);
-		let own = if offset == 0 { 0 } else { self.sessions.get(&session).map_or(0, cached) };
-		let others: usize =
-			self.sessions.iter().filter(|(id, _)| **id != session).map(|(_, s)| cached(s)).sum();
+		let own = match self.sessions.get(&session) {
+			Some(state) if offset > 0 => state.cached_positions(),
+			_ => 0,
+		};
+		let others: usize = self
+			.sessions
+			.iter()
+			.filter(|(id, _)| **id != session)
+			.map(|(_, s)| s.cached_positions())
+			.sum();
 		// What the cache keeps after the pass (`layer::store_in_cache` trims a windowed
 		// cache to its last window once it reaches two).
 		let mut after = own.saturating_add(positions);
@@ -382,8 +395,7 @@ impl Shard {
 	/// Evicts least recently used sessions (never `keep`) beyond the limits.
 	fn evict(&mut self, keep: SessionId) {
 		loop {
-			let cached: usize =
-				self.sessions.values().map(|s| s.caches.first().map_or(0, LayerKvCache::len)).sum();
+			let cached: usize = self.sessions.values().map(Session::cached_positions).sum();
 			if self.sessions.len() <= self.limits.max_sessions
 				&& cached <= self.limits.max_cached_positions
 			{

@@ -49,12 +49,7 @@ fn read_tokenizer(path: &Path) -> Result<tokenizers::Tokenizer> {
 		return Err(InferenceError::MissingFile(path.to_path_buf()));
 	}
 	let json = std::fs::read(path).map_err(|e| InferenceError::io(path, e))?;
-	parse_tokenizer(&json).map_err(|e| match e {
-		InferenceError::Tokenizer(message) => {
-			InferenceError::Tokenizer(format!("{}: {message}", path.display()))
-		}
-		other => other,
-	})
+	parse_tokenizer(&json).map_err(|e| e.in_file(path))
 }
 
 /// The tokenizer described by the text of a `tokenizer.json`.
